@@ -1,0 +1,125 @@
+"""Domain values shared by every app: regions, signals, pod demand and hints.
+
+Everything here is a frozen, slotted, keyword-only dataclass: built once at a boundary
+(config file, provider response, admission review, watch event) and passed down unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+REGION_LABEL = "topology.kubernetes.io/region"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+# Karpenter's label; the most common way clusters say whether a node is spot.
+CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+
+ANNOTATION_PREFIX = "ecopulse.io/"
+OPT_OUT_ANNOTATION = "ecopulse.io/opt-out"
+OPT_OUT_LABEL = "ecopulse.io/opt-out"
+MAX_LATENCY_ANNOTATION = "ecopulse.io/max-latency-ms"
+DATA_REGION_ANNOTATION = "ecopulse.io/data-region"
+EGRESS_ANNOTATION = "ecopulse.io/egress-gb-per-hour"
+ALLOWED_REGIONS_ANNOTATION = "ecopulse.io/allowed-regions"
+EXPECTED_RUNTIME_ANNOTATION = "ecopulse.io/expected-runtime-hours"
+PREFERRED_REGION_ANNOTATION = "ecopulse.io/preferred-region"
+DECISION_ANNOTATION = "ecopulse.io/decision"
+
+
+class CapacityType(StrEnum):
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Region:
+    """A value of the node label topology.kubernetes.io/region and the grid zone it draws from."""
+
+    name: str
+    zone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForecastPoint:
+    at: datetime
+    carbon_g_per_kwh: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarbonObservation:
+    """What a provider said about one region's grid, before caching."""
+
+    carbon_g_per_kwh: float
+    observed_at: datetime  # the instant the provider says the value describes
+    forecast: tuple[ForecastPoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarbonSignal:
+    """A cached observation: the value, when it was true, when we got it, and from whom."""
+
+    region: str
+    zone: str
+    carbon_g_per_kwh: float
+    observed_at: datetime
+    fetched_at: datetime
+    source: str
+    forecast: tuple[ForecastPoint, ...] = ()
+
+    def age_seconds(self, now: datetime) -> float:
+        return max(0.0, (now - self.fetched_at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalSnapshot:
+    """The fresh signals at one instant. A region missing here is unknown: do nothing about it."""
+
+    taken_at: datetime
+    provider: str
+    carbon: dict[str, CarbonSignal] = field(default_factory=dict)
+
+    def known(self, region: str) -> CarbonSignal | None:
+        return self.carbon.get(region)
+
+    def max_age_seconds(self) -> float:
+        if not self.carbon:
+            return 0.0
+        return max(signal.age_seconds(self.taken_at) for signal in self.carbon.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceRates:
+    """List prices of one region, USD per vCPU-hour and per GiB-hour of memory."""
+
+    vcpu_hour_usd: float
+    gib_hour_usd: float
+    spot_vcpu_hour_usd: float
+    spot_gib_hour_usd: float
+    source: str = ""
+
+    def per_hour_usd(self, *, cpu_cores: float, memory_gib: float, capacity_type: CapacityType) -> float:
+        if capacity_type is CapacityType.SPOT:
+            return cpu_cores * self.spot_vcpu_hour_usd + memory_gib * self.spot_gib_hour_usd
+        return cpu_cores * self.vcpu_hour_usd + memory_gib * self.gib_hour_usd
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodDemand:
+    """What a pod asks for (sum of container requests, with init containers as the scheduler counts them)."""
+
+    cpu_cores: float
+    memory_gib: float
+    capacity_type: CapacityType = CapacityType.ON_DEMAND
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlacementHints:
+    """Refinements a pod (or its namespace) gives through ecopulse.io/ annotations."""
+
+    max_latency_ms: float | None = None
+    data_region: str | None = None
+    egress_gb_per_hour: float = 0.0
+    allowed_regions: frozenset[str] | None = None
+    expected_runtime_hours: float | None = None
