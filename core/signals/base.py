@@ -25,7 +25,9 @@ class ProviderErrorKind(StrEnum):
 class ProviderError(Exception):
     """A failed fetch, classified so the refresher can count it and decide how to back off."""
 
-    def __init__(self, kind: ProviderErrorKind, message: str, *, retry_after_seconds: float | None = None):
+    def __init__(
+        self, kind: ProviderErrorKind, message: str, *, retry_after_seconds: float | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message

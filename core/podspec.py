@@ -1,0 +1,202 @@
+"""Read what placement needs from a Pod as JSON (camelCase, as the API server sends it). Pure.
+
+The webhook, the extender and the rebalancer all see pods as JSON, so one reader serves all
+three and they agree on a pod's demand and hints. Hostile or odd values never raise here:
+a bad annotation is ignored with a warning, a missing request counts as the scheduler's
+default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from core.model import (
+    ALLOWED_REGIONS_ANNOTATION,
+    CAPACITY_TYPE_LABEL,
+    DATA_REGION_ANNOTATION,
+    EGRESS_ANNOTATION,
+    EXPECTED_RUNTIME_ANNOTATION,
+    MAX_LATENCY_ANNOTATION,
+    OPT_OUT_ANNOTATION,
+    REGION_LABEL,
+    CapacityType,
+    PlacementHints,
+    PodDemand,
+)
+from core.quantity import QuantityError, cpu_cores, memory_gib
+
+# kube-scheduler scores a container with no requests as if it asked for 100m CPU and 200 MB
+# (NonZeroRequests); we do the same so such pods still have a footprint to place.
+DEFAULT_CPU_CORES = 0.1
+DEFAULT_MEMORY_GIB = 200 * 1024 * 1024 / 2**30
+
+DEPRECATED_REGION_LABEL = "failure-domain.beta.kubernetes.io/region"
+REGION_KEYS = frozenset({REGION_LABEL, DEPRECATED_REGION_LABEL})
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+SPOT_SELECTORS: Mapping[str, frozenset[str]] = {
+    CAPACITY_TYPE_LABEL: frozenset({"spot"}),
+    "eks.amazonaws.com/capacityType": frozenset({"SPOT"}),
+    "cloud.google.com/gke-spot": frozenset({"true"}),
+    "cloud.google.com/gke-preemptible": frozenset({"true"}),
+    "kubernetes.azure.com/scalesetpriority": frozenset({"spot"}),
+}
+MAX_HORIZON_HOURS = 24 * 365
+MAX_EGRESS_GB_PER_HOUR = 1_000_000.0
+
+
+def as_mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: object) -> Sequence[object]:
+    return value if isinstance(value, list) else ()
+
+
+def string_map(value: object) -> dict[str, str]:
+    return {k: v for k, v in as_mapping(value).items() if isinstance(k, str) and isinstance(v, str)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodHintsResult:
+    hints: PlacementHints
+    warnings: tuple[str, ...]
+
+
+def read_annotations(pod: Mapping[str, object]) -> dict[str, str]:
+    return string_map(as_mapping(pod.get("metadata")).get("annotations"))
+
+
+def is_opted_out(pod_annotations: Mapping[str, str]) -> bool:
+    return pod_annotations.get(OPT_OUT_ANNOTATION, "").strip().lower() == "true"
+
+
+def owner_kinds(pod: Mapping[str, object]) -> tuple[str, ...]:
+    refs = as_list(as_mapping(pod.get("metadata")).get("ownerReferences"))
+    return tuple(kind for ref in refs if isinstance(kind := as_mapping(ref).get("kind"), str))
+
+
+def controller_owner(pod: Mapping[str, object]) -> tuple[str, str] | None:
+    """(kind, name) of the owner reference marked controller, if any."""
+    for ref in as_list(as_mapping(pod.get("metadata")).get("ownerReferences")):
+        fields = as_mapping(ref)
+        kind, name = fields.get("kind"), fields.get("name")
+        if fields.get("controller") is True and isinstance(kind, str) and isinstance(name, str):
+            return kind, name
+    return None
+
+
+def _container_requests(container: object) -> tuple[float, float]:
+    resources = as_mapping(as_mapping(container).get("resources"))
+    requests = as_mapping(resources.get("requests"))
+    limits = as_mapping(resources.get("limits"))
+
+    def read(name: str) -> float | None:
+        # The API server defaults a missing request to the limit, so do we.
+        raw = requests.get(name, limits.get(name))
+        if raw is None:
+            return None
+        try:
+            return cpu_cores(raw) if name == "cpu" else memory_gib(raw)
+        except QuantityError:
+            return None
+
+    cpu = read("cpu")
+    memory = read("memory")
+    return (DEFAULT_CPU_CORES if cpu is None else cpu, DEFAULT_MEMORY_GIB if memory is None else memory)
+
+
+def pod_demand(pod: Mapping[str, object]) -> PodDemand:
+    """Effective requests as the scheduler counts them: max(sum of containers, largest init) + overhead."""
+    spec = as_mapping(pod.get("spec"))
+    containers = [_container_requests(c) for c in as_list(spec.get("containers"))]
+    inits = [_container_requests(c) for c in as_list(spec.get("initContainers"))]
+    cpu = sum(c for c, _ in containers)
+    memory = sum(m for _, m in containers)
+    if inits:
+        cpu = max(cpu, *(c for c, _ in inits))
+        memory = max(memory, *(m for _, m in inits))
+    overhead = as_mapping(spec.get("overhead"))
+    try:
+        cpu += cpu_cores(overhead["cpu"]) if "cpu" in overhead else 0.0
+        memory += memory_gib(overhead["memory"]) if "memory" in overhead else 0.0
+    except QuantityError:
+        pass
+    return PodDemand(cpu_cores=cpu, memory_gib=memory, capacity_type=_capacity_type(spec))
+
+
+def _capacity_type(spec: Mapping[str, object]) -> CapacityType:
+    selector = string_map(spec.get("nodeSelector"))
+    for key, spot_values in SPOT_SELECTORS.items():
+        if selector.get(key) in spot_values:
+            return CapacityType.SPOT
+    return CapacityType.ON_DEMAND
+
+
+def region_constraints(spec: Mapping[str, object]) -> list[str]:
+    """Where the pod's own spec already pins or steers the region (nodeSelector or node affinity)."""
+    found: list[str] = []
+    selector = string_map(spec.get("nodeSelector"))
+    found.extend(f"nodeSelector {key}" for key in sorted(REGION_KEYS & set(selector)))
+    node_affinity = as_mapping(as_mapping(spec.get("affinity")).get("nodeAffinity"))
+    required = as_mapping(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))
+    for term in as_list(required.get("nodeSelectorTerms")):
+        if _term_mentions_region(term):
+            found.append("required node affinity on the region label")
+            break
+    for preferred in as_list(node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution")):
+        if _term_mentions_region(as_mapping(preferred).get("preference")):
+            found.append("preferred node affinity on the region label")
+            break
+    return found
+
+
+def _term_mentions_region(term: object) -> bool:
+    expressions = as_list(as_mapping(term).get("matchExpressions"))
+    return any(as_mapping(e).get("key") in REGION_KEYS for e in expressions)
+
+
+def _positive_number(raw: str, name: str, warnings: list[str], *, maximum: float) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        warnings.append(f"{name}: not a number ({raw[:20]!r}), ignored")
+        return None
+    if not math.isfinite(value) or value < 0 or value > maximum:
+        warnings.append(f"{name}: out of range ({raw[:20]!r}), ignored")
+        return None
+    return value
+
+
+def placement_hints(pod_annotations: Mapping[str, str], *, known_regions: frozenset[str]) -> PodHintsResult:
+    """Read the ecopulse.io/ annotations; each bad one is ignored and explained in a warning."""
+    warnings: list[str] = []
+    max_latency = data_region = runtime = allowed = None
+    egress = 0.0
+    if (raw := pod_annotations.get(MAX_LATENCY_ANNOTATION)) is not None:
+        max_latency = _positive_number(raw, MAX_LATENCY_ANNOTATION, warnings, maximum=100_000.0)
+    if (raw := pod_annotations.get(DATA_REGION_ANNOTATION)) is not None:
+        if raw.strip() in known_regions:
+            data_region = raw.strip()
+        else:
+            warnings.append(f"{DATA_REGION_ANNOTATION}: unknown region {raw[:40]!r}, ignored")
+    if (raw := pod_annotations.get(EGRESS_ANNOTATION)) is not None:
+        egress = _positive_number(raw, EGRESS_ANNOTATION, warnings, maximum=MAX_EGRESS_GB_PER_HOUR) or 0.0
+    if (raw := pod_annotations.get(EXPECTED_RUNTIME_ANNOTATION)) is not None:
+        value = _positive_number(raw, EXPECTED_RUNTIME_ANNOTATION, warnings, maximum=MAX_HORIZON_HOURS)
+        runtime = value if value else None
+    if (raw := pod_annotations.get(ALLOWED_REGIONS_ANNOTATION)) is not None:
+        names = {part.strip() for part in raw.split(",") if part.strip()}
+        unknown = names - known_regions
+        if unknown:
+            warnings.append(f"{ALLOWED_REGIONS_ANNOTATION}: unknown regions {sorted(unknown)[:3]} ignored")
+        allowed = frozenset(names & known_regions)
+    hints = PlacementHints(
+        max_latency_ms=max_latency,
+        data_region=data_region,
+        egress_gb_per_hour=egress,
+        allowed_regions=allowed,
+        expected_runtime_hours=runtime,
+    )
+    return PodHintsResult(hints=hints, warnings=tuple(warnings))

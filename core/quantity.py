@@ -1,0 +1,57 @@
+"""Kubernetes resource quantities ("250m", "1.5Gi", "1e3") to plain numbers. Pure."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_SUFFIX = {
+    None: 1.0,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+GIB = 2.0**30
+
+
+class QuantityError(ValueError):
+    pass
+
+
+def parse_quantity(value: object) -> float:
+    """Parse a quantity as the API server accepts it; numbers pass through. Negative is an error."""
+    if isinstance(value, bool):
+        raise QuantityError(f"not a quantity: {value!r}")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        match = _QUANTITY.match(value.strip())
+        if match is None:
+            raise QuantityError(f"not a quantity: {value[:40]!r}")
+        number = float(match.group(1)) * _SUFFIX[match.group(2)]
+    else:
+        raise QuantityError(f"not a quantity: {type(value).__name__}")
+    if not math.isfinite(number) or number < 0:
+        raise QuantityError(f"quantity out of range: {value!r}")
+    return number
+
+
+def cpu_cores(value: object) -> float:
+    return parse_quantity(value)
+
+
+def memory_gib(value: object) -> float:
+    return parse_quantity(value) / GIB

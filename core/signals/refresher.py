@@ -1,0 +1,312 @@
+"""The signal cache and the background refresher that fills it.
+
+Readers (the webhook's request path, the extender, the rebalancer's cycle) only ever call
+``SignalCache.snapshot``: a dictionary read, no I/O. The refresher, in its own thread, asks the
+provider for each region on its own schedule, keeps the last good value on failure, and backs
+off when the provider rate-limits us or refuses our credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+from core.config import CarbonSettings, EcoPulseConfiguration
+from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
+from core.model import CapacityType, CarbonSignal, SignalSnapshot
+from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
+from core.signals.providers import Clock, build_provider, utc_now
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+class SignalCache:
+    """Last good signal per region. Writes replace the whole mapping, so reads need no lock."""
+
+    def __init__(self) -> None:
+        self._signals: dict[str, CarbonSignal] = {}
+        self._provider = ""
+        self._write_lock = threading.Lock()
+
+    @property
+    def provider(self) -> str:
+        return self._provider
+
+    def put(self, signal: CarbonSignal) -> None:
+        with self._write_lock:
+            updated = dict(self._signals)
+            updated[signal.region] = signal
+            self._signals = updated
+
+    def reset(self, provider: str) -> None:
+        """Forget everything: values from another provider (or another mock grid) must not linger."""
+        with self._write_lock:
+            self._signals = {}
+            self._provider = provider
+
+    def last_known(self) -> dict[str, CarbonSignal]:
+        return self._signals
+
+    def snapshot(self, *, now: datetime, max_stale_seconds: float) -> SignalSnapshot:
+        fresh = {
+            region: signal
+            for region, signal in self._signals.items()
+            if signal.age_seconds(now) <= max_stale_seconds
+        }
+        return SignalSnapshot(taken_at=now, provider=self._provider, carbon=fresh)
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    fetched: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped_backoff: bool = False
+
+
+class SignalRefresher:
+    """Fetches every configured region's signal each ``carbon.refreshSeconds``.
+
+    ``refresh_once`` is the unit tests drive with a fake clock; ``start`` runs it in a thread.
+    A configuration change rebuilds the provider when its settings changed and refreshes at once,
+    so editing the mock grid moves the next pods without waiting a refresh period.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: EcoPulseConfiguration,
+        cache: SignalCache,
+        clock: Clock = utc_now,
+        provider_factory: Callable[[CarbonSettings], CarbonProvider] | None = None,
+    ) -> None:
+        self._config = config
+        self._cache = cache
+        self._clock = clock
+        self._factory = provider_factory or (lambda settings: build_provider(settings, clock=clock))
+        self._provider: CarbonProvider | None = None
+        self._provider_error: ProviderError | None = None
+        self._backoff_until: datetime | None = None
+        self._consecutive_backoffs = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._install_provider(config.carbon)
+
+    @property
+    def provider_name(self) -> str:
+        return self._provider.name if self._provider is not None else str(self._config.carbon.provider)
+
+    @property
+    def backoff_until(self) -> datetime | None:
+        return self._backoff_until
+
+    def _install_provider(self, settings: CarbonSettings) -> None:
+        if self._provider is not None:
+            self._provider.close()
+        self._backoff_until = None
+        self._consecutive_backoffs = 0
+        try:
+            self._provider = self._factory(settings)
+            self._provider_error = None
+        except ProviderError as error:
+            self._provider = None
+            self._provider_error = error
+            log.error(
+                "carbon provider cannot start",
+                extra={"provider": str(settings.provider), "reason": str(error)},
+            )
+        self._cache.reset(self.provider_name)
+
+    def update_config(self, config: EcoPulseConfiguration) -> None:
+        with self._lock:
+            previous = self._config
+            self._config = config
+            if previous.carbon != config.carbon or previous.regions != config.regions:
+                self._install_provider(config.carbon)
+        self._wake.set()
+
+    def refresh_once(self) -> RefreshReport:
+        with self._lock:
+            return self._refresh_locked()
+
+    def _refresh_locked(self) -> RefreshReport:
+        report = RefreshReport()
+        now = self._clock()
+        provider_label = self.provider_name
+        if self._provider is None:
+            error = self._provider_error
+            for region in self._config.regions:
+                SIGNAL_FETCH_ERRORS.labels(provider=provider_label, region=region.name, kind="config").inc()
+                report.failed[region.name] = str(error)
+            return report
+        if self._backoff_until is not None and now < self._backoff_until:
+            report.skipped_backoff = True
+            return report
+        for region in self._config.regions:
+            try:
+                observation = self._provider.fetch(region)
+            except ProviderError as error:
+                SIGNAL_FETCH_ERRORS.labels(
+                    provider=provider_label, region=region.name, kind=str(error.kind)
+                ).inc()
+                report.failed[region.name] = str(error)
+                log.warning(
+                    "carbon signal fetch failed; serving the last good value while it is fresh",
+                    extra={
+                        "provider": provider_label,
+                        "region": region.name,
+                        "kind": str(error.kind),
+                        "reason": error.message,
+                    },
+                )
+                if error.kind in (ProviderErrorKind.RATE_LIMITED, ProviderErrorKind.AUTH):
+                    self._back_off(now, error)
+                    break  # the rest of this round would be refused the same way
+                continue
+            except Exception as error:  # a provider bug must not kill the refresher
+                SIGNAL_FETCH_ERRORS.labels(provider=provider_label, region=region.name, kind="internal").inc()
+                report.failed[region.name] = f"internal: {type(error).__name__}"
+                log.exception(
+                    "carbon provider raised unexpectedly",
+                    extra={"provider": provider_label, "region": region.name},
+                )
+                continue
+            self._cache.put(
+                CarbonSignal(
+                    region=region.name,
+                    zone=region.zone,
+                    carbon_g_per_kwh=observation.carbon_g_per_kwh,
+                    observed_at=observation.observed_at,
+                    fetched_at=now,
+                    source=provider_label,
+                    forecast=observation.forecast,
+                )
+            )
+            SIGNAL_FETCHES.labels(provider=provider_label, region=region.name).inc()
+            report.fetched.append(region.name)
+        else:
+            self._consecutive_backoffs = 0
+        return report
+
+    def _back_off(self, now: datetime, error: ProviderError) -> None:
+        self._consecutive_backoffs += 1
+        exponential = self._config.carbon.refresh_seconds * (2 ** (self._consecutive_backoffs - 1))
+        seconds = min(MAX_BACKOFF_SECONDS, max(error.retry_after_seconds or 0.0, exponential))
+        self._backoff_until = now + timedelta(seconds=seconds)
+        log.warning(
+            "carbon provider backing off",
+            extra={"provider": self.provider_name, "kind": str(error.kind), "seconds": seconds},
+        )
+
+    def snapshot(self) -> SignalSnapshot:
+        return self._cache.snapshot(
+            now=self._clock(), max_stale_seconds=self._config.carbon.max_stale_seconds
+        )
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.refresh_once()
+                except Exception:
+                    log.exception("signal refresh round failed")
+                self._wake.wait(self._config.carbon.refresh_seconds)
+                self._wake.clear()
+
+        self._thread = threading.Thread(target=loop, name="signal-refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._provider is not None:
+            self._provider.close()
+
+
+class SignalMetricsCollector(Collector):
+    """Scrape-time gauges: signal age and freshness, intensity and prices per region."""
+
+    def __init__(self, refresher: SignalRefresher, config: Callable[[], EcoPulseConfiguration]) -> None:
+        self._refresher = refresher
+        self._config = config
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(_families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age, fresh, intensity, vcpu, gib = _families()
+        config = self._config()
+        now = self._refresher._clock()
+        provider = self._refresher.provider_name
+        known = self._refresher._cache.last_known()
+        for region in config.regions:
+            signal = known.get(region.name)
+            if signal is not None:
+                seconds = signal.age_seconds(now)
+                age.add_metric([provider, region.name], seconds)
+                fresh.add_metric(
+                    [provider, region.name], 1.0 if seconds <= config.carbon.max_stale_seconds else 0.0
+                )
+                intensity.add_metric([region.name, region.zone, provider], signal.carbon_g_per_kwh)
+            else:
+                fresh.add_metric([provider, region.name], 0.0)
+            rates = config.prices.get(region.name)
+            if rates is not None:
+                vcpu.add_metric([region.name, str(CapacityType.ON_DEMAND)], rates.vcpu_hour_usd)
+                vcpu.add_metric([region.name, str(CapacityType.SPOT)], rates.spot_vcpu_hour_usd)
+                gib.add_metric([region.name, str(CapacityType.ON_DEMAND)], rates.gib_hour_usd)
+                gib.add_metric([region.name, str(CapacityType.SPOT)], rates.spot_gib_hour_usd)
+        yield from (age, fresh, intensity, vcpu, gib)
+
+
+def _families() -> tuple[GaugeMetricFamily, ...]:
+    return (
+        GaugeMetricFamily(
+            "ecopulse_signal_age_seconds",
+            "Seconds since the last successful fetch of a region's carbon intensity.",
+            labels=["provider", "region"],
+        ),
+        GaugeMetricFamily(
+            "ecopulse_signal_fresh",
+            "1 when the region's intensity is fresh enough to decide on (age <= maxStaleSeconds).",
+            labels=["provider", "region"],
+        ),
+        GaugeMetricFamily(
+            "ecopulse_carbon_intensity_grams_per_kwh",
+            "Latest known grid carbon intensity of a region, gCO2eq per kWh.",
+            labels=["region", "zone", "provider"],
+        ),
+        GaugeMetricFamily(
+            "ecopulse_price_usd_per_vcpu_hour",
+            "List price per vCPU-hour of a region, by capacity type.",
+            labels=["region", "capacity_type"],
+        ),
+        GaugeMetricFamily(
+            "ecopulse_price_usd_per_gib_hour",
+            "List price per GiB-hour of memory of a region, by capacity type.",
+            labels=["region", "capacity_type"],
+        ),
+    )
+
+
+_installed: list[SignalMetricsCollector] = []
+
+
+def install_signal_metrics(refresher: SignalRefresher, config: Callable[[], EcoPulseConfiguration]) -> None:
+    """Register the scrape-time collector once per process; later calls retarget it."""
+    collector = SignalMetricsCollector(refresher, config)
+    if _installed:
+        REGISTRY.unregister(_installed.pop())
+    REGISTRY.register(collector)
+    _installed.append(collector)

@@ -1,0 +1,160 @@
+"""Decide what to do with one admission request: skip, mutate, or fail open. Pure.
+
+Input: the parsed request, the fresh signals, the configuration. Output: an outcome that
+carries the patch (if any), the warnings for the user, and the reason for the decision log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from core.config import EcoPulseConfiguration
+from core.model import DECISION_ANNOTATION, PREFERRED_REGION_ANNOTATION, SignalSnapshot
+from core.placement import NoChoice, PlacementChoice, Ranking, choose_regions, rank_regions
+from core.podspec import (
+    MIRROR_ANNOTATION,
+    as_mapping,
+    is_opted_out,
+    owner_kinds,
+    placement_hints,
+    pod_demand,
+    read_annotations,
+    region_constraints,
+)
+from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
+from webhook.admission.review import AdmissionRequest, PatchOperation
+
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+class Outcome(StrEnum):
+    MUTATED = "mutated"
+    SKIPPED = "skipped"
+    FAILED_OPEN = "failed_open"
+
+
+class Reason(StrEnum):
+    PLACED = "placed"
+    NOT_CREATE = "not-create"
+    NOT_A_POD = "not-a-pod"
+    NO_OBJECT = "no-object"
+    SYSTEM_NAMESPACE = "system-namespace"
+    OPTED_OUT = "opted-out"
+    NODE_NAME_SET = "node-name-set"
+    MIRROR_POD = "mirror-pod"
+    DAEMONSET_POD = "daemonset-pod"
+    USER_CONSTRAINED = "user-constrained"
+    ALREADY_PLACED = "already-placed"
+    NO_ELIGIBLE_REGION = "no-eligible-region"
+    BELOW_FLOOR = "no-region-above-floor"
+    UNPATCHABLE = "unpatchable-pod"
+    # fail-open reasons
+    NO_SIGNALS = "no-fresh-signals"
+    BASELINE_UNKNOWN = "baseline-signal-unknown"
+    DEADLINE = "deadline-exceeded"
+    INTERNAL_ERROR = "internal-error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewOutcome:
+    outcome: Outcome
+    reason: Reason
+    patch: list[PatchOperation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    region: str = ""
+    decision: str = ""  # the short "why" that also goes into the pod annotation
+    ranking: Ranking | None = None
+
+
+def skip(reason: Reason, *warnings: str) -> ReviewOutcome:
+    return ReviewOutcome(outcome=Outcome.SKIPPED, reason=reason, warnings=list(warnings))
+
+
+def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
+    return ReviewOutcome(
+        outcome=Outcome.FAILED_OPEN, reason=reason, warnings=[f"eco-pulse: pod admitted unchanged ({detail})"]
+    )
+
+
+def decide(
+    request: AdmissionRequest,
+    *,
+    signals: SignalSnapshot,
+    config: EcoPulseConfiguration,
+    own_namespace: str = "",
+) -> ReviewOutcome:
+    if request.operation != "CREATE":
+        return skip(Reason.NOT_CREATE)
+    if not request.is_pod:
+        return skip(Reason.NOT_A_POD)
+    pod = request.object
+    if pod is None:
+        return skip(Reason.NO_OBJECT)
+    namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
+    if namespace in SYSTEM_NAMESPACES or (own_namespace and namespace == own_namespace):
+        return skip(Reason.SYSTEM_NAMESPACE)
+    pod_annotations = read_annotations(pod)
+    if is_opted_out(pod_annotations):
+        return skip(Reason.OPTED_OUT)
+    spec = as_mapping(pod.get("spec"))
+    if spec.get("nodeName"):
+        return skip(Reason.NODE_NAME_SET)
+    if MIRROR_ANNOTATION in pod_annotations:
+        return skip(Reason.MIRROR_POD)
+    if "DaemonSet" in owner_kinds(pod):
+        return skip(Reason.DAEMONSET_POD)
+    if PREFERRED_REGION_ANNOTATION in pod_annotations:
+        return skip(Reason.ALREADY_PLACED)
+    constraints = region_constraints(spec)
+    if constraints:
+        return skip(
+            Reason.USER_CONSTRAINED,
+            f"eco-pulse: region left to you ({', '.join(constraints)}); no region affinity added",
+        )
+
+    if not signals.carbon:
+        return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals")
+    hints = placement_hints(pod_annotations, known_regions=frozenset(config.region_names))
+    warnings = [f"eco-pulse: {w}" for w in hints.warnings]
+    ranking = rank_regions(demand=pod_demand(pod), hints=hints.hints, signals=signals, config=config)
+    choice = choose_regions(ranking, config)
+    if choice is NoChoice.BASELINE_UNKNOWN:
+        return fail_open(Reason.BASELINE_UNKNOWN, f"no fresh signal for baseline {config.baseline_region}")
+    if choice is NoChoice.NO_ELIGIBLE_REGION:
+        return skip(Reason.NO_ELIGIBLE_REGION, *warnings, "eco-pulse: no region fits this pod's constraints")
+    if choice is NoChoice.BELOW_FLOOR:
+        return skip(Reason.BELOW_FLOOR, *warnings)
+    assert isinstance(choice, PlacementChoice)
+
+    decision = describe(ranking, choice, signals)
+    try:
+        patch = affinity_patch(pod, choice)
+        patch += annotation_patch(
+            pod, {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: decision}
+        )
+    except Unpatchable as error:
+        return skip(Reason.UNPATCHABLE, *warnings, f"eco-pulse: {error}; no region affinity added")
+    return ReviewOutcome(
+        outcome=Outcome.MUTATED,
+        reason=Reason.PLACED,
+        patch=patch,
+        warnings=warnings,
+        region=choice.best_region,
+        decision=decision,
+        ranking=ranking,
+    )
+
+
+def describe(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot) -> str:
+    """A short, human-readable why: mode, net benefit per region over the horizon, signal age."""
+    parts = []
+    for assessment in ranking.eligible[:4]:
+        cost = assessment.cost
+        intensity = f"{cost.carbon_g_per_kwh:.0f}g" if cost is not None else "?"
+        parts.append(f"{assessment.region}={assessment.net_benefit_usd or 0.0:+.4f}$/{intensity}")
+    mode = "required" if choice.required_regions is not None else "preferred"
+    return (
+        f"{mode} {choice.best_region}; net vs {ranking.baseline_region} over {ranking.hours:g}h: "
+        f"{' '.join(parts)}; signals {signals.provider} age<={signals.max_age_seconds():.0f}s"
+    )[:250]

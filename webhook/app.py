@@ -1,0 +1,201 @@
+"""The HTTPS edge: Starlette routes, thin. Parse, hand to the pure decision, answer, log, count.
+
+Whatever happens after the body parses as an AdmissionReview, the answer is 200 with the
+request's uid and ``allowed: true``: a bug, an overrun of our own deadline or missing signals
+admit the pod unchanged (fail open) with a warning and a metric.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.config import EcoPulseConfiguration
+from core.model import SignalSnapshot
+from webhook.admission.mutate import Outcome, Reason, ReviewOutcome, decide, fail_open
+from webhook.admission.review import (
+    MAX_BODY_BYTES,
+    AdmissionRequest,
+    MalformedReview,
+    parse_review,
+    review_response,
+)
+from webhook.metrics import (
+    ADMISSION_DURATION,
+    ADMISSION_FAIL_OPEN,
+    ADMISSION_REQUESTS,
+    ADMISSION_SKIPPED,
+    PLACEMENT_DECISIONS,
+    PROJECTED_AVOIDED,
+    PROJECTED_NET_BENEFIT,
+)
+
+log = logging.getLogger("ecopulse.webhook")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookContext:
+    """What the routes read: the current config and the current signals, both without I/O."""
+
+    config: Callable[[], EcoPulseConfiguration]
+    signals: Callable[[], SignalSnapshot]
+    deadline_seconds: float
+    own_namespace: str = ""
+    ready: Callable[[], bool] = lambda: True
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _bad_request(message: str) -> JSONResponse:
+    ADMISSION_REQUESTS.labels(outcome="malformed").inc()
+    log.warning("malformed admission review", extra={"decision": "rejected-malformed", "reason": message})
+    return JSONResponse({"error": "malformed AdmissionReview", "message": message}, status_code=400)
+
+
+def create_app(context: WebhookContext) -> Starlette:
+    async def mutate(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request)
+        except BodyTooLarge:
+            return _bad_request(f"body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            review = parse_review(body)
+        except MalformedReview as error:
+            return _bad_request(str(error))
+
+        outcome = await _decide_within_deadline(review, context)
+        answer = review_response(
+            review.uid,
+            patch=outcome.patch,
+            warnings=outcome.warnings,
+            audit={"decision": f"{outcome.outcome}:{outcome.reason}"},
+        )
+        elapsed = time.perf_counter() - started
+        _record(review, outcome, elapsed)
+        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        if not context.ready():
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        snapshot = context.signals()
+        return JSONResponse(
+            {
+                "status": "ready",
+                "provider": snapshot.provider,
+                "freshRegions": sorted(snapshot.carbon),
+                "maxSignalAgeSeconds": round(snapshot.max_age_seconds(), 1),
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/mutate", mutate, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+    )
+
+
+async def _decide_within_deadline(review: AdmissionRequest, context: WebhookContext) -> ReviewOutcome:
+    def run() -> ReviewOutcome:
+        return decide(
+            review, signals=context.signals(), config=context.config(), own_namespace=context.own_namespace
+        )
+
+    try:
+        # In a worker thread, so our deadline holds even if a decision were ever slow; the
+        # abandoned thread finishes on its own and its result is dropped.
+        with anyio.fail_after(context.deadline_seconds):
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except TimeoutError:
+        return fail_open(Reason.DEADLINE, f"decision took longer than {context.deadline_seconds:g}s")
+    except Exception:
+        log.exception("admission decision failed", extra={"uid": review.uid})
+        return fail_open(Reason.INTERNAL_ERROR, "internal error")
+
+
+def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: float) -> None:
+    ADMISSION_REQUESTS.labels(outcome=str(outcome.outcome)).inc()
+    ADMISSION_DURATION.observe(elapsed_seconds)
+    if outcome.outcome is Outcome.FAILED_OPEN:
+        ADMISSION_FAIL_OPEN.labels(reason=str(outcome.reason)).inc()
+    elif outcome.outcome is Outcome.SKIPPED:
+        ADMISSION_SKIPPED.labels(reason=str(outcome.reason)).inc()
+    pod_name = _pod_name(review)
+    fields: dict[str, object] = {
+        "uid": review.uid,
+        "namespace": review.namespace,
+        "pod": pod_name,
+        "operation": review.operation,
+        "decision": str(outcome.outcome),
+        "reason": str(outcome.reason),
+        "region": outcome.region,
+        "duration_ms": round(elapsed_seconds * 1000, 3),
+        "dry_run": review.dry_run,
+    }
+    if outcome.outcome is Outcome.MUTATED:
+        PLACEMENT_DECISIONS.labels(namespace=review.namespace, region=outcome.region).inc()
+        fields["why"] = outcome.decision
+        best = outcome.ranking.assessment(outcome.region) if outcome.ranking is not None else None
+        if best is not None and best.versus_baseline is not None and not review.dry_run:
+            PROJECTED_NET_BENEFIT.labels(namespace=review.namespace, region=outcome.region).inc(
+                best.versus_baseline.net_usd
+            )
+            PROJECTED_AVOIDED.labels(namespace=review.namespace, region=outcome.region).inc(
+                best.versus_baseline.avoided_grams
+            )
+            fields["net_benefit_usd"] = round(best.versus_baseline.net_usd, 6)
+            fields["avoided_grams"] = round(best.versus_baseline.avoided_grams, 3)
+        if outcome.ranking is not None:
+            fields["signals"] = {
+                a.region: {
+                    "carbon_g_per_kwh": round(a.cost.carbon_g_per_kwh, 2),
+                    "age_seconds": round(a.signal_age_seconds or 0.0, 1),
+                }
+                for a in outcome.ranking.assessments
+                if a.cost is not None
+            }
+    if outcome.warnings:
+        fields["warnings"] = outcome.warnings
+    log.info("admission decision", extra=fields)
+
+
+def _pod_name(review: AdmissionRequest) -> str:
+    if review.name:
+        return review.name
+    metadata = review.object.get("metadata") if review.object is not None else None
+    if isinstance(metadata, dict):
+        generate = metadata.get("generateName")
+        if isinstance(generate, str):
+            return generate + "*"
+    return ""

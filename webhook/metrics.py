@@ -1,0 +1,48 @@
+"""The webhook's own metrics (base units, ``ecopulse_`` prefix)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ADMISSION_REQUESTS = Counter(
+    "ecopulse_admission_requests_total",
+    "AdmissionReviews answered, by outcome (mutated, skipped, failed_open, malformed).",
+    ["outcome"],
+)
+ADMISSION_DURATION = Histogram(
+    "ecopulse_admission_duration_seconds",
+    "Time from request received to response ready for /mutate.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+ADMISSION_FAIL_OPEN = Counter(
+    "ecopulse_admission_fail_open_total",
+    "Pods admitted unchanged because we could not decide, by reason.",
+    ["reason"],
+)
+ADMISSION_SKIPPED = Counter(
+    "ecopulse_admission_skipped_total",
+    "Pods deliberately left unchanged, by reason (opted-out, user-constrained, ...).",
+    ["reason"],
+)
+PLACEMENT_DECISIONS = Counter(
+    "ecopulse_placement_decisions_total",
+    "Pods given region affinity, by namespace and preferred region.",
+    ["namespace", "region"],
+)
+# Gauges, not counters: a placement can project a loss (a region dearer than the baseline),
+# and an honest running sum must be able to go down.
+PROJECTED_NET_BENEFIT = Gauge(
+    "ecopulse_projected_net_benefit_usd",
+    "Running sum of the net benefit against the baseline projected at admission over each pod's horizon.",
+    ["namespace", "region"],
+)
+PROJECTED_AVOIDED = Gauge(
+    "ecopulse_projected_carbon_avoided_grams",
+    "Running sum of emissions avoided against the baseline, projected at admission over each pod horizon.",
+    ["namespace", "region"],
+)
+TLS_RELOADS = Counter(
+    "ecopulse_tls_reloads_total",
+    "Serving certificate reloads by result (applied, invalid).",
+    ["result"],
+)

@@ -1,0 +1,168 @@
+"""Wire the webhook process together: config, signals, TLS that reloads, metrics port, uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import start_http_server
+from starlette.routing import BaseRoute
+
+from core.config import ConfigError, default_config
+from core.logs import configure_logging
+from core.reload import ConfigSource, FileWatcher
+from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from webhook.app import WebhookContext, create_app
+from webhook.metrics import TLS_RELOADS
+from webhook.settings import SettingsError, WebhookSettings
+
+log = logging.getLogger("ecopulse.webhook")
+
+
+class TlsReloader:
+    """Loads a new key pair into the live SSLContext when the files change.
+
+    New handshakes use the new certificate; open connections keep theirs. A half-written or
+    mismatched pair is refused (checked in a scratch context first) and the old one stays.
+    """
+
+    def __init__(self, context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+        self._context = context
+        self._cert_file = cert_file
+        self._key_file = key_file
+        self.watcher = FileWatcher([cert_file, key_file], self.reload)
+
+    def reload(self) -> None:
+        try:
+            scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            scratch.load_cert_chain(self._cert_file, self._key_file)
+            self._context.load_cert_chain(self._cert_file, self._key_file)
+        except (OSError, ssl.SSLError) as error:
+            TLS_RELOADS.labels(result="invalid").inc()
+            log.error(
+                "TLS key pair reload refused; keeping the current one",
+                extra={"cert_file": str(self._cert_file), "reason": str(error)},
+            )
+            return
+        TLS_RELOADS.labels(result="applied").inc()
+        log.info("TLS key pair reloaded", extra={"cert_file": str(self._cert_file)})
+
+
+@dataclass
+class RunningWebhook:
+    """Handles on a started webhook, so tests and the CLI stop it the same way."""
+
+    server: uvicorn.Server
+    thread: threading.Thread | None
+    config: ConfigSource
+    refresher: SignalRefresher
+    tls: TlsReloader
+    port: int
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self.tls.watcher.stop()
+        self.config.stop()
+        self.refresher.stop()
+
+
+def build(
+    settings: WebhookSettings,
+    *,
+    sock: socket.socket | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> RunningWebhook:
+    """Create everything and start the background threads; the caller serves ``server``."""
+    if settings.config_path is not None:
+        config = ConfigSource.from_file(settings.config_path)
+    else:
+        config = ConfigSource(None, default_config())
+    refresher = SignalRefresher(config=config.current, cache=SignalCache())
+    config.subscribe(refresher.update_config)
+    install_signal_metrics(refresher, lambda: config.current)
+
+    context = WebhookContext(
+        config=lambda: config.current,
+        signals=refresher.snapshot,
+        deadline_seconds=settings.deadline_seconds,
+        own_namespace=settings.own_namespace,
+    )
+    app = create_app(context)
+    app.router.routes.extend(extra_routes)
+    uv_config = uvicorn.Config(
+        app,
+        host=settings.bind_address,
+        port=settings.port,
+        ssl_certfile=str(settings.cert_file),
+        ssl_keyfile=str(settings.key_file),
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=30,
+        lifespan="off",
+    )
+    uv_config.load()  # builds the SSLContext now, so the reloader can hold it
+    assert uv_config.ssl is not None
+    tls = TlsReloader(uv_config.ssl, settings.cert_file, settings.key_file)
+    server = uvicorn.Server(uv_config)
+    port = sock.getsockname()[1] if sock is not None else settings.port
+
+    refresher.start()
+    config.start_watching(interval_seconds=settings.reload_interval_seconds)
+    tls.watcher.start(interval_seconds=settings.reload_interval_seconds, name="tls-watcher")
+    running = RunningWebhook(
+        server=server, thread=None, config=config, refresher=refresher, tls=tls, port=port
+    )
+    if sock is not None:
+        running.thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+        )
+        running.thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not running.thread.is_alive():
+                running.stop()
+                raise RuntimeError("webhook server did not start")
+            time.sleep(0.01)
+    return running
+
+
+def main() -> int:
+    try:
+        settings = WebhookSettings.from_env()
+    except SettingsError as error:
+        print(f"eco-pulse webhook: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    log.info("starting eco-pulse webhook", extra={"settings": settings.redacted()})
+    try:
+        running = build(settings)
+    except ConfigError as error:
+        log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
+        return 2
+    except (OSError, ssl.SSLError) as error:
+        log.error("cannot load TLS key pair", extra={"tls_dir": str(settings.tls_dir), "reason": str(error)})
+        return 2
+    start_http_server(settings.metrics_port, addr=settings.metrics_bind_address)
+    log.info(
+        "serving",
+        extra={
+            "port": settings.port,
+            "metrics_port": settings.metrics_port,
+            "config": str(settings.config_path or "<embedded default>"),
+        },
+    )
+    try:
+        running.server.run()
+    finally:
+        running.stop()
+    return 0
