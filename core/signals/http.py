@@ -1,0 +1,199 @@
+"""HTTP plumbing shared by the carbon providers: send, classify a failure, read JSON into typed values.
+
+Nothing here ever quotes a credential or a response body in a message. Callers pass `what`
+(e.g. "electricitymaps zone DE"), which names a request by its public parts only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from core.signals.base import ProviderError, ProviderErrorKind
+
+# Anything above this is not a grid: the dirtiest coal plants emit about 1,200 g/kWh.
+MAX_PLAUSIBLE_G_PER_KWH = 5000.0
+DEFAULT_TIMEOUT_SECONDS = 10.0
+USER_AGENT = "eco-pulse/0.1"
+
+
+class Secret:
+    """A credential that prints as *** in reprs, f-strings and logs; call reveal() only to send it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def default_client(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> httpx.Client:
+    """The client the env builders use: bounded timeouts, no redirects (a credential must not follow one)."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout_seconds),
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT},
+    )
+
+
+def send(
+    client: httpx.Client,
+    url: str,
+    *,
+    what: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: httpx.Auth | None = None,
+) -> httpx.Response:
+    """GET url; transport failures become ProviderError (TIMEOUT, UNAVAILABLE, CONFIG, BAD_RESPONSE).
+
+    Only timeouts and connect errors keep their cause: their text comes from the OS, never from our
+    headers. Other httpx errors (an invalid header quotes its value) are reported by class name only.
+    """
+    try:
+        return client.get(
+            url,
+            params=dict(params) if params is not None else None,
+            headers=dict(headers) if headers is not None else None,
+            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+    except httpx.TimeoutException as exc:
+        raise ProviderError(ProviderErrorKind.TIMEOUT, f"{what}: timed out ({type(exc).__name__})") from exc
+    except httpx.ConnectError as exc:
+        detail = str(exc)[:80]
+        described = f"ConnectError: {detail}" if detail else "ConnectError"
+        message = f"{what}: connection failed ({described})"
+        raise ProviderError(ProviderErrorKind.UNAVAILABLE, message) from exc
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
+        raise ProviderError(
+            ProviderErrorKind.CONFIG, f"{what}: request cannot be sent (check the base URL and credentials)"
+        ) from None
+    except httpx.DecodingError:
+        raise ProviderError(ProviderErrorKind.BAD_RESPONSE, f"{what}: undecodable body") from None
+    except httpx.HTTPError as exc:  # ReadError, RemoteProtocolError, ProxyError, TooManyRedirects, ...
+        raise ProviderError(
+            ProviderErrorKind.UNAVAILABLE, f"{what}: connection failed ({type(exc).__name__})"
+        ) from None
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait per a Retry-After header (delay-seconds or HTTP-date); None if absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC without a claim about local time
+        when = when.replace(tzinfo=UTC)
+    try:
+        return max(0.0, (when - now).total_seconds())
+    except OverflowError:
+        return None
+
+
+def error_for_status(response: httpx.Response, *, what: str, now: datetime) -> ProviderError | None:
+    """None for a 2xx answer; otherwise the classified error. Never quotes the body."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    message = f"{what}: HTTP {status}"
+    if status in (401, 403):
+        return ProviderError(ProviderErrorKind.AUTH, message)
+    if status == 404:
+        return ProviderError(ProviderErrorKind.NOT_FOUND, message)
+    if status == 408:
+        return ProviderError(ProviderErrorKind.TIMEOUT, message)
+    if status == 429:
+        retry = parse_retry_after(response.headers.get("retry-after"), now=now)
+        return ProviderError(ProviderErrorKind.RATE_LIMITED, message, retry_after_seconds=retry)
+    if status >= 500:
+        retry = parse_retry_after(response.headers.get("retry-after"), now=now)
+        return ProviderError(ProviderErrorKind.UNAVAILABLE, message, retry_after_seconds=retry)
+    if 300 <= status < 400:
+        return ProviderError(ProviderErrorKind.CONFIG, f"{message} (redirect: check the base URL)")
+    if 400 <= status < 500:  # 400, 405, 422, ...: the provider rejects the request as we build it
+        return ProviderError(ProviderErrorKind.CONFIG, f"{message} (request rejected)")
+    return ProviderError(ProviderErrorKind.BAD_RESPONSE, message)
+
+
+def bad_response(what: str, detail: str) -> ProviderError:
+    return ProviderError(ProviderErrorKind.BAD_RESPONSE, f"{what}: {detail}")
+
+
+def read_json(response: httpx.Response, *, what: str) -> object:
+    """The decoded body, typed as object so callers must narrow it; BAD_RESPONSE if it is not JSON."""
+    try:
+        body: object = json.loads(response.content)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise bad_response(what, "body is not JSON") from None
+    return body
+
+
+def as_object(value: object) -> dict[str, object] | None:
+    if isinstance(value, dict):
+        return {str(key): item for key, item in value.items()}
+    return None
+
+
+def as_list(value: object) -> list[object] | None:
+    if isinstance(value, list):
+        return [item for item in value]  # noqa: C416 - narrows list[Any] to list[object]
+    return None
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_finite_number(value: object) -> float | None:
+    """A JSON number as a finite float; None for bools, strings, NaN, ±Infinity, ints too big for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def is_plausible_intensity(g_per_kwh: float) -> bool:
+    return 0.0 <= g_per_kwh <= MAX_PLAUSIBLE_G_PER_KWH
+
+
+def parse_instant(value: object) -> datetime | None:
+    """An ISO 8601 timestamp as an aware UTC datetime; a naive one is taken as UTC; None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None

@@ -1,0 +1,111 @@
+"""Shared fixtures: a CA and serving certificate, config files, a real webhook over TLS on loopback."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from certs.issue import issue_ca, issue_serving_cert, write_bundle
+from webhook.server import RunningWebhook, build
+from webhook.settings import WebhookSettings
+
+MOCK_CONFIG = """\
+apiVersion: ecopulse.io/v1alpha1
+kind: EcoPulseConfiguration
+regions:
+  - {name: us-east-1, zone: US-MIDA-PJM}
+  - {name: eu-west-1, zone: IE}
+  - {name: eu-north-1, zone: SE-SE3}
+baselineRegion: us-east-1
+carbon:
+  provider: mock
+  mock: {us-east-1: 450, eu-west-1: 300, eu-north-1: 30}
+prices:
+  us-east-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+  eu-west-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+  eu-north-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+"""
+
+
+def issue_tls(directory: Path, *, common_name: str = "eco-pulse test CA") -> Path:
+    ca = issue_ca(common_name)
+    leaf = issue_serving_cert(
+        ca,
+        service="eco-pulse-webhook",
+        namespace="eco-pulse",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+    )
+    write_bundle(directory, ca=ca, leaf=leaf)
+    return directory / "ca.crt"
+
+
+@dataclass
+class Webhook:
+    running: RunningWebhook
+    base_url: str
+    ca_file: Path
+    config_file: Path
+    tls_dir: Path
+
+    def client(self, *, ca_file: Path | None = None) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(ca_file or self.ca_file))
+        return httpx.Client(base_url=self.base_url, verify=context, timeout=10)
+
+    def wait_ready(self, *, regions: int = 3, timeout_seconds: float = 10) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                body = client.get("/readyz").json()
+                if len(body.get("freshRegions", [])) >= regions:
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"signals not fresh within {timeout_seconds}s: {body}")
+
+
+StartWebhook = Callable[..., Webhook]
+
+
+@pytest.fixture
+def start_webhook(tmp_path: Path) -> Iterator[StartWebhook]:
+    """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
+    started: list[Webhook] = []
+
+    def start(config_text: str = MOCK_CONFIG, **overrides: object) -> Webhook:
+        tls_dir = tmp_path / f"tls{len(started)}"
+        ca_file = issue_tls(tls_dir)
+        config_file = tmp_path / f"config{len(started)}.yaml"
+        config_file.write_text(config_text)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        options: dict[str, object] = {
+            "tls_dir": tls_dir,
+            "bind_address": "127.0.0.1",
+            "port": sock.getsockname()[1],
+            "config_path": config_file,
+            "reload_interval_seconds": 0.05,
+        }
+        options.update(overrides)
+        settings = WebhookSettings(**options)  # type: ignore[arg-type]
+        running = build(settings, sock=sock)
+        webhook = Webhook(
+            running=running,
+            base_url=f"https://localhost:{running.port}",
+            ca_file=ca_file,
+            config_file=config_file,
+            tls_dir=tls_dir,
+        )
+        started.append(webhook)
+        return webhook
+
+    yield start
+    for webhook in started:
+        webhook.running.stop()
