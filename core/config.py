@@ -205,10 +205,13 @@ class _Reader:
     ) -> float:
         raw = value.get(name, default)
         full = _join(key, name)
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        try:
+            number = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
+        except OverflowError:  # an integer too large for a float
+            number = math.nan
+        if not math.isfinite(number):
             self.fail(full, f"must be a number, got {_describe(raw)}")
             return default
-        number = float(raw)
         if minimum is not None and number < minimum:
             self.fail(full, f"must be >= {minimum:g}, got {number:g}")
         if exclusive_minimum is not None and number <= exclusive_minimum:
@@ -281,7 +284,7 @@ _TOP_KEYS = {
 def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration:
     """Validate a parsed YAML document and build the configuration, or raise ConfigError."""
     reader = _Reader()
-    top = reader.mapping(document, "")
+    top = reader.mapping(document, "(top level)")
     if not top and document is not None and reader.problems:
         raise ConfigError(reader.problems, source=source)
     reader.only_keys(top, "", _TOP_KEYS)
@@ -331,6 +334,8 @@ def _parse_regions(reader: _Reader, raw: object) -> tuple[Region, ...]:
         key = f"regions[{index}]"
         entry = reader.mapping(item, key)
         if not entry:
+            if not reader.problems or not reader.problems[-1].startswith(key):
+                reader.fail(key, "must be a mapping with name and zone")
             continue
         reader.only_keys(entry, key, {"name", "zone"})
         name = reader.string(entry, key, "name", None)
@@ -702,6 +707,8 @@ def load_config(path: Path) -> EcoPulseConfiguration:
 def parse_config_text(text: str, *, source: str = "") -> EcoPulseConfiguration:
     try:
         document = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(["not valid YAML: nested too deeply"], source=source) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -46,12 +46,19 @@ MAX_HORIZON_HOURS = 24 * 365
 MAX_EGRESS_GB_PER_HOUR = 1_000_000.0
 
 
+_EMPTY: Mapping[str, object] = {}
+
+
 def as_mapping(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
+    # Exact type first: JSON gives dicts, and an ABC isinstance check costs ten times more on
+    # the admission hot path.
+    if type(value) is dict:
+        return value
+    return value if isinstance(value, Mapping) else _EMPTY
 
 
 def as_list(value: object) -> Sequence[object]:
-    return value if isinstance(value, list) else ()
+    return value if type(value) is list else ()
 
 
 def string_map(value: object) -> dict[str, str]:
@@ -108,15 +115,31 @@ def _container_requests(container: object) -> tuple[float, float]:
 
 
 def pod_demand(pod: Mapping[str, object]) -> PodDemand:
-    """Effective requests as the scheduler counts them: max(sum of containers, largest init) + overhead."""
+    """Effective requests as the scheduler counts them (see resource.PodRequests in kubernetes).
+
+    Regular containers and native sidecars (init containers with restartPolicy Always) run
+    together; each classic init container runs alone, next to the sidecars started before it.
+    The pod needs the larger of the two peaks, plus its overhead.
+    """
     spec = as_mapping(pod.get("spec"))
-    containers = [_container_requests(c) for c in as_list(spec.get("containers"))]
-    inits = [_container_requests(c) for c in as_list(spec.get("initContainers"))]
-    cpu = sum(c for c, _ in containers)
-    memory = sum(m for _, m in containers)
-    if inits:
-        cpu = max(cpu, *(c for c, _ in inits))
-        memory = max(memory, *(m for _, m in inits))
+    cpu = memory = 0.0
+    for container in as_list(spec.get("containers")):
+        container_cpu, container_memory = _container_requests(container)
+        cpu += container_cpu
+        memory += container_memory
+    sidecar_cpu = sidecar_memory = init_peak_cpu = init_peak_memory = 0.0
+    for container in as_list(spec.get("initContainers")):
+        container_cpu, container_memory = _container_requests(container)
+        if as_mapping(container).get("restartPolicy") == "Always":
+            sidecar_cpu += container_cpu
+            sidecar_memory += container_memory
+            init_peak_cpu = max(init_peak_cpu, sidecar_cpu)
+            init_peak_memory = max(init_peak_memory, sidecar_memory)
+        else:
+            init_peak_cpu = max(init_peak_cpu, sidecar_cpu + container_cpu)
+            init_peak_memory = max(init_peak_memory, sidecar_memory + container_memory)
+    cpu = max(cpu + sidecar_cpu, init_peak_cpu)
+    memory = max(memory + sidecar_memory, init_peak_memory)
     overhead = as_mapping(spec.get("overhead"))
     try:
         cpu += cpu_cores(overhead["cpu"]) if "cpu" in overhead else 0.0
@@ -154,7 +177,7 @@ def region_constraints(spec: Mapping[str, object]) -> list[str]:
 
 def _term_mentions_region(term: object) -> bool:
     expressions = as_list(as_mapping(term).get("matchExpressions"))
-    return any(as_mapping(e).get("key") in REGION_KEYS for e in expressions)
+    return any(isinstance(key := as_mapping(e).get("key"), str) and key in REGION_KEYS for e in expressions)
 
 
 def _positive_number(raw: str, name: str, warnings: list[str], *, maximum: float) -> float | None:

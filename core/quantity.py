@@ -35,15 +35,18 @@ def parse_quantity(value: object) -> float:
     """Parse a quantity as the API server accepts it; numbers pass through. Negative is an error."""
     if isinstance(value, bool):
         raise QuantityError(f"not a quantity: {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        match = _QUANTITY.match(value.strip())
-        if match is None:
-            raise QuantityError(f"not a quantity: {value[:40]!r}")
-        number = float(match.group(1)) * _SUFFIX[match.group(2)]
-    else:
-        raise QuantityError(f"not a quantity: {type(value).__name__}")
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            match = _QUANTITY.match(value.strip())
+            if match is None:
+                raise QuantityError(f"not a quantity: {value[:40]!r}")
+            number = float(match.group(1)) * _SUFFIX[match.group(2)]
+        else:
+            raise QuantityError(f"not a quantity: {type(value).__name__}")
+    except OverflowError:
+        raise QuantityError("quantity out of range") from None
     if not math.isfinite(number) or number < 0:
         raise QuantityError(f"quantity out of range: {value!r}")
     return number

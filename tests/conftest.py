@@ -5,12 +5,13 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.routing import BaseRoute
 
 from certs.issue import issue_ca, issue_serving_cert, write_bundle
 from webhook.server import RunningWebhook, build
@@ -73,36 +74,48 @@ class Webhook:
 StartWebhook = Callable[..., Webhook]
 
 
+def launch_webhook(
+    directory: Path,
+    config_text: str = MOCK_CONFIG,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    **overrides: object,
+) -> Webhook:
+    """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tls_dir = directory / "tls"
+    ca_file = issue_tls(tls_dir)
+    config_file = directory / "config.yaml"
+    config_file.write_text(config_text)
+    # proto must say TCP: asyncio only sets TCP_NODELAY on sockets that do, and without it every
+    # response waits out the peer's delayed ACK (40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    options: dict[str, object] = {
+        "tls_dir": tls_dir,
+        "bind_address": "127.0.0.1",
+        "port": sock.getsockname()[1],
+        "config_path": config_file,
+        "reload_interval_seconds": 0.05,
+    }
+    options.update(overrides)
+    running = build(WebhookSettings(**options), sock=sock, extra_routes=extra_routes)  # type: ignore[arg-type]
+    return Webhook(
+        running=running,
+        base_url=f"https://localhost:{running.port}",
+        ca_file=ca_file,
+        config_file=config_file,
+        tls_dir=tls_dir,
+    )
+
+
 @pytest.fixture
 def start_webhook(tmp_path: Path) -> Iterator[StartWebhook]:
-    """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
     started: list[Webhook] = []
 
     def start(config_text: str = MOCK_CONFIG, **overrides: object) -> Webhook:
-        tls_dir = tmp_path / f"tls{len(started)}"
-        ca_file = issue_tls(tls_dir)
-        config_file = tmp_path / f"config{len(started)}.yaml"
-        config_file.write_text(config_text)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        options: dict[str, object] = {
-            "tls_dir": tls_dir,
-            "bind_address": "127.0.0.1",
-            "port": sock.getsockname()[1],
-            "config_path": config_file,
-            "reload_interval_seconds": 0.05,
-        }
-        options.update(overrides)
-        settings = WebhookSettings(**options)  # type: ignore[arg-type]
-        running = build(settings, sock=sock)
-        webhook = Webhook(
-            running=running,
-            base_url=f"https://localhost:{running.port}",
-            ca_file=ca_file,
-            config_file=config_file,
-            tls_dir=tls_dir,
-        )
+        webhook = launch_webhook(tmp_path / f"webhook{len(started)}", config_text, **overrides)  # type: ignore[arg-type]
         started.append(webhook)
         return webhook
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import ssl
@@ -116,6 +117,9 @@ def build(
     server = uvicorn.Server(uv_config)
     port = sock.getsockname()[1] if sock is not None else settings.port
 
+    # Everything built so far lives as long as the process: keep it out of the collector's
+    # way so request-path garbage collections stay short (fewer latency spikes).
+    gc.freeze()
     refresher.start()
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     tls.watcher.start(interval_seconds=settings.reload_interval_seconds, name="tls-watcher")

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 3600.0
 
 
+# Readers on the request path reuse one snapshot for this long: ages move by at most this much.
+SNAPSHOT_REUSE_SECONDS = 1.0
+
+
 class SignalCache:
     """Last good signal per region. Writes replace the whole mapping, so reads need no lock."""
 
@@ -35,6 +39,7 @@ class SignalCache:
         self._signals: dict[str, CarbonSignal] = {}
         self._provider = ""
         self._write_lock = threading.Lock()
+        self._recent: SignalSnapshot | None = None
 
     @property
     def provider(self) -> str:
@@ -45,23 +50,34 @@ class SignalCache:
             updated = dict(self._signals)
             updated[signal.region] = signal
             self._signals = updated
+            self._recent = None
 
     def reset(self, provider: str) -> None:
         """Forget everything: values from another provider (or another mock grid) must not linger."""
         with self._write_lock:
             self._signals = {}
             self._provider = provider
+            self._recent = None
 
     def last_known(self) -> dict[str, CarbonSignal]:
         return self._signals
 
     def snapshot(self, *, now: datetime, max_stale_seconds: float) -> SignalSnapshot:
+        recent = self._recent
+        if recent is not None and timedelta(0) <= now - recent.taken_at <= timedelta(
+            seconds=SNAPSHOT_REUSE_SECONDS
+        ):
+            oldest = min((s.fetched_at for s in recent.carbon.values()), default=None)
+            if oldest is None or (now - oldest).total_seconds() <= max_stale_seconds:
+                return recent
         fresh = {
             region: signal
             for region, signal in self._signals.items()
             if signal.age_seconds(now) <= max_stale_seconds
         }
-        return SignalSnapshot(taken_at=now, provider=self._provider, carbon=fresh)
+        snapshot = SignalSnapshot(taken_at=now, provider=self._provider, carbon=fresh)
+        self._recent = snapshot
+        return snapshot
 
 
 @dataclass(slots=True)

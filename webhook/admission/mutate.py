@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
-from core.model import DECISION_ANNOTATION, PREFERRED_REGION_ANNOTATION, SignalSnapshot
+from core.model import (
+    DECISION_ANNOTATION,
+    PREFERRED_REGION_ANNOTATION,
+    PlacementHints,
+    PodDemand,
+    SignalSnapshot,
+)
 from core.placement import NoChoice, PlacementChoice, Ranking, choose_regions, rank_regions
 from core.podspec import (
     MIRROR_ANNOTATION,
@@ -77,12 +83,54 @@ def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
     )
 
 
+Placed = tuple[Ranking, PlacementChoice | NoChoice, str]
+
+
+class PlacementMemo:
+    """Remembers placements per (demand, hints) while the signals and the config stay the same.
+
+    Replicas of one workload ask the same question; during a scale-up hundreds arrive within a
+    second. The answer is a pure function of (demand, hints, signals, config), so it is reused
+    until either of the last two is replaced (the snapshot at least every second).
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._max_entries = max_entries
+        self._signals: SignalSnapshot | None = None
+        self._config: EcoPulseConfiguration | None = None
+        self._entries: dict[tuple[PodDemand, PlacementHints], Placed] = {}
+
+    def place(
+        self, demand: PodDemand, hints: PlacementHints, signals: SignalSnapshot, config: EcoPulseConfiguration
+    ) -> Placed:
+        if signals is not self._signals or config is not self._config:
+            self._signals, self._config, self._entries = signals, config, {}
+        key = (demand, hints)
+        placed = self._entries.get(key)
+        if placed is None:
+            placed = place(demand, hints, signals, config)
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[key] = placed
+        return placed
+
+
+def place(
+    demand: PodDemand, hints: PlacementHints, signals: SignalSnapshot, config: EcoPulseConfiguration
+) -> Placed:
+    ranking = rank_regions(demand=demand, hints=hints, signals=signals, config=config)
+    choice = choose_regions(ranking, config)
+    decision = describe(ranking, choice, signals) if isinstance(choice, PlacementChoice) else ""
+    return ranking, choice, decision
+
+
 def decide(
     request: AdmissionRequest,
     *,
     signals: SignalSnapshot,
     config: EcoPulseConfiguration,
     own_namespace: str = "",
+    memo: PlacementMemo | None = None,
 ) -> ReviewOutcome:
     if request.operation != "CREATE":
         return skip(Reason.NOT_CREATE)
@@ -117,8 +165,11 @@ def decide(
         return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals")
     hints = placement_hints(pod_annotations, known_regions=frozenset(config.region_names))
     warnings = [f"eco-pulse: {w}" for w in hints.warnings]
-    ranking = rank_regions(demand=pod_demand(pod), hints=hints.hints, signals=signals, config=config)
-    choice = choose_regions(ranking, config)
+    demand = pod_demand(pod)
+    if memo is not None:
+        ranking, choice, decision = memo.place(demand, hints.hints, signals, config)
+    else:
+        ranking, choice, decision = place(demand, hints.hints, signals, config)
     if choice is NoChoice.BASELINE_UNKNOWN:
         return fail_open(Reason.BASELINE_UNKNOWN, f"no fresh signal for baseline {config.baseline_region}")
     if choice is NoChoice.NO_ELIGIBLE_REGION:
@@ -126,8 +177,6 @@ def decide(
     if choice is NoChoice.BELOW_FLOOR:
         return skip(Reason.BELOW_FLOOR, *warnings)
     assert isinstance(choice, PlacementChoice)
-
-    decision = describe(ranking, choice, signals)
     try:
         patch = affinity_patch(pod, choice)
         patch += annotation_patch(

@@ -8,10 +8,11 @@ same uid, whatever the pod inside looks like.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
+
+import orjson
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -70,8 +71,10 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if len(body) > MAX_BODY_BYTES:
         raise MalformedReview(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        document: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
+        # orjson: the body is parsed on every pod creation, and it is several times faster than
+        # the standard library. It refuses nesting deeper than 1024 (a JSONDecodeError too).
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
         raise MalformedReview(f"body is not JSON: {str(error)[:80]}") from None
     if not isinstance(document, dict):
         raise MalformedReview("body is not a JSON object")
@@ -127,7 +130,7 @@ def review_response(
     response: AdmissionResponse = {"uid": uid, "allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode()
+        response["patch"] = base64.b64encode(orjson.dumps(patch)).decode()
     if warnings:
         # The API server drops warnings past 4096 characters in total; keep each short.
         response["warnings"] = [w[:120] for w in warnings[:8]]

@@ -1,0 +1,258 @@
+"""Benchmark /mutate against a no-op endpoint in the same server, over TLS, in one run.
+
+The server (the real webhook: uvicorn, TLS, refresher, mock grid) runs in a child process pinned
+to one core; the load generator runs here, pinned to the other, speaking HTTP/1.1 over TLS on
+keep-alive connections. Two phases per endpoint:
+
+- latency: one connection, requests back to back (an unloaded server), p50/p99;
+- throughput: several connections for a fixed time, reviews per second (and p50/p99 under load).
+
+Usage: python bench/webhook.py [--seconds 8] [--connections 16] [--latency-requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+# Run as a script, this file's folder would come first on sys.path and its name would hide the
+# `webhook` package: put the repository root there instead.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
+
+from prometheus_client import REGISTRY
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.conftest import MOCK_CONFIG, launch_webhook
+
+REVIEW = {
+    "apiVersion": "admission.k8s.io/v1",
+    "kind": "AdmissionReview",
+    "request": {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "",
+        "namespace": "shop",
+        "operation": "CREATE",
+        "userInfo": {
+            "username": "system:serviceaccount:kube-system:replicaset-controller",
+            "groups": [
+                "system:serviceaccounts",
+                "system:serviceaccounts:kube-system",
+                "system:authenticated",
+            ],
+        },
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "generateName": "web-7d4b9c-",
+                "namespace": "shop",
+                "labels": {"app": "web", "pod-template-hash": "7d4b9c"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": "web-7d4b9c",
+                        "uid": "1",
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "containers": [
+                    {
+                        "name": "web",
+                        "image": "nginx:1.27",
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
+                        "terminationMessagePath": "/dev/termination-log",
+                        "imagePullPolicy": "IfNotPresent",
+                    }
+                ],
+                "restartPolicy": "Always",
+                "terminationGracePeriodSeconds": 30,
+                "dnsPolicy": "ClusterFirst",
+                "serviceAccountName": "default",
+                "schedulerName": "default-scheduler",
+                "tolerations": [
+                    {
+                        "key": "node.kubernetes.io/not-ready",
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": 300,
+                    }
+                ],
+            },
+        },
+        "oldObject": None,
+        "dryRun": False,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+    },
+}
+
+
+async def noop(request: Request) -> Response:
+    await request.body()
+    return Response(
+        b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"x",'
+        b'"allowed":true}}',
+        media_type="application/json",
+    )
+
+
+def serve(directory: str, pipe: Connection) -> None:
+    os.sched_setaffinity(0, {0})
+    webhook = launch_webhook(
+        Path(directory), MOCK_CONFIG, extra_routes=[Route("/noop", noop, methods=["POST"])]
+    )
+    webhook.wait_ready()
+    pipe.send((webhook.running.port, str(webhook.ca_file)))
+    pipe.recv()  # until told to stop
+    count = REGISTRY.get_sample_value("ecopulse_admission_duration_seconds_count") or 0.0
+    total = REGISTRY.get_sample_value("ecopulse_admission_duration_seconds_sum") or 0.0
+    pipe.send(total / count if count else 0.0)
+    webhook.running.stop()
+
+
+def request_bytes(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path}?timeout=2s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length)
+    if status != 200:
+        raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
+    return body
+
+
+async def connect(port: int, context: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+    )
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def latency_phase(port: int, context: ssl.SSLContext, payload: bytes, count: int) -> list[float]:
+    reader, writer = await connect(port, context)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        writer.write(payload)
+        await read_response(reader)
+        samples.append(time.perf_counter() - started)
+    writer.close()
+    return samples
+
+
+async def throughput_phase(
+    port: int, context: ssl.SSLContext, payload: bytes, *, connections: int, seconds: float
+) -> tuple[int, list[float]]:
+    stop_at = time.perf_counter() + seconds
+    samples: list[float] = []
+
+    async def worker() -> None:
+        reader, writer = await connect(port, context)
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(payload)
+            await read_response(reader)
+            samples.append(time.perf_counter() - started)
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(samples), samples
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--latency-requests", type=int, default=5000)
+    args = parser.parse_args()
+    if os.cpu_count() is None or (os.cpu_count() or 1) < 2:
+        print("needs two cores: one for the server, one for the load", file=sys.stderr)
+        return 2
+
+    ours, theirs = multiprocessing.Pipe()
+    with tempfile.TemporaryDirectory() as directory:
+        child = multiprocessing.get_context("spawn").Process(
+            target=serve, args=(directory, theirs), daemon=True
+        )
+        child.start()
+        port, ca_file = ours.recv()
+        os.sched_setaffinity(0, {1})
+        context = ssl.create_default_context(cafile=ca_file)
+        body = json.dumps(REVIEW).encode()
+        results: dict[str, dict[str, float]] = {}
+        for name, path in (("noop", "/noop"), ("mutate", "/mutate")):
+            payload = request_bytes(path, body)
+            asyncio.run(latency_phase(port, context, payload, 300))  # warm up
+            latency = asyncio.run(latency_phase(port, context, payload, args.latency_requests))
+            count, loaded = asyncio.run(
+                throughput_phase(port, context, payload, connections=args.connections, seconds=args.seconds)
+            )
+            results[name] = {
+                "p50_ms": statistics.median(latency) * 1000,
+                "p99_ms": percentile(latency, 0.99) * 1000,
+                "reviews_per_second": count / args.seconds,
+                "loaded_p50_ms": statistics.median(loaded) * 1000,
+                "loaded_p99_ms": percentile(loaded, 0.99) * 1000,
+            }
+        ours.send("stop")
+        server_mean_seconds = ours.recv()
+        child.join(timeout=15)
+
+    print(
+        f"{'endpoint':<8} {'p50 ms':>8} {'p99 ms':>8} {'reviews/s':>10} {'loaded p50':>11} {'loaded p99':>11}"
+    )
+    for name, row in results.items():
+        print(
+            f"{name:<8} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['reviews_per_second']:>10.0f} "
+            f"{row['loaded_p50_ms']:>11.3f} {row['loaded_p99_ms']:>11.3f}"
+        )
+    ratio = results["mutate"]["p99_ms"] / results["noop"]["p99_ms"]
+    rate = results["mutate"]["reviews_per_second"]
+    print(f"\nmutate handler time inside the server (mean): {server_mean_seconds * 1e6:.0f} us")
+    print(f"p99 mutate / no-op (unloaded): {ratio:.2f}x (target <= 1.5x)")
+    print(f"mutate throughput on one server core: {rate:.0f} reviews/s (target >= 1500)")
+    print(json.dumps({"results": results, "p99_ratio": ratio}, indent=None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

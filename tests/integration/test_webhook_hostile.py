@@ -1,0 +1,200 @@
+"""Random and hostile AdmissionReviews at the real /mutate over TLS: never a 5xx, never a bad patch."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jsonpatch
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import Webhook, launch_webhook
+
+REGION = "topology.kubernetes.io/region"
+
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+# Shapes close to real pods, so the interesting paths (affinity, annotations, requests) get hit.
+selector_term = st.fixed_dictionaries(
+    {},
+    optional={
+        "matchExpressions": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "key": st.sampled_from(["disktype", REGION, "zone"]),
+                        "operator": st.just("In"),
+                        "values": st.lists(st.text(max_size=5), max_size=2),
+                    }
+                ),
+                max_size=2,
+            ),
+            json_value,
+        ),
+        "matchFields": json_value,
+    },
+)
+node_affinity = st.fixed_dictionaries(
+    {},
+    optional={
+        "requiredDuringSchedulingIgnoredDuringExecution": st.one_of(
+            st.fixed_dictionaries({"nodeSelectorTerms": st.lists(selector_term, max_size=3)}), json_value
+        ),
+        "preferredDuringSchedulingIgnoredDuringExecution": st.one_of(
+            st.lists(
+                st.fixed_dictionaries({"weight": st.integers(1, 100), "preference": selector_term}),
+                max_size=2,
+            ),
+            json_value,
+        ),
+    },
+)
+affinity = st.fixed_dictionaries(
+    {}, optional={"nodeAffinity": st.one_of(node_affinity, json_value), "podAntiAffinity": json_value}
+)
+quantity = st.one_of(st.sampled_from(["100m", "2", "1Gi", "512Mi", "-1", "abc", "1e3", ""]), json_value)
+container = st.fixed_dictionaries(
+    {"name": st.text(max_size=5)},
+    optional={
+        "resources": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "requests": st.dictionaries(st.sampled_from(["cpu", "memory"]), quantity, max_size=2),
+                    "limits": json_value,
+                },
+            ),
+            json_value,
+        )
+    },
+)
+metadata = st.fixed_dictionaries(
+    {},
+    optional={
+        "annotations": st.one_of(
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "ecopulse.io/max-latency-ms",
+                        "ecopulse.io/data-region",
+                        "ecopulse.io/opt-out",
+                        "ecopulse.io/allowed-regions",
+                        "ecopulse.io/egress-gb-per-hour",
+                        "ecopulse.io/expected-runtime-hours",
+                        "a/b~c",
+                        "x",
+                    ]
+                ),
+                st.one_of(st.text(max_size=12), st.sampled_from(["50", "eu-west-1", "true", "1e308", "nan"])),
+                max_size=4,
+            ),
+            json_value,
+        ),
+        "generateName": st.text(max_size=8),
+        "ownerReferences": json_value,
+    },
+)
+spec = st.fixed_dictionaries(
+    {},
+    optional={
+        "containers": st.one_of(st.lists(container, max_size=3), json_value),
+        "initContainers": st.lists(container, max_size=2),
+        "affinity": st.one_of(affinity, json_value),
+        "nodeSelector": st.one_of(
+            st.dictionaries(st.sampled_from([REGION, "disktype"]), st.text(max_size=5)), json_value
+        ),
+        "nodeName": st.one_of(st.just(""), st.text(max_size=5)),
+        "overhead": json_value,
+    },
+)
+pod = st.one_of(
+    st.fixed_dictionaries({"metadata": metadata, "spec": spec}),
+    st.dictionaries(st.text(max_size=5), json_value),
+)
+request = st.fixed_dictionaries(
+    {
+        "uid": st.text(min_size=1, max_size=36),
+        "operation": st.sampled_from(["CREATE", "CREATE", "CREATE", "UPDATE", "DELETE", "CONNECT", "???"]),
+        "kind": st.one_of(
+            st.just({"group": "", "version": "v1", "kind": "Pod"}),
+            st.fixed_dictionaries({"group": json_value, "version": json_value, "kind": json_value}),
+        ),
+    },
+    optional={
+        "object": st.one_of(pod, st.none()),
+        "namespace": st.one_of(st.sampled_from(["shop", "kube-system", ""]), json_value),
+        "subResource": st.one_of(st.just(""), json_value),
+        "dryRun": json_value,
+        "name": json_value,
+    },
+)
+valid_review = st.fixed_dictionaries(
+    {"apiVersion": st.just("admission.k8s.io/v1"), "kind": st.just("AdmissionReview"), "request": request}
+)
+any_body = st.one_of(valid_review, json_value, st.dictionaries(st.text(max_size=10), json_value))
+
+
+@pytest.fixture(scope="module")
+def shared_webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    # One server for all examples: hypothesis runs hundreds of them.
+    webhook = launch_webhook(tmp_path_factory.mktemp("hostile"))
+    webhook.wait_ready()
+    yield webhook
+    webhook.running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(shared_webhook: Webhook) -> Iterator[httpx.Client]:
+    with shared_webhook.client() as c:
+        yield c
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=valid_review)
+def test_valid_envelopes_always_answer_200_with_the_same_uid_and_an_applicable_patch(
+    client: httpx.Client, body: dict[str, Any]
+) -> None:
+    answer = client.post("/mutate", content=json.dumps(body))
+    assert answer.status_code == 200, answer.text
+    response = answer.json()["response"]
+    assert response["uid"] == body["request"]["uid"]
+    assert response["allowed"] is True
+    assert ("patch" in response) == ("patchType" in response)
+    if "patch" in response:
+        ops = json.loads(base64.b64decode(response["patch"]))
+        assert all(op["op"] == "add" for op in ops)
+        jsonpatch.apply_patch(copy.deepcopy(body["request"]["object"]), ops)  # raises if it cannot apply
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=any_body)
+def test_any_json_body_gets_200_or_400_never_5xx(client: httpx.Client, body: object) -> None:
+    answer = client.post("/mutate", content=json.dumps(body))
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        assert answer.json()["message"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=512))
+def test_any_bytes_get_200_or_400_never_5xx(client: httpx.Client, raw: bytes) -> None:
+    answer = client.post("/mutate", content=raw)
+    assert answer.status_code in (200, 400)
