@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,36 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: issue development certificates and start the webhook on the example config (mock grid)
-run: $(STAMP)
+## run: start a local control plane (built once from pinned sources) with the webhook, apply a
+##      sample workload and show where its pods landed and why
+run: cluster-up demo
+
+## cluster-up: etcd, kube-apiserver, controller-manager, scheduler, kwok nodes in three regions, webhook
+cluster-up: $(STAMP) k8s
+	$(BIN)/python -m tests.e2e.cluster up
+
+## cluster-down: stop everything cluster-up started
+cluster-down: $(STAMP)
+	$(BIN)/python -m tests.e2e.cluster down
+
+demo: $(STAMP)
+	$(BIN)/python -m tests.e2e.cluster demo
+
+## k8s: build (or find cached) the control-plane binaries
+k8s:
+	hack/build-k8s.sh >/dev/null
+
+## webhook: just the webhook, on development certificates and the example config (mock grid)
+webhook: $(STAMP)
 	$(BIN)/python -m certs issue --service eco-pulse-webhook --namespace eco-pulse \
 		--dns localhost --ip 127.0.0.1 --out $(DEV)/tls >/dev/null
 	ECOPULSE_TLS_DIR=$(DEV)/tls ECOPULSE_CONFIG=examples/config.yaml \
 		ECOPULSE_BIND_ADDRESS=127.0.0.1 ECOPULSE_METRICS_BIND_ADDRESS=127.0.0.1 \
 		$(BIN)/python -m webhook
 
-## test: format check, lint, strict types, layering contracts, then the test suite
-test: check pytest
+## test: format check, lint, strict types, layering contracts, then the whole suite (unit,
+##       integration over TLS, contract, and e2e on the real control plane)
+test: check k8s pytest
 
 check: lint typecheck contracts
 
