@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
+from core.kube.namespaces import NamespaceInfo
 from core.model import SignalSnapshot
 from webhook.admission.mutate import Outcome, PlacementMemo, Reason, ReviewOutcome, decide, fail_open
 from webhook.admission.review import (
@@ -55,6 +56,8 @@ class WebhookContext:
     own_namespace: str = ""
     ready: Callable[[], bool] = lambda: True
     memo: PlacementMemo = field(default_factory=PlacementMemo)
+    # Namespace labels and annotations from a watch; None where we know nothing of the namespace.
+    namespace_info: Callable[[str], NamespaceInfo | None] = lambda _: None
 
 
 class BodyTooLarge(Exception):
@@ -144,6 +147,7 @@ async def _decide_within_deadline(
             config=context.config(),
             own_namespace=context.own_namespace,
             memo=context.memo,
+            namespace_info=context.namespace_info(review.namespace),
         )
 
     started = time.perf_counter()

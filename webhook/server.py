@@ -18,6 +18,9 @@ from prometheus_client import start_http_server
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
+from core.kube.client import load_api_client
+from core.kube.namespaces import NamespaceInfo, namespace_reflector
+from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.reload import ConfigSource, FileWatcher
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
@@ -67,6 +70,7 @@ class RunningWebhook:
     refresher: SignalRefresher
     tls: TlsReloader
     port: int
+    namespaces: Reflector[NamespaceInfo] | None = None
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -75,6 +79,25 @@ class RunningWebhook:
         self.tls.watcher.stop()
         self.config.stop()
         self.refresher.stop()
+        if self.namespaces is not None:
+            self.namespaces.stop()
+
+
+def _namespace_watch() -> Reflector[NamespaceInfo] | None:
+    """Namespace opt-out labels and hint annotations, when there is a cluster to watch."""
+    try:
+        api_client = load_api_client()
+    except Exception as error:  # a broken kubeconfig must not stop admission: the webhook fails open
+        log.error(
+            "cannot load a Kubernetes client; namespace annotations are ignored", extra={"reason": str(error)}
+        )
+        return None
+    if api_client is None:
+        log.info("no cluster configured (in-cluster or KUBECONFIG); namespace annotations are ignored")
+        return None
+    reflector = namespace_reflector(api_client)
+    reflector.start()
+    return reflector
 
 
 def build(
@@ -92,11 +115,16 @@ def build(
     config.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: config.current)
 
+    namespaces = _namespace_watch() if settings.watch_namespaces else None
     context = WebhookContext(
         config=lambda: config.current,
         signals=refresher.snapshot,
         deadline_seconds=settings.deadline_seconds,
         own_namespace=settings.own_namespace,
+        # A lambda on purpose: the reflector replaces ``items`` on every event.
+        namespace_info=(lambda name: namespaces.items.get(name))  # noqa: PLW0108
+        if namespaces is not None
+        else (lambda _: None),
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -124,7 +152,13 @@ def build(
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     tls.watcher.start(interval_seconds=settings.reload_interval_seconds, name="tls-watcher")
     running = RunningWebhook(
-        server=server, thread=None, config=config, refresher=refresher, tls=tls, port=port
+        server=server,
+        thread=None,
+        config=config,
+        refresher=refresher,
+        tls=tls,
+        port=port,
+        namespaces=namespaces,
     )
     if sock is not None:
         running.thread = threading.Thread(

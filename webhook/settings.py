@@ -27,6 +27,8 @@ class WebhookSettings:
     own_namespace: str = ""
     log_level: str = "INFO"
     reload_interval_seconds: float = 2.0
+    # Watch namespaces (opt-out label, ecopulse.io/ annotations) when a cluster is reachable.
+    watch_namespaces: bool = True
 
     @property
     def cert_file(self) -> Path:
@@ -54,6 +56,7 @@ class WebhookSettings:
             reload_interval_seconds=_positive(
                 env, "ECOPULSE_RELOAD_INTERVAL_SECONDS", defaults.reload_interval_seconds
             ),
+            watch_namespaces=env.get("ECOPULSE_WATCH_NAMESPACES", "true").strip().lower() != "false",
         )
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:

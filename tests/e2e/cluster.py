@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from certs.issue import (
     ca_bundle_b64,
@@ -148,11 +149,15 @@ class LocalCluster:
     # --- lifecycle -------------------------------------------------------------------------
     def up(self, *, webhook: bool = True, config_text: str = DEMO_CONFIG) -> None:
         if self.state_file.exists():
-            raise ClusterError(f"a cluster is already running here ({self.state_file}); run `make cluster-down`")
+            raise ClusterError(
+                f"a cluster is already running here ({self.state_file}); run `make cluster-down`"
+            )
         self.bins = self.bins or bin_dir()
         for directory in (self.root, self.pki, self.logs):
             directory.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in ("etcd", "etcd_peer", "apiserver", "webhook", "webhook_metrics")}
+        self.ports = {
+            name: free_port() for name in ("etcd", "etcd_peer", "apiserver", "webhook", "webhook_metrics")
+        }
         try:
             self._write_pki()
             self._write_kubeconfig()
@@ -230,7 +235,9 @@ class LocalCluster:
         except (FileNotFoundError, ValueError):
             return []
         self.ports = {k: int(v) for k, v in state.get("ports", {}).items()}
-        return [Process(name=p["name"], pid=int(p["pid"]), log=Path(p["log"])) for p in state.get("processes", [])]
+        return [
+            Process(name=p["name"], pid=int(p["pid"]), log=Path(p["log"])) for p in state.get("processes", [])
+        ]
 
     def load(self) -> LocalCluster:
         """Attach to a cluster started by another process (for `status` and tests)."""
@@ -240,7 +247,9 @@ class LocalCluster:
     def check_alive(self) -> None:
         for process in self.processes:
             if not _alive(process.pid):
-                raise ClusterError(f"{process.name} exited; last lines of {process.log}:\n{tail(process.log)}")
+                raise ClusterError(
+                    f"{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
+                )
 
     def wait_for(self, what: str, ready: Any, *, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds
@@ -267,7 +276,9 @@ class LocalCluster:
             server=True,
             key=generate_rsa_key(),
         )
-        admin = issue_leaf_cert(ca, common_name="admin", organizations=["system:masters"], server=False, client=True)
+        admin = issue_leaf_cert(
+            ca, common_name="admin", organizations=["system:masters"], server=False, client=True
+        )
         (self.pki / "ca.crt").write_bytes(ca.cert_pem)
         (self.pki / "ca.key").write_bytes(ca.key_pem)
         (self.pki / "apiserver.crt").write_bytes(apiserver.cert_pem)
@@ -275,8 +286,6 @@ class LocalCluster:
         (self.pki / "admin.crt").write_bytes(admin.cert_pem)
         (self.pki / "admin.key").write_bytes(admin.key_pem)
         service_account = generate_rsa_key()
-        from cryptography.hazmat.primitives import serialization
-
         (self.pki / "sa.key").write_bytes(
             service_account.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -292,7 +301,10 @@ class LocalCluster:
         # The webhook's own serving certificate, from its own CA (as in a real cluster).
         webhook_ca = issue_ca("eco-pulse webhook CA")
         serving = issue_serving_cert(
-            webhook_ca, service="eco-pulse-webhook", namespace="eco-pulse", dns_names=["localhost"],
+            webhook_ca,
+            service="eco-pulse-webhook",
+            namespace="eco-pulse",
+            dns_names=["localhost"],
             ip_addresses=["127.0.0.1"],
         )
         write_bundle(self.webhook_tls, ca=webhook_ca, leaf=serving)
@@ -301,10 +313,21 @@ class LocalCluster:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "eco-pulse", "cluster": {"server": self.server,
-                                                           "certificate-authority": str(self.pki / "ca.crt")}}],
-            "users": [{"name": "admin", "user": {"client-certificate": str(self.pki / "admin.crt"),
-                                                 "client-key": str(self.pki / "admin.key")}}],
+            "clusters": [
+                {
+                    "name": "eco-pulse",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.pki / "ca.crt")},
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate": str(self.pki / "admin.crt"),
+                        "client-key": str(self.pki / "admin.key"),
+                    },
+                }
+            ],
             "contexts": [{"name": "eco-pulse", "context": {"cluster": "eco-pulse", "user": "admin"}}],
             "current-context": "eco-pulse",
         }
@@ -315,83 +338,169 @@ class LocalCluster:
     def _start_etcd(self) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
         peer = f"http://127.0.0.1:{self.ports['etcd_peer']}"
-        self._spawn("etcd", [
-            self.binary("etcd"), "--data-dir", str(self.root / "etcd-data"), "--name", "default",
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"default={peer}", "--listen-metrics-urls", "",
-            "--unsafe-no-fsync",  # test data: durability costs seconds per test on a slow disk
-        ])
+        self._spawn(
+            "etcd",
+            [
+                self.binary("etcd"),
+                "--data-dir",
+                str(self.root / "etcd-data"),
+                "--name",
+                "default",
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                f"default={peer}",
+                "--listen-metrics-urls",
+                "",
+                "--unsafe-no-fsync",  # test data: durability costs seconds per test on a slow disk
+            ],
+        )
 
     def _start_apiserver(self) -> None:
-        self._spawn("kube-apiserver", [
-            self.binary("kube-apiserver"),
-            "--etcd-servers", f"http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(self.ports["apiserver"]),
-            "--tls-cert-file", str(self.pki / "apiserver.crt"),
-            "--tls-private-key-file", str(self.pki / "apiserver.key"),
-            "--client-ca-file", str(self.pki / "ca.crt"),
-            "--service-account-key-file", str(self.pki / "sa.pub"),
-            "--service-account-signing-key-file", str(self.pki / "sa.key"),
-            "--service-account-issuer", "https://kubernetes.default.svc",
-            "--service-cluster-ip-range", "10.96.0.0/16",
-            "--authorization-mode", "Node,RBAC",
-            "--enable-admission-plugins", "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                self.binary("kube-apiserver"),
+                "--etcd-servers",
+                f"http://127.0.0.1:{self.ports['etcd']}",
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.ports["apiserver"]),
+                "--tls-cert-file",
+                str(self.pki / "apiserver.crt"),
+                "--tls-private-key-file",
+                str(self.pki / "apiserver.key"),
+                "--client-ca-file",
+                str(self.pki / "ca.crt"),
+                "--service-account-key-file",
+                str(self.pki / "sa.pub"),
+                "--service-account-signing-key-file",
+                str(self.pki / "sa.key"),
+                "--service-account-issuer",
+                "https://kubernetes.default.svc",
+                "--service-cluster-ip-range",
+                "10.96.0.0/16",
+                "--authorization-mode",
+                "Node,RBAC",
+                "--enable-admission-plugins",
+                "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+            ],
+        )
 
     def _component_flags(self) -> list[str]:
         kubeconfig = str(self.kubeconfig)
-        return ["--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
-                "--authorization-kubeconfig", kubeconfig, "--leader-elect=false", "--secure-port", "0"]
+        return [
+            "--kubeconfig",
+            kubeconfig,
+            "--authentication-kubeconfig",
+            kubeconfig,
+            "--authorization-kubeconfig",
+            kubeconfig,
+            "--leader-elect=false",
+            "--secure-port",
+            "0",
+        ]
 
     def _start_controller_manager(self) -> None:
-        self._spawn("kube-controller-manager", [
-            self.binary("kube-controller-manager"), *self._component_flags(),
-            "--service-account-private-key-file", str(self.pki / "sa.key"),
-            "--root-ca-file", str(self.pki / "ca.crt"),
-            "--use-service-account-credentials=false",
-            # Deployments, ReplicaSets, PDB status (disruption), the garbage collector, namespaces,
-            # service accounts and their tokens: what the scenarios need, nothing that wants a cloud.
-            "--controllers", ",".join(f"{name}-controller" for name in (
-                "deployment", "replicaset", "disruption", "garbage-collector", "namespace", "serviceaccount",
-                "serviceaccount-token", "root-ca-certificate-publisher", "statefulset", "daemonset", "job",
-                "pod-garbage-collector",
-            )),
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                self.binary("kube-controller-manager"),
+                *self._component_flags(),
+                "--service-account-private-key-file",
+                str(self.pki / "sa.key"),
+                "--root-ca-file",
+                str(self.pki / "ca.crt"),
+                "--use-service-account-credentials=false",
+                # Deployments, ReplicaSets, PDB status (disruption), the garbage collector, namespaces,
+                # service accounts and their tokens: what the scenarios need, nothing that wants a cloud.
+                "--controllers",
+                ",".join(
+                    f"{name}-controller"
+                    for name in (
+                        "deployment",
+                        "replicaset",
+                        "disruption",
+                        "garbage-collector",
+                        "namespace",
+                        "serviceaccount",
+                        "serviceaccount-token",
+                        "root-ca-certificate-publisher",
+                        "statefulset",
+                        "daemonset",
+                        "job",
+                        "pod-garbage-collector",
+                        # removes the not-ready taint new nodes are born with, once kwok reports them Ready
+                        "node-lifecycle",
+                    )
+                ),
+            ],
+        )
 
     def _start_scheduler(self, config: Path | None = None) -> None:
         argv = [self.binary("kube-scheduler"), *self._component_flags()]
         if config is not None:
-            argv = [self.binary("kube-scheduler"), "--config", str(config),
-                    "--authentication-kubeconfig", str(self.kubeconfig),
-                    "--authorization-kubeconfig", str(self.kubeconfig), "--secure-port", "0"]
+            argv = [
+                self.binary("kube-scheduler"),
+                "--config",
+                str(config),
+                "--authentication-kubeconfig",
+                str(self.kubeconfig),
+                "--authorization-kubeconfig",
+                str(self.kubeconfig),
+                "--secure-port",
+                "0",
+            ]
         self._spawn("kube-scheduler", argv)
 
     def _start_kwok(self) -> None:
-        self._spawn("kwok", [
-            self.binary("kwok"), "--kubeconfig", str(self.kubeconfig),
-            "--config", str(REPO / "hack" / "kwok" / "stages.yaml"),
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-label-selector", "type=kwok",
-            "--node-ip", "127.0.0.1",
-        ])
+        self._spawn(
+            "kwok",
+            [
+                self.binary("kwok"),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--config",
+                str(REPO / "hack" / "kwok" / "stages.yaml"),
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-label-selector",
+                "type=kwok",
+                "--node-ip",
+                "127.0.0.1",
+            ],
+        )
 
     def start_webhook(self) -> None:
-        self._spawn("webhook", [sys.executable, "-m", "webhook"], env={
-            "ECOPULSE_CONFIG": str(self.config_file),
-            "ECOPULSE_TLS_DIR": str(self.webhook_tls),
-            "ECOPULSE_BIND_ADDRESS": "127.0.0.1",
-            "ECOPULSE_WEBHOOK_PORT": str(self.ports["webhook"]),
-            "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
-            "ECOPULSE_METRICS_PORT": str(self.ports["webhook_metrics"]),
-            "PYTHONPATH": str(REPO),
-        })
+        self._spawn(
+            "webhook",
+            [sys.executable, "-m", "webhook"],
+            env={
+                "ECOPULSE_CONFIG": str(self.config_file),
+                "ECOPULSE_TLS_DIR": str(self.webhook_tls),
+                "ECOPULSE_BIND_ADDRESS": "127.0.0.1",
+                "ECOPULSE_WEBHOOK_PORT": str(self.ports["webhook"]),
+                "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
+                "ECOPULSE_METRICS_PORT": str(self.ports["webhook_metrics"]),
+                "PYTHONPATH": str(REPO),
+                "KUBECONFIG": str(self.kubeconfig),  # to watch namespace labels and annotations
+            },
+        )
         self.wait_for("webhook", self._webhook_ready, timeout_seconds=30)
 
     def register_webhook(self) -> None:
         """The shipped MutatingWebhookConfiguration, pointed at our local process by URL."""
-        manifest = yaml.safe_load((REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text())
+        manifest = yaml.safe_load(
+            (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
+        )
         for hook in manifest["webhooks"]:
             hook["clientConfig"] = {
                 "url": f"{self.webhook_url}/mutate",
@@ -410,7 +519,9 @@ class LocalCluster:
             return json.loads(answer.read())
 
     def _apiserver_ready(self) -> bool:
-        with urllib.request.urlopen(f"{self.server}/readyz", context=self._ssl_context(), timeout=5) as answer:
+        with urllib.request.urlopen(
+            f"{self.server}/readyz", context=self._ssl_context(), timeout=5
+        ) as answer:
             return bool(answer.status == 200)
 
     def _default_sa_exists(self) -> bool:
@@ -419,8 +530,12 @@ class LocalCluster:
     def _nodes_ready(self) -> bool:
         nodes = self.get("/api/v1/nodes?labelSelector=type%3Dkwok")["items"]
         ready = [
-            n for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
         ]
         return len(ready) == len(REGIONS) * NODES_PER_REGION
 
@@ -434,7 +549,11 @@ class LocalCluster:
     def kubectl_result(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [self.binary("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=input_text, capture_output=True, text=True, timeout=120,
+            check=False,
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if done.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
@@ -448,28 +567,32 @@ class LocalCluster:
         for region, _zone in REGIONS.items():
             for index in range(NODES_PER_REGION):
                 zone_letter = "abc"[index % 3]
-                nodes.append({
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "metadata": {
-                        "name": f"{region}-{zone_letter}-{index}",
-                        "labels": {
-                            "type": "kwok",
-                            "kubernetes.io/hostname": f"{region}-{zone_letter}-{index}",
-                            REGION_LABEL: region,
-                            "topology.kubernetes.io/zone": f"{region}{zone_letter}",
-                            "node.kubernetes.io/instance-type": "m5.2xlarge",
-                            "karpenter.sh/capacity-type": "on-demand" if index % 2 == 0 else "spot",
+                nodes.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {
+                            "name": f"{region}-{zone_letter}-{index}",
+                            "labels": {
+                                "type": "kwok",
+                                "kubernetes.io/hostname": f"{region}-{zone_letter}-{index}",
+                                REGION_LABEL: region,
+                                "topology.kubernetes.io/zone": f"{region}{zone_letter}",
+                                "node.kubernetes.io/instance-type": "m5.2xlarge",
+                                "karpenter.sh/capacity-type": "on-demand" if index % 2 == 0 else "spot",
+                            },
+                            "annotations": {"kwok.x-k8s.io/node": "fake"},
                         },
-                        "annotations": {"kwok.x-k8s.io/node": "fake"},
-                    },
-                    "spec": {"taints": []},
-                    "status": {
-                        "allocatable": {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": "110"},
-                        "capacity": {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": "110"},
-                    },
-                })
-        self.kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+                        "spec": {"taints": []},
+                        "status": {
+                            "allocatable": {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": "110"},
+                            "capacity": {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": "110"},
+                        },
+                    }
+                )
+        self.kubectl(
+            "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes})
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -567,14 +690,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  export KUBECONFIG={cluster.kubeconfig}")
             print(f"  kubectl: {cluster.binary('kubectl')}")
             print(f"  config (edit the mock grid, it reloads): {cluster.config_file}")
-            print(f"  logs: {cluster.logs}/; metrics: http://127.0.0.1:{cluster.ports['webhook_metrics']}/metrics")
+            print(
+                f"  logs: {cluster.logs}/; metrics: http://127.0.0.1:{cluster.ports['webhook_metrics']}/metrics"
+            )
         elif args.command == "down":
             cluster.down()
             print("cluster stopped")
         elif args.command == "status":
             cluster.load()
             for process in cluster.processes:
-                print(f"{process.name:<24} pid {process.pid:<8} {'running' if _alive(process.pid) else 'EXITED'}")
+                print(
+                    f"{process.name:<24} pid {process.pid:<8} {'running' if _alive(process.pid) else 'EXITED'}"
+                )
         else:  # demo: the sample workload, then where its pods landed and why
             cluster.load()
             cluster.bins = bin_dir()

@@ -28,7 +28,9 @@ spec:
 """
 
 
-def deployment(name: str, namespace: str, *, replicas: int = 3, annotations: dict[str, str] | None = None) -> str:
+def deployment(
+    name: str, namespace: str, *, replicas: int = 3, annotations: dict[str, str] | None = None
+) -> str:
     extra = f", annotations: {json.dumps(annotations)}" if annotations else ""
     return PLAIN_DEPLOYMENT.format(name=name, namespace=namespace, replicas=replicas, annotations=extra)
 
@@ -45,15 +47,18 @@ def region_of_nodes(cluster: LocalCluster) -> dict[str, str]:
     return {n["metadata"]["name"]: n["metadata"]["labels"][REGION_LABEL] for n in nodes}
 
 
-def wait_scheduled(cluster: LocalCluster, namespace: str, app: str, count: int, timeout_seconds: float = 60
-                   ) -> list[dict[str, Any]]:
+def wait_scheduled(
+    cluster: LocalCluster, namespace: str, app: str, count: int, timeout_seconds: float = 60
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         current = [p for p in pods(cluster, namespace, app) if not p["metadata"].get("deletionTimestamp")]
         if len(current) >= count and all(p["spec"].get("nodeName") for p in current):
             return current
         time.sleep(0.25)
-    raise AssertionError(f"{app}: {count} pods not scheduled in {timeout_seconds}s: {cluster.kubectl('get', 'pods', '-n', namespace, '-o', 'wide')}")
+    raise AssertionError(
+        f"{app}: {count} pods not scheduled in {timeout_seconds}s: {cluster.kubectl('get', 'pods', '-n', namespace, '-o', 'wide')}"
+    )
 
 
 @pytest.fixture
@@ -76,14 +81,18 @@ def grid(cluster: LocalCluster) -> Iterator[None]:
 def wait_for_decision_region(cluster: LocalCluster, region: str, timeout_seconds: float = 30) -> None:
     """Poll the webhook with a throwaway server-side dry-run pod until it prefers ``region``."""
     probe = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "grid-probe", "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": "registry.example/probe:1"}]},
     }
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        out = json.loads(cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-",
-                                         input_text=json.dumps(probe)))
+        out = json.loads(
+            cluster.kubectl(
+                "create", "--dry-run=server", "-o", "json", "-f", "-", input_text=json.dumps(probe)
+            )
+        )
         if out["metadata"].get("annotations", {}).get("ecopulse.io/preferred-region") == region:
             return
         time.sleep(0.5)
@@ -109,7 +118,9 @@ def test_changing_the_mock_grid_changes_where_the_next_pods_go(
 ) -> None:
     config = cluster.config_file.read_text()
     cluster.config_file.write_text(
-        config.replace("us-east-1: 450, eu-west-1: 300, eu-north-1: 30", "us-east-1: 20, eu-west-1: 300, eu-north-1: 500")
+        config.replace(
+            "us-east-1: 450, eu-west-1: 300, eu-north-1: 30", "us-east-1: 20, eu-west-1: 300, eu-north-1: 500"
+        )
     )
     wait_for_decision_region(cluster, "us-east-1")
     cluster.kubectl("apply", "-f", "-", input_text=deployment("after", namespace))
@@ -127,20 +138,39 @@ def test_an_opted_out_namespace_is_never_sent_to_the_webhook(cluster: LocalClust
         assert "affinity" not in pod["spec"]
 
 
+def test_namespace_annotations_refine_the_choice(cluster: LocalCluster, namespace: str) -> None:
+    cluster.kubectl("annotate", "namespace", namespace, "ecopulse.io/allowed-regions=eu-west-1,us-east-1")
+    time.sleep(1)  # the webhook learns of it through its namespace watch
+    cluster.kubectl("apply", "-f", "-", input_text=deployment("scoped", namespace, replicas=2))
+    regions = region_of_nodes(cluster)
+    for pod in wait_scheduled(cluster, namespace, "scoped", 2):
+        assert pod["metadata"]["annotations"]["ecopulse.io/preferred-region"] == "eu-west-1"
+        assert regions[pod["spec"]["nodeName"]] == "eu-west-1"
+
+
 def test_an_opted_out_pod_is_left_alone(cluster: LocalCluster, namespace: str) -> None:
-    cluster.kubectl("apply", "-f", "-", input_text=deployment(
-        "mine", namespace, replicas=2, annotations={"ecopulse.io/opt-out": "true"}))
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input_text=deployment("mine", namespace, replicas=2, annotations={"ecopulse.io/opt-out": "true"}),
+    )
     for pod in wait_scheduled(cluster, namespace, "mine", 2):
         assert "ecopulse.io/preferred-region" not in pod["metadata"]["annotations"]
         assert "affinity" not in pod["spec"]
 
 
-def test_a_pod_pinned_by_its_owner_keeps_its_region_and_gets_a_warning(cluster: LocalCluster, namespace: str) -> None:
+def test_a_pod_pinned_by_its_owner_keeps_its_region_and_gets_a_warning(
+    cluster: LocalCluster, namespace: str
+) -> None:
     pinned = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "pinned", "namespace": namespace},
-        "spec": {"nodeSelector": {REGION_LABEL: "us-east-1"},
-                 "containers": [{"name": "c", "image": "registry.example/pinned:1"}]},
+        "spec": {
+            "nodeSelector": {REGION_LABEL: "us-east-1"},
+            "containers": [{"name": "c", "image": "registry.example/pinned:1"}],
+        },
     }
     done = cluster.kubectl_result("apply", "-f", "-", input_text=json.dumps(pinned))
     assert "region left to you" in done.stderr
@@ -150,7 +180,8 @@ def test_a_pod_pinned_by_its_owner_keeps_its_region_and_gets_a_warning(cluster: 
 
 def create_pod_timed(cluster: LocalCluster, namespace: str, name: str) -> float:
     pod = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"containers": [{"name": "c", "image": "registry.example/x:1"}]},
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
+from core.kube.namespaces import NamespaceInfo
 from core.model import (
     DECISION_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
@@ -47,6 +48,7 @@ class Reason(StrEnum):
     NO_OBJECT = "no-object"
     SYSTEM_NAMESPACE = "system-namespace"
     OPTED_OUT = "opted-out"
+    NAMESPACE_OPTED_OUT = "namespace-opted-out"
     NODE_NAME_SET = "node-name-set"
     MIRROR_POD = "mirror-pod"
     DAEMONSET_POD = "daemonset-pod"
@@ -131,6 +133,7 @@ def decide(
     config: EcoPulseConfiguration,
     own_namespace: str = "",
     memo: PlacementMemo | None = None,
+    namespace_info: NamespaceInfo | None = None,
 ) -> ReviewOutcome:
     if request.operation != "CREATE":
         return skip(Reason.NOT_CREATE)
@@ -142,7 +145,12 @@ def decide(
     namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
     if namespace in SYSTEM_NAMESPACES or (own_namespace and namespace == own_namespace):
         return skip(Reason.SYSTEM_NAMESPACE)
+    if namespace_info is not None and namespace_info.opted_out:
+        return skip(Reason.NAMESPACE_OPTED_OUT)
     pod_annotations = read_annotations(pod)
+    if namespace_info is not None and namespace_info.hint_annotations:
+        # The namespace's ecopulse.io/ annotations are defaults; the pod's own win.
+        pod_annotations = {**namespace_info.hint_annotations, **pod_annotations}
     if is_opted_out(pod_annotations):
         return skip(Reason.OPTED_OUT)
     spec = as_mapping(pod.get("spec"))

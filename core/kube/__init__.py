@@ -1,0 +1,1 @@
+"""Thin adapters over the official kubernetes client: watch-fed caches of slim records."""
