@@ -79,6 +79,7 @@ def launch_webhook(
     config_text: str = MOCK_CONFIG,
     *,
     extra_routes: Sequence[BaseRoute] = (),
+    node_region: Callable[[str], str | None] | None = None,
     **overrides: object,
 ) -> Webhook:
     """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
@@ -100,7 +101,13 @@ def launch_webhook(
         "reload_interval_seconds": 0.05,
     }
     options.update(overrides)
-    running = build(WebhookSettings(**options), sock=sock, extra_routes=extra_routes)  # type: ignore[arg-type]
+    options.setdefault("watch_cluster", False)  # no cluster here; the e2e tests run the real watches
+    running = build(
+        WebhookSettings(**options),  # type: ignore[arg-type]
+        sock=sock,
+        extra_routes=extra_routes,
+        node_region=node_region,
+    )
     return Webhook(
         running=running,
         base_url=f"https://localhost:{running.port}",

@@ -23,8 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
-from core.kube.namespaces import NamespaceInfo
+from core.kube.caches import NamespaceInfo
 from core.model import SignalSnapshot
+from core.podspec import as_mapping
 from webhook.admission.mutate import Outcome, PlacementMemo, Reason, ReviewOutcome, decide, fail_open
 from webhook.admission.review import (
     MAX_BODY_BYTES,
@@ -33,11 +34,26 @@ from webhook.admission.review import (
     parse_review,
     review_response,
 )
+from webhook.extender.decide import (
+    Judgement,
+    all_neutral,
+    all_pass,
+    as_filter_result,
+    as_priorities,
+    judge,
+    node_region_from_objects,
+)
+from webhook.extender.types import MAX_BODY_BYTES as EXTENDER_MAX_BODY_BYTES
+from webhook.extender.types import ExtenderArgs, MalformedArgs, parse_args
 from webhook.metrics import (
     ADMISSION_DURATION,
     ADMISSION_FAIL_OPEN,
     ADMISSION_REQUESTS,
     ADMISSION_SKIPPED,
+    EXTENDER_DURATION,
+    EXTENDER_FAIL_OPEN,
+    EXTENDER_NODES_FILTERED,
+    EXTENDER_REQUESTS,
     PLACEMENT_DECISIONS,
     PROJECTED_AVOIDED,
     PROJECTED_NET_BENEFIT,
@@ -58,24 +74,116 @@ class WebhookContext:
     memo: PlacementMemo = field(default_factory=PlacementMemo)
     # Namespace labels and annotations from a watch; None where we know nothing of the namespace.
     namespace_info: Callable[[str], NamespaceInfo | None] = lambda _: None
+    # Node name -> region from a watch, for the extender's NodeNames mode.
+    node_region: Callable[[str], str | None] = lambda _: None
+    extender_deadline_seconds: float = 0.5
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit_bytes: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit_bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
+    """/filter and /prioritize: malformed input is a 400; anything else we cannot decide in time
+    answers every node / neutral scores (the scheduler's own plugins then decide alone)."""
+    started = time.perf_counter()
+    try:
+        body = await _read_body(request, EXTENDER_MAX_BODY_BYTES)
+    except BodyTooLarge:
+        body = b""
+        message = f"body is larger than {EXTENDER_MAX_BODY_BYTES} bytes"
+    else:
+        message = ""
+
+    def work() -> tuple[ExtenderArgs, Judgement | None]:
+        args = parse_args(body)
+        region_of = node_region_from_objects(args) if args.nodes is not None else context.node_region
+        namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
+        judgement = judge(
+            args,
+            node_region=region_of,
+            signals=context.signals(),
+            config=context.config(),
+            namespace_info=context.namespace_info(namespace),
+        )
+        return args, judgement
+
+    outcome, reason = "decided", ""
+    args: ExtenderArgs | None = None
+    judgement: Judgement | None = None
+    try:
+        if message:
+            raise MalformedArgs(message)
+        if len(body) <= INLINE_DECISION_MAX_BYTES:
+            args, judgement = work()
+        else:
+            with anyio.fail_after(context.extender_deadline_seconds):
+                args, judgement = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        if time.perf_counter() - started > context.extender_deadline_seconds:
+            judgement, outcome, reason = None, "failed_open", "deadline-exceeded"
+    except MalformedArgs as error:
+        _child(EXTENDER_REQUESTS, verb, "malformed").inc()
+        log.warning("malformed extender call", extra={"verb": verb, "reason": str(error)})
+        return JSONResponse({"error": "malformed ExtenderArgs", "message": str(error)}, status_code=400)
+    except TimeoutError:
+        outcome, reason = "failed_open", "deadline-exceeded"
+    except Exception:
+        log.exception("extender decision failed", extra={"verb": verb})
+        outcome, reason = "failed_open", "internal-error"
+    if args is None:
+        # The deadline fired before the body was parsed: parse it now, only to name the nodes.
+        try:
+            args = parse_args(body)
+        except MalformedArgs as error:
+            return JSONResponse({"error": "malformed ExtenderArgs", "message": str(error)}, status_code=400)
+    if judgement is not None:
+        outcome = str(judgement.outcome)
+        reason = judgement.reason
+    if outcome == "failed_open" and judgement is None:
+        answer: object = all_pass(args) if verb == "filter" else all_neutral(args)
+    elif verb == "filter":
+        assert judgement is not None
+        answer = as_filter_result(args, judgement)
+        for filter_reason, _ in judgement.failed.values():
+            _child(EXTENDER_NODES_FILTERED, str(filter_reason)).inc()
+    else:
+        assert judgement is not None
+        answer = as_priorities(args, judgement)
+    if outcome == "failed_open":
+        _child(EXTENDER_FAIL_OPEN, verb, reason).inc()
+    _child(EXTENDER_REQUESTS, verb, outcome).inc()
+    elapsed = time.perf_counter() - started
+    EXTENDER_DURATION.labels(verb=verb).observe(elapsed)
+    if log.isEnabledFor(logging.INFO):
+        metadata = as_mapping(args.pod.get("metadata"))
+        log.info(
+            "extender decision",
+            extra={
+                "verb": verb,
+                "namespace": metadata.get("namespace"),
+                "pod": metadata.get("name"),
+                "decision": outcome,
+                "reason": reason,
+                "nodes": len(args.names),
+                "filtered": len(judgement.failed) if judgement is not None else 0,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def _bad_request(message: str) -> JSONResponse:
@@ -123,9 +231,17 @@ def create_app(context: WebhookContext) -> Starlette:
             }
         )
 
+    async def filter_nodes(request: Request) -> Response:
+        return await _extender_call(request, context, verb="filter")
+
+    async def prioritize(request: Request) -> Response:
+        return await _extender_call(request, context, verb="prioritize")
+
     return Starlette(
         routes=[
             Route("/mutate", mutate, methods=["POST"]),
+            Route("/filter", filter_nodes, methods=["POST"]),
+            Route("/prioritize", prioritize, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ]

@@ -46,3 +46,24 @@ TLS_RELOADS = Counter(
     "Serving certificate reloads by result (applied, invalid).",
     ["result"],
 )
+EXTENDER_REQUESTS = Counter(
+    "ecopulse_extender_requests_total",
+    "Scheduler extender calls by verb and outcome (decided, skipped, failed_open, malformed).",
+    ["verb", "outcome"],
+)
+EXTENDER_DURATION = Histogram(
+    "ecopulse_extender_duration_seconds",
+    "Time to answer a scheduler extender call, by verb.",
+    ["verb"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+EXTENDER_FAIL_OPEN = Counter(
+    "ecopulse_extender_fail_open_total",
+    "Extender calls answered with all nodes and neutral scores because we could not decide.",
+    ["verb", "reason"],
+)
+EXTENDER_NODES_FILTERED = Counter(
+    "ecopulse_extender_nodes_filtered_total",
+    "Nodes removed by /filter, by reason (not-allowed, too-far, below-floor).",
+    ["reason"],
+)

@@ -9,17 +9,18 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import start_http_server
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
+from core.kube.caches import NamespaceInfo, namespace_reflector, node_region_reflector
 from core.kube.client import load_api_client
-from core.kube.namespaces import NamespaceInfo, namespace_reflector
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.reload import ConfigSource, FileWatcher
@@ -70,7 +71,7 @@ class RunningWebhook:
     refresher: SignalRefresher
     tls: TlsReloader
     port: int
-    namespaces: Reflector[NamespaceInfo] | None = None
+    watches: list[Reflector[Any]] = field(default_factory=list)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -79,25 +80,28 @@ class RunningWebhook:
         self.tls.watcher.stop()
         self.config.stop()
         self.refresher.stop()
-        if self.namespaces is not None:
-            self.namespaces.stop()
+        for watch in self.watches:
+            watch.stop()
 
 
-def _namespace_watch() -> Reflector[NamespaceInfo] | None:
-    """Namespace opt-out labels and hint annotations, when there is a cluster to watch."""
+def _cluster_watches() -> tuple[Reflector[NamespaceInfo] | None, Reflector[str] | None]:
+    """Namespaces (opt-out label, hint annotations) and node regions, when there is a cluster."""
     try:
         api_client = load_api_client()
-    except Exception as error:  # a broken kubeconfig must not stop admission: the webhook fails open
+    except Exception as error:  # a broken kubeconfig must not stop admission: we fail open
         log.error(
-            "cannot load a Kubernetes client; namespace annotations are ignored", extra={"reason": str(error)}
+            "cannot load a Kubernetes client; namespace annotations and NodeNames mode are off",
+            extra={"reason": str(error)},
         )
-        return None
+        return None, None
     if api_client is None:
-        log.info("no cluster configured (in-cluster or KUBECONFIG); namespace annotations are ignored")
-        return None
-    reflector = namespace_reflector(api_client)
-    reflector.start()
-    return reflector
+        log.info("no cluster configured; namespace annotations and NodeNames mode are off")
+        return None, None
+    namespaces = namespace_reflector(api_client)
+    nodes = node_region_reflector(api_client)
+    namespaces.start()
+    nodes.start()
+    return namespaces, nodes
 
 
 def build(
@@ -105,6 +109,7 @@ def build(
     *,
     sock: socket.socket | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    node_region: Callable[[str], str | None] | None = None,
 ) -> RunningWebhook:
     """Create everything and start the background threads; the caller serves ``server``."""
     if settings.config_path is not None:
@@ -115,7 +120,7 @@ def build(
     config.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: config.current)
 
-    namespaces = _namespace_watch() if settings.watch_namespaces else None
+    namespaces, nodes = _cluster_watches() if settings.watch_cluster else (None, None)
     context = WebhookContext(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -125,6 +130,9 @@ def build(
         namespace_info=(lambda name: namespaces.items.get(name))  # noqa: PLW0108
         if namespaces is not None
         else (lambda _: None),
+        node_region=node_region
+        or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
+        extender_deadline_seconds=settings.extender_deadline_seconds,
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -158,7 +166,7 @@ def build(
         refresher=refresher,
         tls=tls,
         port=port,
-        namespaces=namespaces,
+        watches=[watch for watch in (namespaces, nodes) if watch is not None],
     )
     if sock is not None:
         running.thread = threading.Thread(

@@ -27,8 +27,11 @@ class WebhookSettings:
     own_namespace: str = ""
     log_level: str = "INFO"
     reload_interval_seconds: float = 2.0
-    # Watch namespaces (opt-out label, ecopulse.io/ annotations) when a cluster is reachable.
-    watch_namespaces: bool = True
+    # Watch namespaces (opt-out label, ecopulse.io/ annotations) and nodes (the extender's
+    # NodeNames mode) when a cluster is reachable.
+    watch_cluster: bool = True
+    # Under the scheduler's extender httpTimeout (1 s in the shipped configuration).
+    extender_deadline_seconds: float = 0.5
 
     @property
     def cert_file(self) -> Path:
@@ -56,7 +59,10 @@ class WebhookSettings:
             reload_interval_seconds=_positive(
                 env, "ECOPULSE_RELOAD_INTERVAL_SECONDS", defaults.reload_interval_seconds
             ),
-            watch_namespaces=env.get("ECOPULSE_WATCH_NAMESPACES", "true").strip().lower() != "false",
+            watch_cluster=env.get("ECOPULSE_WATCH_CLUSTER", "true").strip().lower() != "false",
+            extender_deadline_seconds=_positive(
+                env, "ECOPULSE_EXTENDER_DEADLINE_SECONDS", defaults.extender_deadline_seconds
+            ),
         )
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:

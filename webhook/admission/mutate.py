@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
-from core.kube.namespaces import NamespaceInfo
+from core.kube.caches import NamespaceInfo
 from core.model import (
     DECISION_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,

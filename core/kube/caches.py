@@ -1,4 +1,4 @@
-"""Namespaces as we need them: opted out or not, and the ecopulse.io/ hint annotations they give."""
+"""Namespaces and nodes as we need them: slim records fed by a watch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 
 from core.kube.reflector import Reflector
-from core.model import ANNOTATION_PREFIX, OPT_OUT_LABEL
+from core.model import ANNOTATION_PREFIX, OPT_OUT_LABEL, REGION_LABEL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +31,17 @@ def slim_namespace(obj: Mapping[str, Any]) -> NamespaceInfo | None:
     if not hints and not opted_out:
         return None  # nothing to remember: most namespaces cost us no memory at all
     return NamespaceInfo(opted_out=opted_out, hint_annotations=hints)
+
+
+def slim_node_region(obj: Mapping[str, Any]) -> str | None:
+    """A node as the extender needs it in NodeNames mode: its region label, nothing else."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    region = labels.get(REGION_LABEL)
+    return region if isinstance(region, str) else None
+
+
+def node_region_reflector(api_client: client.ApiClient) -> Reflector[str]:
+    return Reflector(name="nodes", list_call=client.CoreV1Api(api_client).list_node, slim=slim_node_region)
 
 
 def namespace_reflector(api_client: client.ApiClient) -> Reflector[NamespaceInfo]:

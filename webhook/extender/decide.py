@@ -1,0 +1,191 @@
+"""Scheduler extender decisions: which nodes pass, how each scores. Pure.
+
+The same ranking as the webhook (core.placement), so both paths agree on the best region. What
+we do not know never removes a node: a node without a region label, a region without a fresh
+signal, a pair without a known latency all pass, and score neutral.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from core.config import EcoPulseConfiguration, PlacementMode
+from core.kube.caches import NamespaceInfo
+from core.model import REGION_LABEL, SignalSnapshot
+from core.placement import Ineligible, Ranking, extender_scores, rank_regions
+from core.podspec import (
+    MIRROR_ANNOTATION,
+    as_mapping,
+    is_opted_out,
+    owner_kinds,
+    placement_hints,
+    pod_demand,
+    read_annotations,
+    region_constraints,
+)
+from webhook.extender.types import MAX_PRIORITY, ExtenderArgs
+
+NEUTRAL_SCORE = MAX_PRIORITY // 2
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+class Outcome(StrEnum):
+    DECIDED = "decided"
+    SKIPPED = "skipped"  # opted out, system pod, user-constrained: every node, neutral scores
+    FAILED_OPEN = "failed_open"  # no usable signals, deadline, internal error
+
+
+class FilterReason(StrEnum):
+    NOT_ALLOWED = "not-allowed"
+    TOO_FAR = "too-far"
+    BELOW_FLOOR = "below-floor"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Judgement:
+    """Per node: pass (reason None) or fail with a reason; and a score 0..10."""
+
+    outcome: Outcome
+    reason: str
+    failed: dict[str, tuple[FilterReason, str]] = field(default_factory=dict)
+    scores: dict[str, int] = field(default_factory=dict)
+
+
+def node_region_from_objects(args: ExtenderArgs) -> Callable[[str], str | None]:
+    regions: dict[str, str | None] = {}
+    for node in args.nodes or ():
+        metadata = node.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        region = labels.get(REGION_LABEL) if isinstance(labels, dict) else None
+        regions[str(metadata.get("name", ""))] = region if isinstance(region, str) else None
+    return regions.get
+
+
+def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> str | None:
+    metadata = as_mapping(pod.get("metadata"))
+    namespace = str(metadata.get("namespace") or "")
+    if namespace in SYSTEM_NAMESPACES:
+        return "system-namespace"
+    if namespace_info is not None and namespace_info.opted_out:
+        return "namespace-opted-out"
+    annotations = read_annotations(pod)
+    if is_opted_out(annotations):
+        return "opted-out"
+    if MIRROR_ANNOTATION in annotations:
+        return "mirror-pod"
+    if "DaemonSet" in owner_kinds(pod):
+        return "daemonset-pod"
+    if region_constraints(as_mapping(pod.get("spec"))):
+        return "user-constrained"
+    return None
+
+
+def judge(
+    args: ExtenderArgs,
+    *,
+    node_region: Callable[[str], str | None],
+    signals: SignalSnapshot,
+    config: EcoPulseConfiguration,
+    namespace_info: NamespaceInfo | None = None,
+) -> Judgement:
+    names = args.names
+    reason = skip_reason(args.pod, namespace_info)
+    if reason is not None:
+        return Judgement(outcome=Outcome.SKIPPED, reason=reason, scores=dict.fromkeys(names, NEUTRAL_SCORE))
+    annotations = read_annotations(args.pod)
+    if namespace_info is not None and namespace_info.hint_annotations:
+        annotations = {**namespace_info.hint_annotations, **annotations}
+    hints = placement_hints(annotations, known_regions=frozenset(config.region_names)).hints
+    ranking = rank_regions(demand=pod_demand(args.pod), hints=hints, signals=signals, config=config)
+    failed = _failures(names, node_region, ranking, config)
+    if not ranking.baseline_known or not ranking.eligible:
+        # Hard constraints the pod itself asked for still hold; carbon has no say.
+        return Judgement(
+            outcome=Outcome.FAILED_OPEN,
+            reason="no-usable-signals",
+            failed=failed,
+            scores=dict.fromkeys(names, NEUTRAL_SCORE),
+        )
+    region_scores = extender_scores(ranking, max_score=MAX_PRIORITY)
+    scores: dict[str, int] = {}
+    for name in names:
+        region = node_region(name)
+        assessment = ranking.assessment(region) if region is not None else None
+        if assessment is None or assessment.ineligible in (Ineligible.NO_SIGNAL, Ineligible.LATENCY_UNKNOWN):
+            scores[name] = NEUTRAL_SCORE
+        else:
+            scores[name] = region_scores.get(assessment.region, 0)
+    return Judgement(outcome=Outcome.DECIDED, reason="ranked", failed=failed, scores=scores)
+
+
+def _failures(
+    names: list[str],
+    node_region: Callable[[str], str | None],
+    ranking: Ranking,
+    config: EcoPulseConfiguration,
+) -> dict[str, tuple[FilterReason, str]]:
+    failed: dict[str, tuple[FilterReason, str]] = {}
+    floor_failed: dict[str, tuple[FilterReason, str]] = {}
+    for name in names:
+        region = node_region(name)
+        assessment = ranking.assessment(region) if region is not None else None
+        if assessment is None:
+            continue
+        if assessment.ineligible is Ineligible.NOT_ALLOWED:
+            failed[name] = (
+                FilterReason.NOT_ALLOWED,
+                f"region {region} is not in ecopulse.io/allowed-regions",
+            )
+        elif assessment.ineligible is Ineligible.TOO_FAR:
+            failed[name] = (FilterReason.TOO_FAR, f"region {region} is beyond ecopulse.io/max-latency-ms")
+        elif (
+            config.placement.mode is PlacementMode.REQUIRED
+            and ranking.baseline_known
+            and assessment.net_benefit_usd is not None
+            and assessment.net_benefit_usd < config.placement.min_net_benefit_usd
+        ):
+            floor_failed[name] = (
+                FilterReason.BELOW_FLOOR,
+                f"region {region} net benefit {assessment.net_benefit_usd:+.4f} USD is below the floor "
+                f"{config.placement.min_net_benefit_usd:g}",
+            )
+    # The floor is our preference, not the pod's: it never empties the list on its own.
+    if len(failed) + len(floor_failed) < len(names):
+        failed.update(floor_failed)
+    return failed
+
+
+def as_filter_result(args: ExtenderArgs, judgement: Judgement) -> dict[str, Any]:
+    failed = {name: message for name, (_, message) in judgement.failed.items()}
+    if args.node_names is not None:
+        passing_names = [name for name in args.node_names if name not in failed]
+        return {
+            "Nodes": None,
+            "NodeNames": passing_names,
+            "FailedNodes": {},
+            "FailedAndUnresolvableNodes": failed,
+            "Error": "",
+        }
+    passing = [node for node in args.nodes or () if (node.get("metadata") or {}).get("name") not in failed]
+    return {
+        "Nodes": {"metadata": {}, "items": passing},
+        "NodeNames": None,
+        "FailedNodes": {},
+        "FailedAndUnresolvableNodes": failed,
+        "Error": "",
+    }
+
+
+def as_priorities(args: ExtenderArgs, judgement: Judgement) -> list[dict[str, Any]]:
+    return [{"Host": name, "Score": judgement.scores.get(name, NEUTRAL_SCORE)} for name in args.names]
+
+
+def all_pass(args: ExtenderArgs) -> dict[str, Any]:
+    return as_filter_result(args, Judgement(outcome=Outcome.FAILED_OPEN, reason=""))
+
+
+def all_neutral(args: ExtenderArgs) -> list[dict[str, Any]]:
+    return [{"Host": name, "Score": NEUTRAL_SCORE} for name in args.names]
