@@ -167,7 +167,7 @@ class LocalCluster:
             self._start_apiserver()
             self.wait_for("kube-apiserver", self._apiserver_ready, timeout_seconds=90)
             self._start_controller_manager()
-            self._start_scheduler()
+            self._start_scheduler(self._write_scheduler_config() if webhook else None)
             self._start_kwok()
             self._create_nodes()
             self.wait_for("default service account", self._default_sa_exists, timeout_seconds=60)
@@ -461,6 +461,19 @@ class LocalCluster:
                 "0",
             ]
         self._spawn("kube-scheduler", argv)
+
+    def _write_scheduler_config(self) -> Path:
+        """The shipped KubeSchedulerConfiguration, pointed at our local extender."""
+        shipped = REPO / "manifests" / "base" / "scheduler" / "kube-scheduler-config.yaml"
+        config = yaml.safe_load(shipped.read_text())
+        config["clientConnection"]["kubeconfig"] = str(self.kubeconfig)
+        config["leaderElection"] = {"leaderElect": False}
+        for extender in config["extenders"]:
+            extender["urlPrefix"] = self.webhook_url
+            extender["tlsConfig"]["caFile"] = str(self.webhook_tls / "ca.crt")
+        path = self.root / "kube-scheduler-config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     def _start_kwok(self) -> None:
         self._spawn(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,6 +179,45 @@ def test_a_pod_pinned_by_its_owner_keeps_its_region_and_gets_a_warning(
     assert "affinity" not in created["spec"]
 
 
+def metric_value(cluster: LocalCluster, name: str, **labels: str) -> float:
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{cluster.ports['webhook_metrics']}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_the_real_scheduler_calls_the_extender_and_places_unmutated_pods_in_the_greenest_region(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    cluster.kubectl("delete", "mutatingwebhookconfiguration", "eco-pulse")
+    try:
+        before = metric_value(
+            cluster, "ecopulse_extender_requests_total", verb="prioritize", outcome="decided"
+        )
+        cluster.kubectl("apply", "-f", "-", input_text=deployment("extended", namespace, replicas=3))
+        regions = region_of_nodes(cluster)
+        for pod in wait_scheduled(cluster, namespace, "extended", 3):
+            assert "ecopulse.io/preferred-region" not in pod["metadata"].get("annotations", {})  # not mutated
+            assert "affinity" not in pod["spec"]
+            assert regions[pod["spec"]["nodeName"]] == "eu-north-1"
+        assert (
+            metric_value(cluster, "ecopulse_extender_requests_total", verb="prioritize", outcome="decided")
+            >= before + 3
+        )
+        assert (
+            metric_value(cluster, "ecopulse_extender_requests_total", verb="filter", outcome="decided") >= 3
+        )
+        assert '"msg":"extender decision"' in (cluster.logs / "webhook.log").read_text()
+    finally:
+        cluster.register_webhook()
+
+
 def create_pod_timed(cluster: LocalCluster, namespace: str, name: str) -> float:
     pod = {
         "apiVersion": "v1",
@@ -201,6 +241,7 @@ def wait_pod_scheduled(cluster: LocalCluster, namespace: str, name: str) -> dict
 
 
 def test_fail_open_with_the_webhook_process_killed(cluster: LocalCluster, namespace: str) -> None:
+    # The same process is the extender: the scheduler must carry on without it (ignorable).
     cluster.stop("webhook")
     try:
         seconds = create_pod_timed(cluster, namespace, "while-down")
