@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
+import msgspec
 from prometheus_client import Counter, Gauge
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -111,7 +111,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
 
     def work() -> tuple[ExtenderArgs, Judgement | None]:
         args = parse_args(body)
-        region_of = node_region_from_objects(args) if args.nodes is not None else context.node_region
+        region_of = node_region_from_objects(args) if args.node_list is not None else context.node_region
         namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
         judgement = judge(
             args,
@@ -183,7 +183,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
                 "duration_ms": round(elapsed * 1000, 3),
             },
         )
-    return Response(orjson.dumps(answer), media_type="application/json")
+    return Response(msgspec.json.encode(answer), media_type="application/json")
 
 
 def _bad_request(message: str) -> JSONResponse:
@@ -213,7 +213,7 @@ def create_app(context: WebhookContext) -> Starlette:
         )
         elapsed = time.perf_counter() - started
         _record(review, outcome, elapsed)
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(msgspec.json.encode(answer), media_type="application/json")
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

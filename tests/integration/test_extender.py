@@ -197,11 +197,11 @@ def test_deadline_fails_open(start_webhook: StartWebhook) -> None:
     ("body", "message"),
     [
         (b"nope", "not JSON"),
-        (b"[]", "not a JSON object"),
-        (b"{}", "Pod is missing"),
+        (b"[]", "Expected `object`, got `array`"),
+        (b"{}", "missing required field `Pod`"),
         (b'{"Pod": {}}', "neither Nodes nor NodeNames"),
-        (b'{"Pod": {}, "NodeNames": [1]}', "NodeNames"),
-        (b'{"Pod": {}, "Nodes": {"items": [1]}}', "Nodes.items"),
+        (b'{"Pod": {}, "NodeNames": [1]}', "$.NodeNames[0]"),
+        (b'{"Pod": {}, "Nodes": {"items": [1]}}', "$.items[0]"),
     ],
 )
 def test_malformed_is_400(client: httpx.Client, body: bytes, message: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-import orjson
+import msgspec
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -71,11 +71,13 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if len(body) > MAX_BODY_BYTES:
         raise MalformedReview(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        # orjson: the body is parsed on every pod creation, and it is several times faster than
-        # the standard library. It refuses nesting deeper than 1024 (a JSONDecodeError too).
-        document: Any = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        # msgspec: the body is parsed on every pod creation, several times faster than the
+        # standard library; too deep a nesting is a DecodeError too.
+        document: Any = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
         raise MalformedReview(f"body is not JSON: {str(error)[:80]}") from None
+    except RecursionError:
+        raise MalformedReview("body is nested too deeply") from None
     if not isinstance(document, dict):
         raise MalformedReview("body is not a JSON object")
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
@@ -130,7 +132,7 @@ def review_response(
     response: AdmissionResponse = {"uid": uid, "allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(patch)).decode()
+        response["patch"] = base64.b64encode(msgspec.json.encode(patch)).decode()
     if warnings:
         # The API server drops warnings past 4096 characters in total; keep each short.
         response["warnings"] = [w[:120] for w in warnings[:8]]

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.config import EcoPulseConfiguration, PlacementMode
 from core.kube.caches import NamespaceInfo
-from core.model import REGION_LABEL, SignalSnapshot
+from core.model import SignalSnapshot
 from core.placement import Ineligible, Ranking, extender_scores, rank_regions
 from core.podspec import (
     MIRROR_ANNOTATION,
@@ -55,13 +55,7 @@ class Judgement:
 
 
 def node_region_from_objects(args: ExtenderArgs) -> Callable[[str], str | None]:
-    regions: dict[str, str | None] = {}
-    for node in args.nodes or ():
-        metadata = node.get("metadata") or {}
-        labels = metadata.get("labels") or {}
-        region = labels.get(REGION_LABEL) if isinstance(labels, dict) else None
-        regions[str(metadata.get("name", ""))] = region if isinstance(region, str) else None
-    return regions.get
+    return dict(args.node_regions).get
 
 
 def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> str | None:
@@ -109,15 +103,15 @@ def judge(
             failed=failed,
             scores=dict.fromkeys(names, NEUTRAL_SCORE),
         )
-    region_scores = extender_scores(ranking, max_score=MAX_PRIORITY)
-    scores: dict[str, int] = {}
-    for name in names:
-        region = node_region(name)
-        assessment = ranking.assessment(region) if region is not None else None
-        if assessment is None or assessment.ineligible in (Ineligible.NO_SIGNAL, Ineligible.LATENCY_UNKNOWN):
-            scores[name] = NEUTRAL_SCORE
-        else:
-            scores[name] = region_scores.get(assessment.region, 0)
+    # Decide per region (a handful), then look nodes up (thousands): one dict lookup each.
+    ranked = extender_scores(ranking, max_score=MAX_PRIORITY)
+    score_of_region = {
+        a.region: NEUTRAL_SCORE
+        if a.ineligible in (Ineligible.NO_SIGNAL, Ineligible.LATENCY_UNKNOWN)
+        else ranked.get(a.region, 0)
+        for a in ranking.assessments
+    }
+    scores = {name: score_of_region.get(node_region(name), NEUTRAL_SCORE) for name in names}  # type: ignore[arg-type]
     return Judgement(outcome=Outcome.DECIDED, reason="ranked", failed=failed, scores=scores)
 
 
@@ -127,31 +121,39 @@ def _failures(
     ranking: Ranking,
     config: EcoPulseConfiguration,
 ) -> dict[str, tuple[FilterReason, str]]:
+    hard: dict[str, tuple[FilterReason, str]] = {}
+    floor: dict[str, tuple[FilterReason, str]] = {}
+    for a in ranking.assessments:
+        if a.ineligible is Ineligible.NOT_ALLOWED:
+            hard[a.region] = (
+                FilterReason.NOT_ALLOWED,
+                f"region {a.region} is not in ecopulse.io/allowed-regions",
+            )
+        elif a.ineligible is Ineligible.TOO_FAR:
+            hard[a.region] = (FilterReason.TOO_FAR, f"region {a.region} is beyond ecopulse.io/max-latency-ms")
+        elif (
+            config.placement.mode is PlacementMode.REQUIRED
+            and ranking.baseline_known
+            and a.net_benefit_usd is not None
+            and a.net_benefit_usd < config.placement.min_net_benefit_usd
+        ):
+            floor[a.region] = (
+                FilterReason.BELOW_FLOOR,
+                f"region {a.region} net benefit {a.net_benefit_usd:+.4f} USD is below the floor "
+                f"{config.placement.min_net_benefit_usd:g}",
+            )
+    if not hard and not floor:
+        return {}
     failed: dict[str, tuple[FilterReason, str]] = {}
     floor_failed: dict[str, tuple[FilterReason, str]] = {}
     for name in names:
         region = node_region(name)
-        assessment = ranking.assessment(region) if region is not None else None
-        if assessment is None:
+        if region is None:
             continue
-        if assessment.ineligible is Ineligible.NOT_ALLOWED:
-            failed[name] = (
-                FilterReason.NOT_ALLOWED,
-                f"region {region} is not in ecopulse.io/allowed-regions",
-            )
-        elif assessment.ineligible is Ineligible.TOO_FAR:
-            failed[name] = (FilterReason.TOO_FAR, f"region {region} is beyond ecopulse.io/max-latency-ms")
-        elif (
-            config.placement.mode is PlacementMode.REQUIRED
-            and ranking.baseline_known
-            and assessment.net_benefit_usd is not None
-            and assessment.net_benefit_usd < config.placement.min_net_benefit_usd
-        ):
-            floor_failed[name] = (
-                FilterReason.BELOW_FLOOR,
-                f"region {region} net benefit {assessment.net_benefit_usd:+.4f} USD is below the floor "
-                f"{config.placement.min_net_benefit_usd:g}",
-            )
+        if region in hard:
+            failed[name] = hard[region]
+        elif region in floor:
+            floor_failed[name] = floor[region]
     # The floor is our preference, not the pod's: it never empties the list on its own.
     if len(failed) + len(floor_failed) < len(names):
         failed.update(floor_failed)
@@ -169,9 +171,10 @@ def as_filter_result(args: ExtenderArgs, judgement: Judgement) -> dict[str, Any]
             "FailedAndUnresolvableNodes": failed,
             "Error": "",
         }
-    passing = [node for node in args.nodes or () if (node.get("metadata") or {}).get("name") not in failed]
+    kept = args.nodes_except(failed)
+    nodes: object = kept if not isinstance(kept, list) else {"metadata": {}, "items": kept}
     return {
-        "Nodes": {"metadata": {}, "items": passing},
+        "Nodes": nodes,
         "NodeNames": None,
         "FailedNodes": {},
         "FailedAndUnresolvableNodes": failed,

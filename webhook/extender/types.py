@@ -6,11 +6,13 @@ The Go structs have no json tags, so their keys are the Go field names (``Pod``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-import orjson
+import msgspec
+
+from core.model import REGION_LABEL
 
 # A full NodeList for a big cluster is megabytes: 5,000 nodes at ~4 KiB each is 20 MiB.
 MAX_BODY_BYTES = 128 * 1024 * 1024
@@ -40,44 +42,78 @@ class HostPriorityWire(TypedDict):
     Score: int
 
 
+class _Metadata(msgspec.Struct, frozen=True):
+    name: str = ""
+    labels: dict[str, str] | None = None
+
+
+class _NodeSlim(msgspec.Struct, frozen=True):
+    metadata: _Metadata
+
+
+class _NodeListSlim(msgspec.Struct, frozen=True):
+    items: list[_NodeSlim] | None = None
+
+
+class _NodeListRaw(msgspec.Struct, frozen=True):
+    items: list[msgspec.Raw] | None = None
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+class _Args(msgspec.Struct, frozen=True):
+    Pod: dict[str, Any]
+    Nodes: msgspec.Raw = _NULL  # kept raw: decoded below only as far as we need
+    NodeNames: list[str] | None = None
+
+
+# Typed decoders read only what we keep and skip the rest of each Node in C: a full NodeList is
+# megabytes, and building Python objects for all of it would cost more than the whole decision.
+_ARGS = msgspec.json.Decoder(_Args)
+_NODES_SLIM = msgspec.json.Decoder(_NodeListSlim)
+_NODES_RAW = msgspec.json.Decoder(_NodeListRaw)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExtenderArgs:
     pod: Mapping[str, object]
-    # Exactly one of these: full Node objects (nodeCacheCapable false) or names (true).
-    nodes: Sequence[Mapping[str, Any]] | None
+    # Exactly one mode: full Node objects (nodeCacheCapable false) or names (true).
+    node_list: msgspec.Raw | None
     node_names: Sequence[str] | None
+    # In Node-objects mode, (name, region label) of each node, in the order given.
+    node_regions: Sequence[tuple[str, str | None]] = ()
 
     @property
     def names(self) -> list[str]:
         if self.node_names is not None:
             return list(self.node_names)
-        assert self.nodes is not None
-        return [str((node.get("metadata") or {}).get("name", "")) for node in self.nodes]
+        return [name for name, _ in self.node_regions]
+
+    def nodes_except(self, failed: Container[str]) -> msgspec.Raw | list[msgspec.Raw]:
+        """The Node objects as we received them, minus the failed ones."""
+        assert self.node_list is not None
+        if not any(name in failed for name, _ in self.node_regions):
+            return self.node_list
+        items = _NODES_RAW.decode(self.node_list).items or []
+        return [raw for raw, (name, _) in zip(items, self.node_regions, strict=True) if name not in failed]
 
 
 def parse_args(body: bytes) -> ExtenderArgs:
     if len(body) > MAX_BODY_BYTES:
         raise MalformedArgs(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        document: Any = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        args = _ARGS.decode(body)
+        if args.NodeNames is not None:
+            return ExtenderArgs(pod=args.Pod, node_list=None, node_names=args.NodeNames)
+        if bytes(args.Nodes).strip() == b"null":
+            raise MalformedArgs("neither Nodes nor NodeNames is given")
+        nodes = _NODES_SLIM.decode(args.Nodes).items or []
+    except msgspec.ValidationError as error:
+        raise MalformedArgs(f"not ExtenderArgs: {str(error)[:120]}") from None
+    except msgspec.DecodeError as error:
         raise MalformedArgs(f"body is not JSON: {str(error)[:80]}") from None
-    if not isinstance(document, dict):
-        raise MalformedArgs("body is not a JSON object")
-    pod = document.get("Pod")
-    if not isinstance(pod, dict):
-        raise MalformedArgs("Pod is missing or not an object")
-    names = document.get("NodeNames")
-    node_list = document.get("Nodes")
-    if names is not None:
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise MalformedArgs("NodeNames is not a list of strings")
-        return ExtenderArgs(pod=pod, nodes=None, node_names=names)
-    if node_list is None:
-        raise MalformedArgs("neither Nodes nor NodeNames is given")
-    if not isinstance(node_list, dict) or not isinstance(node_list.get("items"), list | None):
-        raise MalformedArgs("Nodes is not a NodeList")
-    items = node_list.get("items") or []
-    if not all(isinstance(node, dict) and isinstance(node.get("metadata"), dict) for node in items):
-        raise MalformedArgs("Nodes.items holds something that is not a Node")
-    return ExtenderArgs(pod=pod, nodes=items, node_names=None)
+    except RecursionError:
+        raise MalformedArgs("body is nested too deeply") from None
+    regions = [(node.metadata.name, (node.metadata.labels or {}).get(REGION_LABEL)) for node in nodes]
+    return ExtenderArgs(pod=args.Pod, node_list=args.Nodes, node_names=None, node_regions=regions)
