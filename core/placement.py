@@ -8,7 +8,7 @@ so the ranking says so and callers do nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration, PlacementMode
@@ -59,21 +59,20 @@ class Ranking:
     hours: float
     assessments: tuple[RegionAssessment, ...]
     baseline_known: bool
+    # Derived once: the rebalancer asks these of the same ranking for thousands of pods.
+    eligible: tuple[RegionAssessment, ...] = field(init=False)
+    _by_region: dict[str, RegionAssessment] = field(init=False, repr=False, compare=False)
 
-    @property
-    def eligible(self) -> tuple[RegionAssessment, ...]:
-        return tuple(a for a in self.assessments if a.eligible)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eligible", tuple(a for a in self.assessments if a.eligible))
+        object.__setattr__(self, "_by_region", {a.region: a for a in self.assessments})
 
     @property
     def best(self) -> RegionAssessment | None:
-        eligible = self.eligible
-        return eligible[0] if eligible and self.baseline_known else None
+        return self.eligible[0] if self.eligible and self.baseline_known else None
 
     def assessment(self, region: str) -> RegionAssessment | None:
-        for assessment in self.assessments:
-            if assessment.region == region:
-                return assessment
-        return None
+        return self._by_region.get(region)
 
 
 def rank_regions(

@@ -63,13 +63,25 @@ carbon:
   maxStaleSeconds: 600
 economics:
   horizonHours: 6
-  carbonPriceUsdPerTonne: 100
+  # The demo's pods are small (half a core): at the capped carbon price a move out of a coal
+  # grid pays for its restart, so you can watch the rebalancer follow the grid.
+  carbonPriceUsdPerTonne: 1000
+  migrationCostUsd: 0.0001
+  restartDowntimeSeconds: 5
 # One price everywhere: the local demo isolates the effect of carbon.
 prices:
   us-east-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
   eu-west-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
   eu-north-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
 placement: {mode: preferred}
+rebalancer:
+  intervalSeconds: 5
+  dryRun: false
+  minPodAgeSeconds: 10
+  minNetBenefitUsd: 0.0001
+  maxEvictionsPerCycle: 10
+  maxEvictionsPerNamespace: 5
+  maxEvictionsPerNode: 2
 """
 
 
@@ -147,7 +159,7 @@ class LocalCluster:
         return str(self.bins / name)
 
     # --- lifecycle -------------------------------------------------------------------------
-    def up(self, *, webhook: bool = True, config_text: str = DEMO_CONFIG) -> None:
+    def up(self, *, webhook: bool = True, rebalancer: bool = False, config_text: str = DEMO_CONFIG) -> None:
         if self.state_file.exists():
             raise ClusterError(
                 f"a cluster is already running here ({self.state_file}); run `make cluster-down`"
@@ -156,7 +168,8 @@ class LocalCluster:
         for directory in (self.root, self.pki, self.logs):
             directory.mkdir(parents=True, exist_ok=True)
         self.ports = {
-            name: free_port() for name in ("etcd", "etcd_peer", "apiserver", "webhook", "webhook_metrics")
+            name: free_port()
+            for name in ("etcd", "etcd_peer", "apiserver", "webhook", "webhook_metrics", "rebalancer_metrics")
         }
         try:
             self._write_pki()
@@ -172,9 +185,13 @@ class LocalCluster:
             self._create_nodes()
             self.wait_for("default service account", self._default_sa_exists, timeout_seconds=60)
             self.wait_for("nodes Ready", self._nodes_ready, timeout_seconds=60)
+            # Our own namespace (the rebalancer's Lease lives there), opted out as in production.
+            self.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
             if webhook:
                 self.start_webhook()
                 self.register_webhook()
+            if rebalancer:
+                self.start_rebalancer()
         except BaseException:
             self.down()
             raise
@@ -509,6 +526,21 @@ class LocalCluster:
         )
         self.wait_for("webhook", self._webhook_ready, timeout_seconds=30)
 
+    def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
+        self._spawn(
+            name,
+            [sys.executable, "-m", "rebalancer"],
+            env={
+                "ECOPULSE_CONFIG": str(self.config_file),
+                "KUBECONFIG": str(self.kubeconfig),
+                "POD_NAME": name,
+                "POD_NAMESPACE": "eco-pulse",
+                "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
+                "ECOPULSE_METRICS_PORT": str(metrics_port or self.ports["rebalancer_metrics"]),
+                "PYTHONPATH": str(REPO),
+            },
+        )
+
     def register_webhook(self) -> None:
         """The shipped MutatingWebhookConfiguration, pointed at our local process by URL."""
         manifest = yaml.safe_load(
@@ -698,14 +730,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             started = time.monotonic()
-            cluster.up()
+            cluster.up(rebalancer=True)
             print(f"cluster ready in {time.monotonic() - started:.0f}s")
             print(f"  export KUBECONFIG={cluster.kubeconfig}")
             print(f"  kubectl: {cluster.binary('kubectl')}")
             print(f"  config (edit the mock grid, it reloads): {cluster.config_file}")
             print(
-                f"  logs: {cluster.logs}/; metrics: http://127.0.0.1:{cluster.ports['webhook_metrics']}/metrics"
+                f"  logs: {cluster.logs}/; metrics: http://127.0.0.1:{cluster.ports['webhook_metrics']}/metrics "
+                f"(webhook), http://127.0.0.1:{cluster.ports['rebalancer_metrics']}/metrics (rebalancer)"
             )
+            print("  the rebalancer runs every 5 s: flip the mock grid and watch running pods move")
         elif args.command == "down":
             cluster.down()
             print("cluster stopped")

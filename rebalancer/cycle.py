@@ -1,0 +1,140 @@
+"""One rebalancing cycle: snapshot -> plan -> evict within limits -> report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from core.config import EcoPulseConfiguration
+from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
+from core.model import SignalSnapshot
+from rebalancer.evictor import EvictionApi, Evictor, Limit
+from rebalancer.planner import plan
+
+log = logging.getLogger("ecopulse.rebalancer")
+
+CYCLES = Counter(
+    "ecopulse_rebalancer_cycles_total",
+    "Rebalancing cycles by outcome (completed, not-leader, not-synced, error).",
+    ["outcome"],
+)
+CYCLE_DURATION = Histogram(
+    "ecopulse_rebalancer_cycle_duration_seconds",
+    "Time one rebalancing cycle took (plan and evictions).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CANDIDATES = Gauge(
+    "ecopulse_rebalancer_candidates",
+    "Moves that passed every check in the last cycle, before the eviction limits.",
+)
+REFUSALS = Counter(
+    "ecopulse_rebalancer_refusals_total",
+    "Moves a pod's best region asked for but that were refused, by reason (protections, benefit, room...).",
+    ["reason"],
+)
+LAST_CYCLE = Gauge(
+    "ecopulse_rebalancer_last_cycle_timestamp_seconds",
+    "Unix time the last cycle finished (completed or not), for the not-cycling alert.",
+)
+# A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
+MAX_REFUSAL_LINES = 200
+
+
+@dataclass(slots=True)
+class CycleReport:
+    outcome: str
+    candidates: int = 0
+    results: Tally[str] = field(default_factory=Tally)
+    refusals: Tally[str] = field(default_factory=Tally)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleInputs:
+    """Where a cycle reads from: all in memory, no I/O but the evictions."""
+
+    config: Callable[[], EcoPulseConfiguration]
+    signals: Callable[[], SignalSnapshot]
+    pods: Callable[[], Mapping[str, PodRecord]]
+    nodes: Callable[[], Mapping[str, NodeRecord]]
+    namespaces: Callable[[], Mapping[str, NamespaceInfo]]
+    synced: Callable[[], bool]
+    is_leader: Callable[[], bool]
+    clock: Callable[[], datetime]
+    api: EvictionApi
+    own_namespace: str = ""
+
+
+def run_cycle(inputs: CycleInputs) -> CycleReport:
+    started = time.perf_counter()
+    try:
+        report = _cycle(inputs)
+    except Exception:
+        # A failed cycle is logged and counted; the scheduler runs the next one as usual.
+        log.exception("rebalancing cycle failed")
+        report = CycleReport(outcome="error")
+    CYCLES.labels(outcome=report.outcome).inc()
+    CYCLE_DURATION.observe(time.perf_counter() - started)
+    LAST_CYCLE.set_to_current_time()
+    return report
+
+
+def _cycle(inputs: CycleInputs) -> CycleReport:
+    if not inputs.is_leader():
+        return CycleReport(outcome="not-leader")
+    if not inputs.synced():
+        log.warning("caches not synced yet; skipping this cycle")
+        return CycleReport(outcome="not-synced")
+    config = inputs.config()
+    result = plan(
+        pods=inputs.pods().values(),
+        nodes=inputs.nodes(),  # cluster-scoped: keyed by name
+        namespaces=inputs.namespaces(),
+        signals=inputs.signals(),
+        config=config,
+        now=inputs.clock(),
+        own_namespace=inputs.own_namespace,
+    )
+    report = CycleReport(outcome="completed", candidates=len(result.candidates))
+    CANDIDATES.set(len(result.candidates))
+    evictor = Evictor(api=inputs.api, settings=config.rebalancer)
+    for candidate in result.candidates:
+        attempt = evictor.evict(candidate)
+        report.results[attempt.result] += 1
+        if attempt.result == str(Limit.CYCLE):
+            break  # nothing more will pass this cycle
+    for index, refusal in enumerate(result.refusals):
+        REFUSALS.labels(reason=refusal.reason).inc()
+        report.refusals[refusal.reason] += 1
+        if index < MAX_REFUSAL_LINES:
+            log.info(
+                "rebalancer decision",
+                extra={
+                    "namespace": refusal.pod.namespace,
+                    "pod": refusal.pod.name,
+                    "decision": "refused",
+                    "reason": refusal.reason,
+                    "target_region": refusal.target_region,
+                    "net_benefit_usd": None
+                    if refusal.net_benefit_usd is None
+                    else round(refusal.net_benefit_usd, 6),
+                },
+            )
+    log.info(
+        "rebalancing cycle",
+        extra={
+            "decision": "cycle",
+            "pods": result.pods_considered,
+            "in_best_region": result.pods_in_best_region,
+            "candidates": report.candidates,
+            "results": dict(report.results),
+            "refusals": dict(report.refusals),
+            "dry_run": config.rebalancer.dry_run,
+        },
+    )
+    return report

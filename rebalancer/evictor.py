@@ -1,0 +1,186 @@
+"""The only code that evicts: limits, dry run, the Eviction API, Events, logs and metrics.
+
+Limits are checked before each call, descheduler-style: per cycle, per namespace, per node and
+per workload, so a region turning green does not stampede the cluster. A 429 (a
+PodDisruptionBudget says no) is counted and skipped, a 404 (already gone) ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter as Tally
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from prometheus_client import Counter
+
+from core.config import RebalancerSettings
+from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.planner import Candidate
+
+log = logging.getLogger("ecopulse.rebalancer")
+
+EVICTIONS = Counter(
+    "ecopulse_rebalancer_evictions_total",
+    "Eviction attempts by result (evicted, dry-run, blocked, gone, forbidden, error, limit-*) and namespace.",
+    ["result", "namespace", "reason"],
+)
+
+
+class Limit(StrEnum):
+    CYCLE = "limit-cycle"
+    NAMESPACE = "limit-namespace"
+    NODE = "limit-node"
+    WORKLOAD = "limit-workload"
+
+
+class EvictionApi(Protocol):
+    def evict(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+        reason: str = "",
+    ) -> EvictionResult: ...
+
+    def post_event(
+        self,
+        *,
+        namespace: str,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        action: str = "Evict",
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    candidate: Candidate
+    result: str  # an EvictionOutcome or a Limit
+
+
+REASON = "CarbonRebalance"
+OWNER_API_VERSIONS = {
+    "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Deployment": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+    "ReplicationController": "v1",
+}
+
+
+def explain(candidate: Candidate) -> str:
+    """The Event note and log reason: from where to where, intensities, net benefit and its parts."""
+    b = candidate.benefit
+    return (
+        f"moving from {candidate.source_region} ({candidate.source_g_per_kwh:.0f} gCO2/kWh) to "
+        f"{candidate.target_region} ({candidate.target_g_per_kwh:.0f} gCO2/kWh): net benefit "
+        f"{b.net_usd:+.4f} USD = price savings {b.price_savings_usd:+.4f} "
+        f"+ carbon value {b.carbon_value_usd:+.4f} "
+        f"- migration {b.migration_cost_usd:.4f} - egress {b.egress_cost_usd:.4f} - latency "
+        f"{b.latency_penalty_usd:.4f}; avoids {b.avoided_grams:.1f} gCO2eq"
+    )
+
+
+class Evictor:
+    def __init__(self, *, api: EvictionApi, settings: RebalancerSettings) -> None:
+        self._api = api
+        self._settings = settings
+        self._per_namespace: Tally[str] = Tally()
+        self._per_node: Tally[str] = Tally()
+        self._per_workload: Tally[str] = Tally()
+        self._total = 0
+
+    def _limit(self, candidate: Candidate) -> Limit | None:
+        settings = self._settings
+        pod = candidate.pod
+        if self._total + 1 > settings.max_evictions_per_cycle:
+            return Limit.CYCLE
+        if self._per_namespace[pod.namespace] + 1 > settings.max_evictions_per_namespace:
+            return Limit.NAMESPACE
+        if self._per_node[pod.node_name] + 1 > settings.max_evictions_per_node:
+            return Limit.NODE
+        if (
+            pod.workload is not None
+            and self._per_workload[pod.workload] + 1 > settings.max_evictions_per_workload
+        ):
+            return Limit.WORKLOAD
+        return None
+
+    def evict(self, candidate: Candidate) -> Attempt:
+        pod = candidate.pod
+        why = explain(candidate)
+        limit = self._limit(candidate)
+        if limit is not None:
+            return self._record(candidate, str(limit), why)
+        dry_run = self._settings.dry_run
+        # In dry run the API server still checks the request (RBAC, PDBs) and changes nothing.
+        answer = self._api.evict(
+            namespace=pod.namespace,
+            name=pod.name,
+            uid=pod.uid or None,
+            grace_period_seconds=self._settings.eviction_grace_period_seconds,
+            dry_run=dry_run,
+            reason=f"eco-pulse: {why}"[:250],
+        )
+        if answer.outcome in (EvictionOutcome.EVICTED, EvictionOutcome.DRY_RUN):
+            self._total += 1
+            self._per_namespace[pod.namespace] += 1
+            self._per_node[pod.node_name] += 1
+            if pod.workload is not None:
+                self._per_workload[pod.workload] += 1
+        if answer.outcome is EvictionOutcome.EVICTED:
+            self._api.post_event(
+                namespace=pod.namespace,
+                involved={
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "name": pod.name,
+                    "uid": pod.uid,
+                    "namespace": pod.namespace,
+                },
+                reason=REASON,
+                message=f"Evicted by eco-pulse, {why}",
+            )
+            if pod.owner_kind is not None and pod.owner_name is not None:
+                self._api.post_event(
+                    namespace=pod.namespace,
+                    involved={
+                        "kind": pod.owner_kind,
+                        "apiVersion": "apps/v1",
+                        "name": pod.owner_name,
+                        "namespace": pod.namespace,
+                    },
+                    reason=REASON,
+                    message=f"Evicted pod {pod.name}, {why}",
+                )
+        return self._record(candidate, str(answer.outcome), why, detail=answer.message)
+
+    def _record(self, candidate: Candidate, result: str, why: str, *, detail: str = "") -> Attempt:
+        pod = candidate.pod
+        EVICTIONS.labels(result=result, namespace=pod.namespace, reason=REASON).inc()
+        log.info(
+            "rebalancer decision",
+            extra={
+                "namespace": pod.namespace,
+                "pod": pod.name,
+                "node": pod.node_name,
+                "decision": result,
+                "dry_run": self._settings.dry_run,
+                "source_region": candidate.source_region,
+                "target_region": candidate.target_region,
+                "net_benefit_usd": round(candidate.benefit.net_usd, 6),
+                "avoided_grams": round(candidate.benefit.avoided_grams, 3),
+                "reason": why,
+                "detail": detail,
+            },
+        )
+        return Attempt(candidate=candidate, result=result)

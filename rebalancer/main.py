@@ -1,0 +1,122 @@
+"""Wire the rebalancer process: config, signals, watch caches, leader election, schedule, metrics."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+
+from kubernetes import client
+from prometheus_client import start_http_server
+
+from core.config import ConfigError, EcoPulseConfiguration, default_config
+from core.kube.caches import namespace_reflector, node_reflector, pod_reflector
+from core.kube.client import load_api_client
+from core.logs import configure_logging
+from core.reload import ConfigSource
+from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from rebalancer.cycle import CycleInputs, run_cycle
+from rebalancer.kubeapi import KubeApi
+from rebalancer.leader import LeaderElector
+from rebalancer.schedule import CycleSchedule
+from rebalancer.settings import RebalancerProcessSettings, SettingsError
+
+log = logging.getLogger("ecopulse.rebalancer")
+
+
+def main() -> int:
+    try:
+        settings = RebalancerProcessSettings.from_env()
+    except SettingsError as error:
+        print(f"eco-pulse rebalancer: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    log.info("starting eco-pulse rebalancer", extra={"settings": settings.redacted()})
+    try:
+        config = (
+            ConfigSource.from_file(settings.config_path)
+            if settings.config_path is not None
+            else ConfigSource(None, default_config())
+        )
+    except ConfigError as error:
+        log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
+        return 2
+    api_client = load_api_client()
+    if api_client is None:
+        log.error("no cluster to talk to: run in-cluster or set KUBECONFIG")
+        return 2
+
+    refresher = SignalRefresher(config=config.current, cache=SignalCache())
+    config.subscribe(refresher.update_config)
+    install_signal_metrics(refresher, lambda: config.current)
+    pods, nodes, namespaces = (
+        pod_reflector(api_client),
+        node_reflector(api_client),
+        namespace_reflector(api_client),
+    )
+    for reflector in (pods, nodes, namespaces):
+        reflector.start()
+
+    leader: LeaderElector | None = None
+    if settings.leader_election:
+        leader = LeaderElector(
+            api=client.CoordinationV1Api(api_client),
+            namespace=settings.namespace,
+            name=settings.lease_name,
+            identity=settings.identity,
+        )
+        leader.start()
+
+    inputs = CycleInputs(
+        config=lambda: config.current,
+        signals=refresher.snapshot,
+        pods=lambda: pods.items,
+        nodes=lambda: nodes.items,
+        namespaces=lambda: namespaces.items,
+        synced=lambda: all(r.synced.is_set() for r in (pods, nodes, namespaces)),
+        is_leader=(lambda: leader.is_leader) if leader is not None else (lambda: True),
+        clock=lambda: datetime.now(UTC),
+        api=KubeApi(api_client, reporting_instance=settings.identity),
+        own_namespace=settings.namespace,
+    )
+    schedule = CycleSchedule(
+        lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds
+    )
+
+    def on_config(new: EcoPulseConfiguration) -> None:
+        schedule.reschedule(new.rebalancer.interval_seconds)
+
+    config.subscribe(on_config)
+    start_http_server(settings.metrics_port, addr=settings.metrics_bind_address)
+    refresher.start()
+    config.start_watching(interval_seconds=settings.reload_interval_seconds)
+    schedule.start()
+    log.info(
+        "running",
+        extra={
+            "interval_seconds": config.current.rebalancer.interval_seconds,
+            "dry_run": config.current.rebalancer.dry_run,
+            "metrics_port": settings.metrics_port,
+        },
+    )
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    schedule.stop()
+    if leader is not None:
+        leader.stop()  # releases the Lease so the other replica takes over at once
+    for reflector in (pods, nodes, namespaces):
+        reflector.stop()
+    refresher.stop()
+    config.stop()
+    return 0

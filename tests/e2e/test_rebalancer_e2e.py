@@ -1,0 +1,142 @@
+"""The rebalancer on the real control plane: the Eviction API, the ReplicaSet controller, the webhook
+and the scheduler together move running pods when the grid flips, and only then."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.cluster import LocalCluster, free_port
+from tests.e2e.test_webhook_e2e import (
+    deployment,
+    pods,
+    region_of_nodes,
+    wait_for_decision_region,
+    wait_scheduled,
+)
+
+US_GREEN = "us-east-1: 20, eu-west-1: 300, eu-north-1: 500"
+EU_GREEN = "us-east-1: 450, eu-west-1: 300, eu-north-1: 30"
+
+
+def set_grid(cluster: LocalCluster, grid: str) -> None:
+    text = cluster.config_file.read_text()
+    for old in (US_GREEN, EU_GREEN):
+        text = text.replace(old, grid)
+    cluster.config_file.write_text(text)
+
+
+@pytest.fixture(scope="module")
+def rebalancing(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """The rebalancer (two replicas, one leader) runs for this module only: it would move the
+    webhook tests' pods around otherwise."""
+    original = cluster.config_file.read_text()
+    cluster.start_rebalancer("rebalancer-a")
+    cluster.start_rebalancer("rebalancer-b", metrics_port=free_port())
+    yield cluster
+    cluster.stop("rebalancer-a")
+    cluster.stop("rebalancer-b")
+    cluster.config_file.write_text(original)
+    wait_for_decision_region(cluster, "eu-north-1")
+
+
+@pytest.fixture
+def namespace(rebalancing: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = "rb-" + request.node.name.replace("_", "-")[5:35].strip("-").lower()
+    rebalancing.kubectl("create", "namespace", name)
+    yield name
+    rebalancing.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def regions_of(cluster: LocalCluster, namespace: str, app: str) -> list[str]:
+    where = region_of_nodes(cluster)
+    return sorted(
+        where[p["spec"]["nodeName"]]
+        for p in pods(cluster, namespace, app)
+        if p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")
+    )
+
+
+def wait_regions(
+    cluster: LocalCluster, namespace: str, app: str, wanted: list[str], timeout_seconds: float
+) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if regions_of(cluster, namespace, app) == wanted:
+            return
+        time.sleep(1)
+    raise AssertionError(
+        f"{app}: regions {regions_of(cluster, namespace, app)} != {wanted} after {timeout_seconds}s"
+    )
+
+
+def start_in_us(cluster: LocalCluster, namespace: str, app: str, **options: object) -> None:
+    set_grid(cluster, US_GREEN)
+    wait_for_decision_region(cluster, "us-east-1")
+    cluster.kubectl("apply", "-f", "-", input_text=deployment(app, namespace, **options))  # type: ignore[arg-type]
+    wait_scheduled(cluster, namespace, app, 3)
+    wait_regions(cluster, namespace, app, ["us-east-1"] * 3, 30)
+
+
+def test_a_grid_flip_moves_running_pods_to_the_green_region(
+    rebalancing: LocalCluster, namespace: str
+) -> None:
+    cluster = rebalancing
+    start_in_us(cluster, namespace, "follow")
+    time.sleep(11)  # minPodAgeSeconds is 10 in the local configuration
+    set_grid(cluster, EU_GREEN)
+    # One replica per workload per cycle (every 5 s), each replacement placed by the webhook.
+    wait_regions(cluster, namespace, "follow", ["eu-north-1"] * 3, 120)
+    events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
+    ours = [e for e in events if e.get("reason") == "CarbonRebalance"]
+    assert ours, "no CarbonRebalance events"
+    note = ours[0].get("note") or ours[0].get("message") or ""
+    assert "from us-east-1" in note and "to eu-north-1" in note and "net benefit" in note
+    assert "CarbonRebalance" in cluster.kubectl("get", "events", "-n", namespace)
+
+
+def test_a_pdb_with_max_unavailable_zero_stops_every_eviction(
+    rebalancing: LocalCluster, namespace: str
+) -> None:
+    cluster = rebalancing
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guard", "namespace": namespace},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "guarded"}}},
+    }
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(pdb))
+    start_in_us(cluster, namespace, "guarded")
+    time.sleep(11)
+    set_grid(cluster, EU_GREEN)
+    time.sleep(20)  # four cycles
+    assert regions_of(cluster, namespace, "guarded") == ["us-east-1"] * 3
+    names = {p["metadata"]["name"] for p in pods(cluster, namespace, "guarded")}
+    assert len(names) == 3  # the same three pods: none was evicted
+
+
+def test_a_workload_with_heavy_egress_to_its_data_stays(rebalancing: LocalCluster, namespace: str) -> None:
+    cluster = rebalancing
+    start_in_us(
+        cluster,
+        namespace,
+        "anchored",
+        annotations={"ecopulse.io/data-region": "us-east-1", "ecopulse.io/egress-gb-per-hour": "20"},
+    )
+    time.sleep(11)
+    set_grid(cluster, EU_GREEN)
+    time.sleep(20)
+    assert regions_of(cluster, namespace, "anchored") == ["us-east-1"] * 3
+
+
+def test_only_the_leader_evicts(rebalancing: LocalCluster) -> None:
+    logs = {name: (rebalancing.logs / f"{name}.log").read_text() for name in ("rebalancer-a", "rebalancer-b")}
+    evicting = [name for name, text in logs.items() if '"decision":"evicted"' in text]
+    assert len(evicting) == 1, f"replicas that evicted: {evicting}"
+    lease = json.loads(
+        rebalancing.kubectl("get", "lease", "eco-pulse-rebalancer", "-n", "eco-pulse", "-o", "json")
+    )
+    assert lease["spec"]["holderIdentity"] == evicting[0]

@@ -1,0 +1,358 @@
+"""The rebalancer's planning, protections and eviction limits, with hand-built snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.config import EcoPulseConfiguration, parse_config_text
+from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
+from core.model import CapacityType, CarbonSignal, PodDemand, SignalSnapshot
+from rebalancer.evictor import Evictor
+from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
+from rebalancer.protections import Protected
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+OLD = NOW - timedelta(hours=5)
+
+CONFIG = """\
+apiVersion: ecopulse.io/v1alpha1
+kind: EcoPulseConfiguration
+regions:
+  - {name: us-east-1, zone: US-MIDA-PJM}
+  - {name: eu-north-1, zone: SE-SE3}
+baselineRegion: us-east-1
+carbon: {provider: mock, mock: {us-east-1: 450, eu-north-1: 30}}
+economics: {horizonHours: 6, carbonPriceUsdPerTonne: 1000, maxCarbonPriceUsdPerTonne: 1000, migrationCostUsd: 0.001,
+            restartDowntimeSeconds: 0}
+prices:
+  us-east-1: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}
+  eu-north-1: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}
+latencyMs: {us-east-1: {eu-north-1: 100}}
+rebalancer: {minNetBenefitUsd: 0.001, minPodAgeSeconds: 1800, maxEvictionsPerCycle: 10,
+             maxEvictionsPerNamespace: 5, maxEvictionsPerNode: 2, maxEvictionsPerWorkload: 1}
+"""
+
+
+def config(**rebalancer: Any) -> EcoPulseConfiguration:
+    base = parse_config_text(CONFIG)
+    return replace(base, rebalancer=replace(base.rebalancer, **rebalancer))
+
+
+def signals(us: float = 450, eu: float = 30) -> SignalSnapshot:
+    def signal(region: str, zone: str, value: float) -> CarbonSignal:
+        return CarbonSignal(
+            region=region, zone=zone, carbon_g_per_kwh=value, observed_at=NOW, fetched_at=NOW, source="mock"
+        )
+
+    return SignalSnapshot(
+        taken_at=NOW,
+        provider="mock",
+        carbon={
+            "us-east-1": signal("us-east-1", "US-MIDA-PJM", us),
+            "eu-north-1": signal("eu-north-1", "SE-SE3", eu),
+        },
+    )
+
+
+def node(
+    name: str, region: str, *, cpu: float = 16, memory: float = 64, schedulable: bool = True
+) -> NodeRecord:
+    return NodeRecord(
+        name=name,
+        region=region,
+        capacity_type=CapacityType.ON_DEMAND,
+        allocatable_cpu_cores=cpu,
+        allocatable_memory_gib=memory,
+        schedulable=schedulable,
+    )
+
+
+NODES = {
+    n.name: n for n in (node("us-a", "us-east-1"), node("us-b", "us-east-1"), node("eu-a", "eu-north-1"))
+}
+
+
+def pod(name: str = "web-1", **overrides: Any) -> PodRecord:
+    fields: dict[str, Any] = dict(
+        namespace="shop",
+        name=name,
+        uid=f"uid-{name}",
+        node_name="us-a",
+        phase="Running",
+        ready=True,
+        deleting=False,
+        started_at=OLD,
+        owner_kind="ReplicaSet",
+        owner_name="web-abc",
+        demand=PodDemand(cpu_cores=4, memory_gib=8),
+        hint_annotations={},
+        mirror=False,
+        static=False,
+        priority=0,
+        local_storage=False,
+        pvc=False,
+    )
+    fields.update(overrides)
+    return PodRecord(**fields)
+
+
+def run(
+    pods: list[PodRecord],
+    cfg: EcoPulseConfiguration | None = None,
+    nodes: dict[str, NodeRecord] | None = None,
+    namespaces: dict[str, NamespaceInfo] | None = None,
+    snapshot: SignalSnapshot | None = None,
+) -> Any:
+    return plan(
+        pods=pods,
+        nodes=nodes or NODES,
+        namespaces=namespaces or {},
+        signals=snapshot or signals(),
+        config=cfg or config(),
+        now=NOW,
+    )
+
+
+def test_a_pod_in_the_dirty_region_is_proposed_to_move_to_the_green_one() -> None:
+    result = run([pod()])
+    assert len(result.candidates) == 1
+    candidate = result.candidates[0]
+    assert (candidate.source_region, candidate.target_region) == ("us-east-1", "eu-north-1")
+    assert candidate.benefit.net_usd > 0.001
+    assert candidate.benefit.carbon_value_usd > 0
+    assert candidate.benefit.price_savings_usd == pytest.approx(0)
+    assert candidate.source_g_per_kwh == 450 and candidate.target_g_per_kwh == 30
+
+
+def test_a_pod_already_in_the_best_region_stays() -> None:
+    result = run([pod(node_name="eu-a")])
+    assert result.candidates == [] and result.refusals == []
+    assert result.pods_in_best_region == 1
+
+
+PROTECTIONS: dict[Protected, dict[str, Any]] = {
+    Protected.OPTED_OUT: dict(hint_annotations={"ecopulse.io/opt-out": "true"}),
+    Protected.BARE_POD: dict(owner_kind=None, owner_name=None),
+    Protected.DAEMONSET_POD: dict(owner_kind="DaemonSet"),
+    Protected.MIRROR_POD: dict(mirror=True),
+    Protected.STATIC_POD: dict(static=True),
+    Protected.SYSTEM_CRITICAL: dict(priority=2_000_000_000),
+    Protected.TERMINATING: dict(deleting=True),
+    Protected.NOT_RUNNING: dict(phase="Pending"),
+    Protected.NOT_READY: dict(ready=False),
+    Protected.TOO_YOUNG: dict(started_at=NOW - timedelta(minutes=10)),
+    Protected.LOCAL_STORAGE: dict(local_storage=True),
+    Protected.PVC: dict(pvc=True),
+    Protected.NAMESPACE_OPTED_OUT: dict(namespace="kube-system"),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(PROTECTIONS), ids=str)
+def test_protected_pods_are_never_proposed(reason: Protected) -> None:
+    result = run([pod(**PROTECTIONS[reason])])
+    assert result.candidates == []
+    assert [r.reason for r in result.refusals] == [str(reason)]
+
+
+def test_an_opted_out_namespace_protects_its_pods() -> None:
+    result = run([pod()], namespaces={"shop": NamespaceInfo(opted_out=True)})
+    assert [r.reason for r in result.refusals] == ["namespace-opted-out"]
+
+
+def test_local_storage_and_pvcs_move_when_configured() -> None:
+    cfg = config(evict_local_storage_pods=True, evict_pvc_pods=True)
+    assert len(run([pod(local_storage=True, pvc=True)], cfg).candidates) == 1
+
+
+def test_a_move_below_the_minimum_net_benefit_is_refused() -> None:
+    result = run([pod()], config(min_net_benefit_usd=100.0))
+    assert [r.reason for r in result.refusals] == [BELOW_MIN_BENEFIT]
+
+
+def test_the_equation_test_green_but_expensive_egress_stays_put() -> None:
+    # The data lives in us-east-1 and the pod sends it 50 GB/h: 50 x 6 h x $0.02 = $6 of egress,
+    # far more than the carbon value of moving 4 vCPU to a greener grid.
+    heavy = pod(
+        hint_annotations={"ecopulse.io/egress-gb-per-hour": "50", "ecopulse.io/data-region": "us-east-1"}
+    )
+    result = run([heavy])
+    assert result.candidates == []
+    assert result.pods_in_best_region == 1  # a fresh copy would be placed in us-east-1 too
+
+
+def test_no_room_in_the_target_region_refuses_and_capacity_is_reserved_across_candidates() -> None:
+    small_eu = {**NODES, "eu-a": node("eu-a", "eu-north-1", cpu=6, memory=64)}
+    pods = [pod("web-1", owner_name="a"), pod("web-2", owner_name="b", node_name="us-b")]
+    result = run(pods, nodes=small_eu)
+    assert len(result.candidates) == 1  # 6 cores hold one 4-core pod, not two
+    assert [r.reason for r in result.refusals] == [NO_ROOM]
+
+
+def test_pods_already_in_the_target_count_against_its_room() -> None:
+    pods = [pod("there", node_name="eu-a", demand=PodDemand(cpu_cores=14, memory_gib=8)), pod("here")]
+    result = run(pods)
+    assert result.candidates == []
+    assert NO_ROOM in [r.reason for r in result.refusals]
+
+
+def test_an_unschedulable_node_offers_no_room() -> None:
+    nodes = {**NODES, "eu-a": node("eu-a", "eu-north-1", schedulable=False)}
+    assert [r.reason for r in run([pod()], nodes=nodes).refusals] == [NO_ROOM]
+
+
+def test_a_workload_with_a_replica_on_the_move_waits() -> None:
+    pods = [pod("web-1"), pod("web-2", ready=False, phase="Pending")]
+    reasons = sorted(r.reason for r in run(pods).refusals)
+    assert reasons == sorted([WORKLOAD_MOVING, "not-running"])
+
+
+def test_no_signals_no_moves() -> None:
+    empty = SignalSnapshot(taken_at=NOW, provider="mock", carbon={})
+    result = run([pod()], snapshot=empty)
+    assert result.candidates == []
+
+
+@dataclass
+class FakeEvictionApi:
+    """Answers like the Eviction API would; records what it was asked."""
+
+    answers: dict[str, EvictionOutcome] = field(default_factory=dict)
+    calls: list[tuple[str, bool]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+    def evict(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+        reason: str = "",
+    ) -> EvictionResult:
+        self.calls.append((name, dry_run))
+        outcome = self.answers.get(name, EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED)
+        return EvictionResult(
+            outcome=outcome,
+            status={
+                EvictionOutcome.EVICTED: 201,
+                EvictionOutcome.DRY_RUN: 201,
+                EvictionOutcome.BLOCKED: 429,
+                EvictionOutcome.GONE: 404,
+            }.get(outcome, 500),
+            message="",
+        )
+
+    def post_event(
+        self,
+        *,
+        namespace: str,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        action: str = "Evict",
+    ) -> bool:
+        self.events.append(f"{involved['kind']}/{involved['name']}: {message}")
+        return True
+
+
+def many(count: int, **overrides: Any) -> list[PodRecord]:
+    return [
+        pod(f"p{i}", owner_name=f"w{i}", node_name="us-a" if i % 2 else "us-b", **overrides)
+        for i in range(count)
+    ]
+
+
+def evict_all(pods: list[PodRecord], cfg: EcoPulseConfiguration, api: FakeEvictionApi) -> list[str]:
+    big = {**NODES, "eu-a": node("eu-a", "eu-north-1", cpu=1000, memory=4000)}
+    result = plan(pods=pods, nodes=big, namespaces={}, signals=signals(), config=cfg, now=NOW)
+    evictor = Evictor(api=api, settings=cfg.rebalancer)
+    return [evictor.evict(c).result for c in result.candidates]
+
+
+@pytest.mark.parametrize(
+    ("limits", "evicted"),
+    [
+        (dict(max_evictions_per_cycle=3, max_evictions_per_namespace=100, max_evictions_per_node=100), 3),
+        (dict(max_evictions_per_cycle=100, max_evictions_per_namespace=4, max_evictions_per_node=100), 4),
+        (
+            dict(max_evictions_per_cycle=100, max_evictions_per_namespace=100, max_evictions_per_node=2),
+            4,
+        ),  # 2 nodes
+        (dict(max_evictions_per_cycle=0, max_evictions_per_namespace=100, max_evictions_per_node=100), 0),
+    ],
+)
+def test_limits_per_cycle_namespace_and_node(limits: dict[str, int], evicted: int) -> None:
+    api = FakeEvictionApi()
+    results = evict_all(many(10), config(**limits), api)
+    assert results.count("evicted") == evicted
+    assert len(api.calls) == evicted  # a limit is checked before the API is called
+
+
+def test_one_replica_per_workload_per_cycle() -> None:
+    api = FakeEvictionApi()
+    pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(4)]
+    results = evict_all(pods, config(max_evictions_per_node=10), api)
+    assert results.count("evicted") == 1
+    assert results.count("limit-workload") == 3
+
+
+def test_dry_run_decides_everything_and_evicts_nothing() -> None:
+    api = FakeEvictionApi()
+    results = evict_all(many(3), config(dry_run=True), api)
+    assert results == ["dry-run"] * 3
+    assert all(dry_run for _, dry_run in api.calls)
+    assert api.events == []
+
+
+def test_a_pdb_refusal_is_counted_and_skipped_and_a_gone_pod_ignored() -> None:
+    api = FakeEvictionApi(answers={"p0": EvictionOutcome.BLOCKED, "p1": EvictionOutcome.GONE})
+    results = evict_all(many(4), config(max_evictions_per_cycle=2), api)
+    assert results.count("blocked") == 1 and results.count("gone") == 1
+    assert results.count("evicted") == 2  # neither refusal used up the cycle's budget
+
+
+def test_each_eviction_explains_itself_on_the_pod_and_its_owner() -> None:
+    api = FakeEvictionApi()
+    evict_all(many(1), config(), api)
+    assert len(api.events) == 2
+    pod_event, owner_event = api.events
+    assert pod_event.startswith(
+        "Pod/p0: Evicted by eco-pulse, moving from us-east-1 (450 gCO2/kWh) to eu-north-1 (30"
+    )
+    assert "net benefit" in pod_event and "carbon value" in pod_event and "egress" in pod_event
+    assert owner_event.startswith("ReplicaSet/w0:")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    us=st.floats(0, 1000),
+    eu=st.floats(0, 1000),
+    egress=st.floats(0, 100),
+    minimum=st.floats(0, 1),
+)
+def test_never_a_candidate_at_or_below_the_minimum_and_best_first(
+    us: float, eu: float, egress: float, minimum: float
+) -> None:
+    pods = [
+        pod(
+            f"p{i}",
+            owner_name=f"w{i}",
+            hint_annotations={"ecopulse.io/egress-gb-per-hour": f"{egress * i:.3f}"},
+        )
+        for i in range(4)
+    ]
+    result = run(pods, config(min_net_benefit_usd=minimum), snapshot=signals(us, eu))
+    benefits = [c.benefit.net_usd for c in result.candidates]
+    assert all(b > minimum for b in benefits)
+    assert benefits == sorted(benefits, reverse=True)
+    if eu >= us:
+        assert result.candidates == []  # no benefit in moving to a dirtier (equally priced) grid
