@@ -78,7 +78,8 @@ class Reflector(Generic[T]):
         self._active_response = response
         try:
             pending = b""
-            for chunk in response.stream(64 * 1024, decode_content=True):
+            # amt=None: each HTTP chunk as it arrives (a sized read would wait for that many bytes).
+            for chunk in response.stream(amt=None, decode_content=False):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:

@@ -30,10 +30,18 @@ spec:
 
 
 def deployment(
-    name: str, namespace: str, *, replicas: int = 3, annotations: dict[str, str] | None = None
+    name: str,
+    namespace: str,
+    *,
+    replicas: int = 3,
+    annotations: dict[str, str] | None = None,
+    node_selector: dict[str, str] | None = None,
 ) -> str:
     extra = f", annotations: {json.dumps(annotations)}" if annotations else ""
-    return PLAIN_DEPLOYMENT.format(name=name, namespace=namespace, replicas=replicas, annotations=extra)
+    text = PLAIN_DEPLOYMENT.format(name=name, namespace=namespace, replicas=replicas, annotations=extra)
+    if node_selector:
+        text += f"      nodeSelector: {json.dumps(node_selector)}\n"
+    return text
 
 
 def pods(cluster: LocalCluster, namespace: str, app: str) -> list[dict[str, Any]]:
