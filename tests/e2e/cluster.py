@@ -438,6 +438,8 @@ class LocalCluster:
                 "--root-ca-file",
                 str(self.pki / "ca.crt"),
                 "--use-service-account-credentials=false",
+                # On a busy two-core machine kwok's node leases can lag; do not call nodes lost for it.
+                "--node-monitor-grace-period=120s",
                 # Deployments, ReplicaSets, PDB status (disruption), the garbage collector, namespaces,
                 # service accounts and their tokens: what the scenarios need, nothing that wants a cloud.
                 "--controllers",
