@@ -26,6 +26,8 @@ ALLOWED_REGIONS_ANNOTATION = "ecopulse.io/allowed-regions"
 EXPECTED_RUNTIME_ANNOTATION = "ecopulse.io/expected-runtime-hours"
 PREFERRED_REGION_ANNOTATION = "ecopulse.io/preferred-region"
 DECISION_ANNOTATION = "ecopulse.io/decision"
+# Never ours to place or move: the control plane's own namespaces.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 class CapacityType(StrEnum):

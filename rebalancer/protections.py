@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from core.config import RebalancerSettings
 from core.kube.caches import SYSTEM_CRITICAL_PRIORITY, NamespaceInfo, PodRecord
-from core.model import OPT_OUT_ANNOTATION
+from core.model import OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES
 
 
 class Protected(StrEnum):
@@ -24,9 +24,6 @@ class Protected(StrEnum):
     TOO_YOUNG = "too-young"  # also the cooldown that stops a pod bouncing back and forth
     LOCAL_STORAGE = "local-storage"
     PVC = "persistent-volume-claim"
-
-
-SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 def protection(

@@ -20,19 +20,14 @@ from core.model import (
 )
 from core.placement import NoChoice, PlacementChoice, Ranking, choose_regions, rank_regions
 from core.podspec import (
-    MIRROR_ANNOTATION,
     as_mapping,
-    is_opted_out,
-    owner_kinds,
     placement_hints,
     pod_demand,
-    read_annotations,
     region_constraints,
 )
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
 from webhook.admission.review import AdmissionRequest, PatchOperation
-
-SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+from webhook.pods import effective_annotations, exemption
 
 
 class Outcome(StrEnum):
@@ -143,23 +138,19 @@ def decide(
     if pod is None:
         return skip(Reason.NO_OBJECT)
     namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
-    if namespace in SYSTEM_NAMESPACES or (own_namespace and namespace == own_namespace):
-        return skip(Reason.SYSTEM_NAMESPACE)
-    if namespace_info is not None and namespace_info.opted_out:
-        return skip(Reason.NAMESPACE_OPTED_OUT)
-    pod_annotations = read_annotations(pod)
-    if namespace_info is not None and namespace_info.hint_annotations:
-        # The namespace's ecopulse.io/ annotations are defaults; the pod's own win.
-        pod_annotations = {**namespace_info.hint_annotations, **pod_annotations}
-    if is_opted_out(pod_annotations):
-        return skip(Reason.OPTED_OUT)
+    pod_annotations = effective_annotations(pod, namespace_info)
+    exempt = exemption(
+        pod,
+        namespace=namespace,
+        namespace_info=namespace_info,
+        annotations=pod_annotations,
+        own_namespace=own_namespace,
+    )
+    if exempt is not None:
+        return skip(Reason(str(exempt)))
     spec = as_mapping(pod.get("spec"))
     if spec.get("nodeName"):
         return skip(Reason.NODE_NAME_SET)
-    if MIRROR_ANNOTATION in pod_annotations:
-        return skip(Reason.MIRROR_POD)
-    if "DaemonSet" in owner_kinds(pod):
-        return skip(Reason.DAEMONSET_POD)
     if PREFERRED_REGION_ANNOTATION in pod_annotations:
         return skip(Reason.ALREADY_PLACED)
     constraints = region_constraints(spec)

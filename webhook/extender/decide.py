@@ -17,19 +17,15 @@ from core.kube.caches import NamespaceInfo
 from core.model import SignalSnapshot
 from core.placement import Ineligible, Ranking, extender_scores, rank_regions
 from core.podspec import (
-    MIRROR_ANNOTATION,
     as_mapping,
-    is_opted_out,
-    owner_kinds,
     placement_hints,
     pod_demand,
-    read_annotations,
     region_constraints,
 )
 from webhook.extender.types import MAX_PRIORITY, ExtenderArgs
+from webhook.pods import effective_annotations, exemption
 
 NEUTRAL_SCORE = MAX_PRIORITY // 2
-SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 class Outcome(StrEnum):
@@ -59,19 +55,11 @@ def node_region_from_objects(args: ExtenderArgs) -> Callable[[str], str | None]:
 
 
 def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> str | None:
-    metadata = as_mapping(pod.get("metadata"))
-    namespace = str(metadata.get("namespace") or "")
-    if namespace in SYSTEM_NAMESPACES:
-        return "system-namespace"
-    if namespace_info is not None and namespace_info.opted_out:
-        return "namespace-opted-out"
-    annotations = read_annotations(pod)
-    if is_opted_out(annotations):
-        return "opted-out"
-    if MIRROR_ANNOTATION in annotations:
-        return "mirror-pod"
-    if "DaemonSet" in owner_kinds(pod):
-        return "daemonset-pod"
+    namespace = str(as_mapping(pod.get("metadata")).get("namespace") or "")
+    annotations = effective_annotations(pod, namespace_info)
+    exempt = exemption(pod, namespace=namespace, namespace_info=namespace_info, annotations=annotations)
+    if exempt is not None:
+        return str(exempt)
     if region_constraints(as_mapping(pod.get("spec"))):
         return "user-constrained"
     return None
@@ -89,9 +77,7 @@ def judge(
     reason = skip_reason(args.pod, namespace_info)
     if reason is not None:
         return Judgement(outcome=Outcome.SKIPPED, reason=reason, scores=dict.fromkeys(names, NEUTRAL_SCORE))
-    annotations = read_annotations(args.pod)
-    if namespace_info is not None and namespace_info.hint_annotations:
-        annotations = {**namespace_info.hint_annotations, **annotations}
+    annotations = effective_annotations(args.pod, namespace_info)
     hints = placement_hints(annotations, known_regions=frozenset(config.region_names)).hints
     ranking = rank_regions(demand=pod_demand(args.pod), hints=hints, signals=signals, config=config)
     failed = _failures(names, node_region, ranking, config)
