@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -165,6 +166,9 @@ class LocalCluster:
                 f"a cluster is already running here ({self.state_file}); run `make cluster-down`"
             )
         self.bins = self.bins or bin_dir()
+        # Every cluster starts empty: no objects from a previous run, a fresh config and PKI.
+        for stale in (self.root / "etcd-data", self.pki, self.logs, self.webhook_tls):
+            shutil.rmtree(stale, ignore_errors=True)
         for directory in (self.root, self.pki, self.logs):
             directory.mkdir(parents=True, exist_ok=True)
         self.ports = {
@@ -174,8 +178,7 @@ class LocalCluster:
         try:
             self._write_pki()
             self._write_kubeconfig()
-            if not self.config_file.exists():
-                self.config_file.write_text(config_text)
+            self.config_file.write_text(config_text)
             self._start_etcd()
             self._start_apiserver()
             self.wait_for("kube-apiserver", self._apiserver_ready, timeout_seconds=90)
