@@ -22,7 +22,7 @@ from core.podspec import (
     pod_demand,
     region_constraints,
 )
-from webhook.extender.types import MAX_PRIORITY, ExtenderArgs
+from webhook.extender.types import MAX_PRIORITY, ExtenderArgs, HostPriority
 from webhook.pods import effective_annotations, exemption
 
 NEUTRAL_SCORE = MAX_PRIORITY // 2
@@ -168,13 +168,14 @@ def as_filter_result(args: ExtenderArgs, judgement: Judgement) -> dict[str, Any]
     }
 
 
-def as_priorities(args: ExtenderArgs, judgement: Judgement) -> list[dict[str, Any]]:
-    return [{"Host": name, "Score": judgement.scores.get(name, NEUTRAL_SCORE)} for name in args.names]
+def as_priorities(args: ExtenderArgs, judgement: Judgement) -> list[HostPriority]:
+    scores = judgement.scores
+    return [HostPriority(name, scores.get(name, NEUTRAL_SCORE)) for name in args.names]
 
 
 def all_pass(args: ExtenderArgs) -> dict[str, Any]:
     return as_filter_result(args, Judgement(outcome=Outcome.FAILED_OPEN, reason=""))
 
 
-def all_neutral(args: ExtenderArgs) -> list[dict[str, Any]]:
-    return [{"Host": name, "Score": NEUTRAL_SCORE} for name in args.names]
+def all_neutral(args: ExtenderArgs) -> list[HostPriority]:
+    return [HostPriority(name, NEUTRAL_SCORE) for name in args.names]

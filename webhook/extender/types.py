@@ -37,7 +37,9 @@ class FilterResultWire(TypedDict):
     Error: str
 
 
-class HostPriorityWire(TypedDict):
+class HostPriority(msgspec.Struct, frozen=True):
+    """One entry of a HostPriorityList; a Struct encodes faster than a dict (5,000 per call)."""
+
     Host: str
     Score: int
 
