@@ -1,6 +1,14 @@
-"""python -m rebalancer: move running pods to a better region when, and only when, moving pays."""
+"""python -m rebalancer: move running pods to a better region when, and only when, moving pays.
+
+``python -m rebalancer simulate ...`` replays a grid trace instead (see rebalancer.simulate).
+"""
 
 import sys
+
+if sys.argv[1:2] == ["simulate"]:
+    from rebalancer.simulate.cli import main as simulate
+
+    sys.exit(simulate(sys.argv[2:]))
 
 from rebalancer.main import main
 

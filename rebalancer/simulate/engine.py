@@ -1,0 +1,588 @@
+"""The replay: one trace, one simulated cluster, four policies side by side.
+
+- ``carbon-blind``: every pod stays in its workload's startRegion;
+- ``static-best`` (hindsight): one placement for the whole trace, greedily filling each workload into
+  the eligible regions with the lowest MEAN intensity over the trace, within capacity;
+- ``hourly-oracle`` (hindsight): every hour, the same greedy fill with that hour's intensities;
+  moves are free;
+- ``ecopulse``: what the cluster would do live. Each hour (every ``rebalancer.intervalSeconds`` of
+  simulated time within it) the real ``rebalancer.planner.plan`` sees a SignalSnapshot with only that
+  hour's values and slim records of the simulated cluster (one node per region, the region's
+  capacity as allocatable); the real ``rebalancer.evictor.Evictor`` evicts through a simulated
+  Eviction API that honours each workload's maxUnavailable like a PodDisruptionBudget (per hour);
+  the simulated ReplicaSet recreates the pod where ``core.placement.rank_regions`` (the webhook)
+  places it, with its age reset, so minPodAgeSeconds is the cooldown.
+
+Accounting per policy and hour: energy from ``core.power.pod_energy_kwh``, emissions at the region's
+actual intensity that hour, compute cost from the configured prices (on-demand), egress cost at the
+configured $/GB for pods running away from their data region (else the baseline region, as the
+economics does), migrations counted as pods changing region.
+
+Per-hour work is proportional to workloads, not pods: pods of a workload that share a region and a
+start time (all pods past minPodAgeSeconds count as one group) are one group, and the planner sees
+only as many replicas of a group as could be evicted from it in one cycle; the rest of the usage is
+taken off the node's allocatable, which is what the planner computes free room from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from core.config import EcoPulseConfiguration
+from core.economics import GRAMS_PER_TONNE
+from core.kube.caches import NodeRecord, PodRecord, intern_demand
+from core.model import (
+    DATA_REGION_ANNOTATION,
+    EGRESS_ANNOTATION,
+    EXPECTED_RUNTIME_ANNOTATION,
+    MAX_LATENCY_ANNOTATION,
+    CapacityType,
+    CarbonSignal,
+    PlacementHints,
+    PodDemand,
+    SignalSnapshot,
+)
+from core.placement import rank_regions
+from core.podspec import placement_hints
+from core.power import pod_energy_kwh
+from rebalancer.evictor import Evictor
+from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.planner import plan
+from rebalancer.simulate.trace import Trace
+from rebalancer.simulate.workload import SimulatedWorkload, Workload
+
+CARBON_BLIND = "carbon-blind"
+STATIC_BEST = "static-best"
+HOURLY_ORACLE = "hourly-oracle"
+ECOPULSE = "ecopulse"
+POLICIES = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, ECOPULSE)
+# Pods already running when the trace starts are old enough to move.
+_ANCIENT = timedelta(days=3650)
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoveRecord:
+    time: datetime
+    hour: int
+    workload: str
+    source: str
+    target: str
+    predicted_net_benefit_usd: float
+    realised_net_benefit_usd: float
+
+
+@dataclass(slots=True)
+class PolicyResult:
+    name: str
+    emissions_grams: float = 0.0
+    energy_kwh: float = 0.0
+    compute_usd: float = 0.0
+    egress_usd: float = 0.0
+    migrations: int = 0
+    pod_hours: float = 0.0
+    # per hour: pods per region (config order), cumulative emissions
+    pods_per_region: list[tuple[int, ...]] = field(default_factory=list)
+    cumulative_grams: list[float] = field(default_factory=list)
+    moves: list[MoveRecord] = field(default_factory=list)
+
+    @property
+    def migrations_per_pod_day(self) -> float:
+        return self.migrations / (self.pod_hours / 24.0) if self.pod_hours > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulationResult:
+    regions: tuple[str, ...]
+    zones: tuple[str, ...]
+    times: tuple[datetime, ...]
+    intensity: tuple[tuple[float, ...], ...]  # per region, per hour
+    policies: Mapping[str, PolicyResult]
+
+    def reduction_percent(self, name: str) -> float:
+        blind = self.policies[CARBON_BLIND].emissions_grams
+        if blind <= 0:
+            return 0.0
+        return 100.0 * (1.0 - self.policies[name].emissions_grams / blind)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A workload as the accounting and the greedy policies need it (per pod, per hour)."""
+
+    workload: Workload
+    demand: PodDemand
+    hints: PlacementHints
+    annotations: Mapping[str, str]
+    energy_kwh: float
+    price_usd: tuple[float, ...]  # per region
+    egress_usd: tuple[float, ...]  # per region
+    latency_usd: tuple[float, ...]  # per region
+    eligible: tuple[int, ...]  # region indexes it may run in
+    start: int
+    active_hours: int  # hours from the trace start it runs
+
+
+Counts = list[list[int]]  # [workload][region]
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        config: EcoPulseConfiguration,
+        trace: Trace,
+        workload: SimulatedWorkload,
+    ) -> None:
+        # The simulation acts: a dry-run config would only ever report.
+        self.config = replace(config, rebalancer=replace(config.rebalancer, dry_run=False))
+        self.trace = trace
+        self.regions = config.region_names
+        self.index = {name: i for i, name in enumerate(self.regions)}
+        self.zones = tuple(region.zone for region in config.regions)
+        missing = [zone for zone in self.zones if zone not in trace.zones]
+        if missing:
+            raise ValueError(f"the trace has no values for zone(s) {', '.join(sorted(set(missing)))}")
+        self.intensity = tuple(trace.zones[zone] for zone in self.zones)
+        self.hours = trace.hours
+        self.cap_cpu = [workload.capacity[r].cpu if r in workload.capacity else 0.0 for r in self.regions]
+        self.cap_mem = [
+            workload.capacity[r].memory_gib if r in workload.capacity else 0.0 for r in self.regions
+        ]
+        self.shapes = [self._shape(w) for w in workload.workloads]
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def _shape(self, w: Workload) -> _Shape:
+        config = self.config
+        annotations: dict[str, str] = {}
+        if w.max_latency_ms is not None:
+            annotations[MAX_LATENCY_ANNOTATION] = repr(w.max_latency_ms)
+        if w.data_region is not None:
+            annotations[DATA_REGION_ANNOTATION] = w.data_region
+        if w.egress_gb_per_hour > 0:
+            annotations[EGRESS_ANNOTATION] = repr(w.egress_gb_per_hour)
+        if w.runtime_hours is not None:
+            annotations[EXPECTED_RUNTIME_ANNOTATION] = repr(w.runtime_hours)
+        hints = placement_hints(annotations, known_regions=frozenset(self.regions)).hints
+        demand = intern_demand(PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib))
+        reference = w.data_region or config.baseline_region
+        penalty = config.economics.latency_penalty_usd_per_ms_hour
+        eligible: list[int] = []
+        latency: list[float] = []
+        for i, region in enumerate(self.regions):
+            rtt = config.latency_between_ms(reference, region)
+            latency.append(penalty * (rtt or 0.0))
+            room = self.cap_cpu[i] >= w.cpu - _EPS and self.cap_mem[i] >= w.memory_gib - _EPS
+            near = w.max_latency_ms is None or (rtt is not None and rtt <= w.max_latency_ms)
+            if (room and near) or region == w.start_region:
+                eligible.append(i)
+        return _Shape(
+            workload=w,
+            demand=demand,
+            hints=hints,
+            annotations=annotations,
+            energy_kwh=pod_energy_kwh(demand, config.power, hours=1.0),
+            price_usd=tuple(
+                config.prices[r].per_hour_usd(
+                    cpu_cores=w.cpu, memory_gib=w.memory_gib, capacity_type=CapacityType.ON_DEMAND
+                )
+                for r in self.regions
+            ),
+            egress_usd=tuple(
+                w.egress_gb_per_hour * config.economics.egress_price_usd_per_gb(reference, r)
+                for r in self.regions
+            ),
+            latency_usd=tuple(latency),
+            eligible=tuple(eligible),
+            start=self.index[w.start_region],
+            active_hours=self.hours
+            if w.runtime_hours is None
+            else min(self.hours, math.ceil(w.runtime_hours)),
+        )
+
+    # -- accounting -------------------------------------------------------------------------
+
+    def _account(self, result: PolicyResult, hour: int, counts: Counts, previous: Counts | None) -> None:
+        per_region = [0] * len(self.regions)
+        grams = 0.0
+        for shape, row in zip(self.shapes, counts, strict=True):
+            for r, n in enumerate(row):
+                if not n:
+                    continue
+                per_region[r] += n
+                result.energy_kwh += n * shape.energy_kwh
+                grams += n * shape.energy_kwh * self.intensity[r][hour]
+                result.compute_usd += n * shape.price_usd[r]
+                result.egress_usd += n * shape.egress_usd[r]
+                result.pod_hours += n
+        if previous is not None:
+            for w, row in enumerate(counts):
+                if sum(row) == 0:
+                    continue  # finished: not a move
+                result.migrations += sum(max(0, n - previous[w][r]) for r, n in enumerate(row))
+        result.emissions_grams += grams
+        result.pods_per_region.append(tuple(per_region))
+        result.cumulative_grams.append(result.emissions_grams)
+
+    def _start_counts(self, hour: int) -> Counts:
+        counts = [[0] * len(self.regions) for _ in self.shapes]
+        for w, shape in enumerate(self.shapes):
+            if hour < shape.active_hours:
+                counts[w][shape.start] = shape.workload.replicas
+        return counts
+
+    def _greedy(self, scores: list[float], hour: int) -> Counts:
+        """Fill the lowest-score regions first, biggest energy per pod first, within capacity."""
+        free_cpu = list(self.cap_cpu)
+        free_mem = list(self.cap_mem)
+        counts = [[0] * len(self.regions) for _ in self.shapes]
+        order = sorted(
+            (w for w, s in enumerate(self.shapes) if hour < s.active_hours),
+            key=lambda w: (-self.shapes[w].energy_kwh, len(self.shapes[w].eligible), w),
+        )
+        for w in order:
+            shape = self.shapes[w]
+            remaining = shape.workload.replicas
+            for r in sorted(shape.eligible, key=lambda r: (scores[r], r)):
+                fit = remaining
+                if shape.workload.cpu > 0:
+                    fit = min(fit, int((free_cpu[r] + _EPS) // shape.workload.cpu))
+                if shape.workload.memory_gib > 0:
+                    fit = min(fit, int((free_mem[r] + _EPS) // shape.workload.memory_gib))
+                if fit <= 0:
+                    continue
+                counts[w][r] += fit
+                free_cpu[r] -= fit * shape.workload.cpu
+                free_mem[r] -= fit * shape.workload.memory_gib
+                remaining -= fit
+                if not remaining:
+                    break
+            # Nothing fits (only when the start placement itself is what fills the cluster): stay.
+            counts[w][shape.start] += remaining
+        return counts
+
+    # -- the replay ---------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[int], None] | None = None) -> SimulationResult:
+        results = {name: PolicyResult(name=name) for name in POLICIES}
+        means = [sum(series) / len(series) for series in self.intensity]
+        static = self._greedy(means, 0)
+        live = _Ecopulse(self)
+        previous: dict[str, Counts | None] = dict.fromkeys(POLICIES)
+        for hour in range(self.hours):
+            start = self._start_counts(hour)
+            placements: dict[str, Counts] = {
+                CARBON_BLIND: start,
+                STATIC_BEST: [
+                    row if hour < s.active_hours else [0] * len(row)
+                    for s, row in zip(self.shapes, static, strict=True)
+                ],
+                HOURLY_ORACLE: self._greedy([series[hour] for series in self.intensity], hour),
+                ECOPULSE: live.step(hour),
+            }
+            for name in POLICIES:
+                before = previous[name] if previous[name] is not None else (start if hour == 0 else None)
+                self._account(results[name], hour, placements[name], before)
+                previous[name] = placements[name]
+            if progress is not None:
+                progress(1)
+        results[ECOPULSE].moves = live.moves()
+        return SimulationResult(
+            regions=self.regions,
+            zones=self.zones,
+            times=self.trace.times,
+            intensity=self.intensity,
+            policies=results,
+        )
+
+    def hourly_horizon(self, w: int) -> float:
+        """The horizon a move of workload ``w`` is priced over (its runtime, else the configured one)."""
+        runtime = self.shapes[w].workload.runtime_hours
+        return runtime if runtime is not None and runtime > 0 else self.config.economics.horizon_hours
+
+    def hourly_cost_usd(self, w: int, region: int, hour: int) -> float:
+        """What one pod of workload ``w`` costs in ``region`` during ``hour``, at actual intensity."""
+        shape = self.shapes[w]
+        carbon_price = self.config.economics.effective_carbon_price_usd_per_tonne
+        grams = shape.energy_kwh * self.intensity[region][hour]
+        return (
+            shape.price_usd[region]
+            + grams / GRAMS_PER_TONNE * carbon_price
+            + shape.egress_usd[region]
+            + shape.latency_usd[region]
+        )
+
+
+@dataclass(slots=True)
+class _PendingMove:
+    time: datetime
+    hour: int
+    workload: int
+    source: int
+    target: int
+    predicted: float
+    migration_usd: float
+    horizon_hours: float
+
+
+class _SimulatedEvictionApi:
+    """The Eviction API and the ReplicaSets of the simulated cluster, in one."""
+
+    def __init__(self, live: _Ecopulse) -> None:
+        self._live = live
+        self.moving_this_hour: dict[int, int] = {}
+        self.last_target: int | None = None
+
+    def evict(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+        reason: str = "",
+    ) -> EvictionResult:
+        del namespace, uid, grace_period_seconds, reason
+        self.last_target = None
+        found = self._live.listed.get(name)
+        if found is None:
+            return EvictionResult(outcome=EvictionOutcome.GONE, status=404, message="not found")
+        w, region, started = found
+        shape = self._live.sim.shapes[w]
+        if self.moving_this_hour.get(w, 0) >= shape.workload.max_unavailable:
+            return EvictionResult(
+                outcome=EvictionOutcome.BLOCKED, status=429, message="would violate the disruption budget"
+            )
+        if dry_run:
+            return EvictionResult(outcome=EvictionOutcome.DRY_RUN, status=201, message="")
+        self.moving_this_hour[w] = self.moving_this_hour.get(w, 0) + 1
+        self.last_target = self._live.evict_and_recreate(w, region, started)
+        return EvictionResult(outcome=EvictionOutcome.EVICTED, status=201, message="")
+
+    def post_event(
+        self,
+        *,
+        namespace: str,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        action: str = "Evict",
+    ) -> bool:
+        return True
+
+
+class _Ecopulse:
+    """The simulated cluster driven by the real planner and evictor."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        settings = sim.config.rebalancer
+        self.interval = max(1.0, settings.interval_seconds)
+        self.cycles_per_hour = max(1, math.ceil(3600.0 / self.interval))
+        self.min_age = timedelta(seconds=settings.min_pod_age_seconds)
+        origin = sim.trace.times[0] - _ANCIENT
+        # [workload][region] -> {started_at: count}
+        self.groups: list[list[dict[datetime, int]]] = [[{} for _ in sim.regions] for _ in sim.shapes]
+        for w, shape in enumerate(sim.shapes):
+            self.groups[w][shape.start][origin] = shape.workload.replicas
+        self.listed: dict[str, tuple[int, int, datetime]] = {}
+        self._records: dict[tuple[int, int, datetime, int], PodRecord] = {}
+        self._pending: list[_PendingMove] = []
+        self._api = _SimulatedEvictionApi(self)
+        self._signals: SignalSnapshot | None = None
+        self._webhook_choice: dict[int, int] = {}
+        self._now = sim.trace.times[0]
+        self._hour = 0
+
+    def _record(self, w: int, region: int, started: datetime, i: int) -> PodRecord:
+        key = (w, region, started, i)
+        record = self._records.get(key)
+        if record is None:
+            shape = self.sim.shapes[w]
+            name = f"{shape.workload.name}-{self.sim.regions[region]}-{int(started.timestamp())}-{i}"
+            record = self._records[key] = PodRecord(
+                namespace=shape.workload.namespace,
+                name=name,
+                uid=name,
+                node_name=f"node-{self.sim.regions[region]}",
+                phase="Running",
+                ready=True,
+                deleting=False,
+                started_at=started,
+                owner_kind="ReplicaSet",
+                owner_name=shape.workload.name,
+                demand=shape.demand,
+                hint_annotations=shape.annotations,
+                mirror=False,
+                static=False,
+                priority=0,
+                local_storage=False,
+                pvc=False,
+            )
+        return record
+
+    def evict_and_recreate(self, w: int, region: int, started: datetime) -> int:
+        bucket = self.groups[w][region]
+        bucket[started] -= 1
+        if bucket[started] <= 0:
+            del bucket[started]
+        target = self._webhook_choice.get(w)
+        if target is None:
+            assert self._signals is not None
+            shape = self.sim.shapes[w]
+            best = rank_regions(
+                demand=shape.demand, hints=shape.hints, signals=self._signals, config=self.sim.config
+            ).best
+            target = self.sim.index[best.region] if best is not None else region
+            self._webhook_choice[w] = target
+        new = self.groups[w][target]
+        new[self._now] = new.get(self._now, 0) + 1
+        return target
+
+    def _snapshot(self, hour: int) -> SignalSnapshot:
+        now = self.sim.trace.times[hour]
+        carbon = {
+            name: CarbonSignal(
+                region=name,
+                zone=zone,
+                carbon_g_per_kwh=series[hour],
+                observed_at=now,
+                fetched_at=now,
+                source="trace",
+            )
+            for name, zone, series in zip(self.sim.regions, self.sim.zones, self.sim.intensity, strict=True)
+        }
+        return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon)
+
+    def _cycle(self, now: datetime) -> tuple[int, datetime | None]:
+        """One rebalancer cycle at ``now``: evictions made, and when the next young group matures."""
+        sim = self.sim
+        config = sim.config
+        per_workload = max(1, config.rebalancer.max_evictions_per_workload)
+        used_cpu = [0.0] * len(sim.regions)
+        used_mem = [0.0] * len(sim.regions)
+        listed_cpu = [0.0] * len(sim.regions)
+        listed_mem = [0.0] * len(sim.regions)
+        pods: list[PodRecord] = []
+        self.listed = {}
+        next_mature: datetime | None = None
+        for w, shape in enumerate(sim.shapes):
+            active = self._hour < shape.active_hours
+            for r, bucket in enumerate(self.groups[w]):
+                if not bucket:
+                    continue
+                if not active:
+                    bucket.clear()
+                    continue
+                # Every pod past the minimum age is alike to the planner: one group.
+                mature = [t for t in bucket if now - t >= self.min_age]
+                if len(mature) > 1:
+                    oldest = min(mature)
+                    bucket[oldest] = sum(bucket.pop(t) for t in mature if t != oldest) + bucket[oldest]
+                for started, count in bucket.items():
+                    used_cpu[r] += count * shape.workload.cpu
+                    used_mem[r] += count * shape.workload.memory_gib
+                    if now - started < self.min_age:
+                        matures = started + self.min_age
+                        next_mature = matures if next_mature is None else min(next_mature, matures)
+                        continue  # too young to move: only its room counts
+                    for i in range(min(count, per_workload)):
+                        record = self._record(w, r, started, i)
+                        pods.append(record)
+                        self.listed[record.name] = (w, r, started)
+                        listed_cpu[r] += shape.workload.cpu
+                        listed_mem[r] += shape.workload.memory_gib
+        if not pods:
+            return 0, next_mature
+        nodes = {
+            f"node-{name}": NodeRecord(
+                name=f"node-{name}",
+                region=name,
+                capacity_type=CapacityType.ON_DEMAND,
+                allocatable_cpu_cores=sim.cap_cpu[r] - (used_cpu[r] - listed_cpu[r]),
+                allocatable_memory_gib=sim.cap_mem[r] - (used_mem[r] - listed_mem[r]),
+                schedulable=True,
+            )
+            for r, name in enumerate(sim.regions)
+        }
+        assert self._signals is not None
+        result = plan(pods=pods, nodes=nodes, namespaces={}, signals=self._signals, config=config, now=now)
+        evictor = Evictor(api=self._api, settings=config.rebalancer)
+        evicted = 0
+        for candidate in result.candidates:
+            attempt = evictor.evict(candidate)
+            if attempt.result != EvictionOutcome.EVICTED or self._api.last_target is None:
+                continue
+            evicted += 1
+            w, source, _ = self.listed[candidate.pod.name]
+            self._pending.append(
+                _PendingMove(
+                    time=now,
+                    hour=self._hour,
+                    workload=w,
+                    source=source,
+                    target=self._api.last_target,
+                    predicted=candidate.benefit.net_usd,
+                    migration_usd=candidate.benefit.migration_cost_usd,
+                    horizon_hours=sim.hourly_horizon(w),
+                )
+            )
+        return evicted, next_mature
+
+    def step(self, hour: int) -> Counts:
+        """Run the hour's rebalancer cycles; return the placement the hour is accounted at."""
+        self._hour = hour
+        self._signals = self._snapshot(hour)
+        self._webhook_choice = {}
+        self._api.moving_this_hour = {}
+        start = self.sim.trace.times[hour]
+        cycle = 0
+        while cycle < self.cycles_per_hour:
+            self._now = start + timedelta(seconds=cycle * self.interval)
+            evicted, next_mature = self._cycle(self._now)
+            if evicted:
+                cycle += 1
+                continue
+            # Nothing moved: the next cycle sees the same cluster unless a young group matures.
+            if next_mature is None:
+                break
+            cycle = max(cycle + 1, math.ceil((next_mature - start).total_seconds() / self.interval))
+        counts = [[0] * len(self.sim.regions) for _ in self.sim.shapes]
+        for w, shape in enumerate(self.sim.shapes):
+            if hour >= shape.active_hours:
+                continue
+            for r, bucket in enumerate(self.groups[w]):
+                counts[w][r] = sum(bucket.values())
+        return counts
+
+    def moves(self) -> list[MoveRecord]:
+        sim = self.sim
+        records: list[MoveRecord] = []
+        for move in self._pending:
+            saved = 0.0
+            k = 0
+            while k < move.horizon_hours and move.hour + k < sim.hours:
+                weight = min(1.0, move.horizon_hours - k)
+                saved += weight * (
+                    sim.hourly_cost_usd(move.workload, move.source, move.hour + k)
+                    - sim.hourly_cost_usd(move.workload, move.target, move.hour + k)
+                )
+                k += 1
+            records.append(
+                MoveRecord(
+                    time=move.time,
+                    hour=move.hour,
+                    workload=sim.shapes[move.workload].workload.key,
+                    source=sim.regions[move.source],
+                    target=sim.regions[move.target],
+                    predicted_net_benefit_usd=move.predicted,
+                    realised_net_benefit_usd=saved - move.migration_usd,
+                )
+            )
+        return records

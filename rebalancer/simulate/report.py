@@ -1,0 +1,178 @@
+"""report.json and report.html (inline SVG plots made with matplotlib) for a simulation result."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, POLICIES, SimulationResult
+
+# Plots of more hours than this are drawn from daily means (a year of hourly points is unreadable).
+MAX_PLOT_POINTS = 2000
+
+
+def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    policies: dict[str, Any] = {}
+    for name in POLICIES:
+        p = result.policies[name]
+        entry: dict[str, Any] = {
+            "emissionsGrams": round(p.emissions_grams, 3),
+            "energyKwh": round(p.energy_kwh, 6),
+            "computeCostUsd": round(p.compute_usd, 4),
+            "egressCostUsd": round(p.egress_usd, 4),
+            "migrations": p.migrations,
+            "migrationsPerPodDay": round(p.migrations_per_pod_day, 6),
+            "reductionVsCarbonBlindPercent": round(result.reduction_percent(name), 3),
+        }
+        if name == ECOPULSE:
+            entry["moves"] = [
+                {
+                    "time": m.time.isoformat().replace("+00:00", "Z"),
+                    "workload": m.workload,
+                    "from": m.source,
+                    "to": m.target,
+                    "predictedNetBenefitUsd": round(m.predicted_net_benefit_usd, 6),
+                    "realisedNetBenefitUsd": round(m.realised_net_benefit_usd, 6),
+                }
+                for m in p.moves
+            ]
+            entry["predictedNetBenefitUsd"] = round(sum(m.predicted_net_benefit_usd for m in p.moves), 4)
+            entry["realisedNetBenefitUsd"] = round(sum(m.realised_net_benefit_usd for m in p.moves), 4)
+        policies[name] = entry
+    return {
+        "meta": {
+            **(meta or {}),
+            "hours": len(result.times),
+            "start": result.times[0].isoformat() if result.times else None,
+            "end": result.times[-1].isoformat() if result.times else None,
+            "regions": dict(zip(result.regions, result.zones, strict=True)),
+        },
+        "policies": policies,
+    }
+
+
+def _bucket(values: list[float], size: int) -> list[float]:
+    return [sum(values[i : i + size]) / len(values[i : i + size]) for i in range(0, len(values), size)]
+
+
+def _svg(figure: Any) -> str:  # a matplotlib Figure
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.find("<svg") :]
+
+
+def plots(result: SimulationResult) -> list[tuple[str, str]]:
+    """(title, inline SVG) for each plot. Needs matplotlib (the ``sim`` extra)."""
+    import matplotlib  # noqa: PLC0415 - optional dependency, only for the report
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    hours = len(result.times)
+    size = 24 if hours > MAX_PLOT_POINTS else 1
+    unit = "day" if size == 24 else "hour"
+    x = list(range(0, hours, size))
+    x_label = f"hours since {result.times[0]:%Y-%m-%d %H:%M} UTC" + (" (daily means)" if size > 1 else "")
+    out: list[tuple[str, str]] = []
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for region, zone, series in zip(result.regions, result.zones, result.intensity, strict=True):
+        ax.plot(x, _bucket(list(series), size), label=f"{region} ({zone})", linewidth=0.9)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("gCO2eq/kWh")
+    ax.legend(loc="upper right", fontsize="small")
+    out.append((f"Carbon intensity per region (per {unit})", _svg(fig)))
+    plt.close(fig)
+
+    fig, axes = plt.subplots(len(POLICIES), 1, figsize=(10, 2.2 * len(POLICIES)), sharex=True)
+    for ax, name in zip(axes, POLICIES, strict=True):
+        rows = result.policies[name].pods_per_region
+        stacks = [_bucket([float(row[r]) for row in rows], size) for r in range(len(result.regions))]
+        ax.stackplot(x, stacks, labels=list(result.regions))
+        ax.set_title(name, fontsize="medium")
+        ax.set_ylabel("pods")
+    axes[0].legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel(x_label)
+    out.append(("Pods per region over time, per policy", _svg(fig)))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for name in POLICIES:
+        cumulative = result.policies[name].cumulative_grams
+        ax.plot(x, [cumulative[i] / 1000.0 for i in x], label=name, linewidth=1.2)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("kgCO2eq (cumulative)")
+    ax.legend(loc="upper left", fontsize="small")
+    out.append(("Cumulative emissions per policy", _svg(fig)))
+    plt.close(fig)
+    return out
+
+
+def render_html(data: dict[str, Any], figures: list[tuple[str, str]]) -> str:
+    rows = []
+    for name, p in data["policies"].items():
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(value))}</td>"
+                for value in (
+                    name,
+                    f"{p['emissionsGrams'] / 1000:,.1f}",
+                    f"{p['reductionVsCarbonBlindPercent']:.1f} %",
+                    f"{p['energyKwh']:,.1f}",
+                    f"{p['computeCostUsd']:,.2f}",
+                    f"{p['egressCostUsd']:,.2f}",
+                    p["migrations"],
+                    f"{p['migrationsPerPodDay']:.4f}",
+                )
+            )
+            + "</tr>"
+        )
+    eco = data["policies"][ECOPULSE]
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "policy",
+            "emissions (kg)",
+            f"reduction vs {CARBON_BLIND}",
+            "energy (kWh)",
+            "compute ($)",
+            "egress ($)",
+            "migrations",
+            "per pod-day",
+        )
+    )
+    sections = "".join(f"<h2>{html.escape(title)}</h2>\n<div>{svg}</div>\n" for title, svg in figures)
+    meta = data["meta"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Eco-Pulse what-if replay</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
+</head><body>
+<h1>Eco-Pulse what-if replay</h1>
+<p>{html.escape(str(meta.get("start")))} to {html.escape(str(meta.get("end")))}, {meta["hours"]} hours,
+regions {html.escape(", ".join(f"{r} ({z})" for r, z in meta["regions"].items()))}.</p>
+<table><tr>{header}</tr>
+{"".join(rows)}
+</table>
+<p>ecopulse: {len(eco["moves"])} moves, predicted net benefit {eco["predictedNetBenefitUsd"]:+.2f} USD,
+realised {eco["realisedNetBenefitUsd"]:+.2f} USD (actual intensities over each move's horizon, minus
+migration cost).</p>
+{sections}
+</body></html>
+"""
+
+
+def write_report(
+    result: SimulationResult, out: Path, *, meta: dict[str, Any] | None = None, html_report: bool = True
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    data = report_data(result, meta=meta)
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if html_report:
+        (out / "report.html").write_text(render_html(data, plots(result)), encoding="utf-8")
+    return data

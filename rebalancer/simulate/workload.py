@@ -1,0 +1,248 @@
+"""The ``SimulatedWorkload`` YAML: a cluster's capacity per region and the workloads it runs.
+
+```yaml
+apiVersion: ecopulse.io/v1alpha1
+kind: SimulatedWorkload
+capacity:                     # per region
+  de-frankfurt: {cpu: 400, memory: 1600Gi}
+workloads:
+  - {name: web, namespace: shop, replicas: 100, cpu: "2", memory: 4Gi, startRegion: de-frankfurt,
+     maxUnavailable: 10}      # optional: runtimeHours, maxLatencyMs, dataRegion, egressGbPerHour
+```
+
+Every error names its key (``workloads[0].cpu: ...``), all reported together, like core.config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from core.quantity import QuantityError, cpu_cores, memory_gib
+
+API_VERSION = "ecopulse.io/v1alpha1"
+KIND = "SimulatedWorkload"
+_TOP = {"apiVersion", "kind", "metadata", "capacity", "workloads"}
+_WORKLOAD_KEYS = {
+    "name",
+    "namespace",
+    "replicas",
+    "cpu",
+    "memory",
+    "startRegion",
+    "maxUnavailable",
+    "runtimeHours",
+    "maxLatencyMs",
+    "dataRegion",
+    "egressGbPerHour",
+}
+
+
+class WorkloadError(ValueError):
+    def __init__(self, problems: list[str], *, source: str = "") -> None:
+        self.problems = problems
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capacity:
+    cpu: float
+    memory_gib: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    name: str
+    namespace: str
+    replicas: int
+    cpu: float
+    memory_gib: float
+    start_region: str
+    max_unavailable: int
+    runtime_hours: float | None = None
+    max_latency_ms: float | None = None
+    data_region: str | None = None
+    egress_gb_per_hour: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatedWorkload:
+    capacity: Mapping[str, Capacity]
+    workloads: tuple[Workload, ...]
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_workload(
+    document: object, *, regions: frozenset[str] | None = None, source: str = ""
+) -> SimulatedWorkload:
+    """Validate a parsed document; ``regions`` (the config's) are the only names allowed."""
+    problems: list[str] = []
+    if not isinstance(document, Mapping):
+        raise WorkloadError([f"(top level): must be a mapping, got {_describe(document)}"], source=source)
+    for unknown in sorted(set(map(str, document)) - _TOP):
+        problems.append(f"{unknown}: unknown key (allowed: {', '.join(sorted(_TOP))})")
+    if document.get("apiVersion", API_VERSION) != API_VERSION:
+        problems.append(f"apiVersion: must be {API_VERSION}, got {_describe(document.get('apiVersion'))}")
+    if document.get("kind", KIND) != KIND:
+        problems.append(f"kind: must be {KIND}, got {_describe(document.get('kind'))}")
+
+    def region_ok(key: str, name: object) -> bool:
+        if not isinstance(name, str) or not name:
+            problems.append(f"{key}: must be a region name, got {_describe(name)}")
+            return False
+        if regions is not None and name not in regions:
+            problems.append(f"{key}: {name!r} is not one of the configured regions")
+            return False
+        return True
+
+    def quantity(key: str, raw: object, parse: str) -> float | None:
+        try:
+            value = cpu_cores(raw) if parse == "cpu" else memory_gib(raw)
+        except (QuantityError, TypeError, ValueError):
+            problems.append(f"{key}: must be a quantity, got {_describe(raw)}")
+            return None
+        if not math.isfinite(value) or value < 0:
+            problems.append(f"{key}: must be >= 0, got {_describe(raw)}")
+            return None
+        return value
+
+    def number(key: str, raw: object, *, positive: bool = False) -> float | None:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(float(raw)):
+            problems.append(f"{key}: must be a number, got {_describe(raw)}")
+            return None
+        if raw < 0 or (positive and raw == 0):
+            problems.append(f"{key}: must be {'>' if positive else '>='} 0, got {raw}")
+            return None
+        return float(raw)
+
+    def integer(key: str, raw: object, minimum: int) -> int | None:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            problems.append(f"{key}: must be an integer, got {_describe(raw)}")
+            return None
+        if raw < minimum:
+            problems.append(f"{key}: must be >= {minimum}, got {raw}")
+            return None
+        return raw
+
+    capacity: dict[str, Capacity] = {}
+    raw_capacity = document.get("capacity")
+    if not isinstance(raw_capacity, Mapping) or not raw_capacity:
+        problems.append(
+            f"capacity: must be a non-empty mapping region -> {{cpu, memory}}, got {_describe(raw_capacity)}"
+        )
+        raw_capacity = {}
+    for region, entry in raw_capacity.items():
+        key = f"capacity.{region}"
+        if not region_ok(key, region):
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(f"{key}: must be a mapping {{cpu, memory}}, got {_describe(entry)}")
+            continue
+        for unknown in sorted(set(map(str, entry)) - {"cpu", "memory"}):
+            problems.append(f"{key}.{unknown}: unknown key (allowed: cpu, memory)")
+        cpu = quantity(f"{key}.cpu", entry.get("cpu"), "cpu")
+        memory = quantity(f"{key}.memory", entry.get("memory"), "memory")
+        if cpu is not None and memory is not None:
+            capacity[str(region)] = Capacity(cpu=cpu, memory_gib=memory)
+
+    workloads: list[Workload] = []
+    raw_workloads = document.get("workloads")
+    if not isinstance(raw_workloads, list) or not raw_workloads:
+        problems.append(f"workloads: must be a non-empty list, got {_describe(raw_workloads)}")
+        raw_workloads = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw_workloads):
+        key = f"workloads[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{key}: must be a mapping, got {_describe(entry)}")
+            continue
+        for unknown in sorted(set(map(str, entry)) - _WORKLOAD_KEYS):
+            problems.append(f"{key}.{unknown}: unknown key (allowed: {', '.join(sorted(_WORKLOAD_KEYS))})")
+        before = len(problems)
+        name, namespace = entry.get("name"), entry.get("namespace", "default")
+        for field_name, value in (("name", name), ("namespace", namespace)):
+            if not isinstance(value, str) or not value:
+                problems.append(f"{key}.{field_name}: must be a non-empty string, got {_describe(value)}")
+        replicas = integer(f"{key}.replicas", entry.get("replicas"), 1)
+        cpu = quantity(f"{key}.cpu", entry.get("cpu"), "cpu")
+        memory = quantity(f"{key}.memory", entry.get("memory", 0), "memory")
+        start = entry.get("startRegion")
+        region_ok(f"{key}.startRegion", start)
+        if isinstance(start, str) and start not in raw_capacity:
+            problems.append(f"{key}.startRegion: no capacity given for region {start!r}")
+        max_unavailable = integer(f"{key}.maxUnavailable", entry.get("maxUnavailable", 1), 0)
+        runtime = latency = None
+        if "runtimeHours" in entry:
+            runtime = number(f"{key}.runtimeHours", entry["runtimeHours"], positive=True)
+        if "maxLatencyMs" in entry:
+            latency = number(f"{key}.maxLatencyMs", entry["maxLatencyMs"])
+        data_region = entry.get("dataRegion")
+        if data_region is not None:
+            region_ok(f"{key}.dataRegion", data_region)
+        egress = number(f"{key}.egressGbPerHour", entry.get("egressGbPerHour", 0.0)) or 0.0
+        if isinstance(name, str) and isinstance(namespace, str):
+            if f"{namespace}/{name}" in seen:
+                problems.append(f"{key}.name: duplicate workload {namespace}/{name}")
+            seen.add(f"{namespace}/{name}")
+        if len(problems) > before or replicas is None or cpu is None or memory is None:
+            continue
+        if max_unavailable is None:
+            continue
+        workloads.append(
+            Workload(
+                name=str(name),
+                namespace=str(namespace),
+                replicas=replicas,
+                cpu=cpu,
+                memory_gib=memory,
+                start_region=str(start),
+                max_unavailable=max_unavailable,
+                runtime_hours=runtime,
+                max_latency_ms=latency,
+                data_region=str(data_region) if data_region is not None else None,
+                egress_gb_per_hour=egress,
+            )
+        )
+    if not problems:
+        # The starting placement must fit: every policy is measured against it.
+        for region, room in capacity.items():
+            cpu_used = sum(w.cpu * w.replicas for w in workloads if w.start_region == region)
+            memory_used = sum(w.memory_gib * w.replicas for w in workloads if w.start_region == region)
+            if cpu_used > room.cpu + 1e-9 or memory_used > room.memory_gib + 1e-9:
+                problems.append(
+                    f"capacity.{region}: the workloads starting there need {cpu_used:g} CPU and "
+                    f"{memory_used:g}Gi, more than its {room.cpu:g} CPU and {room.memory_gib:g}Gi"
+                )
+    if problems:
+        raise WorkloadError(problems, source=source)
+    return SimulatedWorkload(capacity=capacity, workloads=tuple(workloads))
+
+
+def load_workload(path: Path, *, regions: frozenset[str] | None = None) -> SimulatedWorkload:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise WorkloadError([f"cannot read: {error.strerror or error}"], source=source) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise WorkloadError(
+            [f"not valid YAML: {where}{getattr(error, 'problem', None) or error}"], source=source
+        ) from None
+    return parse_workload(document, regions=regions, source=source)
