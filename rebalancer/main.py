@@ -17,12 +17,13 @@ from core.kube.caches import namespace_reflector, node_reflector, pod_reflector
 from core.kube.client import load_api_client
 from core.logs import configure_logging
 from core.reload import ConfigSource
+from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
 from rebalancer.schedule import CycleSchedule
-from rebalancer.settings import RebalancerProcessSettings, SettingsError
+from rebalancer.settings import RebalancerProcessSettings
 
 log = logging.getLogger("ecopulse.rebalancer")
 

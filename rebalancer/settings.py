@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-SECRET_ENV = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
-
-
-class SettingsError(ValueError):
-    pass
+from core.settings import env_port, redacted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,19 +28,10 @@ class RebalancerProcessSettings:
         env = os.environ if environ is None else environ
         defaults = cls()
         config_raw = env.get("ECOPULSE_CONFIG", "").strip()
-        port_raw = env.get("ECOPULSE_METRICS_PORT", "").strip()
-        try:
-            port = int(port_raw) if port_raw else defaults.metrics_port
-        except ValueError:
-            raise SettingsError(
-                f"ECOPULSE_METRICS_PORT: must be a port number, got {port_raw[:20]!r}"
-            ) from None
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"ECOPULSE_METRICS_PORT: must be 0..65535, got {port}")
         return cls(
             config_path=Path(config_raw) if config_raw else None,
             metrics_bind_address=env.get("ECOPULSE_METRICS_BIND_ADDRESS", defaults.metrics_bind_address),
-            metrics_port=port,
+            metrics_port=env_port(env, "ECOPULSE_METRICS_PORT", defaults.metrics_port),
             identity=env.get("POD_NAME") or socket.gethostname(),
             namespace=env.get("POD_NAMESPACE", defaults.namespace),
             leader_election=env.get("ECOPULSE_LEADER_ELECTION", "true").strip().lower() != "false",
@@ -53,7 +40,4 @@ class RebalancerProcessSettings:
         )
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
-        env = os.environ if environ is None else environ
-        fields: dict[str, object] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-        fields.update({name: ("set" if env.get(name) else "unset") for name in SECRET_ENV})
-        return fields
+        return redacted(self, environ)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -60,6 +60,7 @@ from webhook.metrics import (
 )
 
 log = logging.getLogger("ecopulse.webhook")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,13 +129,9 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
     try:
         if message:
             raise MalformedArgs(message)
-        if len(body) <= INLINE_DECISION_MAX_BYTES:
-            args, judgement = work()
-        else:
-            with anyio.fail_after(context.extender_deadline_seconds):
-                args, judgement = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-        if time.perf_counter() - started > context.extender_deadline_seconds:
-            judgement, outcome, reason = None, "failed_open", "deadline-exceeded"
+        args, judgement = await within_deadline(
+            work, body_bytes=len(body), deadline_seconds=context.extender_deadline_seconds, started=started
+        )
     except MalformedArgs as error:
         _child(EXTENDER_REQUESTS, verb, "malformed").inc()
         log.warning("malformed extender call", extra={"verb": verb, "reason": str(error)})
@@ -145,7 +142,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
         log.exception("extender decision failed", extra={"verb": verb})
         outcome, reason = "failed_open", "internal-error"
     if args is None:
-        # The deadline fired before the body was parsed: parse it now, only to name the nodes.
+        # No decision in time (or it failed): parse the body again, only to name the nodes.
         try:
             args = parse_args(body)
         except MalformedArgs as error:
@@ -253,6 +250,25 @@ def create_app(context: WebhookContext) -> Starlette:
 INLINE_DECISION_MAX_BYTES = 64 * 1024
 
 
+async def within_deadline(
+    work: Callable[[], T], *, body_bytes: int, deadline_seconds: float, started: float
+) -> T:
+    """Run ``work`` and raise TimeoutError if it finishes later than ``started + deadline_seconds``.
+
+    Small bodies decide inline (cheaper than a thread hand-off); big ones in a worker thread under
+    a hard deadline, whose abandoned thread finishes on its own and whose result is dropped.
+    """
+    if body_bytes <= INLINE_DECISION_MAX_BYTES:
+        result = work()
+    else:
+        with anyio.fail_after(deadline_seconds):
+            result = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+    if time.perf_counter() - started > deadline_seconds:
+        # Late is as bad as wrong: the caller may already have given up on us.
+        raise TimeoutError
+    return result
+
+
 async def _decide_within_deadline(
     review: AdmissionRequest, context: WebhookContext, *, body_bytes: int
 ) -> ReviewOutcome:
@@ -266,23 +282,15 @@ async def _decide_within_deadline(
             namespace_info=context.namespace_info(review.namespace),
         )
 
-    started = time.perf_counter()
     try:
-        if body_bytes <= INLINE_DECISION_MAX_BYTES:
-            outcome = run()
-        else:
-            # The abandoned thread, if the deadline fires, finishes on its own; its result is dropped.
-            with anyio.fail_after(context.deadline_seconds):
-                outcome = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        return await within_deadline(
+            run, body_bytes=body_bytes, deadline_seconds=context.deadline_seconds, started=time.perf_counter()
+        )
     except TimeoutError:
         return fail_open(Reason.DEADLINE, f"decision took longer than {context.deadline_seconds:g}s")
     except Exception:
         log.exception("admission decision failed", extra={"uid": review.uid})
         return fail_open(Reason.INTERNAL_ERROR, "internal error")
-    if time.perf_counter() - started > context.deadline_seconds:
-        # Late is as bad as wrong: the API server may already have given up on us.
-        return fail_open(Reason.DEADLINE, f"decision took longer than {context.deadline_seconds:g}s")
-    return outcome
 
 
 _children: dict[tuple[str, ...], Any] = {}

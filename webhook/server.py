@@ -24,10 +24,11 @@ from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.reload import ConfigSource, FileWatcher
+from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
 from webhook.app import WebhookContext, create_app
 from webhook.metrics import TLS_RELOADS
-from webhook.settings import SettingsError, WebhookSettings
+from webhook.settings import WebhookSettings
 
 log = logging.getLogger("ecopulse.webhook")
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-SECRET_ENV = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
-
-
-class SettingsError(ValueError):
-    pass
+from core.settings import env_port, env_positive, redacted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,51 +45,23 @@ class WebhookSettings:
         return cls(
             tls_dir=Path(env.get("ECOPULSE_TLS_DIR", str(defaults.tls_dir))),
             bind_address=env.get("ECOPULSE_BIND_ADDRESS", defaults.bind_address),
-            port=_port(env, "ECOPULSE_WEBHOOK_PORT", defaults.port),
+            port=env_port(env, "ECOPULSE_WEBHOOK_PORT", defaults.port),
             metrics_bind_address=env.get("ECOPULSE_METRICS_BIND_ADDRESS", defaults.metrics_bind_address),
-            metrics_port=_port(env, "ECOPULSE_METRICS_PORT", defaults.metrics_port),
+            metrics_port=env_port(env, "ECOPULSE_METRICS_PORT", defaults.metrics_port),
             config_path=Path(config_raw) if config_raw else None,
-            deadline_seconds=_positive(env, "ECOPULSE_WEBHOOK_DEADLINE_SECONDS", defaults.deadline_seconds),
+            deadline_seconds=env_positive(
+                env, "ECOPULSE_WEBHOOK_DEADLINE_SECONDS", defaults.deadline_seconds
+            ),
             own_namespace=env.get("POD_NAMESPACE", defaults.own_namespace),
             log_level=env.get("ECOPULSE_LOG_LEVEL", defaults.log_level),
-            reload_interval_seconds=_positive(
+            reload_interval_seconds=env_positive(
                 env, "ECOPULSE_RELOAD_INTERVAL_SECONDS", defaults.reload_interval_seconds
             ),
             watch_cluster=env.get("ECOPULSE_WATCH_CLUSTER", "true").strip().lower() != "false",
-            extender_deadline_seconds=_positive(
+            extender_deadline_seconds=env_positive(
                 env, "ECOPULSE_EXTENDER_DEADLINE_SECONDS", defaults.extender_deadline_seconds
             ),
         )
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
-        """What to log at start: every setting, and only whether each secret is set."""
-        env = os.environ if environ is None else environ
-        fields: dict[str, object] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-        fields.update({name: ("set" if env.get(name) else "unset") for name in SECRET_ENV})
-        return fields
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: must be a port number, got {raw[:20]!r}") from None
-    if not 0 <= port <= 65535:
-        raise SettingsError(f"{name}: must be 0..65535, got {port}")
-    return port
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: must be a number, got {raw[:20]!r}") from None
-    if not value > 0:
-        raise SettingsError(f"{name}: must be > 0, got {raw[:20]!r}")
-    return value
+        return redacted(self, environ)

@@ -26,8 +26,9 @@ from certs.issue import issue_ca, issue_serving_cert, write_bundle
 from core.config import CarbonProviderName, EcoPulseConfiguration, default_config, parse_config_text
 from core.model import OPT_OUT_ANNOTATION, OPT_OUT_LABEL, REGION_LABEL, SignalSnapshot
 from core.podspec import MIRROR_ANNOTATION
+from core.settings import SECRET_ENV
 from webhook.app import WebhookContext, create_app
-from webhook.settings import SECRET_ENV, WebhookSettings
+from webhook.settings import WebhookSettings
 
 Manifest = dict[str, Any]
 

@@ -1,0 +1,51 @@
+"""Helpers every app's process settings share: reading typed values from the environment, and the
+one log-safe view of them (secrets shown only as set or unset)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+# Provider credentials (from a Secret): never logged, only whether they are there.
+SECRET_ENV = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds something unusable; the message names it."""
+
+
+def env_port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: must be a port number, got {raw[:20]!r}") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{name}: must be 0..65535, got {port}")
+    return port
+
+
+def env_positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: must be a number, got {raw[:20]!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name}: must be > 0, got {raw[:20]!r}")
+    return value
+
+
+def redacted(settings: Any, environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """What to log at start: every field of a settings dataclass, and only whether each secret is set."""
+    env = os.environ if environ is None else environ
+    fields: dict[str, object] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
+    fields.update({name: ("set" if env.get(name) else "unset") for name in SECRET_ENV})
+    return fields
