@@ -9,6 +9,7 @@ so the ranking says so and callers do nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration, PlacementMode
@@ -41,6 +42,7 @@ class RegionAssessment:
     versus_baseline: NetBenefit | None
     ineligible: Ineligible | None = None
     signal_age_seconds: float | None = None
+    signal_observed_at: datetime | None = None  # what the decision log cites
 
     @property
     def eligible(self) -> bool:
@@ -86,6 +88,7 @@ def rank_regions(
     reference = reference_region(hints, config)
     costs: dict[str, RegionCost] = {}
     ages: dict[str, float] = {}
+    observed: dict[str, datetime] = {}
     for region in config.regions:
         signal = signals.known(region.name)
         if signal is None:
@@ -100,6 +103,7 @@ def rank_regions(
             config=config,
         )
         ages[region.name] = signal.age_seconds(signals.taken_at)
+        observed[region.name] = signal.observed_at
 
     baseline_cost = costs.get(config.baseline_region)
     assessments: list[RegionAssessment] = []
@@ -121,6 +125,7 @@ def rank_regions(
                 versus_baseline=versus,
                 ineligible=reason,
                 signal_age_seconds=ages.get(name),
+                signal_observed_at=observed.get(name),
             )
         )
 

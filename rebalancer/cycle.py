@@ -14,6 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from core.config import EcoPulseConfiguration
 from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.model import SignalSnapshot
+from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
 from rebalancer.planner import plan
 
@@ -42,6 +43,8 @@ LAST_CYCLE = Gauge(
     "ecopulse_rebalancer_last_cycle_timestamp_seconds",
     "Unix time the last cycle finished (completed or not), for the not-cycling alert.",
 )
+for _outcome in ("completed", "not-leader", "not-synced", "error"):
+    CYCLES.labels(outcome=_outcome)
 # A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
 MAX_REFUSAL_LINES = 200
 
@@ -68,6 +71,7 @@ class CycleInputs:
     clock: Callable[[], datetime]
     api: EvictionApi
     own_namespace: str = ""
+    accountant: Accountant | None = None
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
@@ -86,16 +90,21 @@ def run_cycle(inputs: CycleInputs) -> CycleReport:
 
 def _cycle(inputs: CycleInputs) -> CycleReport:
     if not inputs.is_leader():
+        if inputs.accountant is not None:
+            inputs.accountant.reset()
         return CycleReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("caches not synced yet; skipping this cycle")
         return CycleReport(outcome="not-synced")
     config = inputs.config()
+    signals = inputs.signals()
+    if inputs.accountant is not None:
+        _account(inputs, inputs.accountant, signals=signals, config=config)
     result = plan(
         pods=inputs.pods().values(),
         nodes=inputs.nodes(),  # cluster-scoped: keyed by name
         namespaces=inputs.namespaces(),
-        signals=inputs.signals(),
+        signals=signals,
         config=config,
         now=inputs.clock(),
         own_namespace=inputs.own_namespace,
@@ -138,3 +147,26 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
         },
     )
     return report
+
+
+def _account(
+    inputs: CycleInputs, accountant: Accountant, *, signals: SignalSnapshot, config: EcoPulseConfiguration
+) -> None:
+    """Before any eviction: the interval just ended ran on the placement as it was.
+
+    A failure here is logged and never stops the cycle's evictions.
+    """
+    try:
+        accountant.tick(
+            accountable(
+                inputs.pods().values(),
+                nodes=inputs.nodes(),
+                namespaces=inputs.namespaces(),
+                own_namespace=inputs.own_namespace,
+            ),
+            signals=signals,
+            config=config,
+        )
+    except Exception:
+        log.exception("accounting failed; the interval is not counted")
+        accountant.reset()

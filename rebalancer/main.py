@@ -19,6 +19,7 @@ from core.logs import configure_logging
 from core.reload import ConfigSource
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from rebalancer.accounting import Accountant
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
@@ -82,6 +83,7 @@ def main() -> int:
         clock=lambda: datetime.now(UTC),
         api=KubeApi(api_client, reporting_instance=settings.identity),
         own_namespace=settings.namespace,
+        accountant=Accountant(),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds

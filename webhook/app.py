@@ -35,6 +35,7 @@ from webhook.admission.review import (
     review_response,
 )
 from webhook.extender.decide import (
+    FilterReason,
     Judgement,
     all_neutral,
     all_pass,
@@ -61,6 +62,33 @@ from webhook.metrics import (
 
 log = logging.getLogger("ecopulse.webhook")
 T = TypeVar("T")
+
+ADMISSION_FAIL_OPEN_REASONS = (
+    Reason.NO_SIGNALS,
+    Reason.BASELINE_UNKNOWN,
+    Reason.DEADLINE,
+    Reason.INTERNAL_ERROR,
+)
+EXTENDER_FAIL_OPEN_REASONS = ("no-usable-signals", "deadline-exceeded", "internal-error")
+
+
+def _initialise_metrics() -> None:
+    """Create the children we know of at 0, so a dashboard shows 0, not "no data", before the first one."""
+    for outcome in (*Outcome, "malformed"):
+        ADMISSION_REQUESTS.labels(str(outcome))
+    for reason in ADMISSION_FAIL_OPEN_REASONS:
+        ADMISSION_FAIL_OPEN.labels(str(reason))
+    for verb in ("filter", "prioritize"):
+        EXTENDER_DURATION.labels(verb)
+        for extender_outcome in ("decided", "skipped", "failed_open", "malformed"):
+            EXTENDER_REQUESTS.labels(verb, extender_outcome)
+        for extender_reason in EXTENDER_FAIL_OPEN_REASONS:
+            EXTENDER_FAIL_OPEN.labels(verb, extender_reason)
+    for filter_reason in FilterReason:
+        EXTENDER_NODES_FILTERED.labels(str(filter_reason))
+
+
+_initialise_metrics()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,6 +372,7 @@ def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: f
                 a.region: {
                     "carbon_g_per_kwh": round(a.cost.carbon_g_per_kwh, 2),
                     "age_seconds": round(a.signal_age_seconds or 0.0, 1),
+                    "observed_at": a.signal_observed_at.isoformat() if a.signal_observed_at else None,
                 }
                 for a in outcome.ranking.assessments
                 if a.cost is not None

@@ -17,6 +17,7 @@ from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
 from rebalancer.protections import Protected
+from tests.factories import pod_record
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(hours=5)
@@ -80,27 +81,7 @@ NODES = {
 
 
 def pod(name: str = "web-1", **overrides: Any) -> PodRecord:
-    fields: dict[str, Any] = dict(
-        namespace="shop",
-        name=name,
-        uid=f"uid-{name}",
-        node_name="us-a",
-        phase="Running",
-        ready=True,
-        deleting=False,
-        started_at=OLD,
-        owner_kind="ReplicaSet",
-        owner_name="web-abc",
-        demand=PodDemand(cpu_cores=4, memory_gib=8),
-        hint_annotations={},
-        mirror=False,
-        static=False,
-        priority=0,
-        local_storage=False,
-        pvc=False,
-    )
-    fields.update(overrides)
-    return PodRecord(**fields)
+    return pod_record(name, **{"started_at": OLD, "node_name": "us-a", **overrides})
 
 
 def run(
