@@ -24,3 +24,5 @@ CONFIG_RELOADS = Counter(
     "Configuration file reloads by result (applied, invalid).",
     ["result"],
 )
+for _result in ("applied", "invalid"):
+    CONFIG_RELOADS.labels(result=_result)

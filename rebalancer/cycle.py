@@ -16,7 +16,8 @@ from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.model import SignalSnapshot
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
-from rebalancer.planner import plan
+from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, NO_SIGNAL, WORKLOAD_MOVING, plan
+from rebalancer.protections import Protected
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -45,6 +46,8 @@ LAST_CYCLE = Gauge(
 )
 for _outcome in ("completed", "not-leader", "not-synced", "error"):
     CYCLES.labels(outcome=_outcome)
+for _reason in (*Protected, NO_SIGNAL, BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING):
+    REFUSALS.labels(reason=str(_reason))
 # A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
 MAX_REFUSAL_LINES = 200
 

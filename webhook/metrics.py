@@ -67,3 +67,5 @@ EXTENDER_NODES_FILTERED = Counter(
     "Nodes removed by /filter, by reason (not-allowed, too-far, below-floor).",
     ["reason"],
 )
+for _result in ("applied", "invalid"):
+    TLS_RELOADS.labels(result=_result)

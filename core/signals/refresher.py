@@ -158,6 +158,7 @@ class SignalRefresher:
         report = RefreshReport()
         now = self._clock()
         provider_label = self.provider_name
+        _initialise_metrics(provider_label, self._config)
         if self._provider is None:
             error = self._provider_error
             for region in self._config.regions:
@@ -314,6 +315,14 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
             labels=["region", "capacity_type"],
         ),
     )
+
+
+def _initialise_metrics(provider: str, config: EcoPulseConfiguration) -> None:
+    """Every (provider, region, kind) at 0 from the start: "no errors" is a 0 on a dashboard, not no data."""
+    for region in config.regions:
+        SIGNAL_FETCHES.labels(provider=provider, region=region.name)
+        for kind in (*ProviderErrorKind, "internal"):
+            SIGNAL_FETCH_ERRORS.labels(provider=provider, region=region.name, kind=str(kind))
 
 
 _installed: list[SignalMetricsCollector] = []

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ REGIONS: Mapping[str, str] = {"us-east-1": "US-MIDA-PJM", "eu-west-1": "IE", "eu
 NODES_PER_REGION = 2
 NODE_CPU = "8"
 NODE_MEMORY = "32Gi"
+SCRAPE_INTERVAL_SECONDS = 2
 
 DEMO_CONFIG = """\
 # The EcoPulseConfiguration the local components use. Edit the mock grid: it reloads within seconds
@@ -120,6 +122,7 @@ class LocalCluster:
     root: Path = DEFAULT_ROOT
     bins: Path | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    metrics_targets: dict[str, int] = field(default_factory=dict)  # component -> metrics port
     processes: list[Process] = field(default_factory=list)
 
     # --- paths -----------------------------------------------------------------------------
@@ -144,6 +147,14 @@ class LocalCluster:
         return self.root / "webhook-tls"
 
     @property
+    def prometheus_dir(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    @property
     def state_file(self) -> Path:
         return self.root / "state.json"
 
@@ -160,25 +171,42 @@ class LocalCluster:
         return str(self.bins / name)
 
     # --- lifecycle -------------------------------------------------------------------------
-    def up(self, *, webhook: bool = True, rebalancer: bool = False, config_text: str = DEMO_CONFIG) -> None:
+    def up(
+        self,
+        *,
+        webhook: bool = True,
+        rebalancer: bool = False,
+        prometheus: bool = True,
+        config_text: str = DEMO_CONFIG,
+    ) -> None:
         if self.state_file.exists():
             raise ClusterError(
                 f"a cluster is already running here ({self.state_file}); run `make cluster-down`"
             )
         self.bins = self.bins or bin_dir()
         # Every cluster starts empty: no objects from a previous run, a fresh config and PKI.
-        for stale in (self.root / "etcd-data", self.pki, self.logs, self.webhook_tls):
+        for stale in (self.root / "etcd-data", self.pki, self.logs, self.webhook_tls, self.prometheus_dir):
             shutil.rmtree(stale, ignore_errors=True)
         for directory in (self.root, self.pki, self.logs):
             directory.mkdir(parents=True, exist_ok=True)
         self.ports = {
             name: free_port()
-            for name in ("etcd", "etcd_peer", "apiserver", "webhook", "webhook_metrics", "rebalancer_metrics")
+            for name in (
+                "etcd",
+                "etcd_peer",
+                "apiserver",
+                "webhook",
+                "webhook_metrics",
+                "rebalancer_metrics",
+                "prometheus",
+            )
         }
         try:
             self._write_pki()
             self._write_kubeconfig()
             self.config_file.write_text(config_text)
+            if prometheus:
+                self._start_prometheus()
             self._start_etcd()
             self._start_apiserver()
             self.wait_for("kube-apiserver", self._apiserver_ready, timeout_seconds=90)
@@ -230,6 +258,8 @@ class LocalCluster:
             if process.name == name:
                 _terminate(process.pid)
                 self.processes.remove(process)
+        if self.metrics_targets.pop(name, None) is not None:
+            self._write_scrape_targets()
         self._write_state()
 
     def pause(self, name: str) -> None:
@@ -514,6 +544,67 @@ class LocalCluster:
             ],
         )
 
+    def _start_prometheus(self) -> None:
+        """Debian's prometheus (hack/install-prometheus.sh) scraping our processes, with our alert rules."""
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise ClusterError("prometheus is not installed: run hack/install-prometheus.sh")
+        self.prometheus_dir.mkdir(parents=True, exist_ok=True)
+        self._write_scrape_targets()
+        config = {
+            "global": {"scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s", "evaluation_interval": "5s"},
+            "rule_files": [str(REPO / "dashboards" / "alerts.yaml")],
+            "scrape_configs": [
+                {
+                    "job_name": "eco-pulse",
+                    "scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
+                    "file_sd_configs": [
+                        {"files": [str(self.prometheus_dir / "targets.json")], "refresh_interval": "1s"}
+                    ],
+                }
+            ],
+        }
+        config_path = self.prometheus_dir / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        self._spawn(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.prometheus_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+                "--storage.tsdb.retention.time=1d",
+            ],
+        )
+        self.wait_for("prometheus", self._prometheus_ready, timeout_seconds=60)
+
+    def _write_scrape_targets(self) -> None:
+        """The file Prometheus discovers its targets from: every metrics port we started, by component."""
+        if not self.prometheus_dir.exists():
+            return
+        targets = [
+            {"targets": [f"127.0.0.1:{port}"], "labels": {"component": component}}
+            for component, port in sorted(self.metrics_targets.items())
+        ]
+        staging = self.prometheus_dir / "targets.json.tmp"
+        staging.write_text(json.dumps(targets))
+        staging.replace(self.prometheus_dir / "targets.json")  # atomic: never a half-read file
+
+    def _prometheus_ready(self) -> bool:
+        with urllib.request.urlopen(f"{self.prometheus_url}/-/ready", timeout=2) as answer:
+            return bool(answer.status == 200)
+
+    def prometheus_query(self, query: str, *, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query through Prometheus' HTTP API; the result vector."""
+        params = {"query": query} | ({"time": f"{at:.3f}"} if at is not None else {})
+        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            body = json.loads(answer.read())
+        if body.get("status") != "success":
+            raise ClusterError(f"prometheus query failed: {query}: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
     def start_webhook(self) -> None:
         self._spawn(
             "webhook",
@@ -529,9 +620,14 @@ class LocalCluster:
                 "KUBECONFIG": str(self.kubeconfig),  # to watch namespace labels and annotations
             },
         )
+        self.metrics_targets["webhook"] = self.ports["webhook_metrics"]
+        self._write_scrape_targets()
         self.wait_for("webhook", self._webhook_ready, timeout_seconds=30)
 
     def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
+        port = metrics_port or self.ports["rebalancer_metrics"]
+        self.metrics_targets[name] = port
+        self._write_scrape_targets()
         self._spawn(
             name,
             [sys.executable, "-m", "rebalancer"],
@@ -541,7 +637,7 @@ class LocalCluster:
                 "POD_NAME": name,
                 "POD_NAMESPACE": "eco-pulse",
                 "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_METRICS_PORT": str(metrics_port or self.ports["rebalancer_metrics"]),
+                "ECOPULSE_METRICS_PORT": str(port),
                 "PYTHONPATH": str(REPO),
             },
         )
@@ -744,6 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  logs: {cluster.logs}/; metrics: http://127.0.0.1:{cluster.ports['webhook_metrics']}/metrics "
                 f"(webhook), http://127.0.0.1:{cluster.ports['rebalancer_metrics']}/metrics (rebalancer)"
             )
+            print(f"  prometheus (scrapes both, loads dashboards/alerts.yaml): {cluster.prometheus_url}")
             print("  the rebalancer runs every 5 s: flip the mock grid and watch running pods move")
         elif args.command == "down":
             cluster.down()
