@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s prometheus dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ venv: $(STAMP)
 ##      sample workload and show where its pods landed and why
 run: cluster-up demo
 
-## cluster-up: etcd, kube-apiserver, controller-manager, scheduler, kwok nodes in three regions, webhook
-cluster-up: $(STAMP) k8s
+## cluster-up: etcd, kube-apiserver, controller-manager, scheduler, kwok nodes in three regions, webhook,
+##             rebalancer, and a Prometheus scraping them (its URL is printed)
+cluster-up: $(STAMP) k8s prometheus
 	$(BIN)/python -m tests.e2e.cluster up
 
 ## cluster-down: stop everything cluster-up started
@@ -34,6 +35,15 @@ demo: $(STAMP)
 k8s:
 	hack/build-k8s.sh >/dev/null
 
+## prometheus: Prometheus and promtool (Debian's package when missing) for the dashboards' tests and cluster-up
+prometheus:
+	hack/install-prometheus.sh
+
+## dashboards: copy dashboards/ into the kustomize base after editing them (a test checks they match)
+dashboards:
+	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
+		manifests/base/dashboards/
+
 ## webhook: just the webhook, on development certificates and the example config (mock grid)
 webhook: $(STAMP)
 	$(BIN)/python -m certs issue --service eco-pulse-webhook --namespace eco-pulse \
@@ -44,7 +54,7 @@ webhook: $(STAMP)
 
 ## test: format check, lint, strict types, layering contracts, then the whole suite (unit,
 ##       integration over TLS, contract, and e2e on the real control plane)
-test: check k8s pytest
+test: check k8s prometheus pytest
 
 check: lint typecheck contracts
 

@@ -76,8 +76,11 @@ def _initialise_metrics() -> None:
     """Create the children we know of at 0, so a dashboard shows 0, not "no data", before the first one."""
     for outcome in (*Outcome, "malformed"):
         ADMISSION_REQUESTS.labels(str(outcome))
-    for reason in ADMISSION_FAIL_OPEN_REASONS:
-        ADMISSION_FAIL_OPEN.labels(str(reason))
+    for reason in Reason:
+        if reason in ADMISSION_FAIL_OPEN_REASONS:
+            ADMISSION_FAIL_OPEN.labels(str(reason))
+        elif reason is not Reason.PLACED:
+            ADMISSION_SKIPPED.labels(str(reason))
     for verb in ("filter", "prioritize"):
         EXTENDER_DURATION.labels(verb)
         for extender_outcome in ("decided", "skipped", "failed_open", "malformed"):

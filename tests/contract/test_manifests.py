@@ -566,21 +566,6 @@ def test_the_scheduler_extender_points_at_the_webhook_service() -> None:
 # --- rendering with kubectl kustomize ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kubectl() -> Path:
-    done = subprocess.run(
-        [str(REPO / "hack" / "build-k8s.sh"), "--print-bin-dir"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    binary = Path(done.stdout.strip()) / "kubectl"
-    if done.returncode != 0 or not binary.is_file():
-        pytest.skip(f"kubectl is not built ({binary}): run hack/build-k8s.sh to check the kustomize renders")
-    return binary
-
-
 def render(kubectl: Path, directory: Path) -> list[Manifest]:
     done = subprocess.run(
         [str(kubectl), "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
