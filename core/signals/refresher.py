@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from core.catalog import load_region_locations
 from core.config import CarbonSettings, EcoPulseConfiguration
 from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
 from core.model import CapacityType, CarbonSignal, SignalSnapshot
@@ -262,8 +263,9 @@ class SignalMetricsCollector(Collector):
         return iter(_families())
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        age, fresh, intensity, vcpu, gib = _families()
+        age, fresh, intensity, vcpu, gib, info = _families()
         config = self._config()
+        locations = load_region_locations()
         now = self._refresher._clock()
         provider = self._refresher.provider_name
         known = self._refresher._cache.last_known()
@@ -278,13 +280,17 @@ class SignalMetricsCollector(Collector):
                 intensity.add_metric([region.name, region.zone, provider], signal.carbon_g_per_kwh)
             else:
                 fresh.add_metric([provider, region.name], 0.0)
+            location = locations.get(region.name)
+            if location is not None:
+                latitude, longitude = location
+                info.add_metric([region.name, region.zone, f"{latitude:g}", f"{longitude:g}"], 1.0)
             rates = config.prices.get(region.name)
             if rates is not None:
                 vcpu.add_metric([region.name, str(CapacityType.ON_DEMAND)], rates.vcpu_hour_usd)
                 vcpu.add_metric([region.name, str(CapacityType.SPOT)], rates.spot_vcpu_hour_usd)
                 gib.add_metric([region.name, str(CapacityType.ON_DEMAND)], rates.gib_hour_usd)
                 gib.add_metric([region.name, str(CapacityType.SPOT)], rates.spot_gib_hour_usd)
-        yield from (age, fresh, intensity, vcpu, gib)
+        yield from (age, fresh, intensity, vcpu, gib, info)
 
 
 def _families() -> tuple[GaugeMetricFamily, ...]:
@@ -313,6 +319,11 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
             "ecopulse_price_usd_per_gib_hour",
             "List price per GiB-hour of memory of a region, by capacity type.",
             labels=["region", "capacity_type"],
+        ),
+        GaugeMetricFamily(
+            "ecopulse_region_info",
+            "1 for each configured region with a known location (bundled catalog), for maps.",
+            labels=["region", "zone", "latitude", "longitude"],
         ),
     )
 

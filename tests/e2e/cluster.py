@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -598,8 +599,11 @@ class LocalCluster:
         """An instant query through Prometheus' HTTP API; the result vector."""
         params = {"query": query} | ({"time": f"{at:.3f}"} if at is not None else {})
         url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            body = json.loads(answer.read())
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                body = json.loads(answer.read())
+        except urllib.error.HTTPError as error:  # 400/422: Prometheus says why in the body
+            raise ClusterError(f"prometheus query failed: {query}: {error.read()[:500]!r}") from error
         if body.get("status") != "success":
             raise ClusterError(f"prometheus query failed: {query}: {body}")
         result: list[dict[str, Any]] = body["data"]["result"]
