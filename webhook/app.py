@@ -142,8 +142,8 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
         message = ""
 
     def work() -> tuple[ExtenderArgs, Judgement | None]:
-        args = parse_args(body)
-        region_of = node_region_from_objects(args) if args.node_list is not None else context.node_region
+        args = parse_args(body, keep_node_objects=verb == "filter")
+        region_of = node_region_from_objects(args) if args.node_names is None else context.node_region
         namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
         judgement = judge(
             args,
@@ -175,7 +175,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
     if args is None:
         # No decision in time (or it failed): parse the body again, only to name the nodes.
         try:
-            args = parse_args(body)
+            args = parse_args(body, keep_node_objects=verb == "filter")
         except MalformedArgs as error:
             return JSONResponse({"error": "malformed ExtenderArgs", "message": str(error)}, status_code=400)
     if judgement is not None:

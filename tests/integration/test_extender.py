@@ -201,7 +201,11 @@ def test_deadline_fails_open(start_webhook: StartWebhook) -> None:
         (b"{}", "missing required field `Pod`"),
         (b'{"Pod": {}}', "neither Nodes nor NodeNames"),
         (b'{"Pod": {}, "NodeNames": [1]}', "$.NodeNames[0]"),
-        (b'{"Pod": {}, "Nodes": {"items": [1]}}', "$.items[0]"),
+        (b'{"Pod": {}, "Nodes": {"items": [1]}}', "$.Nodes.items[0]"),
+        (
+            b'{"Pod": {}, "Nodes": {"items": [{"metadata": {"labels": {"topology.kubernetes.io/region": 1}}}]}}',
+            "not ExtenderArgs",
+        ),
     ],
 )
 def test_malformed_is_400(client: httpx.Client, body: bytes, message: str) -> None:

@@ -44,9 +44,14 @@ class HostPriority(msgspec.Struct, frozen=True):
     Score: int
 
 
+class _Labels(msgspec.Struct, frozen=True):
+    # The one label we read; the decoder skips the others without building a dict per node.
+    region: str | None = msgspec.field(name=REGION_LABEL, default=None)
+
+
 class _Metadata(msgspec.Struct, frozen=True):
     name: str = ""
-    labels: dict[str, str] | None = None
+    labels: _Labels | None = None
 
 
 class _NodeSlim(msgspec.Struct, frozen=True):
@@ -70,9 +75,18 @@ class _Args(msgspec.Struct, frozen=True):
     NodeNames: list[str] | None = None
 
 
+class _ArgsNamesOnly(msgspec.Struct, frozen=True):
+    """One pass, for callers that answer with node names only (/prioritize)."""
+
+    Pod: dict[str, Any]
+    Nodes: _NodeListSlim | None = None
+    NodeNames: list[str] | None = None
+
+
 # Typed decoders read only what we keep and skip the rest of each Node in C: a full NodeList is
 # megabytes, and building Python objects for all of it would cost more than the whole decision.
 _ARGS = msgspec.json.Decoder(_Args)
+_ARGS_NAMES_ONLY = msgspec.json.Decoder(_ArgsNamesOnly)
 _NODES_SLIM = msgspec.json.Decoder(_NodeListSlim)
 _NODES_RAW = msgspec.json.Decoder(_NodeListRaw)
 
@@ -101,21 +115,48 @@ class ExtenderArgs:
         return [raw for raw, (name, _) in zip(items, self.node_regions, strict=True) if name not in failed]
 
 
-def parse_args(body: bytes) -> ExtenderArgs:
+def parse_args(body: bytes, *, keep_node_objects: bool = True) -> ExtenderArgs:
+    """Decode ExtenderArgs once. ``keep_node_objects`` keeps the Node objects as received (raw), for
+    /filter, which answers with them; /prioritize answers with names and decodes in one pass."""
     if len(body) > MAX_BODY_BYTES:
         raise MalformedArgs(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
+        if not keep_node_objects:
+            slim = _ARGS_NAMES_ONLY.decode(body)
+            if slim.NodeNames is not None:
+                return ExtenderArgs(pod=slim.Pod, node_list=None, node_names=slim.NodeNames)
+            if slim.Nodes is None:
+                raise MalformedArgs("neither Nodes nor NodeNames is given")
+            return ExtenderArgs(
+                pod=slim.Pod, node_list=None, node_names=None, node_regions=_regions(slim.Nodes)
+            )
         args = _ARGS.decode(body)
         if args.NodeNames is not None:
             return ExtenderArgs(pod=args.Pod, node_list=None, node_names=args.NodeNames)
-        if bytes(args.Nodes).strip() == b"null":
+        if _is_null(args.Nodes):
             raise MalformedArgs("neither Nodes nor NodeNames is given")
-        nodes = _NODES_SLIM.decode(args.Nodes).items or []
+        try:
+            nodes = _NODES_SLIM.decode(args.Nodes)
+        except msgspec.ValidationError as error:
+            # Decoded on its own, the NodeList's paths start at `$`: say where it is in the body.
+            raise msgspec.ValidationError(str(error).replace("`$", "`$.Nodes", 1)) from None
     except msgspec.ValidationError as error:
         raise MalformedArgs(f"not ExtenderArgs: {str(error)[:120]}") from None
     except msgspec.DecodeError as error:
         raise MalformedArgs(f"body is not JSON: {str(error)[:80]}") from None
     except RecursionError:
         raise MalformedArgs("body is nested too deeply") from None
-    regions = [(node.metadata.name, (node.metadata.labels or {}).get(REGION_LABEL)) for node in nodes]
-    return ExtenderArgs(pod=args.Pod, node_list=args.Nodes, node_names=None, node_regions=regions)
+    return ExtenderArgs(pod=args.Pod, node_list=args.Nodes, node_names=None, node_regions=_regions(nodes))
+
+
+def _regions(nodes: _NodeListSlim) -> list[tuple[str, str | None]]:
+    return [
+        (node.metadata.name, node.metadata.labels.region if node.metadata.labels is not None else None)
+        for node in nodes.items or ()
+    ]
+
+
+def _is_null(raw: msgspec.Raw) -> bool:
+    # A view, not bytes(raw): that would copy a NodeList of megabytes to look at four bytes.
+    view = memoryview(raw)
+    return len(view) <= 8 and bytes(view).strip() == b"null"
