@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -42,6 +43,7 @@ class CarbonProviderName(StrEnum):
     STATIC = "static"
     ELECTRICITYMAPS = "electricitymaps"
     WATTTIME = "watttime"
+    TRACE = "trace"
 
 
 class PlacementMode(StrEnum):
@@ -63,6 +65,31 @@ class WattTimeSettings:
     regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
+# How far ahead each forecasting provider sees: Electricity Maps' forecast endpoint answers its
+# default horizon, 24 h; WattTime is asked for 24 h (core.signals.watttime.DEFAULT_HORIZON_HOURS).
+ELECTRICITYMAPS_FORECAST_HOURS = 24
+WATTTIME_FORECAST_HOURS = 24
+MAX_TRACE_FORECAST_HOURS = 168
+MAX_TRACE_SPEEDUP = 1_000_000.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceSettings:
+    """``carbon.trace``: replay an hourly intensity CSV (the simulator's format) as if it were live.
+
+    Wall-clock time maps to trace time linearly: at ``wall_clock_start`` (None: the process start)
+    the replay is at ``start`` (None: the trace's first hour) and it advances ``speedup`` trace
+    hours per wall hour, wrapping round to the first hour after the last.
+    """
+
+    path: str = ""
+    intensity: str = "lifecycle"  # or direct: which column of the CSV
+    start: datetime | None = None
+    speedup: float = 1.0
+    forecast_hours: int = 0  # > 0: the next hours of the trace as the forecast (a perfect one)
+    wall_clock_start: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CarbonSettings:
     provider: CarbonProviderName = CarbonProviderName.STATIC
@@ -72,6 +99,18 @@ class CarbonSettings:
     request_timeout_seconds: float = 10.0
     electricitymaps: ElectricityMapsSettings = field(default_factory=ElectricityMapsSettings)
     watttime: WattTimeSettings = field(default_factory=WattTimeSettings)
+    trace: TraceSettings = field(default_factory=TraceSettings)
+
+    @property
+    def forecast_hours(self) -> int:
+        """How many hours ahead the configured provider forecasts (0: the current value only)."""
+        if self.provider is CarbonProviderName.TRACE:
+            return self.trace.forecast_hours
+        if self.provider is CarbonProviderName.ELECTRICITYMAPS and self.electricitymaps.forecast:
+            return ELECTRICITYMAPS_FORECAST_HOURS
+        if self.provider is CarbonProviderName.WATTTIME:
+            return WATTTIME_FORECAST_HOURS
+        return 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -381,6 +420,7 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
             "requestTimeoutSeconds",
             "electricitymaps",
             "watttime",
+            "trace",
         },
     )
     defaults = CarbonSettings()
@@ -425,6 +465,12 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
         regions=MappingProxyType(wt_regions),
     )
 
+    trace = _parse_trace(
+        reader,
+        reader.mapping(raw.get("trace"), "carbon.trace"),
+        required=provider is CarbonProviderName.TRACE,
+    )
+
     refresh = reader.number(raw, key, "refreshSeconds", defaults.refresh_seconds, minimum=1.0)
     max_stale = reader.number(raw, key, "maxStaleSeconds", defaults.max_stale_seconds, minimum=1.0)
     if max_stale < refresh:
@@ -446,7 +492,59 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
         ),
         electricitymaps=electricitymaps,
         watttime=watttime,
+        trace=trace,
     )
+
+
+def _parse_trace(reader: _Reader, raw: Mapping[str, object], *, required: bool) -> TraceSettings:
+    key = "carbon.trace"
+    reader.only_keys(raw, key, {"path", "intensity", "start", "speedup", "forecastHours", "wallClockStart"})
+    d = TraceSettings()
+    path = d.path
+    if "path" in raw:
+        path = reader.string(raw, key, "path", None)
+    elif required:
+        reader.fail(
+            f"{key}.path", "missing: the trace provider needs an hourly intensity CSV (.csv or .csv.gz)"
+        )
+    intensity = reader.string(raw, key, "intensity", d.intensity)
+    if intensity not in {"lifecycle", "direct"}:
+        reader.fail(f"{key}.intensity", f"must be lifecycle or direct, got {intensity!r}")
+    forecast_hours = reader.integer(raw, key, "forecastHours", d.forecast_hours, minimum=0)
+    if forecast_hours > MAX_TRACE_FORECAST_HOURS:
+        reader.fail(f"{key}.forecastHours", f"must be <= {MAX_TRACE_FORECAST_HOURS}, got {forecast_hours}")
+    return TraceSettings(
+        path=path,
+        intensity=intensity,
+        start=_instant(reader, raw, key, "start"),
+        speedup=reader.number(
+            raw, key, "speedup", d.speedup, exclusive_minimum=0.0, maximum=MAX_TRACE_SPEEDUP
+        ),
+        forecast_hours=forecast_hours,
+        wall_clock_start=_instant(reader, raw, key, "wallClockStart"),
+    )
+
+
+def _instant(reader: _Reader, raw: Mapping[str, object], key: str, name: str) -> datetime | None:
+    """An RFC 3339 time with an offset (YAML may already have made it a datetime), in UTC."""
+    value = raw.get(name)
+    if value is None:
+        return None
+    parsed: datetime | None = None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        reader.fail(
+            _join(key, name),
+            f"must be an RFC 3339 time with an offset, like 2022-06-01T00:00:00Z, got {_describe(value)}",
+        )
+        return None
+    return parsed.astimezone(UTC)
 
 
 def _url(reader: _Reader, raw: Mapping[str, object], key: str, name: str, default: str) -> str:

@@ -165,6 +165,18 @@ class PlacementChoice:
     preferred: tuple[tuple[str, int], ...]
     required_regions: tuple[str, ...] | None
 
+    @property
+    def landing_regions(self) -> tuple[str, ...]:
+        """Where the scheduler puts the pod, most preferred first: the first of these with room.
+
+        In required mode the required set (in ranking order); in preferred mode the preferred
+        terms, heaviest first (the ranking order too). The rebalancer plans moves with this, so a
+        move it proposes lands where the webhook sends the replacement.
+        """
+        if self.required_regions is not None:
+            return self.required_regions
+        return tuple(region for region, _ in self.preferred)
+
 
 class NoChoice(StrEnum):
     BASELINE_UNKNOWN = "baseline-signal-unknown"

@@ -3,9 +3,21 @@
 For each scheduled pod: where would the webhook place a fresh copy right now (the same
 ``core.placement.rank_regions``)? If that is another region, price the move from where the pod
 runs (its node's region and capacity type) with ``core.economics``, including migration cost.
-Propose it only if the net benefit exceeds ``rebalancer.minNetBenefitUsd``, the pod is not
-protected, its workload has no replica already on the move, and a node in the target region
-has room for its requests. Candidates come out best first; the evictor applies the limits.
+
+The replacement pod can only land in the regions the webhook puts in its node affinity (the same
+``core.placement.choose_regions``: the top ``placement.maxPreferredRegions`` as weighted preferred
+terms, or the top ``placement.requiredRegionCount`` as a required set; none when the webhook adds
+no affinity), and the scheduler puts it in the most preferred one that has room. So the target is
+the first of those regions, in ranking order and ranked above the pod's own region, with room for
+the pod's requests (on a schedulable node, after the moves already planned this cycle); the move
+is proposed only if its net benefit from where the pod runs exceeds ``rebalancer.minNetBenefitUsd``
+and is positive. Net benefit falls along the ranking (the ranking is by total cost, and the source
+is the same), so when the first region with room does not pay, no later one would: refused.
+
+A move is proposed only if the pod is not protected and its workload has no replica already on the
+move. Candidates come out in the order their room was reserved (by the net benefit of the pod's
+best possible move, best first); the evictor keeps that order and applies the limits, so each
+replacement finds the room the plan counted on.
 """
 
 from __future__ import annotations
@@ -20,13 +32,15 @@ from core.config import EcoPulseConfiguration
 from core.economics import NetBenefit, RegionCost, migration_cost_usd, net_benefit, region_cost
 from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.model import CapacityType, PlacementHints, PodDemand, SignalSnapshot
-from core.placement import Ranking, rank_regions
+from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
 from core.podspec import placement_hints
 from rebalancer.protections import Protected, protection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
+    """A proposed move to ``target_region``; ``benefit`` is the predicted net benefit of that move."""
+
     pod: PodRecord
     source_region: str
     target_region: str
@@ -74,11 +88,12 @@ def plan(
     free = _free_capacity(pods, nodes)
     moving = {p.workload for p in pods if p.workload is not None and (p.deleting or not p.ready)}
     known = frozenset(config.region_names)
-    rankings: dict[tuple[int, int], Ranking] = {}
+    rankings: dict[tuple[int, int], tuple[Ranking, tuple[str, ...]]] = {}
     # ... and price each (shape, source region, capacity type) move once.
-    moves: dict[tuple[tuple[int, int], str, CapacityType], _Move | None] = {}
+    moves: dict[tuple[tuple[int, int], str, CapacityType], _Moves | None] = {}
     hints_of: dict[tuple[tuple[str, str], ...], PlacementHints] = {}
     settings = config.rebalancer
+    pending: list[_Pending] = []
 
     for pod in pods:
         node = nodes.get(pod.node_name)
@@ -96,11 +111,14 @@ def plan(
         # Thousands of replicas share a shape: rank each (demand, hints) once per cycle. Demands
         # are interned by the pod cache, so their identity is a cheap key for a shape.
         key = (id(pod.demand), id(hints))
-        ranking = rankings.get(key)
-        if ranking is None:
-            ranking = rankings[key] = rank_regions(
-                demand=pod.demand, hints=hints, signals=signals, config=config
-            )
+        ranked = rankings.get(key)
+        if ranked is None:
+            ranking = rank_regions(demand=pod.demand, hints=hints, signals=signals, config=config)
+            choice = choose_regions(ranking, config)
+            # Where the webhook lets the replacement land, most preferred first (none: no affinity).
+            landing = choice.landing_regions if isinstance(choice, PlacementChoice) else ()
+            ranked = rankings[key] = (ranking, landing)
+        ranking, landing = ranked
         best = ranking.best
         if best is None:
             result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL))
@@ -115,62 +133,90 @@ def plan(
         capacity = node.capacity_type if node is not None else pod.demand.capacity_type
         move_key = (key, source, capacity)
         if move_key not in moves:
-            moves[move_key] = _price_move(
-                ranking, source, capacity=capacity, demand=pod.demand, hints=hints, config=config
+            moves[move_key] = _price_moves(
+                ranking,
+                landing,
+                source,
+                capacity=capacity,
+                demand=pod.demand,
+                hints=hints,
+                minimum_usd=settings.min_net_benefit_usd,
+                config=config,
             )
         move = moves[move_key]
         if move is None:
             result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region))
             continue
-        benefit, source_cost, target_cost = move
-        if benefit.net_usd <= settings.min_net_benefit_usd:
+        if not move.worth_it:
+            # Not even the best region the replacement could land in pays for the move.
             result.refusals.append(
                 Refusal(
                     pod=pod,
                     reason=BELOW_MIN_BENEFIT,
                     target_region=best.region,
-                    net_benefit_usd=benefit.net_usd,
+                    net_benefit_usd=move.to_best.net_usd,
                 )
             )
             continue
+        first = move.options[0]
         if pod.workload in moving:
             result.refusals.append(
                 Refusal(
                     pod=pod,
                     reason=WORKLOAD_MOVING,
-                    target_region=best.region,
-                    net_benefit_usd=benefit.net_usd,
+                    target_region=first.benefit.target,
+                    net_benefit_usd=first.benefit.net_usd,
                 )
             )
             continue
-        result.candidates.append(
-            Candidate(
-                pod=pod,
-                source_region=source,
-                target_region=best.region,
-                benefit=benefit,
-                source_g_per_kwh=source_cost.carbon_g_per_kwh,
-                target_g_per_kwh=target_cost.carbon_g_per_kwh,
-            )
-        )
+        pending.append(_Pending(pod=pod, source=source, options=move.options))
 
-    result.candidates.sort(key=lambda c: (-c.benefit.net_usd, c.pod.key))
-    return _fit(result, free, nodes)
+    pending.sort(key=lambda p: (-p.options[0].benefit.net_usd, p.pod.key))
+    return _fit(result, pending, free, nodes)
 
 
-_Move = tuple[NetBenefit, RegionCost, RegionCost]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Option:
+    """One region the replacement may land in, and the predicted net benefit of the move there."""
+
+    benefit: NetBenefit
+    source_cost: RegionCost
+    target_cost: RegionCost
+    worth_it: bool  # above rebalancer.minNetBenefitUsd and positive
 
 
-def _price_move(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Moves:
+    """The moves open to a pod of one shape running in one region on one capacity type."""
+
+    to_best: NetBenefit  # to the ranking's best region: what a refusal cites
+    # The landing regions ranked above the source, in the scheduler's order of preference.
+    options: tuple[_Option, ...]
+
+    @property
+    def worth_it(self) -> bool:
+        return any(option.worth_it for option in self.options)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Pending:
+    pod: PodRecord
+    source: str
+    options: tuple[_Option, ...]
+
+
+def _price_moves(
     ranking: Ranking,
+    landing: tuple[str, ...],
     source: str,
     *,
     capacity: CapacityType,
     demand: PodDemand,
     hints: PlacementHints,
+    minimum_usd: float,
     config: EcoPulseConfiguration,
-) -> _Move | None:
-    """The net benefit of moving a pod of this shape from ``source`` to the ranking's best region."""
+) -> _Moves | None:
+    """The net benefit of moving a pod of this shape from ``source`` to each region it could land in."""
     best = ranking.best
     source_assessment = ranking.assessment(source)
     if best is None or best.cost is None or source_assessment is None or source_assessment.cost is None:
@@ -186,8 +232,21 @@ def _price_move(
             hours=source_cost.hours,
             config=config,
         )
-    benefit = net_benefit(source_cost, best.cost, migration_usd=migration_cost_usd(source_cost, config))
-    return benefit, source_cost, best.cost
+    migration_usd = migration_cost_usd(source_cost, config)
+    options: list[_Option] = []
+    for region in landing:
+        if region == source:
+            break  # the scheduler would rather keep it here than go anywhere after
+        assessment = ranking.assessment(region)
+        if assessment is None or assessment.cost is None:
+            continue
+        benefit = net_benefit(source_cost, assessment.cost, migration_usd=migration_usd)
+        worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
+        options.append(
+            _Option(benefit=benefit, source_cost=source_cost, target_cost=assessment.cost, worth_it=worth_it)
+        )
+    to_best = net_benefit(source_cost, best.cost, migration_usd=migration_usd)
+    return _Moves(to_best=to_best, options=tuple(options))
 
 
 def _free_capacity(pods: list[PodRecord], nodes: Mapping[str, NodeRecord]) -> dict[str, list[float]]:
@@ -205,11 +264,14 @@ def _free_capacity(pods: list[PodRecord], nodes: Mapping[str, NodeRecord]) -> di
     }
 
 
-def _fit(result: Plan, free: dict[str, list[float]], nodes: Mapping[str, NodeRecord]) -> Plan:
-    """Keep, best first, only the candidates some node in the target region can still hold.
+def _fit(
+    result: Plan, pending: list[_Pending], free: dict[str, list[float]], nodes: Mapping[str, NodeRecord]
+) -> Plan:
+    """Best first, land each pod where the scheduler would: the first landing region with room.
 
-    Per region, nodes are tried roomiest first (a heap on free CPU): one look for most pods;
-    only when the roomiest lacks memory are the others scanned.
+    The move is kept when that region is worth the move; room is then reserved there for the
+    pods after it. Per region, nodes are tried roomiest first (a heap on free CPU): one look for
+    most pods; only when the roomiest lacks memory are the others scanned.
     """
     heaps: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for name, (cpu, _) in free.items():
@@ -218,34 +280,38 @@ def _fit(result: Plan, free: dict[str, list[float]], nodes: Mapping[str, NodeRec
             heaps[region].append((-cpu, name))
     for heap in heaps.values():
         heapq.heapify(heap)
-    kept: list[Candidate] = []
-    for candidate in result.candidates:
-        demand = candidate.pod.demand
-        heap = heaps[candidate.target_region]
+    for item in pending:
+        demand = item.pod.demand
+        chosen: _Option | None = None
         home: str | None = None
-        if heap and -heap[0][0] >= demand.cpu_cores:
-            top = heap[0][1]
-            if free[top][1] >= demand.memory_gib:
-                home = top
-            else:
-                home = next(
-                    (
-                        n
-                        for _, n in heap
-                        if free[n][0] >= demand.cpu_cores and free[n][1] >= demand.memory_gib
-                    ),
-                    None,
-                )
-        if home is None:
+        for option in item.options:
+            home = _room(heaps[option.benefit.target], free, demand)
+            if home is not None:
+                chosen = option
+                break
+        if chosen is None or home is None:
+            first = item.options[0]
             result.refusals.append(
                 Refusal(
-                    pod=candidate.pod,
+                    pod=item.pod,
                     reason=NO_ROOM,
-                    target_region=candidate.target_region,
-                    net_benefit_usd=candidate.benefit.net_usd,
+                    target_region=first.benefit.target,
+                    net_benefit_usd=first.benefit.net_usd,
                 )
             )
             continue
+        if not chosen.worth_it:
+            # The scheduler would land it here, and here the move does not pay.
+            result.refusals.append(
+                Refusal(
+                    pod=item.pod,
+                    reason=BELOW_MIN_BENEFIT,
+                    target_region=chosen.benefit.target,
+                    net_benefit_usd=chosen.benefit.net_usd,
+                )
+            )
+            continue
+        heap = heaps[chosen.benefit.target]
         free[home][0] -= demand.cpu_cores
         free[home][1] -= demand.memory_gib
         if home == heap[0][1]:
@@ -254,9 +320,30 @@ def _fit(result: Plan, free: dict[str, list[float]], nodes: Mapping[str, NodeRec
             index = next(i for i, (_, n) in enumerate(heap) if n == home)
             heap[index] = (-free[home][0], home)
             heapq.heapify(heap)
-        kept.append(candidate)
-    result.candidates = kept
+        result.candidates.append(
+            Candidate(
+                pod=item.pod,
+                source_region=item.source,
+                target_region=chosen.benefit.target,
+                benefit=chosen.benefit,
+                source_g_per_kwh=chosen.source_cost.carbon_g_per_kwh,
+                target_g_per_kwh=chosen.target_cost.carbon_g_per_kwh,
+            )
+        )
     return result
+
+
+def _room(heap: list[tuple[float, str]], free: dict[str, list[float]], demand: PodDemand) -> str | None:
+    """A node of this region's heap with room for ``demand``: the roomiest in CPU when it has the memory."""
+    if not heap or -heap[0][0] < demand.cpu_cores:
+        return None
+    top = heap[0][1]
+    if free[top][1] >= demand.memory_gib:
+        return top
+    return next(
+        (n for _, n in heap if free[n][0] >= demand.cpu_cores and free[n][1] >= demand.memory_gib),
+        None,
+    )
 
 
 __all__ = ["Candidate", "Plan", "Protected", "Refusal", "plan"]

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from core.config import ConfigError, load_config
+from core.trace import TraceError, load_trace, parse_time
 from rebalancer.simulate.engine import POLICIES, Simulator
 from rebalancer.simulate.report import write_report
-from rebalancer.simulate.trace import TraceError, load_trace, parse_time
 from rebalancer.simulate.workload import WorkloadError, load_workload
 
 
@@ -92,5 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name:<14} {p['emissionsGrams'] / 1000:>14,.1f} {p['reductionVsCarbonBlindPercent']:>9.1f}% "
             f"{p['migrations']:>11} {p['migrationsPerPodDay']:>12.4f}"
         )
-    print(f"replayed {trace.hours} hours in {seconds:.1f} s; report in {args.out}/report.html")
+    print(
+        f"replayed {trace.hours} hours in {seconds:.1f} s (ecopulse's forecast: {data['meta']['forecast']}); "
+        f"report in {args.out}/report.html"
+    )
     return 0

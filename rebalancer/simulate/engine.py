@@ -6,12 +6,15 @@
 - ``hourly-oracle`` (hindsight): every hour, the same greedy fill with that hour's intensities;
   moves are free;
 - ``ecopulse``: what the cluster would do live. Each hour (every ``rebalancer.intervalSeconds`` of
-  simulated time within it) the real ``rebalancer.planner.plan`` sees a SignalSnapshot with only that
-  hour's values and slim records of the simulated cluster (one node per region, the region's
-  capacity as allocatable); the real ``rebalancer.evictor.Evictor`` evicts through a simulated
-  Eviction API that honours each workload's maxUnavailable like a PodDisruptionBudget (per hour);
-  the simulated ReplicaSet recreates the pod where ``core.placement.rank_regions`` (the webhook)
-  places it, with its age reset, so minPodAgeSeconds is the cooldown.
+  simulated time within it) the real ``rebalancer.planner.plan`` sees a SignalSnapshot with that
+  hour's values (and, when the configured provider forecasts, ``carbon.forecast_hours`` of the
+  trace's next hours as the forecast: a perfect one) and slim records of the simulated cluster (one
+  node per region, the region's capacity as allocatable); the real ``rebalancer.evictor.Evictor``
+  evicts through a simulated Eviction API that honours each workload's maxUnavailable like a
+  PodDisruptionBudget (per hour); the simulated ReplicaSet recreates the pod, with its age reset (so
+  minPodAgeSeconds is the cooldown), where the scheduler would put it: the first region with room
+  among those the webhook (``core.placement.choose_regions`` over ``rank_regions``) puts in its
+  node affinity.
 
 Accounting per policy and hour: energy from ``core.power.pod_energy_kwh``, emissions at the region's
 actual intensity that hour, compute cost from the configured prices (on-demand), egress cost at the
@@ -41,17 +44,18 @@ from core.model import (
     MAX_LATENCY_ANNOTATION,
     CapacityType,
     CarbonSignal,
+    ForecastPoint,
     PlacementHints,
     PodDemand,
     SignalSnapshot,
 )
-from core.placement import rank_regions
+from core.placement import PlacementChoice, choose_regions, rank_regions
 from core.podspec import placement_hints
 from core.power import pod_energy_kwh
+from core.trace import Trace
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 from rebalancer.planner import plan
-from rebalancer.simulate.trace import Trace
 from rebalancer.simulate.workload import SimulatedWorkload, Workload
 
 CARBON_BLIND = "carbon-blind"
@@ -101,6 +105,7 @@ class SimulationResult:
     times: tuple[datetime, ...]
     intensity: tuple[tuple[float, ...], ...]  # per region, per hour
     policies: Mapping[str, PolicyResult]
+    forecast_hours: int = 0  # what ecopulse saw ahead each hour (perfect: the trace itself)
 
     def reduction_percent(self, name: str) -> float:
         blind = self.policies[CARBON_BLIND].emissions_grams
@@ -148,6 +153,8 @@ class Simulator:
             raise ValueError(f"the trace has no values for zone(s) {', '.join(sorted(set(missing)))}")
         self.intensity = tuple(trace.zones[zone] for zone in self.zones)
         self.hours = trace.hours
+        # A provider that forecasts is given the trace's next hours: a perfect forecast.
+        self.forecast_hours = self.config.carbon.forecast_hours
         self.cap_cpu = [workload.capacity[r].cpu if r in workload.capacity else 0.0 for r in self.regions]
         self.cap_mem = [
             workload.capacity[r].memory_gib if r in workload.capacity else 0.0 for r in self.regions
@@ -297,7 +304,28 @@ class Simulator:
             times=self.trace.times,
             intensity=self.intensity,
             policies=results,
+            forecast_hours=self.forecast_hours,
         )
+
+    def signals_at(self, hour: int) -> SignalSnapshot:
+        """The signals at ``hour``: that hour's values and, if the provider forecasts, the next hours'."""
+        now = self.trace.times[hour]
+        ahead = range(hour + 1, min(self.hours, hour + 1 + self.forecast_hours))
+        carbon = {
+            name: CarbonSignal(
+                region=name,
+                zone=zone,
+                carbon_g_per_kwh=series[hour],
+                observed_at=now,
+                fetched_at=now,
+                source="trace",
+                forecast=tuple(
+                    ForecastPoint(at=self.trace.times[h], carbon_g_per_kwh=series[h]) for h in ahead
+                ),
+            )
+            for name, zone, series in zip(self.regions, self.zones, self.intensity, strict=True)
+        }
+        return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon)
 
     def hourly_horizon(self, w: int) -> float:
         """The horizon a move of workload ``w`` is priced over (its runtime, else the configured one)."""
@@ -396,7 +424,7 @@ class _Ecopulse:
         self._pending: list[_PendingMove] = []
         self._api = _SimulatedEvictionApi(self)
         self._signals: SignalSnapshot | None = None
-        self._webhook_choice: dict[int, int] = {}
+        self._webhook_choice: dict[int, tuple[int, ...]] = {}
         self._now = sim.trace.times[0]
         self._hour = 0
 
@@ -432,33 +460,46 @@ class _Ecopulse:
         bucket[started] -= 1
         if bucket[started] <= 0:
             del bucket[started]
-        target = self._webhook_choice.get(w)
-        if target is None:
-            assert self._signals is not None
-            shape = self.sim.shapes[w]
-            best = rank_regions(
-                demand=shape.demand, hints=shape.hints, signals=self._signals, config=self.sim.config
-            ).best
-            target = self.sim.index[best.region] if best is not None else region
-            self._webhook_choice[w] = target
+        target = self._schedule(w, freed=region)
         new = self.groups[w][target]
         new[self._now] = new.get(self._now, 0) + 1
         return target
 
-    def _snapshot(self, hour: int) -> SignalSnapshot:
-        now = self.sim.trace.times[hour]
-        carbon = {
-            name: CarbonSignal(
-                region=name,
-                zone=zone,
-                carbon_g_per_kwh=series[hour],
-                observed_at=now,
-                fetched_at=now,
-                source="trace",
+    def _schedule(self, w: int, *, freed: int) -> int:
+        """Where the replacement lands: the webhook's affinity, then the scheduler's first region with room.
+
+        The webhook's choice is ``core.placement.choose_regions`` over ``rank_regions``, as in the
+        cluster; the scheduler takes its landing regions in order and the first that holds the pod.
+        Without any (no affinity, or all full: the planner never proposes that) the pod takes the
+        room its predecessor freed.
+        """
+        landing = self._webhook_choice.get(w)
+        if landing is None:
+            assert self._signals is not None
+            sim = self.sim
+            shape = sim.shapes[w]
+            ranking = rank_regions(
+                demand=shape.demand, hints=shape.hints, signals=self._signals, config=sim.config
             )
-            for name, zone, series in zip(self.sim.regions, self.sim.zones, self.sim.intensity, strict=True)
-        }
-        return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon)
+            choice = choose_regions(ranking, sim.config)
+            names = choice.landing_regions if isinstance(choice, PlacementChoice) else ()
+            landing = self._webhook_choice[w] = tuple(sim.index[name] for name in names)
+        if not landing:
+            return freed
+        sim = self.sim
+        workload = sim.shapes[w].workload
+        for r in landing:
+            used_cpu = used_mem = 0.0
+            for other, groups in zip(sim.shapes, self.groups, strict=True):
+                count = sum(groups[r].values())
+                used_cpu += count * other.workload.cpu
+                used_mem += count * other.workload.memory_gib
+            if (
+                used_cpu + workload.cpu <= sim.cap_cpu[r] + _EPS
+                and used_mem + workload.memory_gib <= sim.cap_mem[r] + _EPS
+            ):
+                return r
+        return freed
 
     def _cycle(self, now: datetime) -> tuple[int, datetime | None]:
         """One rebalancer cycle at ``now``: evictions made, and when the next young group matures."""
@@ -538,7 +579,7 @@ class _Ecopulse:
     def step(self, hour: int) -> Counts:
         """Run the hour's rebalancer cycles; return the placement the hour is accounted at."""
         self._hour = hour
-        self._signals = self._snapshot(hour)
+        self._signals = self.sim.signals_at(hour)
         self._webhook_choice = {}
         self._api.moving_this_hour = {}
         start = self.sim.trace.times[hour]

@@ -49,6 +49,8 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             "start": result.times[0].isoformat() if result.times else None,
             "end": result.times[-1].isoformat() if result.times else None,
             "regions": dict(zip(result.regions, result.zones, strict=True)),
+            # What ecopulse saw ahead: the configured provider's forecast horizon, taken from the trace.
+            "forecast": f"perfect, {result.forecast_hours} hours" if result.forecast_hours else "none",
         },
         "policies": policies,
     }
@@ -155,7 +157,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 </head><body>
 <h1>Eco-Pulse what-if replay</h1>
 <p>{html.escape(str(meta.get("start")))} to {html.escape(str(meta.get("end")))}, {meta["hours"]} hours,
-regions {html.escape(", ".join(f"{r} ({z})" for r, z in meta["regions"].items()))}.</p>
+regions {html.escape(", ".join(f"{r} ({z})" for r, z in meta["regions"].items()))};
+ecopulse's forecast: {html.escape(str(meta["forecast"]))}.</p>
 <table><tr>{header}</tr>
 {"".join(rows)}
 </table>

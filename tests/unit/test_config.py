@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.config import (
     KIND,
     MAX_CONFIG_BYTES,
     RTT_OVERHEAD_MS,
+    WATTTIME_FORECAST_HOURS,
     CarbonProviderName,
     ConfigError,
     EconomicsSettings,
@@ -29,6 +31,7 @@ from core.config import (
     parse_config,
     parse_config_text,
 )
+from core.signals import watttime
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "config.yaml"
@@ -105,6 +108,54 @@ def test_a_region_without_zone_takes_its_bundled_zone() -> None:
     assert config.regions[1].zone == "IE"
 
 
+def test_the_trace_provider_section_parses_with_its_defaults() -> None:
+    config = parse(carbon={"provider": "trace", "trace": {"path": "grid.csv.gz"}})
+    assert config.carbon.provider is CarbonProviderName.TRACE
+    trace = config.carbon.trace
+    assert (trace.path, trace.intensity, trace.start, trace.speedup, trace.forecast_hours) == (
+        "grid.csv.gz",
+        "lifecycle",
+        None,
+        1.0,
+        0,
+    )
+    assert trace.wall_clock_start is None
+    assert config.carbon.forecast_hours == 0
+
+
+def test_the_trace_times_are_rfc3339_and_end_up_in_utc() -> None:
+    text = """
+regions: [{name: us-east-1, zone: US-MIDA-PJM}]
+carbon:
+  provider: trace
+  trace: {path: t.csv, intensity: direct, start: 2022-06-01T02:00:00+02:00, speedup: 3600,
+          forecastHours: 6, wallClockStart: "2026-01-01T00:00:00Z"}
+"""
+    carbon = parse_config_text(text).carbon
+    assert carbon.trace.start == datetime(2022, 6, 1, 0, 0, tzinfo=UTC)
+    assert carbon.trace.wall_clock_start == datetime(2026, 1, 1, tzinfo=UTC)
+    assert (carbon.trace.intensity, carbon.trace.speedup) == ("direct", 3600.0)
+    assert carbon.forecast_hours == 6
+
+
+@pytest.mark.parametrize(
+    ("carbon", "hours"),
+    [
+        ({"provider": "static"}, 0),
+        ({"provider": "electricitymaps"}, 0),
+        ({"provider": "electricitymaps", "electricitymaps": {"forecast": True}}, 24),
+        ({"provider": "trace", "trace": {"path": "t.csv", "forecastHours": 12}}, 12),
+        ({"provider": "static", "trace": {"path": "t.csv", "forecastHours": 12}}, 0),
+    ],
+)
+def test_forecast_hours_is_what_the_configured_provider_gives(carbon: dict[str, Any], hours: int) -> None:
+    assert parse(carbon=carbon).carbon.forecast_hours == hours
+
+
+def test_watttime_forecast_hours_is_what_the_provider_asks_for() -> None:
+    assert WATTTIME_FORECAST_HOURS == watttime.DEFAULT_HORIZON_HOURS
+
+
 # --- what must not parse: every problem names its dotted key -----------------------------------
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
@@ -144,6 +195,36 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         {"carbon": {"electricitymaps": {"emissionFactorType": "indirect"}}},
         "carbon.electricitymaps.emissionFactorType",
     ),
+    ("trace without a path", {"carbon": {"provider": "trace"}}, "carbon.trace.path"),
+    ("trace path empty", {"carbon": {"provider": "trace", "trace": {"path": ""}}}, "carbon.trace.path"),
+    ("trace unknown key", {"carbon": {"trace": {"path": "t.csv", "sped": 2}}}, "carbon.trace.sped"),
+    (
+        "trace intensity",
+        {"carbon": {"trace": {"path": "t.csv", "intensity": "marginal"}}},
+        "carbon.trace.intensity",
+    ),
+    ("trace speedup zero", {"carbon": {"trace": {"path": "t.csv", "speedup": 0}}}, "carbon.trace.speedup"),
+    (
+        "trace speedup text",
+        {"carbon": {"trace": {"path": "t.csv", "speedup": "fast"}}},
+        "carbon.trace.speedup",
+    ),
+    ("trace forecast negative", {"carbon": {"trace": {"forecastHours": -1}}}, "carbon.trace.forecastHours"),
+    ("trace forecast too long", {"carbon": {"trace": {"forecastHours": 169}}}, "carbon.trace.forecastHours"),
+    ("trace forecast float", {"carbon": {"trace": {"forecastHours": 1.5}}}, "carbon.trace.forecastHours"),
+    ("trace start not a time", {"carbon": {"trace": {"start": "midsummer"}}}, "carbon.trace.start"),
+    (
+        "trace start without offset",
+        {"carbon": {"trace": {"start": "2022-06-01T00:00:00"}}},
+        "carbon.trace.start",
+    ),
+    ("trace start a number", {"carbon": {"trace": {"start": 2022}}}, "carbon.trace.start"),
+    (
+        "trace wall start not a time",
+        {"carbon": {"trace": {"wallClockStart": "now"}}},
+        "carbon.trace.wallClockStart",
+    ),
+    ("trace not a mapping", {"carbon": {"trace": "t.csv"}}, "carbon.trace"),
     ("region without name", {"regions": [{"name": "us-east-1"}, {"zone": "IE"}]}, "regions[1].name"),
     ("duplicate region", {"regions": [{"name": "us-east-1"}, {"name": "us-east-1"}]}, "regions[1].name"),
     (

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.config import EcoPulseConfiguration, parse_config_text
+from core.config import EcoPulseConfiguration, PlacementMode, parse_config_text
 from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import CapacityType, CarbonSignal, PodDemand, SignalSnapshot
+from core.model import CapacityType, CarbonSignal, PlacementHints, PodDemand, SignalSnapshot
+from core.placement import PlacementChoice, choose_regions, rank_regions
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
@@ -337,3 +338,208 @@ def test_never_a_candidate_at_or_below_the_minimum_and_best_first(
     assert benefits == sorted(benefits, reverse=True)
     if eu >= us:
         assert result.candidates == []  # no benefit in moving to a dirtier (equally priced) grid
+
+
+# -- next-best region: where the webhook's affinity lets the replacement land --------------------
+
+CONFIG3 = (
+    CONFIG.replace(
+        "  - {name: eu-north-1, zone: SE-SE3}\n",
+        "  - {name: eu-north-1, zone: SE-SE3}\n  - {name: eu-west-1, zone: IE}\n",
+    )
+    .replace(
+        "  eu-north-1: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}\n",
+        "  eu-north-1: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}\n"
+        "  eu-west-1: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}\n",
+    )
+    .replace(
+        "carbon: {provider: mock, mock: {us-east-1: 450, eu-north-1: 30}}",
+        "carbon: {provider: mock, mock: {us-east-1: 450, eu-north-1: 30, eu-west-1: 300}}",
+    )
+)
+FULL_NORTH = {
+    "us-a": node("us-a", "us-east-1"),
+    "eu-a": node("eu-a", "eu-north-1", cpu=2),  # cannot hold a 4-core pod
+    "ie-a": node("ie-a", "eu-west-1"),
+}
+
+
+def config3(*, placement: dict[str, Any] | None = None, **rebalancer: Any) -> EcoPulseConfiguration:
+    base = parse_config_text(CONFIG3)
+    return replace(
+        base,
+        rebalancer=replace(base.rebalancer, **rebalancer),
+        placement=replace(base.placement, **(placement or {})),
+    )
+
+
+def signals3(us: float = 450, north: float = 30, west: float = 300) -> SignalSnapshot:
+    values = {"us-east-1": ("US-MIDA-PJM", us), "eu-north-1": ("SE-SE3", north), "eu-west-1": ("IE", west)}
+    return SignalSnapshot(
+        taken_at=NOW,
+        provider="mock",
+        carbon={
+            region: CarbonSignal(
+                region=region,
+                zone=zone,
+                carbon_g_per_kwh=value,
+                observed_at=NOW,
+                fetched_at=NOW,
+                source="mock",
+            )
+            for region, (zone, value) in values.items()
+        },
+    )
+
+
+@dataclass(frozen=True)
+class NextBest:
+    """One row: the grid, the affinity settings and the room, and where the pod goes (or why not)."""
+
+    west: float = 300.0  # eu-west-1's intensity; eu-north-1 (30) is best, us-east-1 (450) the source
+    placement: dict[str, Any] = field(default_factory=dict)
+    north_cpu: float = 2.0  # eu-north-1's room: 2 cores cannot hold the 4-core pod
+    min_net_benefit_usd: float = 0.001
+    target: str | None = None  # expected target region, None when refused
+    refusal: tuple[str, str] | None = None  # expected (reason, target_region) when refused
+
+
+NEXT_BEST = {
+    "best has room: best": NextBest(north_cpu=16, target="eu-north-1"),
+    "best full: next best": NextBest(target="eu-west-1"),
+    "best full, required mode, next best required: next best": NextBest(
+        placement=dict(mode=PlacementMode.REQUIRED, required_region_count=2), target="eu-west-1"
+    ),
+    # 4 vCPU and 8 GiB for 6 h draw 0.079 kWh: at 1000 USD/t, 450 -> 30 g/kWh is worth 0.033 USD,
+    # 450 -> 300 is worth 0.012 and 450 -> 440 0.0008, less than the 0.001 migration cost.
+    "best full, next best not worth the move": NextBest(west=440, refusal=(BELOW_MIN_BENEFIT, "eu-west-1")),
+    "best full, next best worth less than the minimum": NextBest(
+        min_net_benefit_usd=0.02, refusal=(BELOW_MIN_BENEFIT, "eu-west-1")
+    ),
+    "best full, next best dirtier than the source": NextBest(west=500, refusal=(NO_ROOM, "eu-north-1")),
+    "best full, next best outside the preferred terms": NextBest(
+        placement=dict(max_preferred_regions=1), refusal=(NO_ROOM, "eu-north-1")
+    ),
+    "best full, next best outside the required set": NextBest(
+        placement=dict(mode=PlacementMode.REQUIRED, required_region_count=1), refusal=(NO_ROOM, "eu-north-1")
+    ),
+    "required mode, no region above the floor: no affinity, no move": NextBest(
+        north_cpu=16,
+        placement=dict(mode=PlacementMode.REQUIRED, min_net_benefit_usd=100.0),
+        refusal=(BELOW_MIN_BENEFIT, "eu-north-1"),
+    ),
+}
+
+
+@pytest.mark.parametrize("row", NEXT_BEST.values(), ids=NEXT_BEST)
+def test_the_target_is_the_first_landing_region_with_room_that_pays(row: NextBest) -> None:
+    nodes = {**FULL_NORTH, "eu-a": node("eu-a", "eu-north-1", cpu=row.north_cpu)}
+    cfg = config3(placement=row.placement, min_net_benefit_usd=row.min_net_benefit_usd)
+    result = run([pod()], cfg, nodes=nodes, snapshot=signals3(west=row.west))
+    if row.target is not None:
+        (candidate,) = result.candidates
+        assert candidate.target_region == row.target
+        assert candidate.benefit.target == row.target  # the benefit is that of the chosen move
+        assert candidate.benefit.net_usd > row.min_net_benefit_usd
+        assert candidate.target_g_per_kwh == {"eu-north-1": 30, "eu-west-1": row.west}[row.target]
+        assert result.refusals == []
+    else:
+        assert result.candidates == []
+        assert [(r.reason, r.target_region) for r in result.refusals] == [row.refusal]
+
+
+def test_room_reserved_by_earlier_moves_sends_later_ones_to_the_next_best() -> None:
+    nodes = {**FULL_NORTH, "eu-a": node("eu-a", "eu-north-1", cpu=6)}  # one 4-core pod fits
+    pods = [pod("web-1", owner_name="a"), pod("web-2", owner_name="b")]
+    result = run(pods, config3(), nodes=nodes, snapshot=signals3())
+    assert [(c.pod.name, c.target_region) for c in result.candidates] == [
+        ("web-1", "eu-north-1"),
+        ("web-2", "eu-west-1"),
+    ]
+    first, second = result.candidates
+    assert first.benefit.net_usd > second.benefit.net_usd > 0
+    assert result.refusals == []
+
+
+def test_a_pod_in_the_next_best_region_stays_when_the_best_is_full() -> None:
+    result = run([pod(node_name="ie-a")], config3(), nodes=FULL_NORTH, snapshot=signals3())
+    assert result.candidates == []
+    assert [(r.reason, r.target_region) for r in result.refusals] == [(NO_ROOM, "eu-north-1")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    north=st.floats(0, 1000),
+    west=st.floats(0, 1000),
+    us=st.floats(0, 1000),
+    room=st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 12)),
+    required=st.booleans(),
+    count=st.integers(1, 3),
+    minimum=st.floats(0, 0.02),
+)
+def test_moves_land_in_the_affinity_set_pay_and_fit(
+    north: float,
+    west: float,
+    us: float,
+    room: tuple[int, int, int],
+    required: bool,
+    count: int,
+    minimum: float,
+) -> None:
+    placement = (
+        dict(mode=PlacementMode.REQUIRED, required_region_count=count)
+        if required
+        else dict(max_preferred_regions=count)
+    )
+    cfg = config3(placement=placement, min_net_benefit_usd=minimum)
+    snapshot = signals3(us=us, north=north, west=west)
+    nodes = {
+        "us-a": node("us-a", "us-east-1", cpu=room[0] + 8),
+        "eu-a": node("eu-a", "eu-north-1", cpu=room[1]),
+        "ie-a": node("ie-a", "eu-west-1", cpu=room[2]),
+    }
+    pods = [
+        pod(f"p{i}", owner_name=f"w{i}", node_name="us-a", demand=PodDemand(cpu_cores=2, memory_gib=1))
+        for i in range(4)
+    ]
+    result = run(pods, cfg, nodes=nodes, snapshot=snapshot)
+    choice = choose_regions(
+        rank_regions(demand=pods[0].demand, hints=PlacementHints(), signals=snapshot, config=cfg), cfg
+    )
+    landing = choice.landing_regions if isinstance(choice, PlacementChoice) else ()
+    planned = {"eu-north-1": 0.0, "eu-west-1": 0.0}
+    for candidate in result.candidates:
+        assert candidate.target_region in landing
+        assert candidate.benefit.net_usd > max(minimum, 0.0)
+        planned[candidate.target_region] += candidate.pod.demand.cpu_cores
+    assert planned["eu-north-1"] <= room[1] and planned["eu-west-1"] <= room[2]
+    assert len(result.candidates) + len(result.refusals) + result.pods_in_best_region == len(pods)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    us=st.floats(0, 1000),
+    eu=st.floats(0, 1000),
+    egress=st.tuples(st.floats(0, 20), st.floats(0, 20)).map(sorted),
+    minimum=st.floats(0, 0.05),
+)
+def test_egress_only_ever_deters_leaving_the_data_region_and_favours_coming_home(
+    us: float, eu: float, egress: list[float], minimum: float
+) -> None:
+    """The step the simulation's monotonicity in egress rests on (see test_simulate)."""
+
+    def moves(gb_per_hour: float, node_name: str) -> bool:
+        hints = {
+            "ecopulse.io/data-region": "us-east-1",
+            "ecopulse.io/egress-gb-per-hour": f"{gb_per_hour:.6f}",
+        }
+        result = run(
+            [pod(node_name=node_name, hint_annotations=hints)],
+            config(min_net_benefit_usd=minimum),
+            snapshot=signals(us, eu),
+        )
+        return bool(result.candidates)
+
+    less, more = egress
+    assert moves(less, "us-a") or not moves(more, "us-a")  # leaving: more egress, never more moves
+    assert moves(more, "eu-a") or not moves(less, "eu-a")  # coming home: more egress, never fewer

@@ -1,8 +1,9 @@
 """An hourly carbon-intensity trace (Electricity Maps export format), read into per-zone arrays.
 
 The CSV has the columns ``datetime_utc, zone, carbon_intensity_direct_g_per_kwh,
-carbon_intensity_lifecycle_g_per_kwh`` (gzipped when the name ends in ``.gz``). Every zone the
-simulation needs must have a value for every hour kept; each error names the file and line.
+carbon_intensity_lifecycle_g_per_kwh`` (gzipped when the name ends in ``.gz``). Every zone kept
+must have a value for every hour kept; each error names the file and line. Read by the what-if
+replay (``python -m rebalancer simulate``) and by the ``trace`` carbon provider.
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def parse_time(text: str) -> datetime:
 def load_trace(
     path: Path,
     *,
-    zones: Iterable[str],
+    zones: Iterable[str] | None = None,
     intensity: str = "lifecycle",
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Trace:
-    """Read ``path`` (optionally .gz) keeping ``zones`` and the hours in [start, end)."""
+    """Read ``path`` (optionally .gz) keeping ``zones`` (None: every zone) and the hours in [start, end)."""
     if intensity not in COLUMNS:
         raise TraceError(f"intensity must be one of {', '.join(COLUMNS)}, got {intensity!r}")
     try:
@@ -68,13 +69,13 @@ def load_trace(
 def parse_trace(
     text: str,
     *,
-    zones: Iterable[str],
+    zones: Iterable[str] | None = None,
     intensity: str = "lifecycle",
     start: datetime | None = None,
     end: datetime | None = None,
     source: str = "<trace>",
 ) -> Trace:
-    wanted = set(zones)
+    wanted = set(zones) if zones is not None else None
     column = COLUMNS.get(intensity)
     if column is None:
         raise TraceError(f"intensity must be one of {', '.join(COLUMNS)}, got {intensity!r}")
@@ -87,14 +88,17 @@ def parse_trace(
         if needed not in names:
             raise TraceError(f"{source}:1: missing column {needed!r} (header: {', '.join(names)})")
     i_time, i_zone, i_value = names.index("datetime_utc"), names.index("zone"), names.index(column)
-    values: dict[str, dict[datetime, float]] = {zone: {} for zone in wanted}
+    values: dict[str, dict[datetime, float]] = {zone: {} for zone in wanted or ()}
     for line_number, row in enumerate(reader, start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != len(names):
             raise TraceError(f"{source}:{line_number}: expected {len(names)} fields, got {len(row)}")
         zone = row[i_zone].strip()
-        if zone not in wanted:
+        if wanted is None:
+            if not zone:
+                raise TraceError(f"{source}:{line_number}: zone: empty")
+        elif zone not in wanted:
             continue
         try:
             at = parse_time(row[i_time])
@@ -115,10 +119,13 @@ def parse_trace(
                 f"{source}:{line_number}: {column}: must be a number in 0..{MAX_G_PER_KWH:g}, "
                 f"got {row[i_value][:40]!r}"
             )
-        if at in values[zone]:
+        by_hour = values.setdefault(zone, {})
+        if at in by_hour:
             raise TraceError(f"{source}:{line_number}: duplicate hour {at.isoformat()} for zone {zone}")
-        values[zone][at] = value
-    for zone in sorted(wanted):
+        by_hour[at] = value
+    if not values:
+        raise TraceError(f"{source}: no rows in the chosen period")
+    for zone in sorted(values):
         if not values[zone]:
             raise TraceError(f"{source}: no rows for zone {zone!r} in the chosen period")
     first = min(min(v) for v in values.values())
@@ -126,7 +133,7 @@ def parse_trace(
     count = int((last - first).total_seconds() // 3600) + 1
     times = tuple(first + timedelta(hours=h) for h in range(count))
     series: dict[str, tuple[float, ...]] = {}
-    for zone in sorted(wanted):
+    for zone in sorted(values):
         by_hour = values[zone]
         missing = [t for t in times if t not in by_hour]
         if missing:
