@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import queue
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from core.logs import JsonFormatter
+from core.logs import JsonFormatter, _Enqueue, _Write, configure_logging, stop_logging
 
 
 class Colour(StrEnum):
@@ -60,3 +62,39 @@ def test_an_exception_is_one_field_of_the_same_line() -> None:
         parsed = line({"uid": "u"}, exc_info=sys.exc_info())
     assert "RuntimeError: boom" in parsed["exc"]
     assert parsed["uid"] == "u"
+
+
+def test_lines_are_written_by_the_background_writer_in_order_and_flushed_on_stop(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO")
+    try:
+        log = logging.getLogger("ecopulse.test")
+        for index in range(500):
+            log.info("decision", extra={"index": index})
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            log.exception("failed", extra={"index": -1})
+    finally:
+        stop_logging()  # flushes what is pending
+    lines = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert [line["index"] for line in lines] == [*range(500), -1]
+    assert "ValueError: bad" in lines[-1]["exc"]
+
+
+def test_a_full_queue_drops_lines_and_the_writer_says_how_many() -> None:
+    pending: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=1)
+    enqueue = _Enqueue(pending)
+    for index in range(3):
+        enqueue.handle(
+            logging.LogRecord("ecopulse.test", logging.INFO, __file__, 1, "line %d", (index,), None)
+        )
+    assert enqueue.dropped == 2
+    writer = _Write(enqueue)
+    stream = io.StringIO()
+    writer.setStream(stream)
+    writer.handle(pending.get_nowait())
+    notice, first = (json.loads(text) for text in stream.getvalue().splitlines())
+    assert notice["level"] == "warning" and notice["dropped"] == 2
+    assert first["msg"] == "line 0"
