@@ -23,7 +23,8 @@ from prometheus_client import Counter, Gauge
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration
 from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES, SignalSnapshot
+from core.model import SignalSnapshot
+from rebalancer.protections import unmanaged
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -100,14 +101,7 @@ def accountable(
     for pod in pods:
         if pod.phase != "Running" or not pod.node_name:
             continue
-        if pod.namespace in SYSTEM_NAMESPACES or (own_namespace and pod.namespace == own_namespace):
-            continue
-        info = namespaces.get(pod.namespace)
-        if info is not None and info.opted_out:
-            continue
-        if pod.hint_annotations.get(OPT_OUT_ANNOTATION, "").strip().lower() == "true":
-            continue
-        if pod.mirror or pod.static or pod.owner_kind == "DaemonSet":
+        if unmanaged(pod, namespace=namespaces.get(pod.namespace), own_namespace=own_namespace) is not None:
             continue
         node = nodes.get(pod.node_name)
         if node is None:

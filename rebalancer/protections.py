@@ -26,15 +26,11 @@ class Protected(StrEnum):
     PVC = "persistent-volume-claim"
 
 
-def protection(
-    pod: PodRecord,
-    *,
-    namespace: NamespaceInfo | None,
-    settings: RebalancerSettings,
-    now: datetime,
-    own_namespace: str = "",
+def unmanaged(
+    pod: PodRecord, *, namespace: NamespaceInfo | None, own_namespace: str = ""
 ) -> Protected | None:
-    """The first reason this pod must stay where it is, or None if it may be evicted."""
+    """Why Eco-Pulse never places nor moves this pod, or None: system and opted-out namespaces,
+    opted-out, mirror, static and DaemonSet pods. Accounting leaves out the same pods."""
     if pod.namespace in SYSTEM_NAMESPACES or (own_namespace and pod.namespace == own_namespace):
         return Protected.NAMESPACE_OPTED_OUT
     if namespace is not None and namespace.opted_out:
@@ -45,10 +41,25 @@ def protection(
         return Protected.MIRROR_POD
     if pod.static:
         return Protected.STATIC_POD
-    if pod.owner_kind is None:
-        return Protected.BARE_POD
     if pod.owner_kind == "DaemonSet":
         return Protected.DAEMONSET_POD
+    return None
+
+
+def protection(
+    pod: PodRecord,
+    *,
+    namespace: NamespaceInfo | None,
+    settings: RebalancerSettings,
+    now: datetime,
+    own_namespace: str = "",
+) -> Protected | None:
+    """The first reason this pod must stay where it is, or None if it may be evicted."""
+    reason = unmanaged(pod, namespace=namespace, own_namespace=own_namespace)
+    if reason is not None:
+        return reason
+    if pod.owner_kind is None:
+        return Protected.BARE_POD
     if pod.priority >= SYSTEM_CRITICAL_PRIORITY:
         return Protected.SYSTEM_CRITICAL
     if pod.deleting:
