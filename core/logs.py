@@ -15,7 +15,6 @@ import logging
 import logging.handlers
 import queue
 import sys
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,8 +62,7 @@ class _Enqueue(logging.handlers.QueueHandler):
 
     def __init__(self, pending: queue.Queue[logging.LogRecord]) -> None:
         super().__init__(pending)
-        self.dropped = 0
-        self._lock_dropped = threading.Lock()
+        self.dropped = 0  # only changed under the handler's own lock (Handler.handle)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         # Merge arguments and render a traceback now: frames and arguments may change later.
@@ -78,8 +76,7 @@ class _Enqueue(logging.handlers.QueueHandler):
         try:
             self.queue.put_nowait(record)
         except queue.Full:
-            with self._lock_dropped:
-                self.dropped += 1
+            self.dropped += 1
 
 
 class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
