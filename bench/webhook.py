@@ -2,7 +2,8 @@
 
 The server (the real webhook: uvicorn, TLS, refresher, mock grid) runs in a child process pinned
 to one core; the load generator runs here, pinned to the other, speaking HTTP/1.1 over TLS on
-keep-alive connections. Two phases per endpoint:
+keep-alive connections. The server logs as in production: one JSON line per decision at INFO,
+to a stdout that is a pipe, drained here as a container runtime would. Two phases per endpoint:
 
 - latency: one connection, requests back to back (an unloaded server), p50/p99;
 - throughput: several connections for a fixed time, reviews per second (and p50/p99 under load).
@@ -22,6 +23,7 @@ import ssl
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -36,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.logs import configure_logging
 from tests.conftest import MOCK_CONFIG, launch_webhook
 
 REVIEW = {
@@ -118,8 +121,10 @@ async def noop(request: Request) -> Response:
     )
 
 
-def serve(directory: str, pipe: Connection) -> None:
+def serve(directory: str, log_pipe: str, pipe: Connection) -> None:
     os.sched_setaffinity(0, {0})
+    os.dup2(os.open(log_pipe, os.O_WRONLY), sys.stdout.fileno())
+    configure_logging("INFO")
     webhook = launch_webhook(
         Path(directory), MOCK_CONFIG, extra_routes=[Route("/noop", noop, methods=["POST"])]
     )
@@ -130,6 +135,13 @@ def serve(directory: str, pipe: Connection) -> None:
     total = REGISTRY.get_sample_value("ecopulse_admission_duration_seconds_sum") or 0.0
     pipe.send(total / count if count else 0.0)
     webhook.running.stop()
+
+
+def drain(log_pipe: str, lines: list[int]) -> None:
+    """Read the server's stdout as the container runtime would, counting the lines."""
+    with Path(log_pipe).open("rb") as stream:
+        while chunk := stream.read1(1 << 16):
+            lines[0] += chunk.count(b"\n")
 
 
 def request_bytes(path: str, body: bytes) -> bytes:
@@ -210,8 +222,13 @@ def main() -> int:
 
     ours, theirs = multiprocessing.Pipe()
     with tempfile.TemporaryDirectory() as directory:
+        log_pipe = str(Path(directory) / "stdout")
+        os.mkfifo(log_pipe)
+        log_lines = [0]
+        drainer = threading.Thread(target=drain, args=(log_pipe, log_lines), daemon=True)
+        drainer.start()
         child = multiprocessing.get_context("spawn").Process(
-            target=serve, args=(directory, theirs), daemon=True
+            target=serve, args=(directory, log_pipe, theirs), daemon=True
         )
         child.start()
         port, ca_file = ours.recv()
@@ -236,6 +253,7 @@ def main() -> int:
         ours.send("stop")
         server_mean_seconds = ours.recv()
         child.join(timeout=15)
+        drainer.join(timeout=15)
 
     print(
         f"{'endpoint':<8} {'p50 ms':>8} {'p99 ms':>8} {'reviews/s':>10} {'loaded p50':>11} {'loaded p99':>11}"
@@ -247,7 +265,8 @@ def main() -> int:
         )
     ratio = results["mutate"]["p99_ms"] / results["noop"]["p99_ms"]
     rate = results["mutate"]["reviews_per_second"]
-    print(f"\nmutate handler time inside the server (mean): {server_mean_seconds * 1e6:.0f} us")
+    print(f"\nserver log lines written to its stdout pipe: {log_lines[0]}")
+    print(f"mutate handler time inside the server (mean): {server_mean_seconds * 1e6:.0f} us")
     print(f"p99 mutate / no-op (unloaded): {ratio:.2f}x (target <= 1.5x)")
     print(f"mutate throughput on one server core: {rate:.0f} reviews/s (target >= 1500)")
     print(json.dumps({"results": results, "p99_ratio": ratio}, indent=None))

@@ -31,8 +31,27 @@ class QuantityError(ValueError):
     pass
 
 
+# A cluster writes the same few quantities ("500m", "512Mi") on every pod: parse each once.
+# Bounded, so hostile values can only make it start over.
+_PARSED: dict[str, float] = {}
+MAX_REMEMBERED_QUANTITIES = 4096
+
+
 def parse_quantity(value: object) -> float:
     """Parse a quantity as the API server accepts it; numbers pass through. Negative is an error."""
+    if type(value) is str:
+        known = _PARSED.get(value)
+        if known is not None:
+            return known
+        number = _parse(value)
+        if len(_PARSED) >= MAX_REMEMBERED_QUANTITIES:
+            _PARSED.clear()
+        _PARSED[value] = number
+        return number
+    return _parse(value)
+
+
+def _parse(value: object) -> float:
     if isinstance(value, bool):
         raise QuantityError(f"not a quantity: {value!r}")
     try:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
 from core.kube.caches import NamespaceInfo
+from core.logs import log_line
 from core.model import SignalSnapshot
 from core.podspec import as_mapping
 from webhook.admission.mutate import Outcome, PlacementMemo, Reason, ReviewOutcome, decide, fail_open
@@ -198,9 +199,11 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
     EXTENDER_DURATION.labels(verb=verb).observe(elapsed)
     if log.isEnabledFor(logging.INFO):
         metadata = as_mapping(args.pod.get("metadata"))
-        log.info(
+        log_line(
+            log,
+            logging.INFO,
             "extender decision",
-            extra={
+            {
                 "verb": verb,
                 "namespace": metadata.get("namespace"),
                 "pod": metadata.get("name"),
@@ -367,22 +370,10 @@ def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: f
     }
     if outcome.outcome is Outcome.MUTATED:
         fields["why"] = outcome.decision
-        if best is not None and best.versus_baseline is not None:
-            fields["net_benefit_usd"] = round(best.versus_baseline.net_usd, 6)
-            fields["avoided_grams"] = round(best.versus_baseline.avoided_grams, 3)
-        if outcome.ranking is not None:
-            fields["signals"] = {
-                a.region: {
-                    "carbon_g_per_kwh": round(a.cost.carbon_g_per_kwh, 2),
-                    "age_seconds": round(a.signal_age_seconds or 0.0, 1),
-                    "observed_at": a.signal_observed_at.isoformat() if a.signal_observed_at else None,
-                }
-                for a in outcome.ranking.assessments
-                if a.cost is not None
-            }
+        fields.update(outcome.log_fields)
     if outcome.warnings:
         fields["warnings"] = outcome.warnings
-    log.info("admission decision", extra=fields)
+    log_line(log, logging.INFO, "admission decision", fields)
 
 
 def _pod_name(review: AdmissionRequest) -> str:

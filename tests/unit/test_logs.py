@@ -5,15 +5,26 @@ from __future__ import annotations
 import io
 import json
 import logging
-import queue
+import re
 import sys
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.logs import JsonFormatter, _Enqueue, _Write, configure_logging, stop_logging
+from core.logs import (
+    JsonFormatter,
+    LineBuffer,
+    LineWriter,
+    _Buffered,
+    _timestamp,
+    configure_logging,
+    stop_logging,
+)
 
 
 class Colour(StrEnum):
@@ -83,18 +94,66 @@ def test_lines_are_written_by_the_background_writer_in_order_and_flushed_on_stop
     assert "ValueError: bad" in lines[-1]["exc"]
 
 
-def test_a_full_queue_drops_lines_and_the_writer_says_how_many() -> None:
-    pending: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=1)
-    enqueue = _Enqueue(pending)
+def test_a_full_buffer_drops_lines_and_the_writer_says_how_many_once() -> None:
+    buffer = LineBuffer(max_lines=1)
+    handler = _Buffered(buffer)
     for index in range(3):
-        enqueue.handle(
+        handler.handle(
             logging.LogRecord("ecopulse.test", logging.INFO, __file__, 1, "line %d", (index,), None)
         )
-    assert enqueue.dropped == 2
-    writer = _Write(enqueue)
+    assert buffer.dropped == 2
     stream = io.StringIO()
-    writer.setStream(stream)
-    writer.handle(pending.get_nowait())
+    writer = LineWriter(buffer, stream=stream)
+    writer.flush()
     notice, first = (json.loads(text) for text in stream.getvalue().splitlines())
     assert notice["level"] == "warning" and notice["dropped"] == 2
     assert first["msg"] == "line 0"
+    handler.handle(logging.LogRecord("ecopulse.test", logging.INFO, __file__, 1, "line 3", (), None))
+    writer.flush()
+    assert [json.loads(text)["msg"] for text in stream.getvalue().splitlines()[2:]] == ["line 3"]
+
+
+def test_the_line_is_formatted_when_logged_not_when_written() -> None:
+    buffer = LineBuffer()
+    handler = _Buffered(buffer)
+    fields: dict[str, object] = {"region": "eu-north-1"}
+    record = logging.LogRecord("ecopulse.test", logging.INFO, __file__, 1, "decision", (), None)
+    record.fields = fields
+    handler.handle(record)
+    fields["region"] = "changed later"
+    stream = io.StringIO()
+    LineWriter(buffer, stream=stream).flush()
+    assert json.loads(stream.getvalue())["fields"] == {"region": "eu-north-1"}
+
+
+def test_the_writer_thread_writes_without_being_woken_and_stops_cleanly() -> None:
+    buffer = LineBuffer()
+    stream = io.StringIO()
+    writer = LineWriter(buffer, interval_seconds=0.01, stream=stream)
+    writer.start()
+    try:
+        buffer.put('{"msg":"one"}')
+        deadline = time.monotonic() + 5
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.getvalue() == '{"msg":"one"}\n'
+        buffer.put('{"msg":"two"}')
+    finally:
+        writer.stop()
+    assert stream.getvalue().splitlines() == ['{"msg":"one"}', '{"msg":"two"}']
+
+
+def test_a_closed_stdout_loses_the_lines_and_nothing_else() -> None:
+    buffer = LineBuffer()
+    stream = io.StringIO()
+    stream.close()
+    buffer.put('{"msg":"one"}')
+    LineWriter(buffer, stream=stream).flush()  # no exception
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # up to 2100
+def test_the_timestamp_is_iso_8601_utc_to_the_millisecond(created: float) -> None:
+    text = _timestamp(created)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", text)
+    assert abs(datetime.fromisoformat(text).timestamp() - created) < 0.0011
+    assert text[:19] == datetime.fromtimestamp(int(created), UTC).isoformat()[:19]

@@ -6,8 +6,10 @@ carries the patch (if any), the warnings for the user, and the reason for the de
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 from core.config import EcoPulseConfiguration
 from core.kube.caches import NamespaceInfo
@@ -60,6 +62,18 @@ class Reason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Explanation:
+    """What a placement says about itself: the pod's annotation and the decision log's fields.
+
+    Worked out once per memoised placement: the replicas of a scale-up share it, and building
+    the log fields for every pod cost more than deciding.
+    """
+
+    annotation: str
+    log_fields: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReviewOutcome:
     outcome: Outcome
     reason: Reason
@@ -68,6 +82,9 @@ class ReviewOutcome:
     region: str = ""
     decision: str = ""  # the short "why" that also goes into the pod annotation
     ranking: Ranking | None = None
+    log_fields: Mapping[str, object] = field(
+        default_factory=dict
+    )  # what the decision line adds for a placement
 
 
 def skip(reason: Reason, *warnings: str) -> ReviewOutcome:
@@ -80,7 +97,7 @@ def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
     )
 
 
-Placed = tuple[Ranking, PlacementChoice | NoChoice, str]
+Placed = tuple[Ranking, PlacementChoice | NoChoice, Explanation | None]
 
 
 class PlacementMemo:
@@ -117,8 +134,13 @@ def place(
 ) -> Placed:
     ranking = rank_regions(demand=demand, hints=hints, signals=signals, config=config)
     choice = choose_regions(ranking, config)
-    decision = describe(ranking, choice, signals) if isinstance(choice, PlacementChoice) else ""
-    return ranking, choice, decision
+    if not isinstance(choice, PlacementChoice):
+        return ranking, choice, None
+    return (
+        ranking,
+        choice,
+        Explanation(annotation=describe(ranking, choice, signals), log_fields=log_fields(ranking, choice)),
+    )
 
 
 def decide(
@@ -166,20 +188,21 @@ def decide(
     warnings = [f"eco-pulse: {w}" for w in hints.warnings]
     demand = pod_demand(pod)
     if memo is not None:
-        ranking, choice, decision = memo.place(demand, hints.hints, signals, config)
+        ranking, choice, explanation = memo.place(demand, hints.hints, signals, config)
     else:
-        ranking, choice, decision = place(demand, hints.hints, signals, config)
+        ranking, choice, explanation = place(demand, hints.hints, signals, config)
     if choice is NoChoice.BASELINE_UNKNOWN:
         return fail_open(Reason.BASELINE_UNKNOWN, f"no fresh signal for baseline {config.baseline_region}")
     if choice is NoChoice.NO_ELIGIBLE_REGION:
         return skip(Reason.NO_ELIGIBLE_REGION, *warnings, "eco-pulse: no region fits this pod's constraints")
     if choice is NoChoice.BELOW_FLOOR:
         return skip(Reason.BELOW_FLOOR, *warnings)
-    assert isinstance(choice, PlacementChoice)
+    assert isinstance(choice, PlacementChoice) and explanation is not None
     try:
         patch = affinity_patch(pod, choice)
         patch += annotation_patch(
-            pod, {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: decision}
+            pod,
+            {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: explanation.annotation},
         )
     except Unpatchable as error:
         return skip(Reason.UNPATCHABLE, *warnings, f"eco-pulse: {error}; no region affinity added")
@@ -189,8 +212,9 @@ def decide(
         patch=patch,
         warnings=warnings,
         region=choice.best_region,
-        decision=decision,
+        decision=explanation.annotation,
         ranking=ranking,
+        log_fields=explanation.log_fields,
     )
 
 
@@ -206,3 +230,22 @@ def describe(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot)
         f"{mode} {choice.best_region}; net vs {ranking.baseline_region} over {ranking.hours:g}h: "
         f"{' '.join(parts)}; signals {signals.provider} age<={signals.max_age_seconds():.0f}s"
     )[:250]
+
+
+def log_fields(ranking: Ranking, choice: PlacementChoice) -> Mapping[str, object]:
+    """The decision line's evidence: the projected benefit of the best region and every signal used."""
+    fields: dict[str, object] = {}
+    best = ranking.assessment(choice.best_region)
+    if best is not None and best.versus_baseline is not None:
+        fields["net_benefit_usd"] = round(best.versus_baseline.net_usd, 6)
+        fields["avoided_grams"] = round(best.versus_baseline.avoided_grams, 3)
+    fields["signals"] = {
+        a.region: {
+            "carbon_g_per_kwh": round(a.cost.carbon_g_per_kwh, 2),
+            "age_seconds": round(a.signal_age_seconds or 0.0, 1),
+            "observed_at": a.signal_observed_at.isoformat() if a.signal_observed_at else None,
+        }
+        for a in ranking.assessments
+        if a.cost is not None
+    }
+    return MappingProxyType(fields)
