@@ -18,6 +18,7 @@ import anyio.to_thread
 import msgspec
 from prometheus_client import Counter, Gauge
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,7 +28,15 @@ from core.kube.caches import NamespaceInfo
 from core.logs import log_line
 from core.model import SignalSnapshot
 from core.podspec import as_mapping
-from webhook.admission.mutate import Outcome, PlacementMemo, Reason, ReviewOutcome, decide, fail_open
+from webhook.admission.mutate import (
+    Outcome,
+    OutcomeMemo,
+    PlacementMemo,
+    Reason,
+    ReviewOutcome,
+    decide,
+    fail_open,
+)
 from webhook.admission.review import (
     MAX_BODY_BYTES,
     AdmissionRequest,
@@ -105,6 +114,7 @@ class WebhookContext:
     own_namespace: str = ""
     ready: Callable[[], bool] = lambda: True
     memo: PlacementMemo = field(default_factory=PlacementMemo)
+    outcomes: OutcomeMemo = field(default_factory=OutcomeMemo)
     # Namespace labels and annotations from a watch; None where we know nothing of the namespace.
     namespace_info: Callable[[str], NamespaceInfo | None] = lambda _: None
     # Node name -> region from a watch, for the extender's NodeNames mode.
@@ -238,13 +248,20 @@ def create_app(context: WebhookContext) -> Starlette:
         outcome = await _decide_within_deadline(review, context, body_bytes=len(body))
         answer = review_response(
             review.uid,
-            patch=outcome.patch,
+            patch_base64=outcome.patch_base64,
             warnings=outcome.warnings,
             audit={"decision": f"{outcome.outcome}:{outcome.reason}"},
         )
         elapsed = time.perf_counter() - started
-        _record(review, outcome, elapsed)
-        return Response(msgspec.json.encode(answer), media_type="application/json")
+
+        async def record() -> None:
+            _record(review, outcome, elapsed)
+
+        # Metrics and the decision line after the answer is on the wire: the API server waits
+        # for the answer, not for our bookkeeping.
+        return Response(
+            msgspec.json.encode(answer), media_type="application/json", background=BackgroundTask(record)
+        )
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -307,13 +324,21 @@ async def _decide_within_deadline(
     review: AdmissionRequest, context: WebhookContext, *, body_bytes: int
 ) -> ReviewOutcome:
     def run() -> ReviewOutcome:
-        return decide(
+        signals, config = context.signals(), context.config()
+        namespace_info = context.namespace_info(review.namespace)
+        return context.outcomes.outcome(
             review,
-            signals=context.signals(),
-            config=context.config(),
-            own_namespace=context.own_namespace,
-            memo=context.memo,
-            namespace_info=context.namespace_info(review.namespace),
+            signals=signals,
+            config=config,
+            namespace_info=namespace_info,
+            decide=lambda: decide(
+                review,
+                signals=signals,
+                config=config,
+                own_namespace=context.own_namespace,
+                memo=context.memo,
+                namespace_info=namespace_info,
+            ),
         )
 
     try:
@@ -360,7 +385,7 @@ def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: f
     fields: dict[str, object] = {
         "uid": review.uid,
         "namespace": review.namespace,
-        "pod": _pod_name(review),
+        "pod": review.pod_name,
         "operation": review.operation,
         "decision": str(outcome.outcome),
         "reason": str(outcome.reason),
@@ -374,14 +399,3 @@ def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: f
     if outcome.warnings:
         fields["warnings"] = outcome.warnings
     log_line(log, logging.INFO, "admission decision", fields)
-
-
-def _pod_name(review: AdmissionRequest) -> str:
-    if review.name:
-        return review.name
-    metadata = review.object.get("metadata") if review.object is not None else None
-    if isinstance(metadata, dict):
-        generate = metadata.get("generateName")
-        if isinstance(generate, str):
-            return generate + "*"
-    return ""

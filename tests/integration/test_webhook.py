@@ -107,6 +107,14 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+def eventually(what: str, condition: Callable[[], bool], timeout_seconds: float = 5.0) -> None:
+    """Metrics and the decision line are recorded just after the answer is on the wire."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout_seconds} s"
+        time.sleep(0.005)
+
+
 @pytest.fixture
 def webhook(start_webhook: StartWebhook) -> Webhook:
     started = start_webhook()
@@ -281,7 +289,10 @@ def test_no_fresh_signals_fails_open(start_webhook: StartWebhook, monkeypatch: p
     response = post(webhook, review(pod()))
     assert "patch" not in response
     assert any("admitted unchanged" in w for w in response["warnings"])
-    assert metric("ecopulse_admission_fail_open_total", reason="no-fresh-signals") == before + 1
+    eventually(
+        "fail-open counted",
+        lambda: metric("ecopulse_admission_fail_open_total", reason="no-fresh-signals") == before + 1,
+    )
 
 
 def test_own_deadline_fails_open(start_webhook: StartWebhook) -> None:
@@ -290,7 +301,10 @@ def test_own_deadline_fails_open(start_webhook: StartWebhook) -> None:
     before = metric("ecopulse_admission_fail_open_total", reason="deadline-exceeded")
     response = post(webhook, review(pod()))
     assert "patch" not in response
-    assert metric("ecopulse_admission_fail_open_total", reason="deadline-exceeded") == before + 1
+    eventually(
+        "fail-open counted",
+        lambda: metric("ecopulse_admission_fail_open_total", reason="deadline-exceeded") == before + 1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -391,8 +405,12 @@ def test_a_broken_key_pair_is_refused_and_the_old_one_kept(webhook: Webhook) -> 
 def test_every_decision_is_one_json_log_line(webhook: Webhook, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ecopulse.webhook")
     post(webhook, review(pod(), uid="logged-uid"))
-    records = [r for r in caplog.records if r.getMessage() == "admission decision"]
-    assert len(records) == 1
+
+    def decision_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage() == "admission decision"]
+
+    eventually("decision logged", lambda: len(decision_lines()) == 1)
+    records = decision_lines()
     record = records[0].__dict__
     assert record["uid"] == "logged-uid"
     assert record["namespace"] == "shop"

@@ -16,6 +16,7 @@ from webhook.admission.review import (
     MAX_BODY_BYTES,
     MalformedReview,
     PatchOperation,
+    encode_patch,
     parse_review,
     review_response,
 )
@@ -185,7 +186,7 @@ def test_any_request_shape_parses_or_is_malformed(fields: dict[str, Any]) -> Non
 def test_response_without_a_patch_has_no_patch_type() -> None:
     no_patches: tuple[list[PatchOperation] | None, ...] = (None, [])
     for patch in no_patches:
-        answer = review_response("u-1", patch=patch)
+        answer = review_response("u-1", patch_base64=encode_patch(patch) if patch else "")
         assert answer == {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -198,7 +199,7 @@ def test_response_with_a_patch_is_base64_json_with_patch_type() -> None:
         {"op": "add", "path": "/metadata/annotations/a~1b", "value": "é"},
         {"op": "add", "path": "/spec/affinity", "value": {"nodeAffinity": {}}},
     ]
-    response = review_response("u-2", patch=patch)["response"]
+    response = review_response("u-2", patch_base64=encode_patch(patch))["response"]
     assert response["uid"] == "u-2"
     assert response["allowed"] is True
     assert response["patchType"] == "JSONPatch"
@@ -214,3 +215,30 @@ def test_response_warnings_are_capped_and_audit_passed_through() -> None:
     assert response["auditAnnotations"] == {"decision": "mutated:placed"}
     assert "patchType" not in response
     assert "warnings" not in review_response("u-4", warnings=[])["response"]
+
+
+@pytest.mark.parametrize(
+    ("name", "obj", "expected"),
+    [
+        ("web-0", POD, "web-0"),
+        ("", {"metadata": {"name": "named"}}, "named"),
+        ("", {"metadata": {"generateName": "web-7d4b9c-"}}, "web-7d4b9c-*"),
+        ("", {"metadata": {"name": "", "generateName": "web-"}}, "web-*"),
+        ("", {"metadata": ["not", "an", "object"]}, ""),
+        ("", {"metadata": {"generateName": 5}}, ""),
+        ("", {}, ""),
+        ("", None, ""),
+    ],
+)
+def test_the_pod_is_named_for_the_log_without_decoding_it(name: str, obj: object, expected: str) -> None:
+    assert parse_review(body(request(name=name, object=obj))).pod_name == expected
+
+
+def test_the_object_is_kept_as_sent_and_decoded_on_use() -> None:
+    sent = json.dumps(POD, separators=(",", ":")).encode()
+    raw = body().replace(json.dumps(POD).encode(), sent)
+    parsed = parse_review(raw)
+    assert parsed.object_json == sent
+    assert parsed.object == POD
+    assert parse_review(body(request(object=None))).object is None
+    assert parse_review(body(request(object=_DROP))).object_json == b"null"

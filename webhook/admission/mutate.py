@@ -6,7 +6,7 @@ carries the patch (if any), the warnings for the user, and the reason for the de
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -28,7 +28,7 @@ from core.podspec import (
     region_constraints,
 )
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
-from webhook.admission.review import AdmissionRequest, PatchOperation
+from webhook.admission.review import AdmissionRequest, PatchOperation, encode_patch
 from webhook.pods import effective_annotations, exemption
 
 
@@ -82,9 +82,10 @@ class ReviewOutcome:
     region: str = ""
     decision: str = ""  # the short "why" that also goes into the pod annotation
     ranking: Ranking | None = None
-    log_fields: Mapping[str, object] = field(
-        default_factory=dict
-    )  # what the decision line adds for a placement
+    # What the decision line adds for a placement.
+    log_fields: Mapping[str, object] = field(default_factory=dict)
+    # The patch as the response carries it, encoded once (a memoised outcome serves many pods).
+    patch_base64: str = ""
 
 
 def skip(reason: Reason, *warnings: str) -> ReviewOutcome:
@@ -127,6 +128,51 @@ class PlacementMemo:
                 self._entries.clear()
             self._entries[key] = placed
         return placed
+
+
+OutcomeKey = tuple[bytes, str, str, str, str]
+
+
+class OutcomeMemo:
+    """Remembers whole outcomes per identical request while the signals and the config stay the same.
+
+    The replicas of a ReplicaSet or a Job come from one template and are named after admission,
+    so their reviews carry byte-identical objects: the first one's outcome serves the rest of a
+    scale-up without reading the pod again. The key is everything decide() reads from the
+    request; the namespace's labels and annotations must also be equal.
+    """
+
+    # Bigger objects are rare and would make the memo hold megabytes.
+    MAX_OBJECT_BYTES = 16 * 1024
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._max_entries = max_entries
+        self._signals: SignalSnapshot | None = None
+        self._config: EcoPulseConfiguration | None = None
+        self._entries: dict[OutcomeKey, tuple[NamespaceInfo | None, ReviewOutcome]] = {}
+
+    def outcome(
+        self,
+        request: AdmissionRequest,
+        *,
+        signals: SignalSnapshot,
+        config: EcoPulseConfiguration,
+        namespace_info: NamespaceInfo | None,
+        decide: Callable[[], ReviewOutcome],
+    ) -> ReviewOutcome:
+        if len(request.object_json) > self.MAX_OBJECT_BYTES:
+            return decide()
+        if signals is not self._signals or config is not self._config:
+            self._signals, self._config, self._entries = signals, config, {}
+        key = (request.object_json, request.namespace, request.operation, request.kind, request.sub_resource)
+        remembered = self._entries.get(key)
+        if remembered is not None and remembered[0] == namespace_info:
+            return remembered[1]
+        outcome = decide()
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key] = (namespace_info, outcome)
+        return outcome
 
 
 def place(
@@ -211,6 +257,7 @@ def decide(
         reason=Reason.PLACED,
         patch=patch,
         warnings=warnings,
+        patch_base64=encode_patch(patch),
         region=choice.best_region,
         decision=explanation.annotation,
         ranking=ranking,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NotRequired, TypedDict
 
 import msgspec
@@ -51,7 +52,7 @@ class AdmissionReviewResponse(TypedDict):
     response: AdmissionResponse
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AdmissionRequest:
     uid: str
     operation: str
@@ -60,55 +61,118 @@ class AdmissionRequest:
     namespace: str
     name: str
     dry_run: bool
-    object: Mapping[str, object] | None  # the new object, as JSON
+    # The new object exactly as sent (b"null" when there is none): replicas of one template send
+    # the same bytes, which is what the decision memo keys on.
+    object_json: bytes = b"null"
 
     @property
     def is_pod(self) -> bool:
         return self.kind == "/v1/Pod" and not self.sub_resource
+
+    @cached_property
+    def pod_name(self) -> str:
+        """The name for the decision line: the request's, else the object's, else its generateName + "*"."""
+        if self.name:
+            return self.name
+        try:
+            metadata = _OBJECT_NAMES.decode(self.object_json).metadata
+        except msgspec.ValidationError:  # "metadata" is not an object: no name to give
+            return ""
+        if metadata is None:
+            return ""
+        if isinstance(metadata.name, str) and metadata.name:
+            return metadata.name
+        return metadata.generateName + "*" if isinstance(metadata.generateName, str) else ""
+
+    @cached_property
+    def object(self) -> Mapping[str, object] | None:
+        """The new object, as JSON; decoded on first use (a memoised decision never needs it)."""
+        if self.object_json == b"null":
+            return None
+        decoded: dict[str, object] = msgspec.json.decode(self.object_json)
+        return decoded
+
+
+class _NamesWire(msgspec.Struct):
+    name: Any = None
+    generateName: Any = None
+
+
+class _ObjectNamesWire(msgspec.Struct):
+    metadata: _NamesWire | None = None
+
+
+# The decision line names the pod without decoding all of it (a memoised decision never does).
+_OBJECT_NAMES = msgspec.json.Decoder(_ObjectNamesWire)
+
+
+class _RequestWire(msgspec.Struct):
+    # Any: the types are checked below, so a wrong one says which field is wrong.
+    uid: Any = None
+    operation: Any = None
+    kind: Any = None
+    subResource: Any = None
+    namespace: Any = None
+    name: Any = None
+    dryRun: Any = None
+    # Kept as its bytes; oldObject and userInfo are not declared, so they are skipped unread.
+    new_object: msgspec.Raw = msgspec.field(name="object", default=msgspec.Raw(b"null"))
+
+
+class _ReviewWire(msgspec.Struct):
+    apiVersion: Any = None
+    kind: Any = None
+    request: _RequestWire | None = None
+
+
+_REVIEW = msgspec.json.Decoder(_ReviewWire)
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
     if len(body) > MAX_BODY_BYTES:
         raise MalformedReview(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        # msgspec: the body is parsed on every pod creation, several times faster than the
-        # standard library; too deep a nesting is a DecodeError too.
-        document: Any = msgspec.json.decode(body)
+        # msgspec, typed: the body is parsed on every pod creation, and only the fields we read
+        # become Python objects; too deep a nesting is a DecodeError too.
+        document = _REVIEW.decode(body)
+    except msgspec.ValidationError as error:
+        if "$.request" in str(error):
+            raise MalformedReview("request is missing or not an object") from None
+        raise MalformedReview("body is not a JSON object") from None
     except msgspec.DecodeError as error:
         raise MalformedReview(f"body is not JSON: {str(error)[:80]}") from None
     except RecursionError:
         raise MalformedReview("body is nested too deeply") from None
-    if not isinstance(document, dict):
-        raise MalformedReview("body is not a JSON object")
-    if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
+    if document.apiVersion != API_VERSION or document.kind != KIND:
         raise MalformedReview(
             f"expected apiVersion {API_VERSION} and kind {KIND}, got "
-            f"{_short(document.get('apiVersion'))} and {_short(document.get('kind'))}"
+            f"{_short(document.apiVersion)} and {_short(document.kind)}"
         )
-    request = document.get("request")
-    if not isinstance(request, dict):
+    request = document.request
+    if request is None:
         raise MalformedReview("request is missing or not an object")
-    uid = request.get("uid")
+    uid = request.uid
     if not isinstance(uid, str) or not uid:
         raise MalformedReview("request.uid is missing or not a string")
-    operation = request.get("operation")
+    operation = request.operation
     if not isinstance(operation, str):
         raise MalformedReview("request.operation is missing or not a string")
-    kind = request.get("kind")
+    kind = request.kind
     if not isinstance(kind, dict):
         raise MalformedReview("request.kind is missing or not an object")
-    obj = request.get("object")
-    if obj is not None and not isinstance(obj, dict):
+    object_json = bytes(request.new_object)
+    # The document parsed, so the value is valid JSON: its first byte says what it is.
+    if object_json != b"null" and not object_json.startswith(b"{"):
         raise MalformedReview("request.object is not an object")
     return AdmissionRequest(
         uid=uid,
         operation=operation,
         kind=f"{_text(kind.get('group'))}/{_text(kind.get('version'))}/{_text(kind.get('kind'))}",
-        sub_resource=_text(request.get("subResource")),
-        namespace=_text(request.get("namespace")),
-        name=_text(request.get("name")),
-        dry_run=request.get("dryRun") is True,
-        object=obj,
+        sub_resource=_text(request.subResource),
+        namespace=_text(request.namespace),
+        name=_text(request.name),
+        dry_run=request.dryRun is True,
+        object_json=object_json,
     )
 
 
@@ -121,18 +185,23 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def encode_patch(patch: list[PatchOperation]) -> str:
+    """A JSONPatch as AdmissionResponse.patch carries it: base64 of its JSON."""
+    return base64.b64encode(msgspec.json.encode(patch)).decode()
+
+
 def review_response(
     uid: str,
     *,
-    patch: list[PatchOperation] | None = None,
+    patch_base64: str = "",
     warnings: list[str] | None = None,
     audit: dict[str, str] | None = None,
 ) -> AdmissionReviewResponse:
     """Always allowed: this webhook steers placement and never denies a pod."""
     response: AdmissionResponse = {"uid": uid, "allowed": True}
-    if patch:
+    if patch_base64:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(msgspec.json.encode(patch)).decode()
+        response["patch"] = patch_base64
     if warnings:
         # The API server drops warnings past 4096 characters in total; keep each short.
         response["warnings"] = [w[:120] for w in warnings[:8]]
