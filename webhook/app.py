@@ -47,12 +47,13 @@ from webhook.admission.review import (
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
+    NodeRegions,
     all_neutral,
     all_pass,
     as_filter_result,
     as_priorities,
     judge,
-    node_region_from_objects,
+    node_regions,
 )
 from webhook.extender.types import MAX_BODY_BYTES as EXTENDER_MAX_BODY_BYTES
 from webhook.extender.types import ExtenderArgs, MalformedArgs, parse_args
@@ -152,26 +153,27 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
     else:
         message = ""
 
-    def work() -> tuple[ExtenderArgs, Judgement | None]:
+    def work() -> tuple[ExtenderArgs, NodeRegions, Judgement | None]:
         args = parse_args(body, keep_node_objects=verb == "filter")
-        region_of = node_region_from_objects(args) if args.node_names is None else context.node_region
+        nodes = node_regions(args, context.node_region)
         namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
         judgement = judge(
             args,
-            node_region=region_of,
+            nodes=nodes,
             signals=context.signals(),
             config=context.config(),
             namespace_info=context.namespace_info(namespace),
         )
-        return args, judgement
+        return args, nodes, judgement
 
     outcome, reason = "decided", ""
     args: ExtenderArgs | None = None
+    nodes: NodeRegions = ()
     judgement: Judgement | None = None
     try:
         if message:
             raise MalformedArgs(message)
-        args, judgement = await within_deadline(
+        args, nodes, judgement = await within_deadline(
             work, body_bytes=len(body), deadline_seconds=context.extender_deadline_seconds, started=started
         )
     except MalformedArgs as error:
@@ -201,7 +203,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
             _child(EXTENDER_NODES_FILTERED, str(filter_reason)).inc()
     else:
         assert judgement is not None
-        answer = as_priorities(args, judgement)
+        answer = as_priorities(nodes, judgement)
     if outcome == "failed_open":
         _child(EXTENDER_FAIL_OPEN, verb, reason).inc()
     _child(EXTENDER_REQUESTS, verb, outcome).inc()
@@ -219,7 +221,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
                 "pod": metadata.get("name"),
                 "decision": outcome,
                 "reason": reason,
-                "nodes": len(args.names),
+                "nodes": args.node_count,
                 "filtered": len(judgement.failed) if judgement is not None else 0,
                 "duration_ms": round(elapsed * 1000, 3),
             },

@@ -7,7 +7,7 @@ signal, a pair without a known latency all pass, and score neutral.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -40,18 +40,29 @@ class FilterReason(StrEnum):
     BELOW_FLOOR = "below-floor"
 
 
+# (node name, its region label or None), in the order the scheduler sent them.
+NodeRegions = Sequence[tuple[str, str | None]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Judgement:
-    """Per node: pass (reason None) or fail with a reason; and a score 0..10."""
+    """The nodes that fail, each with a reason; a score 0..10 per region (neutral for the rest)."""
 
     outcome: Outcome
     reason: str
     failed: dict[str, tuple[FilterReason, str]] = field(default_factory=dict)
-    scores: dict[str, int] = field(default_factory=dict)
+    # Decided per region (a handful), looked up per node (thousands).
+    region_scores: dict[str, int] = field(default_factory=dict)
+
+    def score(self, region: str | None) -> int:
+        return self.region_scores.get(region, NEUTRAL_SCORE) if region is not None else NEUTRAL_SCORE
 
 
-def node_region_from_objects(args: ExtenderArgs) -> Callable[[str], str | None]:
-    return dict(args.node_regions).get
+def node_regions(args: ExtenderArgs, node_region: Callable[[str], str | None]) -> NodeRegions:
+    """Each node's region: from the Node objects sent, or from the node watch for NodeNames."""
+    if args.node_names is None:
+        return args.node_regions
+    return [(name, node_region(name)) for name in args.node_names]
 
 
 def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> str | None:
@@ -68,44 +79,33 @@ def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None)
 def judge(
     args: ExtenderArgs,
     *,
-    node_region: Callable[[str], str | None],
+    nodes: NodeRegions,
     signals: SignalSnapshot,
     config: EcoPulseConfiguration,
     namespace_info: NamespaceInfo | None = None,
 ) -> Judgement:
-    names = args.names
     reason = skip_reason(args.pod, namespace_info)
     if reason is not None:
-        return Judgement(outcome=Outcome.SKIPPED, reason=reason, scores=dict.fromkeys(names, NEUTRAL_SCORE))
+        return Judgement(outcome=Outcome.SKIPPED, reason=reason)
     annotations = effective_annotations(args.pod, namespace_info)
     hints = placement_hints(annotations, known_regions=frozenset(config.region_names)).hints
     ranking = rank_regions(demand=pod_demand(args.pod), hints=hints, signals=signals, config=config)
-    failed = _failures(names, node_region, ranking, config)
+    failed = _failures(nodes, ranking, config)
     if not ranking.baseline_known or not ranking.eligible:
         # Hard constraints the pod itself asked for still hold; carbon has no say.
-        return Judgement(
-            outcome=Outcome.FAILED_OPEN,
-            reason="no-usable-signals",
-            failed=failed,
-            scores=dict.fromkeys(names, NEUTRAL_SCORE),
-        )
-    # Decide per region (a handful), then look nodes up (thousands): one dict lookup each.
+        return Judgement(outcome=Outcome.FAILED_OPEN, reason="no-usable-signals", failed=failed)
     ranked = extender_scores(ranking, max_score=MAX_PRIORITY)
-    score_of_region = {
+    region_scores = {
         a.region: NEUTRAL_SCORE
         if a.ineligible in (Ineligible.NO_SIGNAL, Ineligible.LATENCY_UNKNOWN)
         else ranked.get(a.region, 0)
         for a in ranking.assessments
     }
-    scores = {name: score_of_region.get(node_region(name), NEUTRAL_SCORE) for name in names}  # type: ignore[arg-type]
-    return Judgement(outcome=Outcome.DECIDED, reason="ranked", failed=failed, scores=scores)
+    return Judgement(outcome=Outcome.DECIDED, reason="ranked", failed=failed, region_scores=region_scores)
 
 
 def _failures(
-    names: list[str],
-    node_region: Callable[[str], str | None],
-    ranking: Ranking,
-    config: EcoPulseConfiguration,
+    nodes: NodeRegions, ranking: Ranking, config: EcoPulseConfiguration
 ) -> dict[str, tuple[FilterReason, str]]:
     hard: dict[str, tuple[FilterReason, str]] = {}
     floor: dict[str, tuple[FilterReason, str]] = {}
@@ -132,8 +132,7 @@ def _failures(
         return {}
     failed: dict[str, tuple[FilterReason, str]] = {}
     floor_failed: dict[str, tuple[FilterReason, str]] = {}
-    for name in names:
-        region = node_region(name)
+    for name, region in nodes:
         if region is None:
             continue
         if region in hard:
@@ -141,7 +140,7 @@ def _failures(
         elif region in floor:
             floor_failed[name] = floor[region]
     # The floor is our preference, not the pod's: it never empties the list on its own.
-    if len(failed) + len(floor_failed) < len(names):
+    if len(failed) + len(floor_failed) < len(nodes):
         failed.update(floor_failed)
     return failed
 
@@ -168,9 +167,9 @@ def as_filter_result(args: ExtenderArgs, judgement: Judgement) -> dict[str, Any]
     }
 
 
-def as_priorities(args: ExtenderArgs, judgement: Judgement) -> list[HostPriority]:
-    scores = judgement.scores
-    return [HostPriority(name, scores.get(name, NEUTRAL_SCORE)) for name in args.names]
+def as_priorities(nodes: NodeRegions, judgement: Judgement) -> list[HostPriority]:
+    score = judgement.score
+    return [HostPriority(name, score(region)) for name, region in nodes]
 
 
 def all_pass(args: ExtenderArgs) -> dict[str, Any]:

@@ -44,17 +44,19 @@ class HostPriority(msgspec.Struct, frozen=True):
     Score: int
 
 
-class _Labels(msgspec.Struct, frozen=True):
+# gc=False: thousands per call, holding only strings, so never in a reference cycle; the
+# collector need not track them.
+class _Labels(msgspec.Struct, frozen=True, gc=False):
     # The one label we read; the decoder skips the others without building a dict per node.
     region: str | None = msgspec.field(name=REGION_LABEL, default=None)
 
 
-class _Metadata(msgspec.Struct, frozen=True):
+class _Metadata(msgspec.Struct, frozen=True, gc=False):
     name: str = ""
     labels: _Labels | None = None
 
 
-class _NodeSlim(msgspec.Struct, frozen=True):
+class _NodeSlim(msgspec.Struct, frozen=True, gc=False):
     metadata: _Metadata
 
 
@@ -99,6 +101,10 @@ class ExtenderArgs:
     node_names: Sequence[str] | None
     # In Node-objects mode, (name, region label) of each node, in the order given.
     node_regions: Sequence[tuple[str, str | None]] = ()
+
+    @property
+    def node_count(self) -> int:
+        return len(self.node_names) if self.node_names is not None else len(self.node_regions)
 
     @property
     def names(self) -> list[str]:
