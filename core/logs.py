@@ -198,6 +198,8 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [_Buffered(buffer)]
     root.setLevel(level.upper())
+    # Our lines show neither thread nor process: do not look them up for every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # uvicorn's access log would double every request; our decision line is the record.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
