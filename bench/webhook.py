@@ -5,7 +5,8 @@ to one core; the load generator runs here, pinned to the other, speaking HTTP/1.
 keep-alive connections. The server logs as in production: one JSON line per decision at INFO,
 to a stdout that is a pipe, drained here as a container runtime would. Two phases per endpoint:
 
-- latency: one connection, requests back to back (an unloaded server), p50/p99. With
+- latency: one connection per endpoint, requests back to back (an unloaded server), p50/p99;
+  the endpoints take turns in rounds, so the machine's noisy moments fall on all of them. With
   --interval-ms, one request every so often instead (open loop); on a VM whose idle cores sleep
   that mostly measures their wake-up, so back to back is the default;
 - throughput: several connections for a fixed time, reviews per second (and p50/p99 under load).
@@ -188,23 +189,48 @@ async def connect(port: int, context: ssl.SSLContext) -> tuple[asyncio.StreamRea
     return reader, writer
 
 
-async def latency_phase(
-    port: int, context: ssl.SSLContext, payloads: list[bytes], count: int, *, interval_seconds: float = 0.0
-) -> list[float]:
-    """One connection; a request every ``interval_seconds`` (open loop), or back to back if 0."""
-    reader, writer = await connect(port, context)
-    samples = []
-    send_at = time.perf_counter()
-    for index in range(count):
-        payload = payloads[index % len(payloads)]
-        send_at += interval_seconds
-        if (delay := send_at - time.perf_counter()) > 0:
-            await asyncio.sleep(delay)
-        started = time.perf_counter()
-        writer.write(payload)
-        await read_response(reader)
-        samples.append(time.perf_counter() - started)
-    writer.close()
+async def latency_rounds(
+    port: int,
+    context: ssl.SSLContext,
+    phases: dict[str, list[bytes]],
+    *,
+    count: int,
+    rounds: int,
+    interval_seconds: float = 0.0,
+) -> dict[str, list[float]]:
+    """``count`` requests per endpoint, one connection each, in ``rounds`` that take turns.
+
+    Taking turns, a noisy moment of a shared machine falls on every endpoint alike, and the
+    ratio compares like with like. A request every ``interval_seconds`` (open loop), or back to
+    back if 0.
+    """
+    connections = {name: await connect(port, context) for name in phases}
+    samples: dict[str, list[float]] = {name: [] for name in phases}
+    sent = dict.fromkeys(phases, 0)
+
+    async def run(name: str, requests: int, keep: bool) -> None:
+        reader, writer = connections[name]
+        payloads = phases[name]
+        send_at = time.perf_counter()
+        for _ in range(requests):
+            payload = payloads[sent[name] % len(payloads)]
+            sent[name] += 1
+            send_at += interval_seconds
+            if (delay := send_at - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            started = time.perf_counter()
+            writer.write(payload)
+            await read_response(reader)
+            if keep:
+                samples[name].append(time.perf_counter() - started)
+
+    for name in phases:
+        await run(name, 300, keep=False)  # warm up
+    for _ in range(rounds):
+        for name in phases:
+            await run(name, count // rounds, keep=True)
+    for _, writer in connections.values():
+        writer.close()
     return samples
 
 
@@ -243,6 +269,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--latency-requests", type=int, default=4000)
     parser.add_argument("--interval-ms", type=float, default=0.0, help="between latency-phase requests")
+    parser.add_argument("--rounds", type=int, default=20, help="latency-phase turns per endpoint")
     args = parser.parse_args()
     if os.cpu_count() is None or (os.cpu_count() or 1) < 2:
         print("needs two cores: one for the server, one for the load", file=sys.stderr)
@@ -269,14 +296,19 @@ def main() -> int:
             "mutate": [request_bytes("/mutate", body)],
             "distinct": distinct,
         }
+        latencies = asyncio.run(
+            latency_rounds(
+                port,
+                context,
+                phases,
+                count=args.latency_requests,
+                rounds=args.rounds,
+                interval_seconds=args.interval_ms / 1000,
+            )
+        )
         results: dict[str, dict[str, float]] = {}
         for name, payloads in phases.items():
-            asyncio.run(latency_phase(port, context, payloads[-300:], 300))  # warm up
-            latency = asyncio.run(
-                latency_phase(
-                    port, context, payloads, args.latency_requests, interval_seconds=args.interval_ms / 1000
-                )
-            )
+            latency = latencies[name]
             count, loaded = asyncio.run(
                 throughput_phase(port, context, payloads, connections=args.connections, seconds=args.seconds)
             )
