@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from core.config import EcoPulseConfiguration
 from core.kube.caches import NamespaceInfo
@@ -101,7 +102,35 @@ def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
 Placed = tuple[Ranking, PlacementChoice | NoChoice, Explanation | None]
 
 
-class PlacementMemo:
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _PerSnapshot(Generic[K, V]):
+    """Entries valid while the signals snapshot and the config stay the same objects; bounded.
+
+    The one rule both memos below keep: a new snapshot (at least every second) or a new config
+    forgets everything, and a full memo starts over.
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._max_entries = max_entries
+        self._signals: SignalSnapshot | None = None
+        self._config: EcoPulseConfiguration | None = None
+        self._entries: dict[K, V] = {}
+
+    def _get(self, key: K, signals: SignalSnapshot, config: EcoPulseConfiguration) -> V | None:
+        if signals is not self._signals or config is not self._config:
+            self._signals, self._config, self._entries = signals, config, {}
+        return self._entries.get(key)
+
+    def _put(self, key: K, value: V) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key] = value
+
+
+class PlacementMemo(_PerSnapshot[tuple[PodDemand, PlacementHints], Placed]):
     """Remembers placements per (demand, hints) while the signals and the config stay the same.
 
     Replicas of one workload ask the same question; during a scale-up hundreds arrive within a
@@ -109,31 +138,21 @@ class PlacementMemo:
     until either of the last two is replaced (the snapshot at least every second).
     """
 
-    def __init__(self, max_entries: int = 512) -> None:
-        self._max_entries = max_entries
-        self._signals: SignalSnapshot | None = None
-        self._config: EcoPulseConfiguration | None = None
-        self._entries: dict[tuple[PodDemand, PlacementHints], Placed] = {}
-
     def place(
         self, demand: PodDemand, hints: PlacementHints, signals: SignalSnapshot, config: EcoPulseConfiguration
     ) -> Placed:
-        if signals is not self._signals or config is not self._config:
-            self._signals, self._config, self._entries = signals, config, {}
         key = (demand, hints)
-        placed = self._entries.get(key)
+        placed = self._get(key, signals, config)
         if placed is None:
             placed = place(demand, hints, signals, config)
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()
-            self._entries[key] = placed
+            self._put(key, placed)
         return placed
 
 
 OutcomeKey = tuple[bytes, str, str, str, str]
 
 
-class OutcomeMemo:
+class OutcomeMemo(_PerSnapshot[OutcomeKey, tuple[NamespaceInfo | None, ReviewOutcome]]):
     """Remembers whole outcomes per identical request while the signals and the config stay the same.
 
     The replicas of a ReplicaSet or a Job come from one template and are named after admission,
@@ -144,12 +163,6 @@ class OutcomeMemo:
 
     # Bigger objects are rare and would make the memo hold megabytes.
     MAX_OBJECT_BYTES = 16 * 1024
-
-    def __init__(self, max_entries: int = 512) -> None:
-        self._max_entries = max_entries
-        self._signals: SignalSnapshot | None = None
-        self._config: EcoPulseConfiguration | None = None
-        self._entries: dict[OutcomeKey, tuple[NamespaceInfo | None, ReviewOutcome]] = {}
 
     def outcome(
         self,
@@ -162,16 +175,12 @@ class OutcomeMemo:
     ) -> ReviewOutcome:
         if len(request.object_json) > self.MAX_OBJECT_BYTES:
             return decide()
-        if signals is not self._signals or config is not self._config:
-            self._signals, self._config, self._entries = signals, config, {}
         key = (request.object_json, request.namespace, request.operation, request.kind, request.sub_resource)
-        remembered = self._entries.get(key)
+        remembered = self._get(key, signals, config)
         if remembered is not None and remembered[0] == namespace_info:
             return remembered[1]
         outcome = decide()
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
-        self._entries[key] = (namespace_info, outcome)
+        self._put(key, (namespace_info, outcome))
         return outcome
 
 
