@@ -16,10 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-import yaml
-
 from core.catalog import load_price_table, load_region_locations, load_region_zones, load_zone_rtt_ms
 from core.model import PriceRates, Region
+from core.yaml_input import YamlInputError, describe, load_yaml
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
@@ -298,10 +297,7 @@ def _join(key: str, name: str) -> str:
 
 
 def _describe(value: object) -> str:
-    if value is None:
-        return "nothing"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return describe(value)
 
 
 _TOP_KEYS = {
@@ -381,13 +377,14 @@ def _parse_regions(reader: _Reader, raw: object) -> tuple[Region, ...]:
         if not name:
             continue
         if name in seen:
-            reader.fail(f"{key}.name", f"duplicate region {name!r}")
+            reader.fail(f"{key}.name", f"duplicate region {_describe(name)}")
             continue
         seen.add(name)
         zone_raw = entry.get("zone", known_zones.get(name))
         if not isinstance(zone_raw, str) or not zone_raw:
             reader.fail(
-                f"{key}.zone", f"no grid zone known for region {name!r}: set zone (an Electricity Maps id)"
+                f"{key}.zone",
+                f"no grid zone known for region {_describe(name)}: set zone (an Electricity Maps id)",
             )
             continue
         regions.append(Region(name=name, zone=zone_raw))
@@ -438,7 +435,8 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
     )
     if factor not in {"lifecycle", "direct"}:
         reader.fail(
-            "carbon.electricitymaps.emissionFactorType", f"must be lifecycle or direct, got {factor!r}"
+            "carbon.electricitymaps.emissionFactorType",
+            f"must be lifecycle or direct, got {_describe(factor)}",
         )
     electricitymaps = ElectricityMapsSettings(
         base_url=_url(reader, em_raw, "carbon.electricitymaps", "baseUrl", em_defaults.base_url),
@@ -509,7 +507,7 @@ def _parse_trace(reader: _Reader, raw: Mapping[str, object], *, required: bool) 
         )
     intensity = reader.string(raw, key, "intensity", d.intensity)
     if intensity not in {"lifecycle", "direct"}:
-        reader.fail(f"{key}.intensity", f"must be lifecycle or direct, got {intensity!r}")
+        reader.fail(f"{key}.intensity", f"must be lifecycle or direct, got {_describe(intensity)}")
     forecast_hours = reader.integer(raw, key, "forecastHours", d.forecast_hours, minimum=0)
     if forecast_hours > MAX_TRACE_FORECAST_HOURS:
         reader.fail(f"{key}.forecastHours", f"must be <= {MAX_TRACE_FORECAST_HOURS}, got {forecast_hours}")
@@ -550,7 +548,7 @@ def _instant(reader: _Reader, raw: Mapping[str, object], key: str, name: str) ->
 def _url(reader: _Reader, raw: Mapping[str, object], key: str, name: str, default: str) -> str:
     url = reader.string(raw, key, name, default)
     if not url.startswith(("https://", "http://")):
-        reader.fail(_join(key, name), f"must be an http(s) URL, got {url!r}")
+        reader.fail(_join(key, name), f"must be an http(s) URL, got {_describe(url)}")
     return url.rstrip("/")
 
 
@@ -584,7 +582,7 @@ def _parse_economics(reader: _Reader, raw: Mapping[str, object], names: set[str]
         target = reader.string(entry, item_key, "to", None)
         for end, value in (("from", source), ("to", target)):
             if value and value not in names:
-                reader.fail(f"{item_key}.{end}", f"{value!r} is not one of the configured regions")
+                reader.fail(f"{item_key}.{end}", f"{_describe(value)} is not one of the configured regions")
         price = reader.number(entry, item_key, "usdPerGb", 0.0, minimum=0.0, maximum=10.0)
         overrides[(source, target)] = price
         if reader.boolean(entry, item_key, "bothWays", True):
@@ -720,7 +718,7 @@ def _parse_prices(
         reader.only_keys(override, key, set(_PRICE_KEYS))
         if base is None and set(override) != set(_PRICE_KEYS):
             missing = ", ".join(sorted(set(_PRICE_KEYS) - set(override)))
-            reader.fail(key, f"no bundled prices for region {region.name!r}: set {missing}")
+            reader.fail(key, f"no bundled prices for region {_describe(region.name)}: set {missing}")
             continue
         values = {
             attr: reader.number(override, key, yaml_key, getattr(base, attr, 0.0), minimum=0.0, maximum=100.0)
@@ -804,14 +802,9 @@ def load_config(path: Path) -> EcoPulseConfiguration:
 
 def parse_config_text(text: str, *, source: str = "") -> EcoPulseConfiguration:
     try:
-        document = yaml.safe_load(text)
-    except RecursionError:
-        raise ConfigError(["not valid YAML: nested too deeply"], source=source) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"not valid YAML: {where}{problem}"], source=source) from None
+        document = load_yaml(text)
+    except YamlInputError as error:
+        raise ConfigError([error.problem], source=source) from None
     return parse_config(document, source=source)
 
 

@@ -20,9 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from core.quantity import QuantityError, cpu_cores, memory_gib
+from core.yaml_input import YamlInputError, describe, load_yaml
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "SimulatedWorkload"
@@ -81,8 +80,7 @@ class SimulatedWorkload:
 
 
 def _describe(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return describe(value)
 
 
 def parse_workload(
@@ -104,7 +102,7 @@ def parse_workload(
             problems.append(f"{key}: must be a region name, got {_describe(name)}")
             return False
         if regions is not None and name not in regions:
-            problems.append(f"{key}: {name!r} is not one of the configured regions")
+            problems.append(f"{key}: {_describe(name)} is not one of the configured regions")
             return False
         return True
 
@@ -182,7 +180,7 @@ def parse_workload(
         start = entry.get("startRegion")
         region_ok(f"{key}.startRegion", start)
         if isinstance(start, str) and start not in raw_capacity:
-            problems.append(f"{key}.startRegion: no capacity given for region {start!r}")
+            problems.append(f"{key}.startRegion: no capacity given for region {_describe(start)}")
         max_unavailable = integer(f"{key}.maxUnavailable", entry.get("maxUnavailable", 1), 0)
         runtime = latency = None
         if "runtimeHours" in entry:
@@ -238,11 +236,7 @@ def load_workload(path: Path, *, regions: frozenset[str] | None = None) -> Simul
     except OSError as error:
         raise WorkloadError([f"cannot read: {error.strerror or error}"], source=source) from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise WorkloadError(
-            [f"not valid YAML: {where}{getattr(error, 'problem', None) or error}"], source=source
-        ) from None
+        document = load_yaml(text)
+    except YamlInputError as error:
+        raise WorkloadError([error.problem], source=source) from None
     return parse_workload(document, regions=regions, source=source)
