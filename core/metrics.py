@@ -21,8 +21,8 @@ SIGNAL_FETCHES = Counter(
 )
 CONFIG_RELOADS = Counter(
     "ecopulse_config_reloads_total",
-    "Configuration file reloads by result (applied, invalid).",
+    "Configuration file reloads by result (applied, invalid, unusable: valid but cannot work).",
     ["result"],
 )
-for _result in ("applied", "invalid"):
+for _result in ("applied", "invalid", "unusable"):
     CONFIG_RELOADS.labels(result=_result)

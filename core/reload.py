@@ -74,13 +74,16 @@ class ConfigSource:
     """The current configuration. Reads are a single attribute load; reloads swap it atomically.
 
     An invalid new file is logged and counted, and the last good configuration stays in force:
-    a bad edit to the ConfigMap must not take the webhook or the rebalancer down.
+    a bad edit to the ConfigMap must not take the webhook or the rebalancer down. The same holds
+    for a file that parses but cannot work (a trace file that is missing, a provider whose
+    credentials are not set): each check added with ``add_check`` may refuse it first.
     """
 
     def __init__(self, path: Path | None, initial: EcoPulseConfiguration) -> None:
         self.path = path
         self._current = initial
         self._listeners: list[Callable[[EcoPulseConfiguration], None]] = []
+        self._checks: list[Callable[[EcoPulseConfiguration], Sequence[str]]] = []
         self.last_error: str | None = None
         self._watcher = FileWatcher([path], self.reload) if path is not None else None
 
@@ -96,6 +99,10 @@ class ConfigSource:
     def subscribe(self, listener: Callable[[EcoPulseConfiguration], None]) -> None:
         self._listeners.append(listener)
 
+    def add_check(self, check: Callable[[EcoPulseConfiguration], Sequence[str]]) -> None:
+        """``check`` returns what keeps a new configuration from working (nothing: it may apply)."""
+        self._checks.append(check)
+
     def reload(self) -> bool:
         if self.path is None:
             return False
@@ -109,9 +116,19 @@ class ConfigSource:
                 extra={"path": str(self.path), "problems": error.problems},
             )
             return False
-        self.last_error = None
         if new == self._current:
+            self.last_error = None
             return False
+        problems = [problem for check in self._checks for problem in check(new)]
+        if problems:
+            self.last_error = str(ConfigError(problems, source=str(self.path)))
+            CONFIG_RELOADS.labels(result="unusable").inc()
+            log.error(
+                "config reload refused: it cannot work; keeping the last good configuration",
+                extra={"path": str(self.path), "problems": problems},
+            )
+            return False
+        self.last_error = None
         self._current = new
         CONFIG_RELOADS.labels(result="applied").inc()
         log.info("config reloaded", extra={"path": str(self.path)})

@@ -52,6 +52,7 @@ def main() -> int:
         return 2
 
     refresher = SignalRefresher(config=config.current, cache=SignalCache())
+    config.add_check(refresher.check_config)  # a reload that cannot produce signals is refused
     config.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: config.current)
     pods, nodes, namespaces = (

@@ -120,6 +120,7 @@ def build(
     else:
         config = ConfigSource(None, default_config())
     refresher = SignalRefresher(config=config.current, cache=SignalCache())
+    config.add_check(refresher.check_config)  # a reload that cannot produce signals is refused
     config.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: config.current)
 

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from core.catalog import load_region_locations
-from core.config import CarbonSettings, EcoPulseConfiguration
+from core.config import CarbonProviderName, CarbonSettings, EcoPulseConfiguration
 from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
 from core.model import CapacityType, CarbonSignal, SignalSnapshot
 from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 3600.0
 
+
+# Providers that answer from memory or a local file: a reload may ask them for every region.
+OFFLINE_PROVIDERS = frozenset({CarbonProviderName.MOCK, CarbonProviderName.STATIC, CarbonProviderName.TRACE})
 
 # Readers on the request path reuse one snapshot for this long: ages move by at most this much.
 SNAPSHOT_REUSE_SECONDS = 1.0
@@ -110,6 +113,8 @@ class SignalRefresher:
         self._factory = provider_factory or (lambda settings: build_provider(settings, clock=clock))
         self._provider: CarbonProvider | None = None
         self._provider_error: ProviderError | None = None
+        # Built by check_config for a configuration about to apply, so update_config need not build it twice.
+        self._staged: tuple[CarbonSettings, CarbonProvider] | None = None
         self._backoff_until: datetime | None = None
         self._consecutive_backoffs = 0
         self._wake = threading.Event()
@@ -131,17 +136,58 @@ class SignalRefresher:
             self._provider.close()
         self._backoff_until = None
         self._consecutive_backoffs = 0
-        try:
-            self._provider = self._factory(settings)
-            self._provider_error = None
-        except ProviderError as error:
-            self._provider = None
-            self._provider_error = error
-            log.error(
-                "carbon provider cannot start",
-                extra={"provider": str(settings.provider), "reason": str(error)},
-            )
+        staged, self._staged = self._staged, None
+        if staged is not None and staged[0] == settings:
+            self._provider, self._provider_error = staged[1], None
+        else:
+            if staged is not None:
+                staged[1].close()
+            try:
+                self._provider = self._factory(settings)
+                self._provider_error = None
+            except ProviderError as error:
+                self._provider = None
+                self._provider_error = error
+                log.error(
+                    "carbon provider cannot start",
+                    extra={"provider": str(settings.provider), "reason": str(error)},
+                )
         self._cache.reset(self.provider_name)
+
+    def check_config(self, config: EcoPulseConfiguration) -> list[str]:
+        """What keeps ``config`` from producing signals; nothing when it can (a ConfigSource check).
+
+        A provider that cannot be built (a missing trace file or credential) refuses the reload,
+        and so does an offline provider that knows no configured region: either way every
+        review would fail open. A working provider is kept for ``update_config`` to install.
+        Network providers are not asked here: the watcher thread does no network I/O.
+        """
+        with self._lock:
+            current = self._config
+        if config.carbon == current.carbon and config.regions == current.regions:
+            return []
+        try:
+            provider = self._factory(config.carbon)
+        except ProviderError as error:
+            return [f"carbon: {error.message}"]
+        except Exception as error:  # a provider bug must refuse the reload, not kill the watcher
+            log.exception("carbon provider raised while checking a configuration")
+            return [f"carbon: the {config.carbon.provider} provider failed: {type(error).__name__}"]
+        if config.carbon.provider in OFFLINE_PROVIDERS:
+            failures: list[str] = []
+            for region in config.regions:
+                try:
+                    provider.fetch(region)
+                except ProviderError as error:
+                    failures.append(error.message)
+            if len(failures) == len(config.regions):
+                provider.close()
+                return [f"carbon: no configured region has a signal ({'; '.join(failures[:3])})"]
+        with self._lock:
+            if self._staged is not None:
+                self._staged[1].close()
+            self._staged = (config.carbon, provider)
+        return []
 
     def update_config(self, config: EcoPulseConfiguration) -> None:
         with self._lock:
