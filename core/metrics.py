@@ -26,3 +26,14 @@ CONFIG_RELOADS = Counter(
 )
 for _result in ("applied", "invalid", "unusable"):
     CONFIG_RELOADS.labels(result=_result)
+WATCH_RECONNECTS = Counter(
+    "ecopulse_watch_reconnects_total",
+    "Times a watch of the API server ended and was re-opened, by resource and reason "
+    "(closed, too-short, error, expired, list-error).",
+    ["resource", "reason"],
+)
+WATCH_RELISTS = Counter(
+    "ecopulse_watch_relists_total",
+    "Full lists of a resource from the API server (the first, and after 410 Gone or a failed list).",
+    ["resource"],
+)
