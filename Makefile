@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s prometheus dashboards test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s prometheus image dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ prometheus:
 dashboards:
 	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
 		manifests/base/dashboards/
+
+## image: the OCI image (Debian root from mmdebstrap + our wheel, packed by umoci) in .build/image/oci,
+##        tagged with the project version; prints its digest (needs root; hack/build-image.sh --help)
+image: $(STAMP)
+	PYTHON=$(BIN)/python hack/build-image.sh
 
 ## webhook: just the webhook, on development certificates and the example config (mock grid)
 webhook: $(STAMP)
