@@ -7,6 +7,7 @@ everything meant for people goes to stderr. Bad input exits 2 with one line and 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,11 +36,21 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     # argparse would print the whole usage block and exit; we want one line and a return code.
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: error: {message} (see --help)")
+        usage = self.format_usage().strip().replace("\n", " ")
+        raise _UsageError(f"{self.prog}: error: {message} ({usage}; see --help)")
+
+
+def _package_version() -> str:
+    # certs is a leaf (it imports nothing of ours), so it reads the package metadata itself.
+    try:
+        return importlib.metadata.version("eco-pulse")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_PROG, description="Issue TLS certificates for Eco-Pulse.")
+    parser.add_argument("--version", action="version", version=f"eco-pulse certs {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     issue = commands.add_parser(
         "issue",
@@ -82,13 +93,39 @@ def _validity_days(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser()
+        _reject_unknown_options(parser, arguments)
+        args = parser.parse_args(arguments)
         return _issue(args)
     except _UsageError as exc:
         _fail(str(exc))
     except CertsError as exc:
         _fail(f"{_PROG}: error: {exc}")
     return EXIT_BAD_INPUT
+
+
+def _reject_unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    # Name an unknown --option first: argparse would only say which required ones are missing.
+    # (certs is a leaf, so this mirrors core.cli.reject_unknown_options for its two levels.)
+    commands = {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+    current = parser
+    for word in argv:
+        if word == "--":
+            return
+        if current is parser and word in commands:
+            current = commands[word]
+            continue
+        name = word.split("=", 1)[0]
+        if name.startswith("--") and not any(
+            known.startswith(name) for known in current._option_string_actions
+        ):
+            current.error(f"unrecognized arguments: {word}")
 
 
 def _issue(args: argparse.Namespace) -> int:

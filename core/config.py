@@ -160,7 +160,8 @@ class PlacementSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RebalancerSettings:
     interval_seconds: float = 300.0
-    dry_run: bool = False
+    # Safe by default: acting needs an explicit `dryRun: false` in the configuration.
+    dry_run: bool = True
     min_pod_age_seconds: float = 1800.0
     min_net_benefit_usd: float = 0.05
     max_evictions_per_cycle: int = 10

@@ -2,20 +2,53 @@
 
 ``python -m rebalancer simulate ...`` replays a grid trace instead (see rebalancer.simulate);
 ``python -m rebalancer report ...`` writes avoided CO2 and savings from Prometheus (see rebalancer.report).
+Each subcommand parses its own arguments; everything else is parsed here before anything starts.
 """
 
+import argparse
 import sys
 
-if sys.argv[1:2] == ["simulate"]:
+from core.cli import app_parser
+
+ENVIRONMENT = (
+    ("ECOPULSE_CONFIG", "configuration file (default: the embedded default, which runs dry)"),
+    ("ECOPULSE_METRICS_BIND_ADDRESS", "metrics bind address (0.0.0.0)"),
+    ("ECOPULSE_METRICS_PORT", "plain HTTP /metrics port (9090)"),
+    ("ECOPULSE_LEADER_ELECTION", "take the Lease before acting (true)"),
+    ("ECOPULSE_LEASE_NAME", "the Lease's name (eco-pulse-rebalancer)"),
+    ("ECOPULSE_LOG_LEVEL", "log level (INFO); logs are one JSON object per line"),
+    ("POD_NAME", "this replica's identity in the Lease"),
+    ("POD_NAMESPACE", "where the Lease lives; never evicted from"),
+    ("KUBECONFIG", "cluster to talk to when not running in a pod"),
+)
+
+arguments = sys.argv[1:]
+if arguments[:1] == ["simulate"]:
     from rebalancer.simulate.cli import main as simulate
 
-    sys.exit(simulate(sys.argv[2:]))
-
-if sys.argv[1:2] == ["report"]:
+    sys.exit(simulate(arguments[1:]))
+if arguments[:1] == ["report"]:
     from rebalancer.report.cli import main as report
 
-    sys.exit(report(sys.argv[2:]))
+    sys.exit(report(arguments[1:]))
 
-from rebalancer.main import main
+parser = app_parser(
+    app="rebalancer",
+    description=(
+        "Run the Eco-Pulse rebalancer: evict running pods to a better region when the net benefit "
+        "pays. Dry run unless the configuration says rebalancer.dryRun: false."
+    ),
+    environment=ENVIRONMENT,
+)
+commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+commands.add_parser(
+    "simulate", help="replay a grid trace through the planner (see simulate --help)", add_help=False
+)
+commands.add_parser(
+    "report", help="savings per namespace from Prometheus (see report --help)", add_help=False
+)
+namespace: argparse.Namespace = parser.parse_args(arguments)
+
+from rebalancer.main import main  # noqa: E402  (after parsing: --help must not import or start anything)
 
 sys.exit(main())

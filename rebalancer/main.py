@@ -19,6 +19,7 @@ from core.logs import configure_logging
 from core.reload import ConfigSource
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from core.version import VERSION
 from rebalancer.accounting import Accountant
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
@@ -36,7 +37,6 @@ def main() -> int:
         print(f"eco-pulse rebalancer: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    log.info("starting eco-pulse rebalancer", extra={"settings": settings.redacted()})
     try:
         config = (
             ConfigSource.from_file(settings.config_path)
@@ -46,6 +46,14 @@ def main() -> int:
     except ConfigError as error:
         log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
         return 2
+    # The first line says whether this process may evict, before it touches a cluster.
+    dry_run = config.current.rebalancer.dry_run
+    log.info(
+        "starting eco-pulse rebalancer in dry run mode: nothing is evicted"
+        if dry_run
+        else "starting eco-pulse rebalancer in LIVE mode: pods may be evicted",
+        extra={"mode": "dry-run" if dry_run else "live", "version": VERSION, "settings": settings.redacted()},
+    )
     api_client = load_api_client()
     if api_client is None:
         log.error("no cluster to talk to: run in-cluster or set KUBECONFIG")

@@ -1,7 +1,30 @@
-"""python -m webhook: the mutating admission webhook (and, later, the scheduler extender)."""
+"""python -m webhook: the mutating admission webhook and the scheduler extender, over HTTPS."""
 
 import sys
 
-from webhook.server import main
+from core.cli import app_parser
+
+ENVIRONMENT = (
+    ("ECOPULSE_CONFIG", "configuration file (default: the embedded default)"),
+    ("ECOPULSE_TLS_DIR", "directory holding tls.crt and tls.key, re-read when they change"),
+    ("ECOPULSE_BIND_ADDRESS", "HTTPS bind address (0.0.0.0)"),
+    ("ECOPULSE_WEBHOOK_PORT", "HTTPS port for /mutate, /filter, /prioritize, probes (8443)"),
+    ("ECOPULSE_METRICS_BIND_ADDRESS", "metrics bind address (0.0.0.0)"),
+    ("ECOPULSE_METRICS_PORT", "plain HTTP /metrics port (9090)"),
+    ("ECOPULSE_WEBHOOK_DEADLINE_SECONDS", "our own deadline per review (0.5)"),
+    ("ECOPULSE_EXTENDER_DEADLINE_SECONDS", "the extender's own deadline (0.5)"),
+    ("ECOPULSE_RELOAD_INTERVAL_SECONDS", "how often mounted files are checked for changes"),
+    ("ECOPULSE_WATCH_CLUSTER", "watch namespaces and nodes when a cluster is reachable (true)"),
+    ("ECOPULSE_LOG_LEVEL", "log level (INFO); logs are one JSON object per line"),
+    ("POD_NAMESPACE", "our own namespace, never mutated"),
+)
+
+app_parser(
+    app="webhook",
+    description="Serve the Eco-Pulse mutating admission webhook and scheduler extender (TLS).",
+    environment=ENVIRONMENT,
+).parse_args()
+
+from webhook.server import main  # noqa: E402  (after parsing: --help must not import or start anything)
 
 sys.exit(main())

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from core.cli import reject_unknown_options
 from rebalancer.report import figures
 from rebalancer.report.prometheus import PrometheusClient, PrometheusError, Sample, Series, redact_url
 from rebalancer.report.render import (
@@ -217,7 +218,10 @@ def _print_summary(table: figures.Table, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, now: datetime | None = None) -> int:
-    args = parser().parse_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
+    arguments = _attach_negative_values(sys.argv[1:] if argv is None else argv)
+    command_line = parser()
+    reject_unknown_options(command_line, arguments)
+    args = command_line.parse_args(arguments)
     try:
         request = check(args, now or datetime.now(UTC))
     except UsageError as error:

@@ -9,10 +9,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from core.cli import reject_unknown_options
 from core.config import ConfigError, load_config
 from core.trace import TraceError, load_trace, parse_time
-from rebalancer.simulate.engine import POLICIES, Simulator
-from rebalancer.simulate.report import write_report
 from rebalancer.simulate.workload import WorkloadError, load_workload
 
 
@@ -51,7 +50,15 @@ def _progress(total: int) -> tuple[Callable[[int], None] | None, Callable[[], No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    command_line = parser()
+    reject_unknown_options(command_line, arguments)
+    args = command_line.parse_args(arguments)
+    # The engine reaches the Kubernetes client (through the evictor), whose import already opens a
+    # socket; --help and usage errors must exit before that.
+    from rebalancer.simulate.engine import POLICIES, Simulator  # noqa: PLC0415
+    from rebalancer.simulate.report import write_report  # noqa: PLC0415
+
     try:
         config = load_config(args.config)
         workload = load_workload(args.workload, regions=frozenset(config.region_names))
