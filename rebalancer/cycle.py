@@ -23,7 +23,7 @@ log = logging.getLogger("ecopulse.rebalancer")
 
 CYCLES = Counter(
     "ecopulse_rebalancer_cycles_total",
-    "Rebalancing cycles by outcome (completed, not-leader, not-synced, error).",
+    "Rebalancing cycles by outcome (completed, leadership-lost, not-leader, not-synced, error).",
     ["outcome"],
 )
 CYCLE_DURATION = Histogram(
@@ -44,7 +44,7 @@ LAST_CYCLE = Gauge(
     "ecopulse_rebalancer_last_cycle_timestamp_seconds",
     "Unix time the last cycle finished (completed or not), for the not-cycling alert.",
 )
-for _outcome in ("completed", "not-leader", "not-synced", "error"):
+for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
     CYCLES.labels(outcome=_outcome)
 for _reason in (*Protected, NO_SIGNAL, BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING):
     REFUSALS.labels(reason=str(_reason))
@@ -115,7 +115,16 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
     report = CycleReport(outcome="completed", candidates=len(result.candidates))
     CANDIDATES.set(len(result.candidates))
     evictor = Evictor(api=inputs.api, settings=config.rebalancer)
-    for candidate in result.candidates:
+    for index, candidate in enumerate(result.candidates):
+        # The lease can lapse mid-cycle (an eviction and its Events can take many seconds): check the
+        # elector's local view, no API call, before each eviction and stop at the first loss.
+        if not inputs.is_leader():
+            log.warning(
+                "leadership lost mid-cycle; the remaining moves are not made",
+                extra={"not_attempted": len(result.candidates) - index},
+            )
+            report.outcome = "leadership-lost"
+            break
         attempt = evictor.evict(candidate)
         report.results[attempt.result] += 1
         if attempt.result == str(Limit.CYCLE):

@@ -90,6 +90,9 @@ def explain(candidate: Candidate) -> str:
     )
 
 
+_EVICTED_NOTHING = frozenset({EvictionOutcome.BLOCKED, EvictionOutcome.GONE, EvictionOutcome.FORBIDDEN})
+
+
 class Evictor:
     def __init__(self, *, api: EvictionApi, settings: RebalancerSettings) -> None:
         self._api = api
@@ -131,7 +134,9 @@ class Evictor:
             dry_run=dry_run,
             reason=f"eco-pulse: {why}"[:250],
         )
-        if answer.outcome in (EvictionOutcome.EVICTED, EvictionOutcome.DRY_RUN):
+        # Only a known refusal evicted nothing; an unknown outcome (a timeout after the server acted)
+        # may have evicted, so it uses up the limits as an eviction would.
+        if answer.outcome not in _EVICTED_NOTHING:
             self._total += 1
             self._per_namespace[pod.namespace] += 1
             self._per_node[pod.node_name] += 1

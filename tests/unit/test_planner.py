@@ -14,6 +14,7 @@ from core.config import EcoPulseConfiguration, PlacementMode, parse_config_text
 from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.model import CapacityType, CarbonSignal, PlacementHints, PodDemand, SignalSnapshot
 from core.placement import PlacementChoice, choose_regions, rank_regions
+from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
@@ -544,3 +545,44 @@ def test_egress_only_ever_deters_leaving_the_data_region_and_favours_coming_home
     less, more = egress
     assert moves(less, "us-a") or not moves(more, "us-a")  # leaving: more egress, never more moves
     assert moves(more, "eu-a") or not moves(less, "eu-a")  # coming home: more egress, never fewer
+
+
+def test_an_eviction_whose_outcome_is_unknown_counts_against_the_limits() -> None:
+    # Issue 20, defect 2: a timeout after the server did evict must not let a second replica go.
+    api = FakeEvictionApi(answers={"r0": EvictionOutcome.ERROR})
+    pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(3)]
+    results = evict_all(pods, config(max_evictions_per_node=10, max_evictions_per_workload=1), api)
+    assert results == ["error", "limit-workload", "limit-workload"]
+    assert len(api.calls) == 1
+
+
+def test_known_refusals_do_not_use_up_a_limit() -> None:
+    # A PDB refusal (429), a gone pod (404) and RBAC (403) evicted nothing: the next replica may go.
+    for refusal in (EvictionOutcome.BLOCKED, EvictionOutcome.GONE, EvictionOutcome.FORBIDDEN):
+        api = FakeEvictionApi(answers={"r0": refusal})
+        pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(2)]
+        results = evict_all(pods, config(max_evictions_per_node=10, max_evictions_per_workload=1), api)
+        assert results == [str(refusal), "evicted"]
+
+
+def test_leadership_is_checked_before_every_eviction_and_a_loss_ends_the_cycle() -> None:
+    # Issue 20, defect 1: the lease can lapse mid-cycle; no eviction may follow the loss.
+    api = FakeEvictionApi()
+    still_leading = iter([True, True, False])  # the cycle's own check, the first eviction, then lost
+    big = {**NODES, "eu-a": node("eu-a", "eu-north-1", cpu=1000, memory=4000)}
+    cfg = config(max_evictions_per_cycle=100, max_evictions_per_namespace=100, max_evictions_per_node=100)
+    pods = many(5)
+    inputs = CycleInputs(
+        config=lambda: cfg,
+        signals=signals,
+        pods=lambda: {p.uid or p.name: p for p in pods},
+        nodes=lambda: big,
+        namespaces=dict,
+        synced=lambda: True,
+        is_leader=lambda: next(still_leading, False),
+        api=api,
+        clock=lambda: NOW,
+    )
+    report = run_cycle(inputs)
+    assert len(api.calls) == 1
+    assert report.outcome == "leadership-lost"
