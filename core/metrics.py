@@ -7,7 +7,59 @@ describe the signal cache (age, freshness, intensity, prices) are computed at sc
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import threading
+from collections.abc import Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import Counter, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+OTHER_LABEL_VALUE = "other"
+
+
+class BoundedLabelValues:
+    """Label values that come from callers (a namespace in a review), kept to a bounded set.
+
+    Each distinct value is a series held for ever and sent with every scrape, and anyone who can
+    reach the port can invent values. A value is used as is only while fewer than ``cap`` distinct
+    values were seen and it is ``known`` (say, the namespace exists in the watch cache); past that,
+    it becomes ``other``.
+    """
+
+    def __init__(self, *, cap: int) -> None:
+        self.cap = cap
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str, *, known: bool = True) -> str:
+        if value in self._seen:
+            return value
+        if not known or len(self._seen) >= self.cap:
+            return OTHER_LABEL_VALUE
+        self._seen.add(value)
+        return value
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a log line
+        pass
+
+
+def serve_metrics(*, port: int, address: str) -> ThreadingWSGIServer:
+    """Serve ``/metrics`` (and nothing else: every other path is a 404) from a daemon thread."""
+    exposition = make_wsgi_app()
+
+    def only_metrics(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"only /metrics is served here\n"]
+        answer: Iterable[bytes] = exposition(environ, start_response)
+        return answer
+
+    server = make_server(address, port, only_metrics, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
 
 SIGNAL_FETCH_ERRORS = Counter(
     "ecopulse_signal_fetch_errors_total",

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from kubernetes import client
-from prometheus_client import start_http_server
 
 from core.config import ConfigError, EcoPulseConfiguration, default_config
 from core.kube.caches import namespace_reflector, node_reflector, pod_reflector
 from core.kube.client import load_api_client
 from core.logs import configure_logging
+from core.metrics import serve_metrics
 from core.reload import ConfigSource
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
@@ -102,7 +102,7 @@ def main() -> int:
         schedule.reschedule(new.rebalancer.interval_seconds)
 
     config.subscribe(on_config)
-    start_http_server(settings.metrics_port, addr=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
     refresher.start()
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     schedule.start()

@@ -66,6 +66,7 @@ from webhook.metrics import (
     EXTENDER_FAIL_OPEN,
     EXTENDER_NODES_FILTERED,
     EXTENDER_REQUESTS,
+    NAMESPACE_LABEL_VALUES,
     PLACEMENT_DECISIONS,
     PROJECTED_AVOIDED,
     PROJECTED_NET_BENEFIT,
@@ -118,6 +119,8 @@ class WebhookContext:
     outcomes: OutcomeMemo = field(default_factory=OutcomeMemo)
     # Namespace labels and annotations from a watch; None where we know nothing of the namespace.
     namespace_info: Callable[[str], NamespaceInfo | None] = lambda _: None
+    # Whether a namespace exists (the watch cache); without a watch every name counts as known.
+    namespace_known: Callable[[str], bool] = lambda _: True
     # Node name -> region from a watch, for the extender's NodeNames mode.
     node_region: Callable[[str], str | None] = lambda _: None
     extender_deadline_seconds: float = 0.5
@@ -257,7 +260,7 @@ def create_app(context: WebhookContext) -> Starlette:
         elapsed = time.perf_counter() - started
 
         async def record() -> None:
-            _record(review, outcome, elapsed)
+            _record(review, outcome, elapsed, namespace_known=context.namespace_known)
 
         # Metrics and the decision line after the answer is on the wire: the API server waits
         # for the answer, not for our bookkeeping.
@@ -366,7 +369,13 @@ def _child(metric: Counter | Gauge, *labels: str) -> Any:
     return child
 
 
-def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: float) -> None:
+def _record(
+    review: AdmissionRequest,
+    outcome: ReviewOutcome,
+    elapsed_seconds: float,
+    *,
+    namespace_known: Callable[[str], bool],
+) -> None:
     _child(ADMISSION_REQUESTS, str(outcome.outcome)).inc()
     ADMISSION_DURATION.observe(elapsed_seconds)
     if outcome.outcome is Outcome.FAILED_OPEN:
@@ -375,13 +384,12 @@ def _record(review: AdmissionRequest, outcome: ReviewOutcome, elapsed_seconds: f
         _child(ADMISSION_SKIPPED, str(outcome.reason)).inc()
     best = None
     if outcome.outcome is Outcome.MUTATED:
-        _child(PLACEMENT_DECISIONS, review.namespace, outcome.region).inc()
+        namespace = NAMESPACE_LABEL_VALUES(review.namespace, known=namespace_known(review.namespace))
+        _child(PLACEMENT_DECISIONS, namespace, outcome.region).inc()
         best = outcome.ranking.assessment(outcome.region) if outcome.ranking is not None else None
         if best is not None and best.versus_baseline is not None and not review.dry_run:
-            _child(PROJECTED_NET_BENEFIT, review.namespace, outcome.region).inc(best.versus_baseline.net_usd)
-            _child(PROJECTED_AVOIDED, review.namespace, outcome.region).inc(
-                best.versus_baseline.avoided_grams
-            )
+            _child(PROJECTED_NET_BENEFIT, namespace, outcome.region).inc(best.versus_baseline.net_usd)
+            _child(PROJECTED_AVOIDED, namespace, outcome.region).inc(best.versus_baseline.avoided_grams)
     if not log.isEnabledFor(logging.INFO):
         return
     fields: dict[str, object] = {

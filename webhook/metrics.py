@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from core.metrics import BoundedLabelValues
+
+# Namespaces come from the reviews: at most this many get their own series (those the watch cache
+# knows exist, first come), the rest are counted as "other". 500 namespaces x a few regions keeps
+# /metrics in the low thousands of series.
+MAX_NAMESPACE_LABEL_VALUES = 500
+NAMESPACE_LABEL_VALUES = BoundedLabelValues(cap=MAX_NAMESPACE_LABEL_VALUES)
+
 ADMISSION_REQUESTS = Counter(
     "ecopulse_admission_requests_total",
     "AdmissionReviews answered, by outcome (mutated, skipped, failed_open, malformed).",

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from prometheus_client import start_http_server
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
@@ -23,6 +22,7 @@ from core.kube.caches import NamespaceInfo, namespace_reflector, node_region_ref
 from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
+from core.metrics import serve_metrics
 from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
@@ -134,6 +134,9 @@ def build(
         namespace_info=(lambda name: namespaces.items.get(name))  # noqa: PLW0108
         if namespaces is not None
         else (lambda _: None),
+        namespace_known=(lambda name: name in namespaces.items)
+        if namespaces is not None
+        else (lambda _: True),
         node_region=node_region
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
@@ -206,7 +209,7 @@ def main() -> int:
     except (OSError, ssl.SSLError) as error:
         log.error("cannot load TLS key pair", extra={"tls_dir": str(settings.tls_dir), "reason": str(error)})
         return 2
-    start_http_server(settings.metrics_port, addr=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
     log.info(
         "serving",
         extra={

@@ -426,3 +426,24 @@ def test_the_serving_certificate_is_verified(webhook: Webhook, tmp_path: Path) -
     context = ssl.create_default_context(cafile=str(other_ca))
     with pytest.raises(httpx.ConnectError), httpx.Client(base_url=webhook.base_url, verify=context) as client:
         client.get("/healthz")
+
+
+def test_made_up_namespaces_cannot_grow_the_metrics_without_bound(webhook: Webhook) -> None:
+    # Issue 20, defect 5: anyone who reaches the port can name any namespace in a review.
+    from webhook.metrics import MAX_NAMESPACE_LABEL_VALUES  # noqa: PLC0415
+
+    def namespaces() -> set[str]:
+        return {
+            sample.labels["namespace"]
+            for family in REGISTRY.collect()
+            if family.name == "ecopulse_placement_decisions"
+            for sample in family.samples
+        }
+
+    count = MAX_NAMESPACE_LABEL_VALUES + 100
+    with webhook.client() as client:
+        for i in range(count):
+            answer = client.post("/mutate", json=review(pod(), uid=f"u-{i}", namespace=f"made-up-{i}"))
+            assert answer.status_code == 200
+    eventually("every review recorded", lambda: "other" in namespaces(), timeout_seconds=30)
+    assert len(namespaces()) <= MAX_NAMESPACE_LABEL_VALUES + 1
