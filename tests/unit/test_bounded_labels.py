@@ -12,7 +12,14 @@ from core.metrics import OTHER_LABEL_VALUE, BoundedLabelValues, serve_metrics
 
 def test_values_past_the_cap_become_other_and_seen_ones_stay() -> None:
     labels = BoundedLabelValues(cap=2)
-    assert [labels(v) for v in ("a", "b", "c", "a", "d", "b")] == ["a", "b", OTHER_LABEL_VALUE, "a", "other", "b"]
+    assert [labels(v) for v in ("a", "b", "c", "a", "d", "b")] == [
+        "a",
+        "b",
+        OTHER_LABEL_VALUE,
+        "a",
+        "other",
+        "b",
+    ]
 
 
 def test_an_unknown_value_never_takes_a_slot() -> None:
@@ -31,12 +38,12 @@ def test_the_metrics_server_answers_metrics_only() -> None:
     server = serve_metrics(port=0, address="127.0.0.1")
     try:
         base = f"http://127.0.0.1:{server.server_port}"
-        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:
             assert answer.status == 200
             assert b"ecopulse_config_reloads_total" in answer.read()
         for path in ("/", "/favicon.ico", "/metrics/extra", "/debug"):
             with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(f"{base}{path}", timeout=5)  # noqa: S310
+                urllib.request.urlopen(f"{base}{path}", timeout=5)
             assert refused.value.code == 404
     finally:
         server.shutdown()
