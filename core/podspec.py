@@ -25,7 +25,14 @@ from core.model import (
     PlacementHints,
     PodDemand,
 )
-from core.quantity import QuantityError, cpu_cores, memory_gib
+from core.quantity import (
+    MAX_CPU_CORES,
+    MAX_MEMORY_GIB,
+    QuantityError,
+    QuantityOutOfRange,
+    cpu_cores,
+    memory_gib,
+)
 
 # kube-scheduler scores a container with no requests as if it asked for 100m CPU and 200 MB
 # (NonZeroRequests); we do the same so such pods still have a footprint to place.
@@ -94,7 +101,7 @@ def controller_owner(pod: Mapping[str, object]) -> tuple[str, str] | None:
     return None
 
 
-def _container_requests(container: object) -> tuple[float, float]:
+def _container_requests(container: object, *, strict: bool) -> tuple[float, float]:
     resources = as_mapping(as_mapping(container).get("resources"))
     requests = as_mapping(resources.get("requests"))
     limits = as_mapping(resources.get("limits"))
@@ -106,6 +113,10 @@ def _container_requests(container: object) -> tuple[float, float]:
             return None
         try:
             return cpu_cores(raw) if name == "cpu" else memory_gib(raw)
+        except QuantityOutOfRange:
+            if strict:
+                raise
+            return None
         except QuantityError:
             return None
 
@@ -114,8 +125,12 @@ def _container_requests(container: object) -> tuple[float, float]:
     return (DEFAULT_CPU_CORES if cpu is None else cpu, DEFAULT_MEMORY_GIB if memory is None else memory)
 
 
-def pod_demand(pod: Mapping[str, object]) -> PodDemand:
+def pod_demand(pod: Mapping[str, object], *, strict: bool = False) -> PodDemand:
     """Effective requests as the scheduler counts them (see resource.PodRequests in kubernetes).
+
+    An unreadable request counts as the default. So does one too large to compute with, unless
+    ``strict``: then it raises QuantityOutOfRange (admission refuses to place such a pod rather
+    than place it as if it were small).
 
     Regular containers and native sidecars (init containers with restartPolicy Always) run
     together; each classic init container runs alone, next to the sidecars started before it.
@@ -124,12 +139,12 @@ def pod_demand(pod: Mapping[str, object]) -> PodDemand:
     spec = as_mapping(pod.get("spec"))
     cpu = memory = 0.0
     for container in as_list(spec.get("containers")):
-        container_cpu, container_memory = _container_requests(container)
+        container_cpu, container_memory = _container_requests(container, strict=strict)
         cpu += container_cpu
         memory += container_memory
     sidecar_cpu = sidecar_memory = init_peak_cpu = init_peak_memory = 0.0
     for container in as_list(spec.get("initContainers")):
-        container_cpu, container_memory = _container_requests(container)
+        container_cpu, container_memory = _container_requests(container, strict=strict)
         if as_mapping(container).get("restartPolicy") == "Always":
             sidecar_cpu += container_cpu
             sidecar_memory += container_memory
@@ -144,8 +159,14 @@ def pod_demand(pod: Mapping[str, object]) -> PodDemand:
     try:
         cpu += cpu_cores(overhead["cpu"]) if "cpu" in overhead else 0.0
         memory += memory_gib(overhead["memory"]) if "memory" in overhead else 0.0
+    except QuantityOutOfRange:
+        if strict:
+            raise
     except QuantityError:
         pass
+    if strict and (cpu > MAX_CPU_CORES or memory > MAX_MEMORY_GIB):
+        # Each request in range, their sum not: still more than placement can reason about.
+        raise QuantityOutOfRange("the pod's requests add up to more than placement computes with")
     return PodDemand(cpu_cores=cpu, memory_gib=memory, capacity_type=_capacity_type(spec))
 
 

@@ -31,6 +31,18 @@ class QuantityError(ValueError):
     pass
 
 
+class QuantityOutOfRange(QuantityError):
+    """A well-formed quantity too large to compute with (or to be real)."""
+
+
+# Placement multiplies requests by watts, hours, grams and prices and adds them up across
+# containers and replicas: a bound far above any node (the largest have a few hundred cores
+# and tens of TiB) and far below float overflow keeps every product finite. A request
+# beyond it could never be scheduled, so refusing it loses nothing.
+MAX_CPU_CORES = 1e6
+MAX_MEMORY_GIB = 1e6  # about a PiB
+
+
 # A cluster writes the same few quantities ("500m", "512Mi") on every pod: parse each once.
 # Bounded, so hostile values can only make it start over.
 _PARSED: dict[str, float] = {}
@@ -65,15 +77,23 @@ def _parse(value: object) -> float:
         else:
             raise QuantityError(f"not a quantity: {type(value).__name__}")
     except OverflowError:
-        raise QuantityError("quantity out of range") from None
-    if not math.isfinite(number) or number < 0:
-        raise QuantityError(f"quantity out of range: {value!r}")
+        raise QuantityOutOfRange("quantity out of range") from None
+    if not math.isfinite(number):
+        raise QuantityOutOfRange(f"quantity out of range: {str(value)[:40]!r}")
+    if number < 0:
+        raise QuantityError(f"quantity is negative: {str(value)[:40]!r}")
     return number
 
 
 def cpu_cores(value: object) -> float:
-    return parse_quantity(value)
+    cores = parse_quantity(value)
+    if cores > MAX_CPU_CORES:
+        raise QuantityOutOfRange(f"more than {MAX_CPU_CORES:g} CPUs")
+    return cores
 
 
 def memory_gib(value: object) -> float:
-    return parse_quantity(value) / GIB
+    gib = parse_quantity(value) / GIB
+    if gib > MAX_MEMORY_GIB:
+        raise QuantityOutOfRange(f"more than {MAX_MEMORY_GIB:g} GiB of memory")
+    return gib

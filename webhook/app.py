@@ -79,6 +79,8 @@ ADMISSION_FAIL_OPEN_REASONS = (
     Reason.NO_SIGNALS,
     Reason.BASELINE_UNKNOWN,
     Reason.DEADLINE,
+    Reason.UNREADABLE_OBJECT,
+    Reason.DEMAND_OUT_OF_RANGE,
     Reason.INTERNAL_ERROR,
 )
 EXTENDER_FAIL_OPEN_REASONS = ("no-usable-signals", "deadline-exceeded", "internal-error")
@@ -260,7 +262,13 @@ def create_app(context: WebhookContext) -> Starlette:
         elapsed = time.perf_counter() - started
 
         async def record() -> None:
-            _record(review, outcome, elapsed, namespace_known=context.namespace_known)
+            # The one guard for all bookkeeping: an error here would escape into the server
+            # after the answer was sent and drop the keep-alive connection, so the next
+            # review on it would go unanswered. Our own bug, so it keeps its traceback.
+            try:
+                _record(review, outcome, elapsed, namespace_known=context.namespace_known)
+            except Exception:
+                log.exception("admission bookkeeping failed", extra={"uid": review.uid})
 
         # Metrics and the decision line after the answer is on the wire: the API server waits
         # for the answer, not for our bookkeeping.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import jsonpatch
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from tests.conftest import Webhook, launch_webhook
 
@@ -198,3 +200,83 @@ def test_any_json_body_gets_200_or_400_never_5xx(client: httpx.Client, body: obj
 def test_any_bytes_get_200_or_400_never_5xx(client: httpx.Client, raw: bytes) -> None:
     answer = client.post("/mutate", content=raw)
     assert answer.status_code in (200, 400)
+
+
+def _pod_review(uid: str, obj: bytes) -> bytes:
+    """A review whose object is given as raw bytes, so a test can put in what JSON text cannot."""
+    return (
+        b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"'
+        + uid.encode()
+        + b'","operation":"CREATE","namespace":"shop","kind":{"group":"","version":"v1","kind":"Pod"},'
+        + b'"object":'
+        + obj
+        + b"}}"
+    )
+
+
+def _fail_open_count(reason: str) -> float:
+    return REGISTRY.get_sample_value("ecopulse_admission_fail_open_total", {"reason": reason}) or 0.0
+
+
+def _decision_lines(caplog: pytest.LogCaptureFixture, uid: str) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.getMessage() == "admission decision" and getattr(r, "uid", None) == uid
+    ]
+
+
+GOOD_POD = (
+    b'{"metadata":{"name":"web"},"spec":{"containers":[{"name":"c","resources":{"requests":{"cpu":"1"}}}]}}'
+)
+
+
+def test_invalid_utf8_in_the_object_is_answered_and_the_connection_keeps_working(
+    shared_webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = _fail_open_count("unreadable-object")
+    bad_pod = b'{"metadata":{"name":"w\xff\xfeb"},"spec":{"containers":[{"name":"\xc3"}]}}'
+    # One client, one keep-alive connection: the second review must come back on it.
+    with shared_webhook.client() as client:
+        first = client.post("/mutate", content=_pod_review("bad-utf8", bad_pod))
+        second = client.post("/mutate", content=_pod_review("after-bad-utf8", GOOD_POD))
+    assert first.status_code == 200, first.text
+    response = first.json()["response"]
+    assert response["uid"] == "bad-utf8"
+    assert response["allowed"] is True
+    assert "patch" not in response
+    assert response["warnings"]
+    assert second.status_code == 200, second.text
+    assert second.json()["response"]["uid"] == "after-bad-utf8"
+    assert "patch" in second.json()["response"]
+    assert _fail_open_count("unreadable-object") == before + 1
+    assert len(_decision_lines(caplog, "bad-utf8")) == 1
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize(("resource", "value"), [("cpu", "1e308"), ("memory", "1e308"), ("cpu", "2e6")])
+def test_an_absurd_request_fails_open_with_its_own_reason_and_no_traceback(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture, resource: str, value: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = _fail_open_count("demand-out-of-range")
+    internal_before = _fail_open_count("internal-error")
+    pod = {
+        "metadata": {"name": "huge"},
+        "spec": {"containers": [{"name": "c", "resources": {"requests": {resource: value}}}]},
+    }
+    uid = f"huge-{resource}-{value}"
+    answer = client.post("/mutate", content=_pod_review(uid, json.dumps(pod).encode()))
+    assert answer.status_code == 200, answer.text
+    response = answer.json()["response"]
+    assert response["uid"] == uid
+    assert response["allowed"] is True
+    assert "patch" not in response
+    assert response["warnings"]
+    # Recorded after the answer: the next request on the connection sees it done.
+    assert client.get("/healthz").status_code == 200
+    assert _fail_open_count("demand-out-of-range") == before + 1
+    assert _fail_open_count("internal-error") == internal_before
+    assert len(_decision_lines(caplog, uid)) == 1
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]

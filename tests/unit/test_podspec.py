@@ -32,6 +32,7 @@ from core.podspec import (
     read_annotations,
     region_constraints,
 )
+from core.quantity import QuantityOutOfRange
 
 KNOWN = frozenset({"us-east-1", "eu-west-1", "eu-north-1"})
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
@@ -145,6 +146,26 @@ def test_native_sidecar_init_containers_count_with_the_app_containers() -> None:
 def test_a_huge_integer_request_never_raises() -> None:
     demand = pod_demand(pod([container(10**400, "1Gi")]))
     assert demand.cpu_cores == DEFAULT_CPU_CORES
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pod([container("1e308", "1Gi")]),
+        pod([container("1", "1e308")]),
+        pod([container(10**400, "1Gi")]),
+        pod([container("900000", "1Gi"), container("900000", "1Gi")]),  # each in range, not the sum
+    ],
+)
+def test_strict_demand_refuses_requests_placement_cannot_compute_with(document: dict[str, Any]) -> None:
+    with pytest.raises(QuantityOutOfRange):
+        pod_demand(document, strict=True)
+    lenient = pod_demand(document)  # the caches and the rebalancer: never raises, stays finite
+    assert lenient.cpu_cores < 2e6 and lenient.memory_gib < 2e6
+
+
+def test_strict_demand_still_defaults_unreadable_requests() -> None:
+    assert pod_demand(pod([container("abc", "-1")]), strict=True) == pod_demand(pod([container("abc", "-1")]))
 
 
 @pytest.mark.parametrize(

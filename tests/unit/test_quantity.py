@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.quantity import GIB, QuantityError, cpu_cores, memory_gib, parse_quantity
+from core.quantity import (
+    GIB,
+    MAX_CPU_CORES,
+    MAX_MEMORY_GIB,
+    QuantityError,
+    QuantityOutOfRange,
+    cpu_cores,
+    memory_gib,
+    parse_quantity,
+)
 
 
 @pytest.mark.parametrize(
@@ -127,3 +136,32 @@ def test_any_json_value_parses_or_raises_quantity_error(value: object) -> None:
 def test_an_integer_too_large_for_a_float_is_a_quantity_error() -> None:
     with pytest.raises(QuantityError):
         parse_quantity(10**400)
+
+
+@pytest.mark.parametrize(
+    ("parse", "value"),
+    [
+        (cpu_cores, "1e308"),
+        (cpu_cores, "2e6"),
+        (cpu_cores, 1e308),
+        (cpu_cores, "9E"),
+        (memory_gib, "1e308"),
+        (memory_gib, "2Ei"),
+        (memory_gib, 10**400),
+    ],
+)
+def test_requests_beyond_what_placement_computes_with_are_out_of_range(parse: object, value: object) -> None:
+    assert callable(parse)
+    with pytest.raises(QuantityOutOfRange):
+        parse(value)
+
+
+def test_the_caps_themselves_still_parse() -> None:
+    assert cpu_cores(str(int(MAX_CPU_CORES))) == MAX_CPU_CORES
+    assert memory_gib(f"{int(MAX_MEMORY_GIB)}Gi") == MAX_MEMORY_GIB
+
+
+def test_a_negative_quantity_is_an_error_but_not_out_of_range() -> None:
+    with pytest.raises(QuantityError) as raised:
+        cpu_cores("-1")
+    assert not isinstance(raised.value, QuantityOutOfRange)

@@ -16,6 +16,7 @@ from webhook.admission.review import (
     MAX_BODY_BYTES,
     MalformedReview,
     PatchOperation,
+    UnreadableObject,
     encode_patch,
     parse_review,
     review_response,
@@ -242,3 +243,14 @@ def test_the_object_is_kept_as_sent_and_decoded_on_use() -> None:
     assert parsed.object == POD
     assert parse_review(body(request(object=None))).object is None
     assert parse_review(body(request(object=_DROP))).object_json == b"null"
+
+
+def test_an_object_that_is_not_utf8_parses_as_a_review_and_is_unreadable_on_use() -> None:
+    # The envelope skips the object unread, so only its use can find the bad bytes.
+    raw = body(request(name="", object={"metadata": {"name": "PLACEHOLDER"}})).replace(
+        b"PLACEHOLDER", b"w\xffb"
+    )
+    parsed = parse_review(raw)
+    assert parsed.pod_name == ""  # the decision line still gets written
+    with pytest.raises(UnreadableObject):
+        _ = parsed.object

@@ -28,8 +28,9 @@ from core.podspec import (
     pod_demand,
     region_constraints,
 )
+from core.quantity import QuantityOutOfRange
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
-from webhook.admission.review import AdmissionRequest, PatchOperation, encode_patch
+from webhook.admission.review import AdmissionRequest, PatchOperation, UnreadableObject, encode_patch
 from webhook.pods import effective_annotations, exemption
 
 
@@ -59,6 +60,8 @@ class Reason(StrEnum):
     NO_SIGNALS = "no-fresh-signals"
     BASELINE_UNKNOWN = "baseline-signal-unknown"
     DEADLINE = "deadline-exceeded"
+    UNREADABLE_OBJECT = "unreadable-object"
+    DEMAND_OUT_OF_RANGE = "demand-out-of-range"
     INTERNAL_ERROR = "internal-error"
 
 
@@ -211,7 +214,10 @@ def decide(
         return skip(Reason.NOT_CREATE)
     if not request.is_pod:
         return skip(Reason.NOT_A_POD)
-    pod = request.object
+    try:
+        pod = request.object
+    except UnreadableObject as error:
+        return fail_open(Reason.UNREADABLE_OBJECT, f"object unreadable: {error}")
     if pod is None:
         return skip(Reason.NO_OBJECT)
     namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
@@ -241,7 +247,10 @@ def decide(
         return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals")
     hints = placement_hints(pod_annotations, known_regions=frozenset(config.region_names))
     warnings = [f"eco-pulse: {w}" for w in hints.warnings]
-    demand = pod_demand(pod)
+    try:
+        demand = pod_demand(pod, strict=True)
+    except QuantityOutOfRange as error:
+        return fail_open(Reason.DEMAND_OUT_OF_RANGE, f"resource requests out of range: {error}")
     if memo is not None:
         ranking, choice, explanation = memo.place(demand, hints.hints, signals, config)
     else:

@@ -25,6 +25,10 @@ class MalformedReview(ValueError):
     """The body is not a usable AdmissionReview; the message says what is wrong."""
 
 
+class UnreadableObject(ValueError):
+    """request.object is not valid JSON text (say, invalid UTF-8): the envelope was fine."""
+
+
 class GroupVersionKind(TypedDict):
     group: str
     version: str
@@ -76,7 +80,7 @@ class AdmissionRequest:
             return self.name
         try:
             metadata = _OBJECT_NAMES.decode(self.object_json).metadata
-        except msgspec.ValidationError:  # "metadata" is not an object: no name to give
+        except msgspec.DecodeError:  # "metadata" is not an object, or the bytes are not UTF-8
             return ""
         if metadata is None:
             return ""
@@ -86,10 +90,17 @@ class AdmissionRequest:
 
     @cached_property
     def object(self) -> Mapping[str, object] | None:
-        """The new object, as JSON; decoded on first use (a memoised decision never needs it)."""
+        """The new object, as JSON; decoded on first use (a memoised decision never needs it).
+
+        Raises UnreadableObject when the kept bytes do not decode: the envelope parse skips
+        over the object without checking its strings are UTF-8.
+        """
         if self.object_json == b"null":
             return None
-        decoded: dict[str, object] = msgspec.json.decode(self.object_json)
+        try:
+            decoded: dict[str, object] = msgspec.json.decode(self.object_json)
+        except (msgspec.DecodeError, RecursionError) as error:
+            raise UnreadableObject(str(error)[:80]) from None
         return decoded
 
 
