@@ -18,6 +18,7 @@ from core.signals.base import ProviderError, ProviderErrorKind
 from core.signals.http import (
     DEFAULT_TIMEOUT_SECONDS,
     Secret,
+    allow_insecure_from_env,
     as_finite_number,
     as_list,
     as_object,
@@ -28,6 +29,7 @@ from core.signals.http import (
     is_plausible_intensity,
     parse_instant,
     read_json,
+    require_secure_url,
     send,
 )
 
@@ -37,6 +39,7 @@ DEFAULT_BASE_URL = "https://api.electricitymap.org/v3"
 TOKEN_ENV = "ELECTRICITYMAPS_API_TOKEN"  # noqa: S105 - a variable name, not a token
 # Optional. Official material documents both api.electricitymap.org and api.electricitymaps.com.
 BASE_URL_ENV = "ELECTRICITYMAPS_BASE_URL"
+BASE_URL_SETTING = f"the base URL ({BASE_URL_ENV} or carbon.electricitymaps.baseUrl)"
 
 
 class ElectricityMapsProvider:
@@ -50,7 +53,12 @@ class ElectricityMapsProvider:
         base_url: str = DEFAULT_BASE_URL,
         emission_factor_type: str = "lifecycle",
         fetch_forecast: bool = False,
+        allow_insecure_http: bool = False,
     ) -> None:
+        # allow_insecure_http admits an http:// base_url (local test servers only): the token goes in clear.
+        require_secure_url(
+            base_url, provider="electricitymaps", setting=BASE_URL_SETTING, allow_insecure=allow_insecure_http
+        )
         self._client = client
         self._token = Secret(token)
         self._base_url = base_url.rstrip("/")
@@ -164,16 +172,19 @@ def electricitymaps_from_env(
     emission_factor_type: str = "lifecycle",
     fetch_forecast: bool = False,
 ) -> ElectricityMapsProvider:
-    """The provider from ELECTRICITYMAPS_API_TOKEN (required) and ELECTRICITYMAPS_BASE_URL (optional)."""
+    """The provider from ELECTRICITYMAPS_API_TOKEN (required), ELECTRICITYMAPS_BASE_URL (optional, https://
+    unless ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true)."""
     source = os.environ if env is None else env
     token = source.get(TOKEN_ENV, "").strip()
     if not token:
         raise ProviderError(ProviderErrorKind.CONFIG, f"electricitymaps: {TOKEN_ENV} is not set")
     base_url = source.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    allow_insecure_http = allow_insecure_from_env(source)
     return ElectricityMapsProvider(
         client=client if client is not None else default_client(timeout_seconds),
         token=token,
         base_url=base_url,
         emission_factor_type=emission_factor_type,
         fetch_forecast=fetch_forecast,
+        allow_insecure_http=allow_insecure_http,
     )

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the carbon providers: send, classify a failure, read JSON into typed values.
+"""HTTP plumbing shared by the carbon providers: send (capped, https only), classify a failure, read JSON.
 
 Nothing here ever quotes a credential or a response body in a message. Callers pass `what`
 (e.g. "electricitymaps zone DE"), which names a request by its public parts only.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -20,6 +21,12 @@ from core.signals.base import ProviderError, ProviderErrorKind
 MAX_PLAUSIBLE_G_PER_KWH = 5000.0
 DEFAULT_TIMEOUT_SECONDS = 10.0
 USER_AGENT = "eco-pulse/0.1"
+# The largest answer we ever ask for is a 72-hour forecast: 864 five-minute WattTime points are
+# about 50 KiB, 72 hourly Electricity Maps points a few KiB. 4 MiB leaves a ~80x margin for
+# verbose metadata while keeping a hostile or broken provider from filling the pod's memory.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+# Loopback fakes in tests speak plain HTTP; everywhere else a credential must not travel in clear.
+ALLOW_INSECURE_ENV = "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS"
 
 
 class Secret:
@@ -52,6 +59,39 @@ def default_client(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> httpx.Cl
     )
 
 
+def allow_insecure_from_env(env: Mapping[str, str]) -> bool:
+    """ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS: "true" allows http:// provider URLs; unset/"false" not."""
+    value = env.get(ALLOW_INSECURE_ENV, "").strip().lower()
+    if value in ("", "false"):
+        return False
+    if value == "true":
+        return True
+    raise ProviderError(ProviderErrorKind.CONFIG, f"{ALLOW_INSECURE_ENV} must be true or false")
+
+
+def require_secure_url(base_url: str, *, provider: str, setting: str, allow_insecure: bool) -> None:
+    """CONFIG unless base_url is https:// (or http:// with the explicit opt-in): tokens ride in headers."""
+    scheme = base_url.partition("://")[0].lower() if "://" in base_url else ""
+    if scheme == "https" or (scheme == "http" and allow_insecure):
+        return
+    if scheme == "http":
+        raise ProviderError(
+            ProviderErrorKind.CONFIG,
+            f"{provider}: {setting} is plain http://, which would send the credentials in clear; "
+            f"use https:// (set {ALLOW_INSECURE_ENV}=true only for local test servers)",
+        )
+    raise ProviderError(ProviderErrorKind.CONFIG, f"{provider}: {setting} must be an https:// URL")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A provider's answer, read whole but never beyond MAX_RESPONSE_BYTES; content is empty unless 2xx."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
 def send(
     client: httpx.Client,
     url: str,
@@ -60,19 +100,27 @@ def send(
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
     auth: httpx.Auth | None = None,
-) -> httpx.Response:
+    max_bytes: int = MAX_RESPONSE_BYTES,
+) -> Reply:
     """GET url; transport failures become ProviderError (TIMEOUT, UNAVAILABLE, CONFIG, BAD_RESPONSE).
+
+    The body is streamed and the connection dropped as soon as it passes max_bytes (BAD_RESPONSE),
+    or before reading if Content-Length already says so. Error answers' bodies are never read: no
+    caller uses them, and they are the easiest place to hide a flood.
 
     Only timeouts and connect errors keep their cause: their text comes from the OS, never from our
     headers. Other httpx errors (an invalid header quotes its value) are reported by class name only.
     """
     try:
-        return client.get(
+        with client.stream(
+            "GET",
             url,
             params=dict(params) if params is not None else None,
             headers=dict(headers) if headers is not None else None,
             auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-        )
+        ) as response:
+            content = _read_capped(response, what=what, max_bytes=max_bytes)
+            return Reply(status_code=response.status_code, headers=response.headers, content=content)
     except httpx.TimeoutException as exc:
         raise ProviderError(ProviderErrorKind.TIMEOUT, f"{what}: timed out ({type(exc).__name__})") from exc
     except httpx.ConnectError as exc:
@@ -90,6 +138,23 @@ def send(
         raise ProviderError(
             ProviderErrorKind.UNAVAILABLE, f"{what}: connection failed ({type(exc).__name__})"
         ) from None
+
+
+def _read_capped(response: httpx.Response, *, what: str, max_bytes: int) -> bytes:
+    if not 200 <= response.status_code < 300:
+        return b""
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise bad_response(what, f"response body exceeds {max_bytes} bytes (Content-Length {int(declared)})")
+    chunks: list[bytes] = []
+    size = 0
+    # Decoded bytes are counted, so a compressed body is capped by what it expands to.
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise bad_response(what, f"response body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -117,7 +182,7 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         return None
 
 
-def error_for_status(response: httpx.Response, *, what: str, now: datetime) -> ProviderError | None:
+def error_for_status(response: Reply, *, what: str, now: datetime) -> ProviderError | None:
     """None for a 2xx answer; otherwise the classified error. Never quotes the body."""
     status = response.status_code
     if 200 <= status < 300:
@@ -146,7 +211,7 @@ def bad_response(what: str, detail: str) -> ProviderError:
     return ProviderError(ProviderErrorKind.BAD_RESPONSE, f"{what}: {detail}")
 
 
-def read_json(response: httpx.Response, *, what: str) -> object:
+def read_json(response: Reply, *, what: str) -> object:
     """The decoded body, typed as object so callers must narrow it; BAD_RESPONSE if it is not JSON."""
     try:
         body: object = json.loads(response.content)

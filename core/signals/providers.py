@@ -14,6 +14,7 @@ from core.config import CarbonProviderName, CarbonSettings, TraceSettings
 from core.model import CarbonObservation, ForecastPoint, Region
 from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
 from core.signals.electricitymaps import ElectricityMapsProvider
+from core.signals.http import allow_insecure_from_env
 from core.signals.watttime import WattTimeProvider
 from core.trace import Trace, TraceError, load_trace
 
@@ -196,6 +197,7 @@ def build_provider(
     if settings.provider is CarbonProviderName.TRACE:
         return trace_provider(settings.trace, clock=clock)
     timeout = httpx.Timeout(settings.request_timeout_seconds)
+    allow_insecure_http = allow_insecure_from_env(env)
     if settings.provider is CarbonProviderName.ELECTRICITYMAPS:
         token = env.get("ELECTRICITYMAPS_API_TOKEN", "").strip()
         if not token:
@@ -208,6 +210,7 @@ def build_provider(
             base_url=settings.electricitymaps.base_url,
             emission_factor_type=settings.electricitymaps.emission_factor_type,
             fetch_forecast=settings.electricitymaps.forecast,
+            allow_insecure_http=allow_insecure_http,
         )
     username = env.get("WATTTIME_USERNAME", "").strip()
     password = env.get("WATTTIME_PASSWORD", "")
@@ -222,4 +225,5 @@ def build_provider(
         region_map=settings.watttime.regions,
         base_url=settings.watttime.base_url,
         now=clock,
+        allow_insecure_http=allow_insecure_http,
     )

@@ -19,7 +19,9 @@ from core.model import CarbonObservation, ForecastPoint, Region
 from core.signals.base import ProviderError, ProviderErrorKind
 from core.signals.http import (
     DEFAULT_TIMEOUT_SECONDS,
+    Reply,
     Secret,
+    allow_insecure_from_env,
     as_finite_number,
     as_list,
     as_object,
@@ -30,6 +32,7 @@ from core.signals.http import (
     is_plausible_intensity,
     parse_instant,
     read_json,
+    require_secure_url,
     send,
 )
 
@@ -39,6 +42,7 @@ DEFAULT_BASE_URL = "https://api.watttime.org"
 USERNAME_ENV = "WATTTIME_USERNAME"
 PASSWORD_ENV = "WATTTIME_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 BASE_URL_ENV = "WATTTIME_BASE_URL"  # optional
+BASE_URL_SETTING = f"the base URL ({BASE_URL_ENV} or carbon.watttime.baseUrl)"
 
 # 1 lb = 453.592 g and 1 MWh = 1000 kWh, so 1 lb/MWh = 0.453592 g/kWh.
 LBS_PER_MWH_TO_G_PER_KWH = 0.453592
@@ -74,9 +78,14 @@ class WattTimeProvider:
         signal_type: str = "co2_moer",
         now: Callable[[], datetime] | None = None,
         horizon_hours: int = DEFAULT_HORIZON_HOURS,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not 0 <= horizon_hours <= MAX_HORIZON_HOURS:
             raise ValueError(f"horizon_hours must be within 0..{MAX_HORIZON_HOURS}, got {horizon_hours}")
+        # allow_insecure_http admits an http:// base_url (local test servers only): credentials go in clear.
+        require_secure_url(
+            base_url, provider="watttime", setting=BASE_URL_SETTING, allow_insecure=allow_insecure_http
+        )
         self._client = client
         self._username = username
         self._password = Secret(password)
@@ -123,7 +132,7 @@ class WattTimeProvider:
             self._token_at = None
         self._client.close()
 
-    def _get_forecast(self, code: str, token: Secret, *, what: str) -> httpx.Response:
+    def _get_forecast(self, code: str, token: Secret, *, what: str) -> Reply:
         return send(
             self._client,
             f"{self._base_url}/v3/forecast",
@@ -225,7 +234,8 @@ def watttime_from_env(
     signal_type: str = "co2_moer",
     horizon_hours: int = DEFAULT_HORIZON_HOURS,
 ) -> WattTimeProvider:
-    """The provider from WATTTIME_USERNAME, WATTTIME_PASSWORD (required), WATTTIME_BASE_URL (optional)."""
+    """The provider from WATTTIME_USERNAME, WATTTIME_PASSWORD (required), WATTTIME_BASE_URL (optional,
+    https:// unless ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true)."""
     source = os.environ if env is None else env
     username = source.get(USERNAME_ENV, "").strip()
     password = source.get(PASSWORD_ENV, "")
@@ -233,6 +243,7 @@ def watttime_from_env(
     if missing:
         raise ProviderError(ProviderErrorKind.CONFIG, f"watttime: {' and '.join(missing)} not set")
     base_url = source.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    allow_insecure_http = allow_insecure_from_env(source)
     return WattTimeProvider(
         client=client if client is not None else default_client(timeout_seconds),
         username=username,
@@ -241,4 +252,5 @@ def watttime_from_env(
         base_url=base_url,
         signal_type=signal_type,
         horizon_hours=horizon_hours,
+        allow_insecure_http=allow_insecure_http,
     )

@@ -161,6 +161,7 @@ def test_system_and_user_constrained_pods_are_left_to_the_scheduler(client: http
 
 def test_no_signals_fails_open(start_webhook: StartWebhook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "t")
+    monkeypatch.setenv("ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS", "true")  # the unreachable fake is http://
     config = MOCK_CONFIG.replace(
         "  provider: mock\n",
         "  provider: electricitymaps\n  requestTimeoutSeconds: 0.2\n  electricitymaps: {baseUrl: 'http://127.0.0.1:9/v3'}\n",

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from core.model import CarbonObservation, Region
 from core.signals.base import ProviderError, ProviderErrorKind
 from core.signals.electricitymaps import ElectricityMapsProvider, electricitymaps_from_env
+from core.signals.http import MAX_RESPONSE_BYTES
+from tests.integration.flood_server import FLOOD_BYTES, flood_server
 
 TOKEN = "em-TOKEN-5ecr3t-4f9a1c"
 BASE = "https://api.electricitymap.org/v3"
@@ -105,10 +107,16 @@ def fake() -> FakeElectricityMaps:
 def make_provider(fake: FakeElectricityMaps) -> Iterator[ProviderFactory]:
     made: list[ElectricityMapsProvider] = []
 
-    def make(*, token: str = TOKEN, fetch_forecast: bool = False, **kwargs: str) -> ElectricityMapsProvider:
+    def make(
+        *, token: str = TOKEN, fetch_forecast: bool = False, emission_factor_type: str = "lifecycle"
+    ) -> ElectricityMapsProvider:
         client = httpx.Client(transport=httpx.MockTransport(fake), timeout=1.0)
         provider = ElectricityMapsProvider(
-            client=client, token=token, base_url=BASE, fetch_forecast=fetch_forecast, **kwargs
+            client=client,
+            token=token,
+            base_url=BASE,
+            fetch_forecast=fetch_forecast,
+            emission_factor_type=emission_factor_type,
         )
         made.append(provider)
         return provider
@@ -151,7 +159,8 @@ def closed_port() -> int:
 
 def real_provider(base_url: str, *, token: str = TOKEN) -> ElectricityMapsProvider:
     client = httpx.Client(timeout=0.15, trust_env=False)  # no proxy from the environment for 127.0.0.1
-    return ElectricityMapsProvider(client=client, token=token, base_url=base_url)
+    # Loopback fakes speak plain HTTP: the opt-in is explicit, as a deployment would have to make it.
+    return ElectricityMapsProvider(client=client, token=token, base_url=base_url, allow_insecure_http=True)
 
 
 def fetch_error(provider: ElectricityMapsProvider, region: Region = DE) -> ProviderError:
@@ -466,6 +475,102 @@ def test_token_never_leaks_on_real_timeout_or_refusal(
             provider.close()
         assert_secret_absent(TOKEN, *error_texts(err), repr(provider))
     assert_secret_absent(TOKEN, caplog.text)
+
+
+# --- hostile sizes and plain HTTP ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declare_length", [False, True])
+def test_oversized_body_is_refused_without_reading_it_all(declare_length: bool) -> None:
+    with flood_server(declare_length=declare_length) as server:
+        client = httpx.Client(timeout=5.0, trust_env=False)
+        provider = ElectricityMapsProvider(
+            client=client, token=TOKEN, base_url=f"{server.url}/v3", allow_insecure_http=True
+        )
+        try:
+            err = fetch_error(provider)
+        finally:
+            provider.close()
+        assert server.done.wait(5.0)
+    assert err.kind is ProviderErrorKind.BAD_RESPONSE
+    assert err.message.startswith("electricitymaps zone DE: response body exceeds")
+    assert f"{MAX_RESPONSE_BYTES} bytes" in err.message
+    # The client hung up early: the server wrote the cap plus what socket buffers held (~5 MiB here).
+    assert server.sent_bytes < FLOOD_BYTES // 2
+
+
+def test_declared_oversized_body_is_refused_before_reading() -> None:
+    read_chunks: list[bytes] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(1000):
+            chunk = b" " * 65536
+            read_chunks.append(chunk)
+            yield chunk
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-length": str(10**9)}, content=body())
+
+    provider = ElectricityMapsProvider(
+        client=httpx.Client(transport=httpx.MockTransport(handler)), token=TOKEN, base_url=BASE
+    )
+    try:
+        err = fetch_error(provider)
+    finally:
+        provider.close()
+    assert err.kind is ProviderErrorKind.BAD_RESPONSE
+    assert err.message == (
+        f"electricitymaps zone DE: response body exceeds {MAX_RESPONSE_BYTES} bytes (Content-Length 1000000000)"
+    )
+    assert read_chunks == []
+
+
+def test_body_at_the_cap_is_read(make_provider: ProviderFactory, fake: FakeElectricityMaps) -> None:
+    padded = json.dumps(LATEST_DE).encode()
+    fake.latest = Reply(body=padded + b" " * (MAX_RESPONSE_BYTES - len(padded)))
+    assert make_provider().fetch(DE).carbon_g_per_kwh == 216.0
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/v3", "HTTP://127.0.0.1:{port}/v3"])
+def test_plain_http_is_refused_and_the_token_never_sent(url: str) -> None:
+    with flood_server(declare_length=False) as server:
+        base_url = url.format(port=server.url.rsplit(":", 1)[1])
+        with pytest.raises(ProviderError) as info:
+            ElectricityMapsProvider(client=httpx.Client(trust_env=False), token=TOKEN, base_url=base_url)
+        with pytest.raises(ProviderError) as from_env:
+            electricitymaps_from_env(
+                {"ELECTRICITYMAPS_API_TOKEN": TOKEN, "ELECTRICITYMAPS_BASE_URL": base_url}
+            )
+        assert server.paths == []  # nothing, least of all the token, went over the wire
+    for err in (info.value, from_env.value):
+        assert err.kind is ProviderErrorKind.CONFIG
+        assert "ELECTRICITYMAPS_BASE_URL" in err.message
+        assert "carbon.electricitymaps.baseUrl" in err.message
+        assert "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true" in err.message
+        assert_secret_absent(TOKEN, *error_texts(err))
+
+
+def test_plain_http_with_the_opt_in_works(fake: FakeElectricityMaps) -> None:
+    env = {
+        "ELECTRICITYMAPS_API_TOKEN": TOKEN,
+        "ELECTRICITYMAPS_BASE_URL": "http://api.electricitymap.org/v3",
+        "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS": "true",
+    }
+    provider = electricitymaps_from_env(env, client=httpx.Client(transport=httpx.MockTransport(fake)))
+    try:
+        assert provider.fetch(DE).carbon_g_per_kwh == 216.0
+        assert fake.requests[0].url.scheme == "http"
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "ture"])
+def test_unreadable_opt_in_is_config(value: str) -> None:
+    env = {"ELECTRICITYMAPS_API_TOKEN": TOKEN, "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS": value}
+    with pytest.raises(ProviderError) as info:
+        electricitymaps_from_env(env)
+    assert info.value.kind is ProviderErrorKind.CONFIG
+    assert "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS" in info.value.message
 
 
 # --- builder -------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from core.model import Region
 from core.signals.base import ProviderError, ProviderErrorKind
+from core.signals.http import MAX_RESPONSE_BYTES
 from core.signals.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTimeProvider, watttime_from_env
+from tests.integration.flood_server import FLOOD_BYTES, flood_server
 
 USERNAME = "eco-pulse-bot"
 PASSWORD = "wt-PASS-5ecr3t-77b2"
@@ -251,6 +253,7 @@ def real_provider(base_url: str) -> WattTimeProvider:
         password=PASSWORD,
         region_map=REGION_MAP,
         base_url=base_url,
+        allow_insecure_http=True,  # loopback fakes speak plain HTTP: opt in explicitly
     )
 
 
@@ -671,6 +674,80 @@ def test_credentials_never_leak_on_real_timeout_or_refusal(
             assert "wt-BEARER-real" not in text
     assert PASSWORD not in caplog.text
     assert "wt-BEARER-real" not in caplog.text
+
+
+# --- hostile sizes and plain HTTP ---------------------------------------------------------------
+
+
+def test_largest_real_forecast_is_far_below_the_cap(
+    make_provider: ProviderFactory, fake: FakeWattTime
+) -> None:
+    # 72 hours of 5-minute points is the most we ever ask for (MAX_HORIZON_HOURS).
+    body = forecast_body([800.0 + i / 7 for i in range(72 * 12)])
+    size = len(json.dumps(body).encode())
+    assert size < MAX_RESPONSE_BYTES // 32
+    fake.forecast_reply = json_reply(body)
+    assert len(make_provider(horizon_hours=72).fetch(US_WEST).forecast) == 864
+
+
+@pytest.mark.parametrize("declare_length", [False, True])
+def test_oversized_body_is_refused_without_reading_it_all(declare_length: bool) -> None:
+    with flood_server(declare_length=declare_length) as server:
+        provider = WattTimeProvider(
+            client=httpx.Client(timeout=5.0, trust_env=False),
+            username=USERNAME,
+            password=PASSWORD,
+            region_map=REGION_MAP,
+            base_url=server.url,
+            allow_insecure_http=True,
+        )
+        try:
+            err = fetch_error(provider)
+        finally:
+            provider.close()
+        assert server.done.wait(5.0)
+    assert err.kind is ProviderErrorKind.BAD_RESPONSE
+    assert err.message.startswith(f"watttime login: response body exceeds {MAX_RESPONSE_BYTES} bytes")
+    # The client hung up early: the server wrote the cap plus what socket buffers held (~5 MiB here).
+    assert server.sent_bytes < FLOOD_BYTES // 2
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}", "Http://127.0.0.1:{port}/"])
+def test_plain_http_is_refused_and_credentials_never_sent(url: str) -> None:
+    with flood_server(declare_length=False) as server:
+        base_url = url.format(port=server.url.rsplit(":", 1)[1])
+        with pytest.raises(ProviderError) as info:
+            WattTimeProvider(
+                client=httpx.Client(trust_env=False),
+                username=USERNAME,
+                password=PASSWORD,
+                region_map=REGION_MAP,
+                base_url=base_url,
+            )
+        env = {"WATTTIME_USERNAME": USERNAME, "WATTTIME_PASSWORD": PASSWORD, "WATTTIME_BASE_URL": base_url}
+        with pytest.raises(ProviderError) as from_env:
+            watttime_from_env(REGION_MAP, env)
+        assert server.paths == []  # no login, so no password in clear
+    for err in (info.value, from_env.value):
+        assert err.kind is ProviderErrorKind.CONFIG
+        assert "WATTTIME_BASE_URL" in err.message
+        assert "carbon.watttime.baseUrl" in err.message
+        assert "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true" in err.message
+        assert PASSWORD not in str(err)
+
+
+def test_plain_http_with_the_opt_in_works(fake: FakeWattTime) -> None:
+    env = {
+        "WATTTIME_USERNAME": USERNAME,
+        "WATTTIME_PASSWORD": PASSWORD,
+        "WATTTIME_BASE_URL": "http://api.watttime.org",
+        "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS": "true",
+    }
+    provider = watttime_from_env(REGION_MAP, env, client=httpx.Client(transport=httpx.MockTransport(fake)))
+    try:
+        assert provider.fetch(US_WEST).observed_at == START
+    finally:
+        provider.close()
 
 
 # --- builder -------------------------------------------------------------------------------------

@@ -279,6 +279,7 @@ def test_required_mode_ands_the_regions_into_every_term(start_webhook: StartWebh
 def test_no_fresh_signals_fails_open(start_webhook: StartWebhook, monkeypatch: pytest.MonkeyPatch) -> None:
     # A real provider that cannot be reached: nothing is ever fresh.
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "test-token")
+    monkeypatch.setenv("ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS", "true")  # the unreachable fake is http://
     config = MOCK_CONFIG.replace(
         "  provider: mock\n",
         "  provider: electricitymaps\n  requestTimeoutSeconds: 0.2\n"
