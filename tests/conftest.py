@@ -13,7 +13,7 @@ import httpx
 import pytest
 from starlette.routing import BaseRoute
 
-from certs.issue import issue_ca, issue_serving_cert, write_bundle
+from certs.issue import CertificateAuthority, issue_ca, issue_serving_cert, write_bundle
 from webhook.server import RunningWebhook, build
 from webhook.settings import WebhookSettings
 
@@ -35,8 +35,11 @@ prices:
 """
 
 
-def issue_tls(directory: Path, *, common_name: str = "eco-pulse test CA") -> Path:
-    ca = issue_ca(common_name)
+def issue_tls(
+    directory: Path, *, common_name: str = "eco-pulse test CA", ca: CertificateAuthority | None = None
+) -> Path:
+    """A serving bundle in ``directory``, signed by ``ca`` or a new CA named ``common_name``."""
+    ca = ca or issue_ca(common_name)
     leaf = issue_serving_cert(
         ca,
         service="eco-pulse-webhook",

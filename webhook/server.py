@@ -35,24 +35,45 @@ log = logging.getLogger("ecopulse.webhook")
 GC_YOUNG_THRESHOLD = 10_000
 
 
-class TlsReloader:
-    """Loads a new key pair into the live SSLContext when the files change.
+def server_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """The one place our serving TLS settings live: used at start and for every reload."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
-    New handshakes use the new certificate; open connections keep theirs. A half-written or
-    mismatched pair is refused (checked in a scratch context first) and the old one stays.
+
+class TlsReloader:
+    """Serves the current key pair; a reload builds a new context aside and switches to it.
+
+    uvicorn listens with ``listening`` (built once, never changed). Its SNI callback, which OpenSSL
+    runs for every ClientHello (with ``server_name`` None when the client sends none), moves the
+    handshake onto ``_current``. A reload only replaces that one reference, so no handshake ever
+    sees a context half-way through loading (in-place ``load_cert_chain`` on the live context
+    failed handshakes and could abort the process). Open connections keep their certificate.
+    A half-written or mismatched pair fails to build and the old one stays.
     """
 
-    def __init__(self, context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
-        self._context = context
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
         self._cert_file = cert_file
         self._key_file = key_file
+        self._current = server_tls_context(cert_file, key_file)
+        self.listening = server_tls_context(cert_file, key_file)
+        self.listening.sni_callback = self._select
         self.watcher = FileWatcher([cert_file, key_file], self.reload)
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        return self._current
+
+    def _select(
+        self, ssl_object: ssl.SSLObject, _server_name: str | None, _listening: ssl.SSLContext
+    ) -> None:
+        ssl_object.context = self._current
 
     def reload(self) -> None:
         try:
-            scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            scratch.load_cert_chain(self._cert_file, self._key_file)
-            self._context.load_cert_chain(self._cert_file, self._key_file)
+            fresh = server_tls_context(self._cert_file, self._key_file)
         except (OSError, ssl.SSLError) as error:
             TLS_RELOADS.labels(result="invalid").inc()
             log.error(
@@ -60,6 +81,7 @@ class TlsReloader:
                 extra={"cert_file": str(self._cert_file), "reason": str(error)},
             )
             return
+        self._current = fresh  # one reference assignment: the atomic switch
         TLS_RELOADS.labels(result="applied").inc()
         log.info("TLS key pair reloaded", extra={"cert_file": str(self._cert_file)})
 
@@ -143,20 +165,19 @@ def build(
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
+    tls = TlsReloader(settings.cert_file, settings.key_file)
     uv_config = uvicorn.Config(
         app,
         host=settings.bind_address,
         port=settings.port,
-        ssl_certfile=str(settings.cert_file),
-        ssl_keyfile=str(settings.key_file),
+        # uvicorn serves our listening context as is (see TlsReloader); no context of its own.
+        ssl_context_factory=lambda _config, _default: tls.listening,
         log_config=None,
         access_log=False,
         timeout_keep_alive=30,
         lifespan="off",
     )
-    uv_config.load()  # builds the SSLContext now, so the reloader can hold it
-    assert uv_config.ssl is not None
-    tls = TlsReloader(uv_config.ssl, settings.cert_file, settings.key_file)
+    uv_config.load()
     server = uvicorn.Server(uv_config)
     port = sock.getsockname()[1] if sock is not None else settings.port
 
