@@ -8,16 +8,19 @@ default.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core.model import (
     ALLOWED_REGIONS_ANNOTATION,
+    ANNOTATION_PREFIX,
     CAPACITY_TYPE_LABEL,
     DATA_REGION_ANNOTATION,
     EGRESS_ANNOTATION,
     EXPECTED_RUNTIME_ANNOTATION,
+    KNOWN_ANNOTATIONS,
     MAX_LATENCY_ANNOTATION,
     OPT_OUT_ANNOTATION,
     REGION_LABEL,
@@ -213,6 +216,23 @@ def _positive_number(raw: str, name: str, warnings: list[str], *, maximum: float
     return value
 
 
+# A pod with many made-up keys gets a few warnings, not one per key (the API server shows each).
+_MAX_UNKNOWN_KEY_WARNINGS = 3
+
+
+def _unknown_keys(pod_annotations: Mapping[str, str]) -> list[str]:
+    """A misspelt ecopulse.io/ key would drop a constraint without a word: name it and its likely fix."""
+    warnings: list[str] = []
+    for key in pod_annotations:
+        if key.startswith(ANNOTATION_PREFIX) and key not in KNOWN_ANNOTATIONS:
+            closest = difflib.get_close_matches(key, KNOWN_ANNOTATIONS, n=1, cutoff=0.8)
+            hint = f" (did you mean {closest[0]}?)" if closest else ""
+            warnings.append(f"{key[:80]}: unknown annotation, ignored{hint}")
+            if len(warnings) == _MAX_UNKNOWN_KEY_WARNINGS:
+                break
+    return warnings
+
+
 def placement_hints(pod_annotations: Mapping[str, str], *, known_regions: frozenset[str]) -> PodHintsResult:
     """Read the ecopulse.io/ annotations; each bad one is ignored and explained in a warning."""
     warnings: list[str] = []
@@ -236,6 +256,7 @@ def placement_hints(pod_annotations: Mapping[str, str], *, known_regions: frozen
         if unknown:
             warnings.append(f"{ALLOWED_REGIONS_ANNOTATION}: unknown regions {sorted(unknown)[:3]} ignored")
         allowed = frozenset(names & known_regions)
+    warnings += _unknown_keys(pod_annotations)
     hints = PlacementHints(
         max_latency_ms=max_latency,
         data_region=data_region,

@@ -448,3 +448,14 @@ def test_made_up_namespaces_cannot_grow_the_metrics_without_bound(webhook: Webho
             assert answer.status_code == 200
     eventually("every review recorded", lambda: "other" in namespaces(), timeout_seconds=30)
     assert len(namespaces()) <= MAX_NAMESPACE_LABEL_VALUES + 1
+
+
+def test_a_misspelt_annotation_is_named_in_a_warning(webhook: Webhook) -> None:
+    # Issue 19: ecopulse.io/allowed-region (no s) would otherwise drop a residency constraint silently.
+    obj = pod()
+    obj["metadata"]["annotations"] = {"ecopulse.io/allowed-region": "eu-north-1"}
+    response = post(webhook, review(obj))
+    assert any(
+        "ecopulse.io/allowed-region: unknown annotation" in w and "ecopulse.io/allowed-regions" in w
+        for w in response.get("warnings", [])
+    ), response

@@ -12,10 +12,12 @@ from core.model import (
     ALLOWED_REGIONS_ANNOTATION,
     CAPACITY_TYPE_LABEL,
     DATA_REGION_ANNOTATION,
+    DECISION_ANNOTATION,
     EGRESS_ANNOTATION,
     EXPECTED_RUNTIME_ANNOTATION,
     MAX_LATENCY_ANNOTATION,
     OPT_OUT_ANNOTATION,
+    PREFERRED_REGION_ANNOTATION,
     REGION_LABEL,
     CapacityType,
     PlacementHints,
@@ -382,6 +384,19 @@ def test_owners() -> None:
             [MAX_LATENCY_ANNOTATION, EGRESS_ANNOTATION],
             id="several bad",
         ),
+        # Issue 19: a misspelt key must not drop a constraint without a word.
+        pytest.param(
+            {"ecopulse.io/allowed-region": "us-east-1"},
+            PlacementHints(),
+            ["ecopulse.io/allowed-region"],
+            id="misspelt key",
+        ),
+        pytest.param(
+            {"ecopulse.io/whatever": "x", PREFERRED_REGION_ANNOTATION: "us-east-1", DECISION_ANNOTATION: "y"},
+            PlacementHints(),
+            ["ecopulse.io/whatever"],
+            id="unknown key; our own output keys are known",
+        ),
     ],
 )
 def test_placement_hints(annotations: dict[str, str], hints: PlacementHints, warned: list[str]) -> None:
@@ -411,3 +426,15 @@ def test_placement_hints_never_raise_and_stay_in_range(annotations: dict[str, st
     assert hints.expected_runtime_hours is None or hints.expected_runtime_hours > 0
     assert hints.data_region is None or hints.data_region in KNOWN
     assert hints.allowed_regions is None or hints.allowed_regions <= KNOWN
+
+
+def test_an_unknown_key_names_the_closest_known_one() -> None:
+    result = placement_hints({"ecopulse.io/allowed-region": "us-east-1"}, known_regions=KNOWN)
+    assert result.warnings == (
+        "ecopulse.io/allowed-region: unknown annotation, ignored (did you mean ecopulse.io/allowed-regions?)",
+    )
+
+
+def test_unknown_keys_warn_at_most_three_times() -> None:
+    result = placement_hints({f"ecopulse.io/k{i}": "x" for i in range(50)}, known_regions=KNOWN)
+    assert len(result.warnings) == 3
