@@ -26,8 +26,8 @@ ALLOWED_REGIONS_ANNOTATION = "ecopulse.io/allowed-regions"
 EXPECTED_RUNTIME_ANNOTATION = "ecopulse.io/expected-runtime-hours"
 PREFERRED_REGION_ANNOTATION = "ecopulse.io/preferred-region"
 DECISION_ANNOTATION = "ecopulse.io/decision"
-# Every ecopulse.io/ key we read or write on pods and namespaces; any other is a user's typo.
-KNOWN_ANNOTATIONS = frozenset(
+# The annotations that change a pod's placement (all a slim pod record keeps of them).
+HINT_ANNOTATIONS = frozenset(
     {
         OPT_OUT_ANNOTATION,
         MAX_LATENCY_ANNOTATION,
@@ -35,10 +35,10 @@ KNOWN_ANNOTATIONS = frozenset(
         EGRESS_ANNOTATION,
         ALLOWED_REGIONS_ANNOTATION,
         EXPECTED_RUNTIME_ANNOTATION,
-        PREFERRED_REGION_ANNOTATION,
-        DECISION_ANNOTATION,
     }
 )
+# Every ecopulse.io/ key we read or write on pods and namespaces; any other is a user's typo.
+KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION}
 # Never ours to place or move: the control plane's own namespaces.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 

@@ -11,13 +11,8 @@ from kubernetes import client
 
 from core.kube.reflector import Reflector
 from core.model import (
-    ALLOWED_REGIONS_ANNOTATION,
     ANNOTATION_PREFIX,
-    DATA_REGION_ANNOTATION,
-    EGRESS_ANNOTATION,
-    EXPECTED_RUNTIME_ANNOTATION,
-    MAX_LATENCY_ANNOTATION,
-    OPT_OUT_ANNOTATION,
+    HINT_ANNOTATIONS,
     OPT_OUT_LABEL,
     REGION_LABEL,
     CapacityType,
@@ -25,18 +20,6 @@ from core.model import (
 )
 from core.podspec import MIRROR_ANNOTATION, SPOT_SELECTORS, controller_owner, pod_demand
 from core.quantity import QuantityError, cpu_cores, memory_gib
-
-# The annotations that change a pod's placement (all a slim pod record keeps of them).
-HINT_ANNOTATIONS = frozenset(
-    {
-        OPT_OUT_ANNOTATION,
-        MAX_LATENCY_ANNOTATION,
-        DATA_REGION_ANNOTATION,
-        EGRESS_ANNOTATION,
-        ALLOWED_REGIONS_ANNOTATION,
-        EXPECTED_RUNTIME_ANNOTATION,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
