@@ -53,8 +53,15 @@ def _reflector_factories() -> dict[str, set[Permission]]:
     return factories
 
 
+def _lease_calls() -> set[Permission]:
+    """The raw Lease requests of core's elector: what an app that starts a LeaderElector needs."""
+    source = (REPO / "core/kube/lease.py").read_text()
+    return {("coordination.k8s.io", "leases", RAW_VERBS[verb]) for verb in _RAW_CALL.findall(source)}
+
+
 def calls_of(modules: Iterable[Path]) -> set[Permission]:
     factories = _reflector_factories()
+    lease_calls = _lease_calls()
     found: set[Permission] = set()
     for path in modules:
         source = path.read_text()
@@ -66,6 +73,8 @@ def calls_of(modules: Iterable[Path]) -> set[Permission]:
             found |= known[method]
         for verb in _RAW_CALL.findall(source):
             found.add(("coordination.k8s.io", "leases", RAW_VERBS[verb]))
+        if re.search(r"\bLeaderElector\(", source):
+            found |= lease_calls
         for factory, permissions in factories.items():
             if re.search(rf"\b{factory}\(", source) and path.name != "caches.py":
                 found |= permissions
