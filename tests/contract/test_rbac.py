@@ -75,6 +75,8 @@ def calls_of(modules: Iterable[Path]) -> set[Permission]:
             found.add(("coordination.k8s.io", "leases", RAW_VERBS[verb]))
         if re.search(r"\bLeaderElector\(", source):
             found |= lease_calls
+        if re.search(r"\bEventRecorder\(", source):  # core.kube.events posts through the Events API
+            found |= EVENTS_API_METHODS["create_namespaced_event"]
         for factory, permissions in factories.items():
             if re.search(rf"\b{factory}\(", source) and path.name != "caches.py":
                 found |= permissions
