@@ -63,7 +63,7 @@ EVENT_REASONS = {
 class FleetWriter(Protocol):
     """What a pass writes through: fleet.karmada.KarmadaApi, or a fake speaking its results."""
 
-    def patch_policy(
+    def write_policy(
         self,
         policy: PolicyRecord,
         *,
@@ -72,7 +72,7 @@ class FleetWriter(Protocol):
         dry_run: bool,
     ) -> WriteResult: ...
 
-    def create_rebalancer(
+    def request_fresh_schedule(
         self, policy: PolicyRecord, workloads: tuple[str, ...], *, dry_run: bool
     ) -> WriteResult: ...
 
@@ -170,7 +170,7 @@ def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool
     annotation = decision_annotation(decision)
     space = metrics.namespace_label(decision.namespace_key)
     if decision.reschedule:
-        result = api.create_rebalancer(policy, decision.workloads, dry_run=dry_run)
+        result = api.request_fresh_schedule(policy, decision.workloads, dry_run=dry_run)
         metrics.WRITES.labels(kind="workloadrebalancer", result=result.outcome.value, namespace=space).inc()
         _count_move(decision, result, space)
         if result.outcome is WriteOutcome.WRITTEN:
@@ -184,7 +184,7 @@ def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool
             annotations[MOVED_AT_ANNOTATION] = now.astimezone(UTC).isoformat()
     elif policy.annotations.get(DECISION_ANNOTATION) == annotation:
         return None  # decided as last time: nothing to write
-    result = api.patch_policy(policy, placement=placement, annotations=annotations, dry_run=dry_run)
+    result = api.write_policy(policy, placement=placement, annotations=annotations, dry_run=dry_run)
     metrics.WRITES.labels(kind="policy", result=result.outcome.value, namespace=space).inc()
     if decision.outcome is Outcome.MOVE:
         _count_move(decision, result, space)

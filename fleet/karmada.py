@@ -184,7 +184,7 @@ class KarmadaApi:
             api_client, reporting_controller=REPORTING_CONTROLLER, reporting_instance=reporting_instance
         )
 
-    def patch_policy(
+    def write_policy(
         self,
         policy: PolicyRecord,
         *,
@@ -224,7 +224,7 @@ class KarmadaApi:
             )
         return self._answer(call, what="policy patch", policy=policy, dry_run=dry_run)
 
-    def create_rebalancer(
+    def request_fresh_schedule(
         self, policy: PolicyRecord, workloads: tuple[str, ...], *, dry_run: bool
     ) -> WriteResult:
         body = rebalancer_body(policy, workloads)

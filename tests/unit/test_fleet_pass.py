@@ -35,13 +35,13 @@ class FakeWriter:
             return WriteResult(outcome=WriteOutcome.DRY_RUN, status=200)
         return WriteResult(outcome=self.outcome, status=200 if self.outcome is WriteOutcome.WRITTEN else 409)
 
-    def patch_policy(
+    def write_policy(
         self, policy: PolicyRecord, *, placement: Any, annotations: dict[str, str], dry_run: bool
     ) -> WriteResult:
         self.patches.append((policy.key, placement, dict(annotations), dry_run))
         return self._answer(dry_run)
 
-    def create_rebalancer(
+    def request_fresh_schedule(
         self, policy: PolicyRecord, workloads: tuple[str, ...], *, dry_run: bool
     ) -> WriteResult:
         self.rebalancers.append((policy.key, workloads, dry_run))
@@ -208,4 +208,6 @@ def test_accounting_counts_scheduled_replicas_of_managed_namespaces() -> None:
     )
     for pair in ("carbon_avoided_grams", "carbon_added_grams", "cost_saved_usd", "cost_added_usd"):
         sample = f"ecopulse_fleet_{pair}_total"
-        assert REGISTRY.get_sample_value(sample, {"namespace": "shop", "region": "us-east-1"}) is not None, pair
+        assert REGISTRY.get_sample_value(sample, {"namespace": "shop", "region": "us-east-1"}) is not None, (
+            pair
+        )
