@@ -25,9 +25,10 @@ import json
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 
 from core.config import EcoPulseConfiguration, FleetSettings
 from core.economics import NetBenefit, RegionCost, migration_cost_usd
@@ -114,10 +115,7 @@ class Decision:
     @property
     def namespace_key(self) -> str:
         """The namespace the limits and metrics count this policy in."""
-        if self.policy.namespace:
-            return self.policy.namespace
-        namespaces = {w.split("/", 1)[0] for w in self.workloads}
-        return namespaces.pop() if len(namespaces) == 1 else ""
+        return _namespace_key(self.policy, self.workloads)
 
 
 @dataclass(slots=True)
@@ -389,9 +387,10 @@ def plan(
     rankings: dict[tuple[int, int], Ranking] = {}
     targets: dict[tuple[object, ...], _Target | None] = {}
     result = FleetPlan()
-    moves: list[Decision] = []
+    moves: list[_Proposal] = []
+    moves_of: dict[tuple[int, str, int], _Move | None] = {}
 
-    for policy in sorted(snapshot.policies, key=lambda p: (p.kind, p.namespace, p.name)):
+    for policy in sorted(snapshot.policies, key=attrgetter("kind", "namespace", "name")):
         result.policies_considered += 1
         workloads = index.of(policy)
         keys = tuple(w.key for w in workloads)
@@ -413,7 +412,7 @@ def plan(
         shape_keys: list[tuple[int, int, int]] = []
         for workload in workloads:
             annotations = effective_annotations(policy, workload, snapshot.namespaces.get(workload.namespace))
-            hints_key = tuple(sorted(annotations.items()))
+            hints_key = tuple(sorted(annotations.items())) if annotations else ()
             hints = hints_of.get(hints_key)
             if hints is None:
                 hints = hints_of[hints_key] = placement_hints(annotations, known_regions=known).hints
@@ -458,49 +457,54 @@ def plan(
             )
             continue
 
-        base = Decision(
-            policy=policy,
-            outcome=Outcome.REFUSE,
-            reason=Reason.NO_SIGNAL,
-            workloads=keys,
-            replicas=replicas,
-            ranked_clusters=target.ranked_clusters,
-            target_cluster=target.ranked_clusters[0],
-            desired=target.desired,
-        )
         running = [
             (workload, snapshot.bindings.get((DEPLOYMENT, workload.namespace, workload.name)))
             for workload in workloads
         ]
         sources = tuple(sorted({c for _, b in running if b is not None for c, n in b.clusters if n > 0}))
+        outcome, reason, benefit = Outcome.REFUSE, Reason.NO_SIGNAL, None
         if not sources:
             # Karmada has not scheduled it yet: our placement is its first one, and nothing moves.
-            result.decisions.append(replace(base, outcome=Outcome.PLACE, reason=Reason.NEW_WORKLOAD))
-            continue
-        base = replace(base, source_clusters=sources)
-        move = _move(running, shapes, target, region_of, config)
-        if move is None:
-            result.decisions.append(base)  # a cluster in an unknown region or with no signal now
-            continue
-        base = replace(base, benefit=move.benefit)
-        if not move.changes:
-            result.decisions.append(replace(base, outcome=Outcome.KEEP, reason=Reason.BEST_CLUSTER))
-        elif not (move.benefit.net_usd > settings.min_net_benefit_usd and move.benefit.net_usd > 0):
-            result.decisions.append(replace(base, reason=Reason.BELOW_MIN_BENEFIT))
-        elif (
-            policy.moved_at is not None
-            and (now - policy.moved_at).total_seconds() < settings.cooldown_seconds
-        ):
-            result.decisions.append(replace(base, reason=Reason.COOLDOWN))
-        else:
-            moves.append(
-                replace(
-                    base,
-                    outcome=Outcome.MOVE,
-                    reason=Reason.PAYS,
-                    reschedule=target.desired.matches(policy.placement),
+            outcome, reason = Outcome.PLACE, Reason.NEW_WORKLOAD
+        elif (move := _move(running, shapes, target, region_of, config, cache=moves_of)) is not None:
+            benefit = move.benefit
+            if not move.changes:
+                outcome, reason = Outcome.KEEP, Reason.BEST_CLUSTER
+            elif not (benefit.net_usd > settings.min_net_benefit_usd and benefit.net_usd > 0):
+                reason = Reason.BELOW_MIN_BENEFIT
+            elif (
+                policy.moved_at is not None
+                and (now - policy.moved_at).total_seconds() < settings.cooldown_seconds
+            ):
+                reason = Reason.COOLDOWN
+            else:
+                # Decided after the limits, best moves first.
+                moves.append(
+                    _Proposal(
+                        policy=policy,
+                        workloads=keys,
+                        replicas=replicas,
+                        target=target,
+                        sources=sources,
+                        benefit=benefit,
+                    )
                 )
+                continue
+        # else: a cluster in an unknown region, or a grid we know nothing of now: do nothing.
+        result.decisions.append(
+            Decision(
+                policy=policy,
+                outcome=outcome,
+                reason=reason,
+                workloads=keys,
+                replicas=replicas,
+                ranked_clusters=target.ranked_clusters,
+                source_clusters=sources,
+                target_cluster=target.ranked_clusters[0],
+                desired=target.desired,
+                benefit=benefit,
             )
+        )
 
     result.decisions.extend(_within_limits(moves, settings))
     return result
@@ -513,6 +517,55 @@ class _Move:
 
 
 def _move(
+    running: Sequence[tuple[WorkloadRecord, BindingRecord | None]],
+    shapes: Sequence[tuple[Ranking, int]],
+    target: _Target,
+    region_of: Mapping[str, str],
+    config: EcoPulseConfiguration,
+    *,
+    cache: dict[tuple[int, str, int], _Move | None],
+) -> _Move | None:
+    """The move of a policy's replicas. The common case, one workload all of whose replicas run in
+    one cluster, is linear in the replicas: priced once per (shape, cluster, target) for one replica."""
+    if len(running) == 1:
+        workload, binding = running[0]
+        if binding is not None and len(binding.clusters) == 1 and binding.clusters[0][1] == workload.replicas:
+            key = (id(shapes[0][0]), binding.clusters[0][0], id(target))
+            if key not in cache:
+                one = BindingRecord(
+                    namespace="", kind=DEPLOYMENT, name="", clusters=((binding.clusters[0][0], 1),)
+                )
+                single = WorkloadRecord(
+                    namespace="",
+                    name="",
+                    uid="",
+                    labels={},
+                    replicas=1,
+                    max_unavailable="",
+                    demand=workload.demand,
+                    hint_annotations={},
+                    claimed_by=None,
+                )
+                cache[key] = _priced([(single, one)], shapes, target, region_of, config)
+            per_replica = cache[key]
+            if per_replica is None:
+                return None
+            b, n = per_replica.benefit, float(workload.replicas)
+            benefit = NetBenefit(
+                source=binding.clusters[0][0],
+                target=target.ranked_clusters[0],
+                price_savings_usd=b.price_savings_usd * n,
+                carbon_value_usd=b.carbon_value_usd * n,
+                migration_cost_usd=b.migration_cost_usd * n,
+                egress_cost_usd=b.egress_cost_usd * n,
+                latency_penalty_usd=b.latency_penalty_usd * n,
+                avoided_grams=b.avoided_grams * n,
+            )
+            return _Move(benefit=benefit, changes=per_replica.changes)
+    return _priced(running, shapes, target, region_of, config)
+
+
+def _priced(
     running: Sequence[tuple[WorkloadRecord, BindingRecord | None]],
     shapes: Sequence[tuple[Ranking, int]],
     target: _Target,
@@ -566,38 +619,61 @@ def _move(
     )
 
 
-def _within_limits(moves: list[Decision], settings: FleetSettings) -> list[Decision]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Proposal:
+    policy: PolicyRecord
+    workloads: tuple[str, ...]
+    replicas: int
+    target: _Target
+    sources: tuple[str, ...]
+    benefit: NetBenefit
+
+    @property
+    def namespace_key(self) -> str:
+        return _namespace_key(self.policy, self.workloads)
+
+
+def _namespace_key(policy: PolicyRecord, workloads: tuple[str, ...]) -> str:
+    if policy.namespace:
+        return policy.namespace
+    namespaces = {w.split("/", 1)[0] for w in workloads}
+    return namespaces.pop() if len(namespaces) == 1 else ""
+
+
+def _within_limits(moves: list[_Proposal], settings: FleetSettings) -> list[Decision]:
     """Best moves first, as many as the pass and each namespace allow; the rest are refused."""
-    moves.sort(key=lambda d: (-(d.benefit.net_usd if d.benefit else 0.0), d.policy.kind, d.policy.key))
+    moves.sort(key=lambda m: (-m.benefit.net_usd, m.policy.kind, m.policy.key))
     per_namespace: Tally[str] = Tally()
     total = 0
     decided: list[Decision] = []
     for move in moves:
         space = move.namespace_key
+        outcome, reason = Outcome.REFUSE, Reason.LIMIT_PASS
         if total + 1 > settings.max_moves_per_pass:
-            decided.append(_refused(move, Reason.LIMIT_PASS))
+            pass
         elif per_namespace[space] + 1 > settings.max_moves_per_namespace:
-            decided.append(_refused(move, Reason.LIMIT_NAMESPACE))
+            reason = Reason.LIMIT_NAMESPACE
         else:
             total += 1
             per_namespace[space] += 1
-            decided.append(move)
+            outcome, reason = Outcome.MOVE, Reason.PAYS
+        desired = move.target.desired
+        decided.append(
+            Decision(
+                policy=move.policy,
+                outcome=outcome,
+                reason=reason,
+                workloads=move.workloads,
+                replicas=move.replicas,
+                ranked_clusters=move.target.ranked_clusters,
+                source_clusters=move.sources,
+                target_cluster=move.target.ranked_clusters[0],
+                desired=desired,
+                benefit=move.benefit,
+                reschedule=outcome is Outcome.MOVE and desired.matches(move.policy.placement),
+            )
+        )
     return decided
-
-
-def _refused(move: Decision, reason: Reason) -> Decision:
-    return Decision(
-        policy=move.policy,
-        outcome=Outcome.REFUSE,
-        reason=reason,
-        workloads=move.workloads,
-        replicas=move.replicas,
-        ranked_clusters=move.ranked_clusters,
-        source_clusters=move.source_clusters,
-        target_cluster=move.target_cluster,
-        desired=move.desired,
-        benefit=move.benefit,
-    )
 
 
 # --- what the decision says -----------------------------------------------------------------------
