@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ from tests.e2e.cluster import (
     LocalCluster,
     Process,
     _alive,
+    _terminate,
     bin_dir,
     free_port,
 )
@@ -489,6 +490,10 @@ class Fleet:
         """Raise FleetError naming the first process of the fleet that exited, with its log's tail."""
         self.karmada.check_alive()
 
+    def wait_for(self, what: str, ready: Callable[[], Any], *, timeout_seconds: float) -> None:
+        """Poll ``ready`` until it is true; fails at once, naming it, when a process of the fleet exits."""
+        self.karmada.wait_for(what, ready, timeout_seconds=timeout_seconds)
+
     def start_process(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Process:
         """Run a process beside the control plane (fleet mode): logged to logs/<name>.log under the
         Karmada root, checked by check_alive, stopped by stop() or down()."""
@@ -589,10 +594,21 @@ class Fleet:
         return ready == set(self.members)
 
     def down(self) -> None:
-        """Stop everything up() started: members first, then Karmada (whose etcd the members use)."""
-        for member in reversed(list(self.members.values())):
-            member.down()
-        self.karmada.down()
+        """Stop everything up() started. Clients first, in parallel: an API server that still serves
+        watches to Karmada's controllers waits out its whole shutdown grace; the shared etcd last."""
+        clusters = [self.karmada, *self.members.values()]
+        for cluster in clusters:
+            cluster.load()  # what another process started is in each cluster's state.json
+        servers = {"kube-apiserver", AGGREGATED_APISERVER, "karmada-webhook", "etcd"}
+        stages = [
+            [p for c in clusters for p in c.processes if p.name not in servers],
+            [p for c in clusters for p in c.processes if p.name in servers - {"etcd"}],
+        ]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for stage in stages:
+                list(pool.map(lambda process: _terminate(process.pid), stage))
+        for cluster in reversed(clusters):
+            cluster.down()  # etcd, and each cluster's state file
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
 
