@@ -6,6 +6,7 @@ Everything here is a frozen, slotted, keyword-only dataclass: built once at a bo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -41,11 +42,36 @@ HINT_ANNOTATIONS = frozenset(
 KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION}
 # Never ours to place or move: the control plane's own namespaces.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+# The kubelet's marks on static pods: the mirror pod it creates at the API, and where a pod came from.
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+STATIC_SOURCE_ANNOTATION = "kubernetes.io/config.source"
 
 
 class CapacityType(StrEnum):
     ON_DEMAND = "on-demand"
     SPOT = "spot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamespaceInfo:
+    """A namespace as placement reads it: its opt-out label and its ecopulse.io/ annotations
+    (defaults for its pods)."""
+
+    opted_out: bool = False
+    hint_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """An object as the never-managed rule (core.managed) reads it: a pod being admitted, scheduled
+    or moved, or a workload in fleet mode. Each app builds one at its edge."""
+
+    namespace: str
+    labels: Mapping[str, str]  # the object's own; only ecopulse.io/opt-out is read
+    annotations: Mapping[str, str]  # the object's own; the namespace's defaults are the rule's to apply
+    owner_kinds: tuple[str, ...] = ()  # kinds of its owner references
+    mirror: bool = False  # a static pod's mirror at the API
+    static: bool = False  # a pod the kubelet runs from a file or URL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

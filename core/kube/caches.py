@@ -10,22 +10,34 @@ from typing import Any
 from kubernetes import client
 
 from core.kube.reflector import Reflector
+from core.managed import is_mirror, is_static, says_opt_out
 from core.model import (
     ANNOTATION_PREFIX,
     HINT_ANNOTATIONS,
     OPT_OUT_LABEL,
     REGION_LABEL,
     CapacityType,
+    NamespaceInfo,
     PodDemand,
+    Subject,
 )
-from core.podspec import MIRROR_ANNOTATION, SPOT_SELECTORS, controller_owner, pod_demand
+from core.podspec import SPOT_SELECTORS, controller_owner, pod_demand
 from core.quantity import QuantityError, cpu_cores, memory_gib
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NamespaceInfo:
-    opted_out: bool = False
-    hint_annotations: Mapping[str, str] = field(default_factory=dict)
+__all__ = [
+    "SYSTEM_CRITICAL_PRIORITY",
+    "NamespaceInfo",
+    "NodeRecord",
+    "PodRecord",
+    "namespace_reflector",
+    "node_reflector",
+    "node_region_reflector",
+    "pod_reflector",
+    "slim_namespace",
+    "slim_node",
+    "slim_node_region",
+    "slim_pod",
+]
 
 
 def slim_namespace(obj: Mapping[str, Any]) -> NamespaceInfo | None:
@@ -37,7 +49,8 @@ def slim_namespace(obj: Mapping[str, Any]) -> NamespaceInfo | None:
         for key, value in annotations.items()
         if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX) and isinstance(value, str)
     }
-    opted_out = str(labels.get(OPT_OUT_LABEL, "")).lower() == "true"
+    label = labels.get(OPT_OUT_LABEL)
+    opted_out = says_opt_out(label if isinstance(label, str) else None)
     if not hints and not opted_out:
         return None  # nothing to remember: most namespaces cost us no memory at all
     return NamespaceInfo(opted_out=opted_out, hint_annotations=hints)
@@ -61,7 +74,6 @@ def namespace_reflector(api_client: client.ApiClient) -> Reflector[NamespaceInfo
 
 
 SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
-STATIC_SOURCE_ANNOTATION = "kubernetes.io/config.source"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +97,8 @@ class PodRecord:
     priority: int
     local_storage: bool  # emptyDir or hostPath volumes
     pvc: bool
+    labels: Mapping[str, str] = field(default_factory=dict)  # only ecopulse.io/ keys
+    owner_api_version: str = ""  # the controller owner's, as its reference says ("" if none)
 
     @property
     def key(self) -> str:
@@ -95,6 +109,18 @@ class PodRecord:
         if self.owner_kind is None:
             return None
         return f"{self.namespace}/{self.owner_kind}/{self.owner_name}"
+
+    @property
+    def subject(self) -> Subject:
+        """The pod as the never-managed rule (core.managed) reads it."""
+        return Subject(
+            namespace=self.namespace,
+            labels=self.labels,
+            annotations=self.hint_annotations,
+            owner_kinds=(self.owner_kind,) if self.owner_kind is not None else (),
+            mirror=self.mirror,
+            static=self.static,
+        )
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -125,6 +151,11 @@ def _hints(annotations: Mapping[str, Any]) -> Mapping[str, str]:
     return hints or _NO_HINTS
 
 
+def _our_labels(labels: Mapping[str, Any]) -> Mapping[str, str]:
+    ours = {k: v for k, v in labels.items() if k.startswith(ANNOTATION_PREFIX) and isinstance(v, str)}
+    return ours or _NO_HINTS
+
+
 def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
     """Scheduled, not finished pods only: the others cannot be moved."""
     spec = obj.get("spec") or {}
@@ -142,7 +173,6 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         for c in status.get("conditions") or ()
         if isinstance(c, dict)
     )
-    source = annotations.get(STATIC_SOURCE_ANNOTATION)
     priority = spec.get("priority")
     return PodRecord(
         namespace=str(metadata.get("namespace", "")),
@@ -153,15 +183,17 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         ready=ready,
         deleting=metadata.get("deletionTimestamp") is not None,
         started_at=_parse_time(status.get("startTime")),
-        owner_kind=owner[0] if owner else None,
-        owner_name=owner[1] if owner else None,
+        owner_kind=owner.kind if owner else None,
+        owner_name=owner.name if owner else None,
         demand=intern_demand(pod_demand(obj)),
         hint_annotations=_hints(annotations),
-        mirror=MIRROR_ANNOTATION in annotations,
-        static=source is not None and source != "api",
+        mirror=is_mirror(annotations),
+        static=is_static(annotations),
         priority=priority if isinstance(priority, int) else 0,
         local_storage=any("emptyDir" in v or "hostPath" in v for v in volumes),
         pvc=any("persistentVolumeClaim" in v for v in volumes),
+        labels=_our_labels(metadata.get("labels") or {}),
+        owner_api_version=owner.api_version if owner else "",
     )
 
 
