@@ -230,7 +230,7 @@ HELP = [
     pytest.param("rebalancer", ["--help"], id="rebalancer --help"),
     pytest.param("rebalancer", ["-h"], id="rebalancer -h"),
     pytest.param("rebalancer", ["simulate", "--help"], id="rebalancer simulate --help"),
-    pytest.param("rebalancer", ["report", "--help"], id="rebalancer report --help"),
+    pytest.param("report", ["--help"], id="report --help"),
     pytest.param("certs", ["--help"], id="certs --help"),
     pytest.param("certs", ["issue", "--help"], id="certs issue --help"),
 ]
@@ -277,7 +277,7 @@ USAGE_ERRORS = [
     pytest.param("rebalancer", ["simlate"], "simlate", id="rebalancer simlate"),
     pytest.param("rebalancer", ["--dry-run"], "--dry-run", id="rebalancer --dry-run"),
     pytest.param("rebalancer", ["simulate", "--bogus"], "--bogus", id="rebalancer simulate --bogus"),
-    pytest.param("rebalancer", ["report", "--bogus"], "--bogus", id="rebalancer report --bogus"),
+    pytest.param("report", ["--bogus"], "--bogus", id="report --bogus"),
     pytest.param("certs", ["isue"], "isue", id="certs isue"),
     pytest.param("certs", ["--bogus"], "--bogus", id="certs --bogus"),
     pytest.param("certs", ["issue", "--bogus"], "--bogus", id="certs issue --bogus"),

@@ -511,3 +511,23 @@ def test_module_dispatches_simulate() -> None:
     )
     assert run.returncode == 0
     assert "--trace" in run.stdout
+
+
+def test_with_a_perfect_forecast_over_the_horizon_realised_is_what_the_planner_predicted() -> None:
+    """One ruler: the realised net benefit is core.economics' over the hours that followed, so a
+    planner that saw exactly those hours (a perfect forecast as long as the horizon) predicted it."""
+    cfg = config(
+        ["ZA", "ZB", "ZC"],
+        min_age=0,
+        migration=0.01,
+        downtime=60,
+        horizon=6,
+        carbon_price=200,
+        carbon="{provider: trace, trace: {path: unused.csv, forecastHours: 6}}",
+    )
+    hours = 48
+    result = simulate(cfg, _wavy_series(hours), _workload(egress=0.5))
+    moves = [m for m in result.policies[ECOPULSE].moves if m.hour + 6 <= hours]
+    assert moves
+    for move in moves:
+        assert move.realised_net_benefit_usd == pytest.approx(move.predicted_net_benefit_usd, abs=1e-9)
