@@ -22,9 +22,8 @@ from prometheus_client import Counter, Gauge
 
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.managed import unmanaged
-from core.model import SignalSnapshot
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 
 log = logging.getLogger("ecopulse.rebalancer")
 

@@ -12,9 +12,8 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.managed import Unmanaged
-from core.model import SignalSnapshot
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, NO_SIGNAL, WORKLOAD_MOVING, plan

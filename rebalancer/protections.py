@@ -6,8 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.config import RebalancerSettings
-from core.kube.caches import SYSTEM_CRITICAL_PRIORITY, NamespaceInfo, PodRecord
 from core.managed import Unmanaged, unmanaged
+from core.model import SYSTEM_CRITICAL_PRIORITY, NamespaceInfo, PodRecord
 
 
 class Protected(StrEnum):

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.kube.caches import PodRecord
-from core.model import PodDemand
+from core.model import PodDemand, PodRecord
 from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from core.config import parse_config_text
 from core.economics import NetBenefit
-from core.kube.caches import PodRecord, slim_pod
+from core.kube.slim import slim_pod
+from core.model import PodRecord
 from rebalancer.evictor import Evictor
 from rebalancer.planner import Candidate
 from tests.factories import FakeEvictionApi, pod

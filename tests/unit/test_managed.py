@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core.config import parse_config_text
-from core.kube.caches import slim_pod
+from core.kube.slim import slim_pod
 from core.managed import Unmanaged, subject_of, unmanaged
 from core.model import NamespaceInfo
 from rebalancer.protections import protection

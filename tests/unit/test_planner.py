@@ -11,9 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, PlacementMode, parse_config_text
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.managed import Unmanaged
-from core.model import CapacityType, CarbonSignal, PlacementHints, PodDemand, SignalSnapshot
+from core.model import (
+    CapacityType,
+    CarbonSignal,
+    NamespaceInfo,
+    NodeRecord,
+    PlacementHints,
+    PodDemand,
+    PodRecord,
+    SignalSnapshot,
+)
 from core.placement import PlacementChoice, choose_regions, rank_regions
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.evictor import Evictor
