@@ -121,7 +121,7 @@ def main() -> int:
         own_namespace=settings.namespace,
         accountant=FleetAccountant(),
     )
-    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address, app="fleet")
     refresher.start()
     source.start_watching(interval_seconds=settings.reload_interval_seconds)
 

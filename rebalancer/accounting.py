@@ -22,10 +22,9 @@ from prometheus_client import Counter, Gauge
 
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
+from core.managed import unmanaged
 from core.metrics import inc_signed
-from core.model import SignalSnapshot
-from rebalancer.protections import unmanaged
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -102,7 +101,8 @@ def accountable(
     for pod in pods:
         if pod.phase != "Running" or not pod.node_name:
             continue
-        if unmanaged(pod, namespace=namespaces.get(pod.namespace), own_namespace=own_namespace) is not None:
+        namespace = namespaces.get(pod.namespace)
+        if unmanaged(pod.subject, namespace=namespace, own_namespace=own_namespace) is not None:
             continue
         node = nodes.get(pod.node_name)
         if node is None:

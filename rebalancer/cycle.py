@@ -12,8 +12,8 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import SignalSnapshot
+from core.managed import Unmanaged
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, NO_SIGNAL, WORKLOAD_MOVING, plan
@@ -46,7 +46,7 @@ LAST_CYCLE = Gauge(
 )
 for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
     CYCLES.labels(outcome=_outcome)
-for _reason in (*Protected, NO_SIGNAL, BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING):
+for _reason in (*Unmanaged, *Protected, NO_SIGNAL, BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING):
     REFUSALS.labels(reason=str(_reason))
 # A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
 MAX_REFUSAL_LINES = 200

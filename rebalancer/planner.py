@@ -30,8 +30,15 @@ from datetime import datetime
 
 from core.config import EcoPulseConfiguration
 from core.economics import NetBenefit, RegionCost, migration_cost_usd, net_benefit, region_cost
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import CapacityType, PlacementHints, PodDemand, SignalSnapshot
+from core.model import (
+    CapacityType,
+    NamespaceInfo,
+    NodeRecord,
+    PlacementHints,
+    PodDemand,
+    PodRecord,
+    SignalSnapshot,
+)
 from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
 from core.podspec import placement_hints
 from rebalancer.protections import Protected, protection

@@ -24,9 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo
 from core.logs import log_line
-from core.model import SignalSnapshot
+from core.managed import Unmanaged
+from core.model import NamespaceInfo, SignalSnapshot
 from core.podspec import as_mapping
 from webhook.admission.mutate import (
     Outcome,
@@ -90,7 +90,7 @@ def _initialise_metrics() -> None:
     """Create the children we know of at 0, so a dashboard shows 0, not "no data", before the first one."""
     for outcome in (*Outcome, "malformed"):
         ADMISSION_REQUESTS.labels(str(outcome))
-    for reason in Reason:
+    for reason in (*Reason, *Unmanaged):
         if reason in ADMISSION_FAIL_OPEN_REASONS:
             ADMISSION_FAIL_OPEN.labels(str(reason))
         elif reason is not Reason.PLACED:

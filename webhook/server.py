@@ -18,11 +18,12 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
-from core.kube.caches import NamespaceInfo, namespace_reflector, node_region_reflector
+from core.kube.caches import namespace_reflector, node_region_reflector
 from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.metrics import serve_metrics
+from core.model import NamespaceInfo
 from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics

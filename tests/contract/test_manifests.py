@@ -24,8 +24,7 @@ from starlette.routing import Route
 import core.reload
 from certs.issue import issue_ca, issue_serving_cert, write_bundle
 from core.config import CarbonProviderName, EcoPulseConfiguration, default_config, parse_config_text
-from core.model import OPT_OUT_ANNOTATION, OPT_OUT_LABEL, REGION_LABEL, SignalSnapshot
-from core.podspec import MIRROR_ANNOTATION
+from core.model import MIRROR_ANNOTATION, OPT_OUT_ANNOTATION, OPT_OUT_LABEL, REGION_LABEL, SignalSnapshot
 from core.settings import SECRET_ENV
 from webhook.app import WebhookContext, create_app
 from webhook.settings import WebhookSettings

@@ -13,10 +13,11 @@ from types import MappingProxyType
 from typing import Generic, TypeVar
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo
+from core.managed import Unmanaged, subject_of, unmanaged
 from core.model import (
     DECISION_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
+    NamespaceInfo,
     PlacementHints,
     PodDemand,
     SignalSnapshot,
@@ -31,7 +32,7 @@ from core.podspec import (
 from core.quantity import QuantityOutOfRange
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
 from webhook.admission.review import AdmissionRequest, PatchOperation, UnreadableObject, encode_patch
-from webhook.pods import effective_annotations, exemption
+from webhook.pods import effective_annotations
 
 
 class Outcome(StrEnum):
@@ -45,12 +46,8 @@ class Reason(StrEnum):
     NOT_CREATE = "not-create"
     NOT_A_POD = "not-a-pod"
     NO_OBJECT = "no-object"
-    SYSTEM_NAMESPACE = "system-namespace"
-    OPTED_OUT = "opted-out"
-    NAMESPACE_OPTED_OUT = "namespace-opted-out"
+    # The never-managed reasons (system-namespace, opted-out...) are core.managed.Unmanaged's.
     NODE_NAME_SET = "node-name-set"
-    MIRROR_POD = "mirror-pod"
-    DAEMONSET_POD = "daemonset-pod"
     USER_CONSTRAINED = "user-constrained"
     ALREADY_PLACED = "already-placed"
     NO_ELIGIBLE_REGION = "no-eligible-region"
@@ -80,7 +77,7 @@ class Explanation:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReviewOutcome:
     outcome: Outcome
-    reason: Reason
+    reason: Reason | Unmanaged
     patch: list[PatchOperation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     region: str = ""
@@ -92,7 +89,7 @@ class ReviewOutcome:
     patch_base64: str = ""
 
 
-def skip(reason: Reason, *warnings: str) -> ReviewOutcome:
+def skip(reason: Reason | Unmanaged, *warnings: str) -> ReviewOutcome:
     return ReviewOutcome(outcome=Outcome.SKIPPED, reason=reason, warnings=list(warnings))
 
 
@@ -222,15 +219,10 @@ def decide(
         return skip(Reason.NO_OBJECT)
     namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
     pod_annotations = effective_annotations(pod, namespace_info)
-    exempt = exemption(
-        pod,
-        namespace=namespace,
-        namespace_info=namespace_info,
-        annotations=pod_annotations,
-        own_namespace=own_namespace,
-    )
+    subject = subject_of(pod, namespace=namespace, annotations=pod_annotations)
+    exempt = unmanaged(subject, namespace=namespace_info, own_namespace=own_namespace)
     if exempt is not None:
-        return skip(Reason(str(exempt)))
+        return skip(exempt)
     spec = as_mapping(pod.get("spec"))
     if spec.get("nodeName"):
         return skip(Reason.NODE_NAME_SET)

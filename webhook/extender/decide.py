@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from core.config import EcoPulseConfiguration, PlacementMode
-from core.kube.caches import NamespaceInfo
-from core.model import SignalSnapshot
+from core.managed import subject_of, unmanaged
+from core.model import NamespaceInfo, SignalSnapshot
 from core.placement import Ineligible, Ranking, extender_scores, rank_regions
 from core.podspec import (
     as_mapping,
@@ -23,7 +23,7 @@ from core.podspec import (
     region_constraints,
 )
 from webhook.extender.types import MAX_PRIORITY, ExtenderArgs, HostPriority
-from webhook.pods import effective_annotations, exemption
+from webhook.pods import effective_annotations
 
 NEUTRAL_SCORE = MAX_PRIORITY // 2
 
@@ -68,7 +68,9 @@ def node_regions(args: ExtenderArgs, node_region: Callable[[str], str | None]) -
 def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> str | None:
     namespace = str(as_mapping(pod.get("metadata")).get("namespace") or "")
     annotations = effective_annotations(pod, namespace_info)
-    exempt = exemption(pod, namespace=namespace, namespace_info=namespace_info, annotations=annotations)
+    exempt = unmanaged(
+        subject_of(pod, namespace=namespace, annotations=annotations), namespace=namespace_info
+    )
     if exempt is not None:
         return str(exempt)
     if region_constraints(as_mapping(pod.get("spec"))):
