@@ -59,6 +59,7 @@ from core.trace import Trace
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 from rebalancer.planner import plan
+from rebalancer.simulate.forecast import Forecaster, ForecastModel
 from rebalancer.simulate.workload import SimulatedWorkload, Workload
 
 CARBON_BLIND = "carbon-blind"
@@ -68,6 +69,8 @@ ECOPULSE = "ecopulse"
 POLICIES = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, ECOPULSE)
 # Pods already running when the trace starts are old enough to move.
 _ANCIENT = timedelta(days=3650)
+# What a named forecast model looks ahead when the configured provider does not forecast.
+DEFAULT_FORECAST_HOURS = 24
 _EPS = 1e-9
 
 
@@ -108,13 +111,21 @@ class SimulationResult:
     times: tuple[datetime, ...]
     intensity: tuple[tuple[float, ...], ...]  # per region, per hour
     policies: Mapping[str, PolicyResult]
-    forecast_hours: int = 0  # what ecopulse saw ahead each hour (perfect: the trace itself)
+    forecast_hours: int = 0  # what ecopulse saw ahead each hour
+    forecast: Mapping[str, object] = field(default_factory=dict)  # the model, as report.json states it
 
     def reduction_percent(self, name: str) -> float:
         blind = self.policies[CARBON_BLIND].emissions_grams
         if blind <= 0:
             return 0.0
         return 100.0 * (1.0 - self.policies[name].emissions_grams / blind)
+
+    def cost_reduction_percent(self, name: str) -> float:
+        """Compute cost below carbon-blind's, in percent."""
+        blind = self.policies[CARBON_BLIND].compute_usd
+        if blind <= 0:
+            return 0.0
+        return 100.0 * (1.0 - self.policies[name].compute_usd / blind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +154,9 @@ class Simulator:
         config: EcoPulseConfiguration,
         trace: Trace,
         workload: SimulatedWorkload,
+        forecast: ForecastModel | None = None,
+        forecast_hours: int | None = None,
+        seed: int = 0,
     ) -> None:
         # The simulation acts: a dry-run config would only ever report.
         self.config = replace(config, rebalancer=replace(config.rebalancer, dry_run=False))
@@ -155,8 +169,20 @@ class Simulator:
             raise ValueError(f"the trace has no values for zone(s) {', '.join(sorted(set(missing)))}")
         self.intensity = tuple(trace.zones[zone] for zone in self.zones)
         self.hours = trace.hours
-        # A provider that forecasts is given the trace's next hours: a perfect forecast.
-        self.forecast_hours = self.config.carbon.forecast_hours
+        # By default a provider that forecasts is given the trace's next hours (a perfect forecast),
+        # one that does not sees the current hour only; a named model overrides both.
+        configured = self.config.carbon.forecast_hours
+        if forecast is None:
+            forecast = ForecastModel.PERFECT if configured else ForecastModel.NONE
+        if forecast_hours is None:
+            forecast_hours = configured or DEFAULT_FORECAST_HOURS
+        self.forecaster = Forecaster.build(
+            forecast,
+            hours=forecast_hours,
+            seed=seed,
+            series=dict(zip(self.zones, self.intensity, strict=True)),
+        )
+        self.forecast_hours = self.forecaster.hours
         self.cap_cpu = [workload.capacity[r].cpu if r in workload.capacity else 0.0 for r in self.regions]
         self.cap_mem = [
             workload.capacity[r].memory_gib if r in workload.capacity else 0.0 for r in self.regions
@@ -300,12 +326,12 @@ class Simulator:
             intensity=self.intensity,
             policies=results,
             forecast_hours=self.forecast_hours,
+            forecast=self.forecaster.describe(),
         )
 
     def signals_at(self, hour: int) -> SignalSnapshot:
-        """The signals at ``hour``: that hour's values and, if the provider forecasts, the next hours'."""
+        """The signals at ``hour``: that hour's values and the forecast model's next hours."""
         now = self.trace.times[hour]
-        ahead = range(hour + 1, min(self.hours, hour + 1 + self.forecast_hours))
         carbon = {
             name: CarbonSignal(
                 region=name,
@@ -315,7 +341,8 @@ class Simulator:
                 fetched_at=now,
                 source="trace",
                 forecast=tuple(
-                    ForecastPoint(at=self.trace.times[h], carbon_g_per_kwh=series[h]) for h in ahead
+                    ForecastPoint(at=self.trace.times[hour + 1 + k], carbon_g_per_kwh=value)
+                    for k, value in enumerate(self.forecaster.ahead(zone, hour))
                 ),
             )
             for name, zone, series in zip(self.regions, self.zones, self.intensity, strict=True)
