@@ -188,6 +188,7 @@ class Simulator:
             workload.capacity[r].memory_gib if r in workload.capacity else 0.0 for r in self.regions
         ]
         self.shapes = [self._shape(w) for w in workload.workloads]
+        self.capacity_types = sorted({shape.demand.capacity_type for shape in self.shapes})
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -203,7 +204,9 @@ class Simulator:
         if w.runtime_hours is not None:
             annotations[EXPECTED_RUNTIME_ANNOTATION] = repr(w.runtime_hours)
         hints = placement_hints(annotations, known_regions=frozenset(self.regions)).hints
-        demand = intern_demand(PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib))
+        demand = intern_demand(
+            PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib, capacity_type=w.capacity_type)
+        )
         reference = w.data_region or config.baseline_region
         eligible: list[int] = []
         for i, region in enumerate(self.regions):
@@ -399,6 +402,11 @@ class Simulator:
         return net_benefit(source_cost, target_cost, migration_usd=migration_usd).net_usd
 
 
+def _node_name(region: str, capacity_type: CapacityType) -> str:
+    # Spot pods run on spot nodes, priced at spot rates by the planner; on-demand keeps the old name.
+    return f"node-{region}" if capacity_type is CapacityType.ON_DEMAND else f"node-{region}-{capacity_type}"
+
+
 @dataclass(slots=True)
 class _PendingMove:
     time: datetime
@@ -491,7 +499,7 @@ class _Ecopulse:
                 namespace=shape.workload.namespace,
                 name=name,
                 uid=name,
-                node_name=f"node-{self.sim.regions[region]}",
+                node_name=_node_name(self.sim.regions[region], shape.demand.capacity_type),
                 phase="Running",
                 ready=True,
                 deleting=False,
@@ -561,8 +569,9 @@ class _Ecopulse:
         per_workload = max(1, config.rebalancer.max_evictions_per_workload)
         used_cpu = [0.0] * len(sim.regions)
         used_mem = [0.0] * len(sim.regions)
-        listed_cpu = [0.0] * len(sim.regions)
-        listed_mem = [0.0] * len(sim.regions)
+        # listed pods per (region, capacity type): each region has one node per capacity type in use
+        listed_cpu: dict[tuple[int, CapacityType], float] = {}
+        listed_mem: dict[tuple[int, CapacityType], float] = {}
         pods: list[PodRecord] = []
         self.listed = {}
         next_mature: datetime | None = None
@@ -590,20 +599,23 @@ class _Ecopulse:
                         record = self._record(w, r, started, i)
                         pods.append(record)
                         self.listed[record.name] = (w, r, started)
-                        listed_cpu[r] += shape.workload.cpu
-                        listed_mem[r] += shape.workload.memory_gib
+                        on = (r, shape.demand.capacity_type)
+                        listed_cpu[on] = listed_cpu.get(on, 0.0) + shape.workload.cpu
+                        listed_mem[on] = listed_mem.get(on, 0.0) + shape.workload.memory_gib
         if not pods:
             return 0, next_mature
+        # A node's allocatable leaves out the region's other usage: its free room is the region's.
         nodes = {
-            f"node-{name}": NodeRecord(
-                name=f"node-{name}",
+            _node_name(name, kind): NodeRecord(
+                name=_node_name(name, kind),
                 region=name,
-                capacity_type=CapacityType.ON_DEMAND,
-                allocatable_cpu_cores=sim.cap_cpu[r] - (used_cpu[r] - listed_cpu[r]),
-                allocatable_memory_gib=sim.cap_mem[r] - (used_mem[r] - listed_mem[r]),
+                capacity_type=kind,
+                allocatable_cpu_cores=sim.cap_cpu[r] - used_cpu[r] + listed_cpu.get((r, kind), 0.0),
+                allocatable_memory_gib=sim.cap_mem[r] - used_mem[r] + listed_mem.get((r, kind), 0.0),
                 schedulable=True,
             )
             for r, name in enumerate(sim.regions)
+            for kind in sim.capacity_types
         }
         assert self._signals is not None
         result = plan(pods=pods, nodes=nodes, namespaces={}, signals=self._signals, config=config, now=now)

@@ -592,3 +592,30 @@ def test_the_report_says_which_forecast_and_which_moves_paid() -> None:
     assert data["meta"]["forecastModel"]["seed"] == 1
     eco = data["policies"][ECOPULSE]
     assert eco["movesThatPaid"] == sum(m["realisedNetBenefitUsd"] > 0 for m in eco["moves"])
+
+
+def test_a_spot_workload_pays_spot_prices_and_moves_where_spot_is_cheaper() -> None:
+    cfg = parse_config_text(
+        """
+regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}]
+economics: {horizonHours: 6, carbonPriceUsdPerTonne: 0, migrationCostUsd: 0, restartDowntimeSeconds: 0}
+prices:
+  rza: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.02, spotGibHour: 0.002}
+  rzb: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}
+rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, maxEvictionsPerWorkload: 2}
+"""
+    )
+    batch: dict[str, Any] = {"name": "batch", "replicas": 2, "cpu": "1", "memory": "2Gi", "startRegion": "rza",
+             "maxUnavailable": 2, "capacityType": "spot"}  # fmt: skip
+    workload = {
+        "capacity": {"rza": {"cpu": 2, "memory": "8Gi"}, "rzb": {"cpu": 2, "memory": "8Gi"}},
+        "workloads": [batch],
+    }
+    result = simulate(cfg, {"ZA": [100.0] * 3, "ZB": [100.0] * 3}, workload)
+    blind, eco = result.policies[CARBON_BLIND], result.policies[ECOPULSE]
+    assert blind.compute_usd == pytest.approx(3 * 2 * (0.02 + 2 * 0.002))  # spot rates in rza
+    assert [row[1] for row in eco.pods_per_region] == [2, 2, 2]  # same grid: only the price moves it
+    assert eco.compute_usd == pytest.approx(3 * 2 * (0.01 + 2 * 0.001))
+    assert result.cost_reduction_percent(ECOPULSE) == pytest.approx(50.0)
+    with pytest.raises(WorkloadError, match=r"workloads\[0\].capacityType: must be one of"):
+        parse_workload({**workload, "workloads": [{**batch, "capacityType": "cheap"}]})
