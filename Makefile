@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s prometheus image dashboards test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s karmada prometheus image dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: $(STAMP)
 k8s:
 	hack/build-k8s.sh >/dev/null
 
+## karmada: build (or find cached) the Karmada binaries (controller-manager, scheduler, webhook,
+##          aggregated-apiserver, karmadactl) for the local fleet
+karmada:
+	hack/build-karmada.sh >/dev/null
+
 ## prometheus: Prometheus and promtool (Debian's package when missing) for the dashboards' tests and cluster-up
 prometheus:
 	hack/install-prometheus.sh
@@ -59,7 +64,7 @@ webhook: $(STAMP)
 
 ## test: format check, lint, strict types, layering contracts, then the whole suite (unit,
 ##       integration over TLS, contract, and e2e on the real control plane)
-test: check k8s prometheus pytest
+test: check k8s karmada prometheus pytest
 
 check: lint typecheck contracts
 

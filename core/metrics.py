@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import Counter, make_wsgi_app
+from prometheus_client import Counter, Gauge, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from core.version import VERSION
 
 OTHER_LABEL_VALUE = "other"
 
@@ -45,8 +47,19 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve_metrics(*, port: int, address: str) -> ThreadingWSGIServer:
-    """Serve ``/metrics`` (and nothing else: every other path is a 404) from a daemon thread."""
+BUILD_INFO = Gauge(
+    "ecopulse_build_info",
+    "Always 1: the labels say which app this process is and which Eco-Pulse version it runs.",
+    ["version", "app"],
+)
+
+
+def serve_metrics(*, port: int, address: str, app: str) -> ThreadingWSGIServer:
+    """Serve ``/metrics`` (and nothing else: every other path is a 404) from a daemon thread.
+
+    Every app serves its metrics here, so every app's scrape says what it is (``ecopulse_build_info``).
+    """
+    BUILD_INFO.labels(version=VERSION, app=app).set(1)
     exposition = make_wsgi_app()
 
     def only_metrics(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -102,7 +102,7 @@ def main() -> int:
         schedule.reschedule(new.rebalancer.interval_seconds)
 
     config.subscribe(on_config)
-    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address, app="rebalancer")
     refresher.start()
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     schedule.start()

@@ -230,7 +230,7 @@ def main() -> int:
     except (OSError, ssl.SSLError) as error:
         log.error("cannot load TLS key pair", extra={"tls_dir": str(settings.tls_dir), "reason": str(error)})
         return 2
-    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address, app="webhook")
     log.info(
         "serving",
         extra={

@@ -43,6 +43,7 @@ PART_OF = ("app.kubernetes.io/part-of", "eco-pulse")
 NEVER_MUTATED_NAMESPACES = ("kube-system", "kube-node-lease", "kube-public", NAMESPACE)
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 CLUSTER_SCOPED_KINDS = {
+    "CustomResourceDefinition",
     "Namespace",
     "ClusterRole",
     "ClusterRoleBinding",
@@ -71,7 +72,12 @@ def base_objects() -> list[Manifest]:
     objects: list[Manifest] = []
     spec = kustomization(BASE)
     for resource in spec["resources"]:
-        objects.extend(load_yaml_documents((BASE / resource).read_text()))
+        path = BASE / resource.split("#")[0].strip()
+        if path.is_dir():  # a kustomization of its own (the CRDs): its files, in its order
+            for inner in kustomization(path)["resources"]:
+                objects.extend(load_yaml_documents((path / inner).read_text()))
+            continue
+        objects.extend(load_yaml_documents(path.read_text()))
     for generator in spec.get("configMapGenerator", []):
         data = {}
         for source in generator["files"]:

@@ -125,6 +125,7 @@ class LocalCluster:
     ports: dict[str, int] = field(default_factory=dict)
     metrics_targets: dict[str, int] = field(default_factory=dict)  # component -> metrics port
     processes: list[Process] = field(default_factory=list)
+    nodes_per_region: int = NODES_PER_REGION  # benches ask for hundreds of kwok nodes
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -687,7 +688,7 @@ class LocalCluster:
                 for c in n.get("status", {}).get("conditions", [])
             )
         ]
-        return len(ready) == len(REGIONS) * NODES_PER_REGION
+        return len(ready) == len(REGIONS) * self.nodes_per_region
 
     def _webhook_ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
@@ -715,7 +716,7 @@ class LocalCluster:
     def _create_nodes(self) -> None:
         nodes = []
         for region, _zone in REGIONS.items():
-            for index in range(NODES_PER_REGION):
+            for index in range(self.nodes_per_region):
                 zone_letter = "abc"[index % 3]
                 nodes.append(
                     {
