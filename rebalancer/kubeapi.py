@@ -12,7 +12,7 @@ explicitly keeps mypy honest and makes a misspelt key fail here (the models forb
 One model pitfall remains, and it concerns Events: ``eventTime`` is a MicroTime that the API server parses
 with exactly six fractional digits, while the client re-serialises the model's ``datetime`` with
 ``isoformat()``, which drops the fraction when the microseconds are exactly 0 (the server then answers 400).
-:func:`event_time` never hands the client such a value.
+:func:`core.kube.events.event_time` never hands the client such a value.
 
 Responses are read raw (``_preload_content=False``): the Eviction endpoint answers with a ``Status`` that
 does not fit the generated ``V1Eviction`` response type, and nothing we need is in a decoded model.
@@ -22,26 +22,23 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
 import urllib3
 from kubernetes import client
 
+from core.kube.events import SHORT_FIELD_LIMIT, event_body
+from core.kube.events import trim as _trim
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 10
 MESSAGE_LIMIT = 300
-# events.k8s.io/v1 validation limits: note <= 1024 bytes; reason, action, reportingInstance <= 128.
-NOTE_LIMIT_BYTES = 1024
-SHORT_FIELD_LIMIT = 128
 REPORTING_CONTROLLER = "ecopulse.io/rebalancer"
-# Keys an ObjectReference may carry (the model rejects any other).
-_REFERENCE_KEYS = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")
 
 
 class EvictionOutcome(StrEnum):
@@ -58,35 +55,6 @@ class EvictionResult:
     outcome: EvictionOutcome
     status: int | None  # the HTTP status; None when no answer came (timeout, connection refused)
     message: str  # the Status body's message (and its causes), at most 300 characters; never the body
-
-
-def event_time(now: datetime | None = None) -> datetime:
-    """An aware UTC datetime that the client serialises as a valid MicroTime (six fractional digits).
-
-    ``isoformat()`` omits the fraction when microseconds are 0, and the API server rejects that; one
-    microsecond later is the same moment for anyone reading an Event.
-    """
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.replace(microsecond=1) if moment.microsecond == 0 else moment
-
-
-def _trim(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _trim_bytes(text: str, limit: int) -> str:
-    """At most `limit` UTF-8 bytes (the server counts bytes), never splitting a character."""
-    raw = text.encode()
-    if len(raw) <= limit:
-        return text
-    return raw[: limit - 3].decode(errors="ignore") + "…"
-
-
-def _name_prefix(name: str) -> str:
-    """A base for generateName from the involved object's name: lowercase, DNS-subdomain characters."""
-    base = re.sub(r"[^a-z0-9.-]+", "-", name.lower())[:50].strip(".-")
-    return base or "eco-pulse"
 
 
 def status_message(body: str | bytes | None, fallback: str) -> str:
@@ -252,24 +220,17 @@ class KubeApi:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """The events.k8s.io/v1 Event as handed to the client (eventTime as a datetime, see module doc)."""
-        regarding = {key: involved[key] for key in _REFERENCE_KEYS if involved.get(key)}
-        regarding.setdefault("namespace", namespace)  # the server requires it to match the Event's
-        base = _name_prefix(regarding.get("name", ""))
-        return {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            # generateName: the server appends five random characters, so names never collide. It must be
-            # a DNS-subdomain prefix: a trailing "-" is allowed, a trailing "." is not (422).
-            "metadata": {"generateName": f"{base}-", "namespace": namespace},
-            "eventTime": event_time(now),
-            "regarding": regarding,
-            "reason": _trim(reason, SHORT_FIELD_LIMIT),
-            "note": _trim_bytes(message, NOTE_LIMIT_BYTES),
-            "action": _trim(action, SHORT_FIELD_LIMIT),
-            "type": event_type,
-            "reportingController": REPORTING_CONTROLLER,
-            "reportingInstance": self.reporting_instance,
-        }
+        return event_body(
+            namespace=namespace,
+            involved=involved,
+            reason=reason,
+            message=message,
+            action=action,
+            event_type=event_type,
+            reporting_controller=REPORTING_CONTROLLER,
+            reporting_instance=self.reporting_instance,
+            now=now,
+        )
 
     def post_event(
         self,
