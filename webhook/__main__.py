@@ -14,7 +14,7 @@ ENVIRONMENT = (
     ("ECOPULSE_WEBHOOK_DEADLINE_SECONDS", "our own deadline per review (0.5)"),
     ("ECOPULSE_EXTENDER_DEADLINE_SECONDS", "the extender's own deadline (0.5)"),
     ("ECOPULSE_RELOAD_INTERVAL_SECONDS", "how often mounted files are checked for changes"),
-    ("ECOPULSE_WATCH_CLUSTER", "watch namespaces and nodes when a cluster is reachable (true)"),
+    ("ECOPULSE_WATCH_CLUSTER", "use a reachable cluster: watch namespaces and nodes, post Events (true)"),
     ("ECOPULSE_LOG_LEVEL", "log level (INFO); logs are one JSON object per line"),
     ("POD_NAMESPACE", "our own namespace, never mutated"),
 )

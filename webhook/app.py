@@ -44,6 +44,7 @@ from webhook.admission.review import (
     parse_review,
     review_response,
 )
+from webhook.events import EventQueue, annotation_event
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
@@ -126,6 +127,8 @@ class WebhookContext:
     # Node name -> region from a watch, for the extender's NodeNames mode.
     node_region: Callable[[str], str | None] = lambda _: None
     extender_deadline_seconds: float = 0.5
+    # Where Events about ignored annotations go (a bounded queue, posted by a thread); None: nowhere.
+    annotation_events: EventQueue | None = None
 
 
 class BodyTooLarge(Exception):
@@ -267,6 +270,17 @@ def create_app(context: WebhookContext) -> Starlette:
             # review on it would go unanswered. Our own bug, so it keeps its traceback.
             try:
                 _record(review, outcome, elapsed, namespace_known=context.namespace_known)
+                if (
+                    outcome.annotation_problems
+                    and context.annotation_events is not None
+                    and not review.dry_run
+                ):
+                    pod = review.object or {}
+                    context.annotation_events.offer(
+                        annotation_event(
+                            pod, namespace=review.namespace, problems=outcome.annotation_problems
+                        )
+                    )
             except Exception:
                 log.exception("admission bookkeeping failed", extra={"uid": review.uid})
 

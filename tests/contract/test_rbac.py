@@ -152,6 +152,7 @@ def test_the_scan_sees_the_calls_we_know_of() -> None:
         ("", "nodes", "watch"),
         ("", "namespaces", "list"),
         ("", "namespaces", "watch"),
+        ("events.k8s.io", "events", "create"),  # an ignored annotation's Event (issue 19)
     }
 
 

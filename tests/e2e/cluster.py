@@ -578,7 +578,19 @@ class LocalCluster:
                     "file_sd_configs": [
                         {"files": [str(self.prometheus_dir / "targets.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                # The API server's own admission metrics, which the webhook-down alerts read.
+                {
+                    "job_name": "apiserver",
+                    "scheme": "https",
+                    "scrape_interval": "5s",
+                    "tls_config": {
+                        "ca_file": str(self.pki / "ca.crt"),
+                        "cert_file": str(self.pki / "admin.crt"),
+                        "key_file": str(self.pki / "admin.key"),
+                    },
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['apiserver']}"]}],
+                },
             ],
         }
         config_path = self.prometheus_dir / "prometheus.yml"
