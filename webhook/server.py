@@ -27,6 +27,7 @@ from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
 from webhook.app import WebhookContext, create_app
+from webhook.bodies import BodyBudget
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
 
@@ -162,6 +163,9 @@ def build(
         node_region=node_region
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
+        admission_max_body_bytes=settings.admission_max_body_bytes,
+        extender_max_body_bytes=settings.extender_max_body_bytes,
+        bodies=BodyBudget(max_bytes=settings.buffered_body_max_bytes),
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import env_port, env_positive, redacted
+from core.settings import env_port, env_positive, env_positive_int, redacted
+from webhook.admission.review import MAX_BODY_BYTES as ADMISSION_MAX_BODY_BYTES
+from webhook.extender.types import MAX_BODY_BYTES as EXTENDER_MAX_BODY_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +30,13 @@ class WebhookSettings:
     watch_cluster: bool = True
     # Under the scheduler's extender httpTimeout (1 s in the shipped configuration).
     extender_deadline_seconds: float = 0.5
+    # Body caps per route, from the largest real requests (bench/request_sizes.py, docs/hardening.md);
+    # a body over its cap is answered 413 without being read whole.
+    admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
+    extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
+    # All bodies being read at once share this budget (beyond it: 503), so many concurrent
+    # callers cannot add up to more than the container's memory limit either.
+    buffered_body_max_bytes: int = 3 * EXTENDER_MAX_BODY_BYTES
 
     @property
     def cert_file(self) -> Path:
@@ -60,6 +69,15 @@ class WebhookSettings:
             watch_cluster=env.get("ECOPULSE_WATCH_CLUSTER", "true").strip().lower() != "false",
             extender_deadline_seconds=env_positive(
                 env, "ECOPULSE_EXTENDER_DEADLINE_SECONDS", defaults.extender_deadline_seconds
+            ),
+            admission_max_body_bytes=env_positive_int(
+                env, "ECOPULSE_ADMISSION_MAX_BODY_BYTES", defaults.admission_max_body_bytes
+            ),
+            extender_max_body_bytes=env_positive_int(
+                env, "ECOPULSE_EXTENDER_MAX_BODY_BYTES", defaults.extender_max_body_bytes
+            ),
+            buffered_body_max_bytes=env_positive_int(
+                env, "ECOPULSE_BUFFERED_BODY_MAX_BYTES", defaults.buffered_body_max_bytes
             ),
         )
 
