@@ -132,7 +132,7 @@ class WebhookContext:
     admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
     extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
     # One budget for every body being read at once (see webhook.bodies).
-    bodies: BodyBudget = field(default_factory=lambda: BodyBudget(max_bytes=3 * EXTENDER_MAX_BODY_BYTES))
+    bodies: BodyBudget = field(default_factory=lambda: BodyBudget(max_bytes=128 * 1024 * 1024))
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:

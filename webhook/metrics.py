@@ -94,7 +94,11 @@ REFUSED = Counter(
 )
 for _reason in REFUSAL_REASONS:
     REFUSED.labels(reason=_reason)
-BUFFERED_BODY_BYTES = Gauge(
-    "ecopulse_webhook_buffered_body_bytes",
-    "Bytes of request bodies being read right now, across all requests (bounded by the body budget).",
+BODY_MEMORY_BYTES = Gauge(
+    "ecopulse_webhook_body_memory_bytes",
+    "Memory charged for request bodies being read right now, all requests (14 bytes per body byte).",
+)
+OPEN_CONNECTIONS = Gauge(
+    "ecopulse_webhook_open_connections",
+    "HTTPS connections open right now (after the TLS handshake), against ECOPULSE_MAX_CONNECTIONS.",
 )

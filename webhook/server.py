@@ -30,6 +30,7 @@ from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
+from webhook.transport import ConnectionLimits, protocol_for
 
 log = logging.getLogger("ecopulse.webhook")
 
@@ -165,7 +166,7 @@ def build(
         extender_deadline_seconds=settings.extender_deadline_seconds,
         admission_max_body_bytes=settings.admission_max_body_bytes,
         extender_max_body_bytes=settings.extender_max_body_bytes,
-        bodies=BodyBudget(max_bytes=settings.buffered_body_max_bytes),
+        bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -178,7 +179,15 @@ def build(
         ssl_context_factory=lambda _config, _default: tls.listening,
         log_config=None,
         access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn's own httptools protocol, with header and body deadlines and a connection cap.
+        http=protocol_for(
+            ConnectionLimits(
+                header_timeout_seconds=settings.header_timeout_seconds,
+                body_timeout_seconds=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),
         lifespan="off",
     )
     uv_config.load()

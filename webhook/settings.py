@@ -34,9 +34,19 @@ class WebhookSettings:
     # a body over its cap is answered 413 without being read whole.
     admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
     extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
-    # All bodies being read at once share this budget (beyond it: 503), so many concurrent
-    # callers cannot add up to more than the container's memory limit either.
-    buffered_body_max_bytes: int = 3 * EXTENDER_MAX_BODY_BYTES
+    # The memory all bodies being read at once may take (each charged at 14 bytes per byte, what
+    # the worst JSON costs decoded: webhook.bodies); beyond it: 503. With the process's ~61 MiB
+    # and 500 idle connections (~23 MiB) this stays under the 256 Mi container limit.
+    body_memory_max_bytes: int = 128 * 1024 * 1024
+    # A connection is held only while it makes progress (webhook.transport): its headers within
+    # this long of the connection or of the request's first byte, its body within this long of
+    # the headers. The API server and the scheduler send each request at once.
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 10.0
+    # Idle time allowed between requests on one connection (uvicorn's keep-alive timeout).
+    keep_alive_seconds: int = 30
+    # Connections beyond this many are closed as soon as they are made (docs/hardening.md).
+    max_connections: int = 500
 
     @property
     def cert_file(self) -> Path:
@@ -76,9 +86,19 @@ class WebhookSettings:
             extender_max_body_bytes=env_positive_int(
                 env, "ECOPULSE_EXTENDER_MAX_BODY_BYTES", defaults.extender_max_body_bytes
             ),
-            buffered_body_max_bytes=env_positive_int(
-                env, "ECOPULSE_BUFFERED_BODY_MAX_BYTES", defaults.buffered_body_max_bytes
+            body_memory_max_bytes=env_positive_int(
+                env, "ECOPULSE_BODY_MEMORY_MAX_BYTES", defaults.body_memory_max_bytes
             ),
+            header_timeout_seconds=env_positive(
+                env, "ECOPULSE_HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds
+            ),
+            body_timeout_seconds=env_positive(
+                env, "ECOPULSE_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds
+            ),
+            keep_alive_seconds=env_positive_int(
+                env, "ECOPULSE_KEEP_ALIVE_SECONDS", defaults.keep_alive_seconds
+            ),
+            max_connections=env_positive_int(env, "ECOPULSE_MAX_CONNECTIONS", defaults.max_connections),
         )
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:

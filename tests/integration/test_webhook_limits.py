@@ -109,16 +109,17 @@ def test_a_chunked_body_over_the_cap_is_413_and_one_at_the_cap_is_read(
 
 
 def test_bodies_read_at_once_share_one_budget(start_webhook: StartWebhook) -> None:
-    webhook = start_webhook(extender_max_body_bytes=64 * 1024, buffered_body_max_bytes=96 * 1024)
+    # Charged at 14 bytes per body byte: room for 96 KiB of bodies.
+    webhook = start_webhook(extender_max_body_bytes=64 * 1024, body_memory_max_bytes=96 * 1024 * 14)
     before = sample("ecopulse_webhook_refused_total", {"reason": "body-budget"})
     with raw_tls(webhook) as slow:
         # One caller holds 60 KiB of the budget, its body not finished.
         slow.sendall(b"POST /filter HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
         slow.sendall(b"%x\r\n%s\r\n" % (60 * 1024, b" " * (60 * 1024)))
         deadline = time.monotonic() + 10
-        while sample("ecopulse_webhook_buffered_body_bytes") < 60 * 1024 and time.monotonic() < deadline:
+        while sample("ecopulse_webhook_body_memory_bytes") < 60 * 1024 * 14 and time.monotonic() < deadline:
             time.sleep(0.01)  # the server's thread reads it meanwhile
-        assert sample("ecopulse_webhook_buffered_body_bytes") == 60 * 1024
+        assert sample("ecopulse_webhook_body_memory_bytes") == 60 * 1024 * 14
         with webhook.client() as client:
             busy = client.post("/filter", content=b" " * (50 * 1024))
             assert busy.status_code == 503
@@ -126,4 +127,93 @@ def test_bodies_read_at_once_share_one_budget(start_webhook: StartWebhook) -> No
         slow.sendall(b"0\r\n\r\n")
         assert read_status(slow) == 400  # its turn came: read in full and judged
     assert sample("ecopulse_webhook_refused_total", {"reason": "body-budget"}) == before + 1
-    assert sample("ecopulse_webhook_buffered_body_bytes") == 0
+    assert sample("ecopulse_webhook_body_memory_bytes") == 0
+
+
+def assert_closed_by_server(sock: ssl.SSLSocket) -> None:
+    """The server closes on us: EOF or a reset, never a wait until our own (generous) timeout."""
+    try:
+        while sock.recv(4096):
+            pass
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    except TimeoutError:
+        raise AssertionError("the server kept the connection open") from None
+
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected(start_webhook: StartWebhook) -> None:
+    webhook = start_webhook(header_timeout_seconds=0.5)
+    before = sample("ecopulse_webhook_refused_total", {"reason": "header-timeout"})
+    with raw_tls(webhook) as silent, raw_tls(webhook) as trickling:
+        silent.sendall(b"POST /mutate HTTP/1.1\r\nHost: local")
+        # A byte at a time, each well within the timeout: the deadline is per request, not per byte.
+        trickling.settimeout(0.2)
+        for byte in b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200:
+            try:
+                trickling.sendall(bytes([byte]))
+                if trickling.recv(1) == b"":
+                    break
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                break
+        else:
+            raise AssertionError("a trickling client kept its connection for 40 s")
+        silent.settimeout(10)
+        assert_closed_by_server(silent)
+    assert sample("ecopulse_webhook_refused_total", {"reason": "header-timeout"}) == before + 2
+
+
+def test_an_idle_connection_that_never_sends_a_request_is_disconnected(start_webhook: StartWebhook) -> None:
+    webhook = start_webhook(header_timeout_seconds=0.5)
+    with raw_tls(webhook) as idle:
+        idle.settimeout(10)
+        assert_closed_by_server(idle)
+
+
+def test_a_body_that_never_completes_is_cut_off(start_webhook: StartWebhook) -> None:
+    webhook = start_webhook(body_timeout_seconds=0.5)
+    before = sample("ecopulse_webhook_refused_total", {"reason": "body-timeout"})
+    with raw_tls(webhook) as slow:
+        slow.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+        slow.settimeout(10)
+        assert_closed_by_server(slow)
+    assert sample("ecopulse_webhook_refused_total", {"reason": "body-timeout"}) == before + 1
+    with webhook.client() as client:  # and the server serves on
+        assert client.get("/healthz").status_code == 200
+
+
+def test_headers_beyond_64_kib_are_refused(start_webhook: StartWebhook) -> None:
+    webhook = start_webhook()
+    before = sample("ecopulse_webhook_refused_total", {"reason": "headers-too-large"})
+    with raw_tls(webhook) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        assert read_status(sock) == 400
+    assert sample("ecopulse_webhook_refused_total", {"reason": "headers-too-large"}) == before + 1
+
+
+def test_connections_beyond_the_cap_are_refused_and_counted(start_webhook: StartWebhook) -> None:
+    webhook = start_webhook(max_connections=5)
+    before = sample("ecopulse_webhook_refused_total", {"reason": "connection-limit"})
+    held = [raw_tls(webhook) for _ in range(5)]
+    try:
+        deadline = time.monotonic() + 10
+        while sample("ecopulse_webhook_open_connections") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sample("ecopulse_webhook_open_connections") == 5
+        for _ in range(3):
+            with raw_tls(webhook) as extra:
+                extra.settimeout(10)
+                assert_closed_by_server(extra)
+        assert sample("ecopulse_webhook_refused_total", {"reason": "connection-limit"}) == before + 3
+        # The held ones still work, and a freed place is taken again.
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_status(held[0]) == 200
+        held.pop().close()
+        while sample("ecopulse_webhook_open_connections") > 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with webhook.client() as client:
+            assert client.get("/healthz").status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
