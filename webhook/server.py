@@ -29,10 +29,12 @@ from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
 from webhook.app import WebhookContext, create_app
+from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
 from webhook.events import EventQueue
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
+from webhook.transport import ConnectionLimits, protocol_for
 
 log = logging.getLogger("ecopulse.webhook")
 
@@ -183,6 +185,9 @@ def build(
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
         annotation_events=events,
+        admission_max_body_bytes=settings.admission_max_body_bytes,
+        extender_max_body_bytes=settings.extender_max_body_bytes,
+        bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -195,7 +200,15 @@ def build(
         ssl_context_factory=lambda _config, _default: tls.listening,
         log_config=None,
         access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn's own httptools protocol, with header and body deadlines and a connection cap.
+        http=protocol_for(
+            ConnectionLimits(
+                header_timeout_seconds=settings.header_timeout_seconds,
+                body_timeout_seconds=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),
         lifespan="off",
     )
     uv_config.load()
