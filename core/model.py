@@ -26,6 +26,8 @@ ALLOWED_REGIONS_ANNOTATION = "ecopulse.io/allowed-regions"
 EXPECTED_RUNTIME_ANNOTATION = "ecopulse.io/expected-runtime-hours"
 PREFERRED_REGION_ANNOTATION = "ecopulse.io/preferred-region"
 DECISION_ANNOTATION = "ecopulse.io/decision"
+# The EcoPulsePolicy (or ClusterEcoPulsePolicy) refs that applied when the webhook placed a pod.
+POLICY_ANNOTATION = "ecopulse.io/policy"
 # The annotations that change a pod's placement (all a slim pod record keeps of them).
 HINT_ANNOTATIONS = frozenset(
     {
@@ -38,7 +40,7 @@ HINT_ANNOTATIONS = frozenset(
     }
 )
 # Every ecopulse.io/ key we read or write on pods and namespaces; any other is a user's typo.
-KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION}
+KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION, POLICY_ANNOTATION}
 # Never ours to place or move: the control plane's own namespaces.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 

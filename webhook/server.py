@@ -18,7 +18,14 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
-from core.kube.caches import NamespaceInfo, namespace_reflector, node_region_reflector
+from core.kube.caches import (
+    NamespaceInfo,
+    PolicyCache,
+    PolicyRecord,
+    namespace_reflector,
+    node_region_reflector,
+    policy_reflectors,
+)
 from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
@@ -109,24 +116,30 @@ class RunningWebhook:
             watch.stop()
 
 
-def _cluster_watches() -> tuple[Reflector[NamespaceInfo] | None, Reflector[str] | None]:
-    """Namespaces (opt-out label, hint annotations) and node regions, when there is a cluster."""
+Watches = tuple[Reflector[NamespaceInfo] | None, Reflector[str] | None, list[Reflector[PolicyRecord]]]
+
+
+def _cluster_watches() -> Watches:
+    """Namespaces (opt-out label, hint annotations), node regions and policies, when there is a cluster."""
     try:
         api_client = load_api_client()
     except Exception as error:  # a broken kubeconfig must not stop admission: we fail open
         log.error(
-            "cannot load a Kubernetes client; namespace annotations and NodeNames mode are off",
+            "cannot load a Kubernetes client; namespace annotations, policies and NodeNames mode are off",
             extra={"reason": str(error)},
         )
-        return None, None
+        return None, None, []
     if api_client is None:
-        log.info("no cluster configured; namespace annotations and NodeNames mode are off")
-        return None, None
+        log.info("no cluster configured; namespace annotations, policies and NodeNames mode are off")
+        return None, None, []
     namespaces = namespace_reflector(api_client)
     nodes = node_region_reflector(api_client)
+    policies = list(policy_reflectors(api_client))
     namespaces.start()
     nodes.start()
-    return namespaces, nodes
+    for policy_watch in policies:
+        policy_watch.start()
+    return namespaces, nodes, policies
 
 
 def build(
@@ -146,7 +159,9 @@ def build(
     config.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: config.current)
 
-    namespaces, nodes = _cluster_watches() if settings.watch_cluster else (None, None)
+    namespaces, nodes, policy_watches = _cluster_watches() if settings.watch_cluster else (None, None, [])
+    # Lambdas on purpose: a reflector replaces ``items`` on every event.
+    policy_cache = PolicyCache(*(lambda w=w: w.items for w in policy_watches))
     context = WebhookContext(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -162,6 +177,7 @@ def build(
         node_region=node_region
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
+        policies=policy_cache.policy_set,
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -198,7 +214,7 @@ def build(
         refresher=refresher,
         tls=tls,
         port=port,
-        watches=[watch for watch in (namespaces, nodes) if watch is not None],
+        watches=[watch for watch in (namespaces, nodes, *policy_watches) if watch is not None],
     )
     if sock is not None:
         running.thread = threading.Thread(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,11 +15,23 @@ from core.model import (
     ANNOTATION_PREFIX,
     HINT_ANNOTATIONS,
     OPT_OUT_LABEL,
+    POLICY_ANNOTATION,
     REGION_LABEL,
     CapacityType,
     PodDemand,
 )
 from core.podspec import MIRROR_ANNOTATION, SPOT_SELECTORS, controller_owner, pod_demand
+from core.policy import (
+    CLUSTER_KIND,
+    EMPTY_POLICY_SET,
+    NAMESPACED_KIND,
+    Policy,
+    PolicyError,
+    PolicySet,
+    PolicyStatus,
+    build_policy_set,
+    parse_policy,
+)
 from core.quantity import QuantityError, cpu_cores, memory_gib
 
 
@@ -85,6 +98,9 @@ class PodRecord:
     priority: int
     local_storage: bool  # emptyDir or hostPath volumes
     pvc: bool
+    labels: Mapping[str, str] = field(default_factory=dict)  # what policy selectors match
+    created_at: datetime | None = None
+    placed_by: str = ""  # the ecopulse.io/policy annotation the webhook wrote, if any
 
     @property
     def key(self) -> str:
@@ -117,6 +133,22 @@ def intern_demand(demand: PodDemand) -> PodDemand:
         if len(_demands) > 100_000:  # bounded: distinct shapes are few; this only guards odd clusters
             _demands.clear()
         shared = _demands[demand] = demand
+    return shared
+
+
+_label_sets: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+
+
+def intern_labels(labels: object) -> Mapping[str, str]:
+    """One shared mapping per distinct label set: the replicas of a ReplicaSet share theirs."""
+    if not isinstance(labels, dict) or not labels:
+        return _NO_HINTS
+    key = tuple(sorted((k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)))
+    shared = _label_sets.get(key)
+    if shared is None:
+        if len(_label_sets) > 100_000:  # bounded, like the demands
+            _label_sets.clear()
+        shared = _label_sets[key] = dict(key)
     return shared
 
 
@@ -162,6 +194,9 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         priority=priority if isinstance(priority, int) else 0,
         local_storage=any("emptyDir" in v or "hostPath" in v for v in volumes),
         pvc=any("persistentVolumeClaim" in v for v in volumes),
+        labels=intern_labels(metadata.get("labels")),
+        created_at=_parse_time(metadata.get("creationTimestamp")),
+        placed_by=str(annotations.get(POLICY_ANNOTATION, ""))[:512],
     )
 
 
@@ -216,3 +251,99 @@ def pod_reflector(api_client: client.ApiClient) -> Reflector[PodRecord]:
 
 def node_reflector(api_client: client.ApiClient) -> Reflector[NodeRecord]:
     return Reflector(name="nodes", list_call=client.CoreV1Api(api_client).list_node, slim=slim_node)
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+POLICY_GROUP = "ecopulse.io"
+POLICY_VERSION = "v1alpha1"
+PLURALS = {NAMESPACED_KIND: "ecopulsepolicies", CLUSTER_KIND: "clusterecopulsepolicies"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyRecord:
+    """A policy object as the watch has it: the parsed policy (None if unreadable) and its status."""
+
+    kind: str
+    namespace: str
+    name: str
+    generation: int
+    policy: Policy | None
+    problem: str  # why it could not be read (the field named), when policy is None
+    status: PolicyStatus
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+
+def slim_policy(obj: Mapping[str, Any]) -> PolicyRecord | None:
+    metadata = obj.get("metadata") or {}
+    kind = str(obj.get("kind", ""))
+    try:
+        policy: Policy | None = parse_policy(obj)
+        problem = ""
+    except PolicyError as error:
+        policy, problem = None, str(error)
+    generation = metadata.get("generation")
+    return PolicyRecord(
+        kind=kind,
+        namespace=str(metadata.get("namespace") or ""),
+        name=str(metadata.get("name", "")),
+        generation=generation if isinstance(generation, int) else 0,
+        policy=policy,
+        problem=problem,
+        status=PolicyStatus.from_wire(obj.get("status")),
+    )
+
+
+def policy_reflectors(
+    api_client: client.ApiClient,
+) -> tuple[Reflector[PolicyRecord], Reflector[PolicyRecord]]:
+    """EcoPulsePolicies in every namespace, and ClusterEcoPulsePolicies.
+
+    Without the CRDs installed the lists fail and are retried with backoff; until they succeed
+    the policy set is empty, so placement goes on as configured (fail open).
+    """
+    api = client.CustomObjectsApi(api_client)
+    return tuple(  # type: ignore[return-value]
+        Reflector(
+            name=plural,
+            list_call=functools.partial(api.list_cluster_custom_object, POLICY_GROUP, POLICY_VERSION, plural),
+            slim=slim_policy,
+        )
+        for plural in (PLURALS[NAMESPACED_KIND], PLURALS[CLUSTER_KIND])
+    )
+
+
+class PolicyCache:
+    """The current PolicySet, rebuilt only when a watch changed something or the regions changed.
+
+    Readers on the request path get the last built set with no I/O and no lock: a reflector
+    replaces its ``items`` mapping on every event, so comparing identities says whether to rebuild.
+    """
+
+    def __init__(self, *sources: Callable[[], Mapping[str, PolicyRecord]]) -> None:
+        self._sources = sources
+        self._built: tuple[tuple[Mapping[str, PolicyRecord], ...], frozenset[str], PolicySet] = (
+            (),
+            frozenset(),
+            EMPTY_POLICY_SET,
+        )
+
+    def policy_set(self, known_regions: frozenset[str]) -> PolicySet:
+        items = tuple(source() for source in self._sources)
+        built_items, built_regions, built = self._built  # one load: a rebuild elsewhere swaps it whole
+        if (
+            len(built_items) == len(items)
+            and all(a is b for a, b in zip(built_items, items, strict=True))
+            and (built_regions is known_regions or built_regions == known_regions)
+        ):
+            return built
+        policies = [r.policy for mapping in items for r in mapping.values() if r.policy is not None]
+        fresh = build_policy_set(policies, known_regions=known_regions)
+        self._built = (items, known_regions, fresh)
+        return fresh
+
+    def records(self) -> list[PolicyRecord]:
+        return [record for source in self._sources for record in source().values()]

@@ -477,7 +477,7 @@ def grants(rules: list[tuple[Manifest, Manifest]], group: str, resource: str, ve
     ]
 
 
-def test_the_webhook_can_only_read_nodes_and_namespaces() -> None:
+def test_the_webhook_can_only_read_nodes_namespaces_and_policies() -> None:
     rules = rules_of("eco-pulse-webhook")
     for _, rule in rules:
         assert not set(rule["verbs"]) & (WRITE_VERBS | {"*"}), rule
@@ -485,7 +485,12 @@ def test_the_webhook_can_only_read_nodes_and_namespaces() -> None:
     for resource in ("nodes", "namespaces"):
         for verb in ("list", "watch"):  # the reflectors never get one by name
             assert grants(rules, "", resource, verb), f"webhook cannot {verb} {resource}"
-    assert {r for _, rule in rules for r in rule["resources"]} == {"nodes", "namespaces"}
+    assert {r for _, rule in rules for r in rule["resources"]} == {
+        "nodes",
+        "namespaces",
+        "ecopulsepolicies",
+        "clusterecopulsepolicies",
+    }
 
 
 def test_the_rebalancer_evicts_and_never_deletes_pods() -> None:
