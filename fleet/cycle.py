@@ -29,9 +29,9 @@ from typing import Protocol
 
 from core.accounting import RunningPod, accrue
 from core.config import EcoPulseConfiguration
+from core.managed import says_opt_out
 from core.metrics import inc_signed
-from core.model import DECISION_ANNOTATION, SYSTEM_NAMESPACES, SignalSnapshot
-from core.podspec import is_opted_out
+from core.model import DECISION_ANNOTATION, OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES, SignalSnapshot
 from fleet import metrics
 from fleet.karmada import WriteOutcome, WriteResult
 from fleet.planner import (
@@ -235,7 +235,9 @@ def running_replicas(snapshot: FleetSnapshot) -> Iterable[RunningPod]:
         info = snapshot.namespaces.get(workload.namespace)
         if workload.namespace in SYSTEM_NAMESPACES or (info is not None and info.opted_out):
             continue
-        if is_opted_out({**(info.hint_annotations if info else {}), **workload.hint_annotations}):
+        if says_opt_out(
+            ({**(info.hint_annotations if info else {}), **workload.hint_annotations}).get(OPT_OUT_ANNOTATION)
+        ):
             continue
         binding = snapshot.bindings.get(("Deployment", workload.namespace, workload.name))
         if binding is None:

@@ -24,9 +24,10 @@ from typing import Any, cast
 import urllib3
 from kubernetes import client
 
-from core.kube.caches import NamespaceInfo, namespace_reflector
+from core.kube.caches import namespace_reflector
 from core.kube.events import MESSAGE_LIMIT, REQUEST_TIMEOUT_SECONDS, EventRecorder, status_message, trim
 from core.kube.reflector import Reflector
+from core.model import NamespaceInfo
 from fleet.records import (
     CLUSTER_PROPAGATION_POLICY,
     POLICY_GROUP,

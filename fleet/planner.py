@@ -32,8 +32,8 @@ from operator import attrgetter
 
 from core.config import EcoPulseConfiguration, FleetSettings
 from core.economics import NetBenefit, RegionCost, migration_cost_usd
-from core.kube.caches import NamespaceInfo
-from core.model import SYSTEM_NAMESPACES, PlacementHints, SignalSnapshot
+from core.managed import says_opt_out
+from core.model import OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES, NamespaceInfo, PlacementHints, SignalSnapshot
 from core.placement import (
     Ineligible,
     PlacementChoice,
@@ -42,7 +42,7 @@ from core.placement import (
     choose_regions,
     rank_regions,
 )
-from core.podspec import is_opted_out, placement_hints
+from core.podspec import placement_hints
 from fleet.records import (
     AFFINITY_PREFIX,
     API_VERSION_APPS,
@@ -212,14 +212,18 @@ def unmanaged(
         info = namespaces.get(space)
         if info is not None and info.opted_out:
             return Reason.NAMESPACE_OPTED_OUT
-    if is_opted_out(policy.annotations):
+    if says_opt_out((policy.annotations).get(OPT_OUT_ANNOTATION)):
         return Reason.OPTED_OUT
     for workload in workloads:
-        if is_opted_out(effective_annotations(policy, workload, namespaces.get(workload.namespace))):
+        if says_opt_out(
+            (effective_annotations(policy, workload, namespaces.get(workload.namespace))).get(
+                OPT_OUT_ANNOTATION
+            )
+        ):
             return Reason.OPTED_OUT
     if not workloads and policy.namespace:
         info = namespaces.get(policy.namespace)
-        if info is not None and is_opted_out(info.hint_annotations):
+        if info is not None and says_opt_out((info.hint_annotations).get(OPT_OUT_ANNOTATION)):
             return Reason.OPTED_OUT
     return None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from core.kube.caches import intern_demand
+from core.kube.slim import intern_demand
 from core.model import ANNOTATION_PREFIX, REGION_LABEL, PodDemand
 from core.podspec import as_list, as_mapping, pod_demand, string_map
 

@@ -28,7 +28,7 @@ MESSAGE_LIMIT = 300
 NOTE_LIMIT_BYTES = 1024
 SHORT_FIELD_LIMIT = 128
 # Keys an ObjectReference may carry (the model rejects any other).
-_REFERENCE_KEYS = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")
+REFERENCE_KEYS = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")
 
 
 def event_time(now: datetime | None = None) -> datetime:
@@ -58,6 +58,39 @@ def name_prefix(name: str) -> str:
     """A base for generateName from the involved object's name: lowercase, DNS-subdomain characters."""
     base = re.sub(r"[^a-z0-9.-]+", "-", name.lower())[:50].strip(".-")
     return base or "eco-pulse"
+
+
+def event_body(
+    *,
+    namespace: str,
+    involved: Mapping[str, str],
+    reason: str,
+    message: str,
+    action: str,
+    event_type: str,
+    reporting_controller: str,
+    reporting_instance: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The events.k8s.io/v1 Event as handed to the client (eventTime as a datetime, see module doc)."""
+    regarding = {key: involved[key] for key in REFERENCE_KEYS if involved.get(key)}
+    regarding.setdefault("namespace", namespace)  # the server requires it to match the Event's
+    base = name_prefix(regarding.get("name", ""))
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        # generateName: the server appends five random characters, so names never collide. It must be
+        # a DNS-subdomain prefix: a trailing "-" is allowed, a trailing "." is not (422).
+        "metadata": {"generateName": f"{base}-", "namespace": namespace},
+        "eventTime": event_time(now),
+        "regarding": regarding,
+        "reason": trim(reason, SHORT_FIELD_LIMIT),
+        "note": trim_bytes(message, NOTE_LIMIT_BYTES),
+        "action": trim(action, SHORT_FIELD_LIMIT),
+        "type": event_type,
+        "reportingController": reporting_controller,
+        "reportingInstance": trim(reporting_instance, SHORT_FIELD_LIMIT),
+    }
 
 
 def status_message(body: str | bytes | None, fallback: str) -> str:
@@ -105,25 +138,17 @@ class EventRecorder:
         action: str = "Evict",
         now: datetime | None = None,
     ) -> dict[str, Any]:
-        """The events.k8s.io/v1 Event as handed to the client (eventTime as a datetime, see module doc)."""
-        regarding = {key: involved[key] for key in _REFERENCE_KEYS if involved.get(key)}
-        regarding.setdefault("namespace", namespace)  # the server requires it to match the Event's
-        base = name_prefix(regarding.get("name", ""))
-        return {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            # generateName: the server appends five random characters, so names never collide. It must be
-            # a DNS-subdomain prefix: a trailing "-" is allowed, a trailing "." is not (422).
-            "metadata": {"generateName": f"{base}-", "namespace": namespace},
-            "eventTime": event_time(now),
-            "regarding": regarding,
-            "reason": trim(reason, SHORT_FIELD_LIMIT),
-            "note": trim_bytes(message, NOTE_LIMIT_BYTES),
-            "action": trim(action, SHORT_FIELD_LIMIT),
-            "type": event_type,
-            "reportingController": self.reporting_controller,
-            "reportingInstance": self.reporting_instance,
-        }
+        return event_body(
+            namespace=namespace,
+            involved=involved,
+            reason=reason,
+            message=message,
+            action=action,
+            event_type=event_type,
+            reporting_controller=self.reporting_controller,
+            reporting_instance=self.reporting_instance,
+            now=now,
+        )
 
     def post(
         self,

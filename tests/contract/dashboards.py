@@ -42,6 +42,7 @@ PREFIX = "ecopulse_"
 METRIC_MODULES = (
     "core.metrics",
     "webhook.metrics",
+    "webhook.events",
     "rebalancer.cycle",
     "rebalancer.evictor",
     "rebalancer.leader",

@@ -64,9 +64,17 @@ REQUIRED_ALERTS = {
     "EcoPulseFailOpenRising",
     "EcoPulseRebalancerNotCycling",
     "EcoPulseWebhookLatencyHigh",
+    # The API server's own admission metrics: the webhook being down moves none of ours (issue 19).
+    "EcoPulseWebhookUnreachable",
+    "EcoPulseWebhookRejectingPods",
 }
 # The alerts whose firing alerts.test.yaml must show at least.
-UNIT_TESTED_ALERTS = {"EcoPulseSignalsStale", "EcoPulseRebalancerNotCycling"}
+UNIT_TESTED_ALERTS = {
+    "EcoPulseSignalsStale",
+    "EcoPulseRebalancerNotCycling",
+    "EcoPulseWebhookUnreachable",
+    "EcoPulseWebhookRejectingPods",
+}
 SEVERITIES = {"critical", "warning", "info"}
 MANIFEST_DASHBOARDS = REPO / "manifests" / "base" / "dashboards"
 SOURCE_PACKAGES = ("core", "webhook", "rebalancer", "fleet")

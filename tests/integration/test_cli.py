@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import issue_tls
+from tests.conftest import issue_tls, write_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 # Long enough for a loaded 2-core machine to import kubernetes and uvicorn; it only bounds how long
@@ -105,14 +105,7 @@ class FakeApiServer:
         self._server.server_close()
 
     def kubeconfig(self, path: Path) -> Path:
-        path.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters: [{{name: fake, cluster: {{server: '{self.url}'}}}}]\n"
-            "users: [{name: fake, user: {token: fake-token}}]\n"
-            "contexts: [{name: fake, context: {cluster: fake, user: fake}}]\n"
-            "current-context: fake\n"
-        )
-        return path
+        return write_kubeconfig(path, self.url)
 
 
 def free_port() -> int:
