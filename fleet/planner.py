@@ -32,8 +32,8 @@ from operator import attrgetter
 
 from core.config import EcoPulseConfiguration, FleetSettings
 from core.economics import NetBenefit, RegionCost, migration_cost_usd
-from core.managed import says_opt_out
-from core.model import OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES, NamespaceInfo, PlacementHints, SignalSnapshot
+from core.managed import unmanaged as never_managed
+from core.model import NamespaceInfo, PlacementHints, SignalSnapshot, Subject
 from core.placement import (
     Ineligible,
     PlacementChoice,
@@ -54,6 +54,7 @@ from fleet.records import (
     PolicyRecord,
     ReplicaMode,
     WorkloadRecord,
+    workload_subject,
 )
 
 
@@ -68,6 +69,8 @@ class Reason(StrEnum):
     BEST_CLUSTER = "in-best-cluster"
     NEW_WORKLOAD = "not-scheduled-yet"
     PAYS = "net-benefit-above-minimum"
+    # core.managed.Unmanaged's names, for the objects fleet mode never touches
+    SYSTEM_NAMESPACE = "system-namespace"
     NAMESPACE_OPTED_OUT = "namespace-opted-out"
     OPTED_OUT = "opted-out"
     NO_WORKLOAD = "no-workload"
@@ -201,30 +204,21 @@ def unmanaged(
     *,
     own_namespace: str = "",
 ) -> Reason | None:
-    """Why fleet mode never touches this policy: the same rule as in one cluster (system and our own
-    namespaces, the namespace label ecopulse.io/opt-out, the annotation on the namespace, the policy
-    or the workload). A ClusterPropagationPolicy is left alone if any namespace it reaches opts out."""
-    spaces = {policy.namespace} if policy.namespace else set()
-    spaces |= {w.namespace for w in workloads}
-    for space in spaces:
-        if space in SYSTEM_NAMESPACES or (own_namespace and space == own_namespace):
-            return Reason.NAMESPACE_OPTED_OUT
-        info = namespaces.get(space)
-        if info is not None and info.opted_out:
-            return Reason.NAMESPACE_OPTED_OUT
-    if says_opt_out((policy.annotations).get(OPT_OUT_ANNOTATION)):
-        return Reason.OPTED_OUT
-    for workload in workloads:
-        if says_opt_out(
-            (effective_annotations(policy, workload, namespaces.get(workload.namespace))).get(
-                OPT_OUT_ANNOTATION
-            )
-        ):
-            return Reason.OPTED_OUT
-    if not workloads and policy.namespace:
-        info = namespaces.get(policy.namespace)
-        if info is not None and says_opt_out((info.hint_annotations).get(OPT_OUT_ANNOTATION)):
-            return Reason.OPTED_OUT
+    """Why fleet mode never touches this policy: core.managed's rule, as in one cluster, asked of
+    the policy in each namespace it reaches and of each workload it propagates (the policy's
+    annotations over the Deployment's own, the namespace's defaults applied by the rule). A
+    ClusterPropagationPolicy is left alone if any namespace it reaches opts out."""
+    subjects = [
+        Subject(namespace=space, labels={}, annotations=policy.annotations)
+        for space in sorted({policy.namespace} if policy.namespace else set())
+    ]
+    subjects += [workload_subject(w, policy_annotations=policy.annotations) for w in workloads]
+    for subject in subjects:
+        reason = never_managed(
+            subject, namespace=namespaces.get(subject.namespace), own_namespace=own_namespace
+        )
+        if reason is not None:
+            return Reason(reason.value)
     return None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.kube.slim import intern_demand
-from core.model import ANNOTATION_PREFIX, REGION_LABEL, PodDemand
+from core.model import ANNOTATION_PREFIX, OPT_OUT_LABEL, REGION_LABEL, PodDemand, Subject
 from core.podspec import as_list, as_mapping, pod_demand, string_map
 
 POLICY_GROUP = "policy.karmada.io"
@@ -340,3 +340,21 @@ def slim_binding(obj: Mapping[str, object]) -> BindingRecord | None:
         if isinstance(cluster, str):
             clusters.append((cluster, replicas if isinstance(replicas, int) else 0))
     return BindingRecord(namespace=namespace, kind=kind, name=name, clusters=tuple(clusters))
+
+
+def workload_subject(
+    workload: WorkloadRecord, *, policy_annotations: Mapping[str, str] | None = None
+) -> Subject:
+    """A workload as core.managed's never-managed rule reads it: its opt-out label, and its
+    ecopulse.io/ annotations over the policy's that propagates it (the most specific wins)."""
+    label = workload.labels.get(OPT_OUT_LABEL)
+    annotations = (
+        {**policy_annotations, **workload.hint_annotations}
+        if policy_annotations
+        else workload.hint_annotations
+    )
+    return Subject(
+        namespace=workload.namespace,
+        labels={OPT_OUT_LABEL: label} if label is not None else {},
+        annotations=annotations,
+    )

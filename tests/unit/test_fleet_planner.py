@@ -443,7 +443,7 @@ def test_system_and_own_namespaces_are_never_touched(space: str) -> None:
         now=NOW,
         own_namespace="eco-pulse",
     )
-    assert only(result).reason is Reason.NAMESPACE_OPTED_OUT
+    assert only(result).reason is Reason.SYSTEM_NAMESPACE  # core.managed's name for it
 
 
 def test_a_cluster_policy_reaching_an_opted_out_namespace_is_left_alone() -> None:
@@ -692,3 +692,14 @@ def test_moves_never_exceed_the_limits_and_the_best_go_first(
         # The pass limit keeps the moves that pay most.
         kept = [d.benefit.net_usd for d in moves if d.benefit is not None]
         assert min(kept) >= max(d.benefit.net_usd for d in passed_over if d.benefit is not None)
+
+
+def test_the_opt_out_label_on_the_deployment_is_honoured_as_in_one_cluster() -> None:
+    labelled = deployment("web", labels={"app": "web", "ecopulse.io/opt-out": "true"})
+    result = plan(
+        snapshot(policies=[policy("web", selects="web")], deployments=[labelled]),
+        signals=signals(),
+        config=config(),
+        now=NOW,
+    )
+    assert only(result).reason is Reason.OPTED_OUT
