@@ -38,6 +38,7 @@ from fleet.planner import (
     Decision,
     FleetPlan,
     FleetSnapshot,
+    MoveStep,
     Outcome,
     Reason,
     decision_annotation,
@@ -45,7 +46,13 @@ from fleet.planner import (
     placement_patch,
     plan,
 )
-from fleet.records import MOVED_AT_ANNOTATION, PolicyRecord, workload_subject
+from fleet.records import (
+    MOVED_AT_ANNOTATION,
+    MOVING_TO_ANNOTATION,
+    SAVED_SCHEDULING_ANNOTATION,
+    PolicyRecord,
+    workload_subject,
+)
 
 log = logging.getLogger("ecopulse.fleet")
 
@@ -70,7 +77,7 @@ class FleetWriter(Protocol):
         policy: PolicyRecord,
         *,
         placement: dict[str, object] | None,
-        annotations: dict[str, str],
+        annotations: dict[str, str | None],
         dry_run: bool,
     ) -> WriteResult: ...
 
@@ -178,11 +185,20 @@ def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool
         if result.outcome is WriteOutcome.WRITTEN:
             api.post_event(policy, reason=EVENT_REASONS[decision.outcome], message=explain(decision))
         return result.outcome.value
-    annotations = {DECISION_ANNOTATION: annotation}
+    annotations: dict[str, str | None] = {DECISION_ANNOTATION: annotation}
     placement = None
     if decision.writes_placement and decision.desired is not None:
-        placement = placement_patch(decision.desired, policy.placement)
-        if decision.outcome is Outcome.MOVE:
+        restore = None
+        if decision.step is MoveStep.EXPAND:
+            # Where to, and the policy's own replicaScheduling, for the second step to put back.
+            annotations[MOVING_TO_ANNOTATION] = decision.target_cluster
+            annotations[SAVED_SCHEDULING_ANNOTATION] = policy.placement.replica_scheduling
+        elif decision.step is MoveStep.SETTLE and policy.moving_to is not None:
+            restore = policy.saved_scheduling or ""
+            annotations[MOVING_TO_ANNOTATION] = None  # a merge patch's null deletes the key
+            annotations[SAVED_SCHEDULING_ANNOTATION] = None
+        placement = placement_patch(decision.desired, policy.placement, restore=restore)
+        if decision.outcome is Outcome.MOVE and decision.reason is not Reason.NEW_CLUSTER_AVAILABLE:
             annotations[MOVED_AT_ANNOTATION] = now.astimezone(UTC).isoformat()
     elif policy.annotations.get(DECISION_ANNOTATION) == annotation:
         return None  # decided as last time: nothing to write

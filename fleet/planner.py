@@ -80,12 +80,20 @@ class Reason(StrEnum):
     COOLDOWN = "cooldown"
     LIMIT_PASS = "limit-pass"  # noqa: S105 - a reason, not a password
     LIMIT_NAMESPACE = "limit-namespace"
+    MOVE_IN_PROGRESS = "move-in-progress"  # the new cluster's replicas are not all available yet
+    NEW_CLUSTER_AVAILABLE = "new-cluster-available"  # the move's second step: the old copy may go
+
+
+class MoveStep(StrEnum):
+    EXPAND = "expand"  # start the replicas in the new cluster, keep the old ones (Duplicated)
+    SETTLE = "settle"  # the final placement: the old cluster's copy goes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredPlacement:
     cluster_affinities: tuple[AffinityTerm, ...]
     static_weights: tuple[tuple[str, int], ...] = ()  # only for Divided replicas with static weights
+    duplicated: bool = False  # a move's first step: every cluster of the first term runs all replicas
 
     def matches(self, current: Placement) -> bool:
         return (
@@ -110,6 +118,7 @@ class Decision:
     # The placement is already what we want and Karmada still runs the replicas elsewhere (a
     # failover term stuck, a steady division): a WorkloadRebalancer asks for a fresh schedule.
     reschedule: bool = False
+    step: MoveStep | None = None  # for a move: which of its two steps this is
 
     @property
     def writes_placement(self) -> bool:
@@ -358,6 +367,39 @@ def _target(
     )
 
 
+def _settled(target: _Target, cluster: str) -> _Target:
+    """The final placement of a move to ``cluster``: that cluster first, then the others in rank order."""
+    if cluster == target.ranked_clusters[0] or cluster not in target.ranked_clusters:
+        return target
+    ranked = (cluster, *(c for c in target.ranked_clusters if c != cluster))
+    if target.desired.static_weights:
+        return target  # a weighted group: the ranking's group stands
+    terms = tuple(
+        AffinityTerm(name=f"{AFFINITY_PREFIX}{rank}", cluster_names=(c,)) for rank, c in enumerate(ranked)
+    )
+    return _Target(
+        ranked_clusters=ranked,
+        desired=DesiredPlacement(cluster_affinities=terms),
+        distribution=((cluster, 1.0),),
+    )
+
+
+def _expanded(target: _Target, sources: tuple[str, ...]) -> DesiredPlacement:
+    """A move's first step: the best cluster and those the replicas run in now, Duplicated, so the
+    old copies keep serving until the new ones are available; then the other clusters to fail over to."""
+    best = target.ranked_clusters[0]
+    group = (best, *(c for c in sources if c != best))
+    rest = tuple(c for c in target.ranked_clusters if c not in group)
+    terms = (
+        AffinityTerm(name=f"{AFFINITY_PREFIX}0", cluster_names=group),
+        *(
+            AffinityTerm(name=f"{AFFINITY_PREFIX}{rank + 1}", cluster_names=(c,))
+            for rank, c in enumerate(rest)
+        ),
+    )
+    return DesiredPlacement(cluster_affinities=terms, duplicated=True)
+
+
 # --- the pass --------------------------------------------------------------------------------------
 
 
@@ -461,7 +503,30 @@ def plan(
         ]
         sources = tuple(sorted({c for _, b in running if b is not None for c, n in b.clusters if n > 0}))
         outcome, reason, benefit = Outcome.REFUSE, Reason.NO_SIGNAL, None
-        if not sources:
+        if policy.moving_to is not None:
+            # A move's first step is done: finish it once its replicas are available there.
+            wanted = sum(w.replicas for w, _ in running)
+            available = sum(b.available_in(policy.moving_to) for _, b in running if b is not None)
+            if available < wanted:
+                outcome, reason = Outcome.KEEP, Reason.MOVE_IN_PROGRESS
+            else:
+                settled = _settled(target, policy.moving_to)
+                result.decisions.append(
+                    Decision(
+                        policy=policy,
+                        outcome=Outcome.MOVE,
+                        reason=Reason.NEW_CLUSTER_AVAILABLE,
+                        workloads=keys,
+                        replicas=replicas,
+                        ranked_clusters=settled.ranked_clusters,
+                        source_clusters=sources,
+                        target_cluster=policy.moving_to,
+                        desired=settled.desired,
+                        step=MoveStep.SETTLE,
+                    )
+                )
+                continue
+        elif not sources:
             # Karmada has not scheduled it yet: our placement is its first one, and nothing moves.
             outcome, reason = Outcome.PLACE, Reason.NEW_WORKLOAD
         elif (move := _move(running, shapes, target, region_of, config, cache=moves_of)) is not None:
@@ -656,6 +721,12 @@ def _within_limits(moves: list[_Proposal], settings: FleetSettings) -> list[Deci
             per_namespace[space] += 1
             outcome, reason = Outcome.MOVE, Reason.PAYS
         desired = move.target.desired
+        reschedule = outcome is Outcome.MOVE and desired.matches(move.policy.placement)
+        # No new copy needed where one already runs all the replicas: straight to the final placement.
+        direct = reschedule or move.target.ranked_clusters[0] in move.sources
+        step = MoveStep.SETTLE if direct else MoveStep.EXPAND
+        if outcome is Outcome.MOVE and step is MoveStep.EXPAND:
+            desired = _expanded(move.target, move.sources)
         decided.append(
             Decision(
                 policy=move.policy,
@@ -668,7 +739,8 @@ def _within_limits(moves: list[_Proposal], settings: FleetSettings) -> list[Deci
                 target_cluster=move.target.ranked_clusters[0],
                 desired=desired,
                 benefit=move.benefit,
-                reschedule=outcome is Outcome.MOVE and desired.matches(move.policy.placement),
+                reschedule=reschedule,
+                step=step if outcome is Outcome.MOVE else None,
             )
         )
     return decided
@@ -710,9 +782,14 @@ def decision_annotation(decision: Decision) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def placement_patch(desired: DesiredPlacement, current: Placement) -> dict[str, object]:
+def placement_patch(
+    desired: DesiredPlacement, current: Placement, *, restore: str | None = None
+) -> dict[str, object]:
     """The JSON merge patch of ``spec.placement``: our affinity terms, the single clusterAffinity
-    removed (Karmada allows only one of the two), static weights for divided replicas."""
+    removed (Karmada allows only one of the two), static weights for divided replicas.
+
+    A move's first step makes the replicas Duplicated over its first term; ``restore`` (the
+    replicaScheduling saved then, as JSON; "" when there was none) puts the policy's own back."""
     placement: dict[str, object] = {
         "clusterAffinities": [
             {"affinityName": term.name, "clusterNames": list(term.cluster_names)}
@@ -721,13 +798,25 @@ def placement_patch(desired: DesiredPlacement, current: Placement) -> dict[str, 
     }
     if current.has_cluster_affinity:
         placement["clusterAffinity"] = None
-    if desired.static_weights:
-        placement["replicaScheduling"] = {
-            "weightPreference": {
-                "staticWeightList": [
-                    {"targetCluster": {"clusterNames": [cluster]}, "weight": weight}
-                    for cluster, weight in desired.static_weights
-                ]
-            }
+    scheduling: dict[str, object] | None = None
+    if desired.duplicated:
+        scheduling = {
+            "replicaSchedulingType": "Duplicated",
+            "replicaDivisionPreference": None,
+            "weightPreference": None,
         }
+    elif restore is not None:
+        saved = json.loads(restore) if restore else None
+        scheduling = dict(saved) if isinstance(saved, dict) else None
+        placement["replicaScheduling"] = scheduling
+    if desired.static_weights and not desired.duplicated:
+        scheduling = dict(scheduling or {})
+        scheduling["weightPreference"] = {
+            "staticWeightList": [
+                {"targetCluster": {"clusterNames": [cluster]}, "weight": weight}
+                for cluster, weight in desired.static_weights
+            ]
+        }
+    if scheduling is not None:
+        placement["replicaScheduling"] = scheduling
     return placement

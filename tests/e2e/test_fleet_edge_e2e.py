@@ -215,22 +215,22 @@ def run(api_client: kubernetes.client.ApiClient, caches: FleetCaches, *, live: b
     )
 
 
-def test_a_live_move_patches_the_placement_records_why_and_posts_an_event(
+def test_a_live_move_patches_the_placement_in_two_steps_records_why_and_posts_an_event(
     cluster: LocalCluster, karmada: tuple[kubernetes.client.ApiClient, FleetCaches]
 ) -> None:
     api_client, caches = karmada
     workload(cluster, "shop", "web")
     report = run(api_client, caches, live=True, wait_for="shop/web")
     assert report.writes.get("written", 0) >= 1, report
-    placement = policy_of(cluster, "shop", "web")["spec"]["placement"]
+    first = policy_of(cluster, "shop", "web")
+    placement = first["spec"]["placement"]
     assert "clusterAffinity" not in placement  # one of the two forms only, as Karmada requires
-    assert [t["clusterNames"] for t in placement["clusterAffinities"]] == [
-        ["member-eu-north-1"],
-        ["member-eu-west-1"],
-        ["member-us-east-1"],
-    ]
-    annotations = policy_of(cluster, "shop", "web")["metadata"]["annotations"]
+    # Step 1, accepted by Karmada's schema: the new cluster and the old, both running every replica.
+    assert placement["clusterAffinities"][0]["clusterNames"] == ["member-eu-north-1", "member-us-east-1"]
+    assert placement["replicaScheduling"] == {"replicaSchedulingType": "Duplicated"}
+    annotations = first["metadata"]["annotations"]
     assert json.loads(annotations["ecopulse.io/decision"])["decision"] == "move"
+    assert annotations["ecopulse.io/moving-to"] == "member-eu-north-1"
     assert "ecopulse.io/moved-at" in annotations
     events = json.loads(cluster.kubectl("get", "events.events.k8s.io", "-n", "shop", "-o", "json"))["items"]
     assert any(
@@ -239,6 +239,36 @@ def test_a_live_move_patches_the_placement_records_why_and_posts_an_event(
         and e["reason"] == "FleetMoved"
         for e in events
     )
+
+    # Karmada reports the replicas available in the new cluster: step 2, the final placement.
+    status = {"aggregatedStatus": [{"clusterName": "member-eu-north-1", "status": {"availableReplicas": 3}}]}
+    cluster.kubectl(
+        "patch",
+        "resourcebinding",
+        "web-deployment",
+        "-n",
+        "shop",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    wait_until(
+        "the binding's status in the cache",
+        lambda: caches.bindings.items["shop/web-deployment"].available_in("member-eu-north-1") == 3,
+    )
+    wait_until(
+        "step 1 in the cache", lambda: caches.policies.items["shop/web"].moving_to == "member-eu-north-1"
+    )
+    run(api_client, caches, live=True, wait_for="shop/web")
+    final = policy_of(cluster, "shop", "web")
+    assert [t["clusterNames"] for t in final["spec"]["placement"]["clusterAffinities"]] == [
+        ["member-eu-north-1"],
+        ["member-eu-west-1"],
+        ["member-us-east-1"],
+    ]
+    assert "replicaScheduling" not in final["spec"]["placement"]  # the policy's own (none) is back
+    assert "ecopulse.io/moving-to" not in final["metadata"]["annotations"]
 
 
 def test_dry_run_changes_nothing_and_reports_the_change(
