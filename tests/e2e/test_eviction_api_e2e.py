@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from rebalancer import kubeapi
+from core.kube import events as event_module
 from rebalancer.kubeapi import EvictionOutcome, KubeApi
 from tests.e2e.cluster import LocalCluster
 
@@ -271,7 +271,7 @@ def test_post_event_is_visible_to_kubectl_get_events(
     assert kube.post_event(namespace=namespace, involved=involved, reason="CarbonRebalance", message=note)
     long_note = "g/kWh — " * 300  # 3000 bytes of UTF-8, multi-byte characters at the cut
     with monkeypatch.context() as patch:
-        patch.setattr(kubeapi, "datetime", WholeSecond)
+        patch.setattr(event_module, "datetime", WholeSecond)  # where event_time() reads the clock
         assert kube.post_event(
             namespace=namespace,
             involved=involved,
