@@ -172,6 +172,8 @@ class KarmadaPlane(LocalCluster):
         # No workload controllers: the Karmada API server holds templates, members run them.
         self._start_controller_manager(controllers=("namespace", "garbage-collector"))
         self.kubectl("create", "namespace", KARMADA_SYSTEM)
+        # Our own namespace (fleet mode's Lease lives there), opted out as in production.
+        self.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
         self._apply_crds()
         self._start_webhook()
         self._register_webhooks()
@@ -479,7 +481,7 @@ class Fleet:
         staging.replace(self.config_file)
 
     def karmada_kubectl(self, *args: str, input_text: str | None = None) -> str:
-        """kubectl against the Karmada API server; raises FleetError with its stderr on failure."""
+        """kubectl against the Karmada API server; raises ClusterError with its stderr on failure."""
         return self.karmada.kubectl(*args, input_text=input_text)
 
     def member_kubectl(self, cluster: str, *args: str, input_text: str | None = None) -> str:
