@@ -408,7 +408,7 @@ class Fleet:
     """A Karmada control plane and its member clusters. The ``fleet`` fixture yields one."""
 
     root: Path = DEFAULT_ROOT
-    members_by_region: Mapping[str, str] = field(default_factory=lambda: dict(MEMBERS))
+    member_regions: Mapping[str, str] = field(default_factory=lambda: dict(MEMBERS))  # cluster -> region
     karmada: KarmadaPlane = field(init=False)
     members: dict[str, LocalCluster] = field(init=False)
 
@@ -428,7 +428,7 @@ class Fleet:
                 kubeconfig_path=self.root / "members" / f"{name}.kubeconfig",
                 apiserver_args=LEAN_APISERVER_ARGS,
             )
-            for name, region in self.members_by_region.items()
+            for name, region in self.member_regions.items()
         }
         self.karmada.members = list(self.members.values())
 
@@ -445,11 +445,11 @@ class Fleet:
     @property
     def regions(self) -> dict[str, str]:
         """Cluster name -> region (the Cluster's spec.region and its nodes' region label)."""
-        return dict(self.members_by_region)
+        return dict(self.member_regions)
 
     def cluster_in(self, region: str) -> str:
         """The member cluster of ``region``."""
-        return next(name for name, r in self.members_by_region.items() if r == region)
+        return next(name for name, r in self.member_regions.items() if r == region)
 
     @property
     def config_file(self) -> Path:
@@ -559,7 +559,7 @@ class Fleet:
         """The real Push-mode registration: karmadactl creates the member's service account and the
         Cluster object, with the member's region and zones."""
         member = self.members[name]
-        region = self.members_by_region[name]
+        region = self.member_regions[name]
         zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(NODES_PER_REGION)})  # as its nodes'
         done = subprocess.run(
             [
@@ -630,7 +630,7 @@ class Fleet:
             "karmada": {"root": str(self.karmada.root), "kubeconfig": str(self.karmada_kubeconfig)},
             "members": {
                 name: {
-                    "region": self.members_by_region[name],
+                    "region": self.member_regions[name],
                     "root": str(m.root),
                     "kubeconfig": str(m.kubeconfig),
                 }
