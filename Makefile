@@ -63,7 +63,8 @@ prometheus:
 
 ## dashboards: copy dashboards/ into the kustomize base after editing them (a test checks they match)
 dashboards:
-	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
+	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/fleet.json \
+		dashboards/alerts.yaml \
 		manifests/base/dashboards/
 
 ## image: the OCI image (Debian root from mmdebstrap + our wheel, packed by umoci) in .build/image/oci,

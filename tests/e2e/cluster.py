@@ -125,6 +125,7 @@ class LocalCluster:
     ports: dict[str, int] = field(default_factory=dict)
     metrics_targets: dict[str, int] = field(default_factory=dict)  # component -> metrics port
     processes: list[Process] = field(default_factory=list)
+    nodes_per_region: int = NODES_PER_REGION  # benches ask for hundreds of kwok nodes
     # A fleet (tests/e2e/fleet.py) runs several of these: one region each, one shared etcd under
     # distinct prefixes, a name in every error, kubeconfigs where the fleet's users look for them.
     label: str = ""
@@ -577,7 +578,19 @@ class LocalCluster:
                     "file_sd_configs": [
                         {"files": [str(self.prometheus_dir / "targets.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                # The API server's own admission metrics, which the webhook-down alerts read.
+                {
+                    "job_name": "apiserver",
+                    "scheme": "https",
+                    "scrape_interval": "5s",
+                    "tls_config": {
+                        "ca_file": str(self.pki / "ca.crt"),
+                        "cert_file": str(self.pki / "admin.crt"),
+                        "key_file": str(self.pki / "admin.key"),
+                    },
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['apiserver']}"]}],
+                },
             ],
         }
         config_path = self.prometheus_dir / "prometheus.yml"
@@ -702,7 +715,7 @@ class LocalCluster:
                 for c in n.get("status", {}).get("conditions", [])
             )
         ]
-        return len(ready) == len(self.regions) * NODES_PER_REGION
+        return len(ready) == len(self.regions) * self.nodes_per_region
 
     def _webhook_ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
@@ -730,7 +743,7 @@ class LocalCluster:
     def _create_nodes(self) -> None:
         nodes = []
         for region in self.regions:
-            for index in range(NODES_PER_REGION):
+            for index in range(self.nodes_per_region):
                 zone_letter = "abc"[index % 3]
                 nodes.append(
                     {
