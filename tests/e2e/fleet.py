@@ -37,7 +37,6 @@ import yaml
 from certs.issue import ca_bundle_b64, issue_ca, issue_leaf_cert, issue_serving_cert, write_bundle
 from tests.e2e.cluster import (
     DEMO_CONFIG,
-    NODES_PER_REGION,
     REGIONS,
     REPO,
     ClusterError,
@@ -560,7 +559,7 @@ class Fleet:
         Cluster object, with the member's region and zones."""
         member = self.members[name]
         region = self.member_regions[name]
-        zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(NODES_PER_REGION)})  # as its nodes'
+        zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(member.nodes_per_region)})  # as its nodes'
         done = subprocess.run(
             [
                 self.karmada.karmada_binary("karmadactl"),
