@@ -79,6 +79,20 @@ KARMADA_CONTROLLERS = (
 )
 # The shipped webhooks answer within 3 s; on a loaded two-core machine they sometimes do not.
 WEBHOOK_TIMEOUT_SECONDS = 10
+# The local fleet's EcoPulseConfiguration (`.fleet/config.yaml`): cluster.py's regions, mock grid and
+# prices, and a fleet mode that plans every 5 s and acts (dryRun: false), so a flipped grid shows.
+FLEET_CONFIG = (
+    DEMO_CONFIG
+    + """\
+fleet:
+  intervalSeconds: 5
+  dryRun: false
+  minNetBenefitUsd: 0.0001
+  maxMovesPerPass: 10
+  maxMovesPerNamespace: 5
+  cooldownSeconds: 30
+"""
+)
 
 
 class FleetError(ClusterError):
@@ -517,7 +531,7 @@ class Fleet:
         return items
 
     # --- lifecycle -------------------------------------------------------------------------
-    def up(self, *, config_text: str = DEMO_CONFIG) -> None:
+    def up(self, *, config_text: str = FLEET_CONFIG) -> None:
         if self.state_file.exists():
             raise FleetError(f"a fleet is already running here ({self.state_file}); run `make fleet-down`")
         k8s_bins = bin_dir()
