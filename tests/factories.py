@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from core.model import PodDemand, PodRecord
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 
 
 def pod(
@@ -107,18 +107,10 @@ class FakeEvictionApi:
     events: list[str] = field(default_factory=list)
     involved: list[dict[str, str]] = field(default_factory=list)  # each Event's object, as sent
 
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
-        self.calls.append((name, dry_run))
-        outcome = self.answers.get(name, EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED)
+    def evict(self, request: EvictionRequest) -> EvictionResult:
+        self.calls.append((request.name, request.dry_run))
+        default = EvictionOutcome.DRY_RUN if request.dry_run else EvictionOutcome.EVICTED
+        outcome = self.answers.get(request.name, default)
         return EvictionResult(
             outcome=outcome,
             status={
