@@ -4,13 +4,14 @@
 #   karmada-controller-manager, karmada-scheduler, karmada-webhook,
 #   karmada-aggregated-apiserver, karmadactl             (github.com/karmada-io/karmada)
 # The Karmada API server is the kube-apiserver from hack/build-k8s.sh. Karmada's CRDs
-# are read from the module source (--print-crd-dir), never copied into the repository.
+# and deploy manifests are read from the module source (--print-source-dir), never copied
+# into the repository.
 # Binaries go to ${XDG_CACHE_HOME:-$HOME/.cache}/eco-pulse/karmada/<version>/bin/.
 #
-# Usage: hack/build-karmada.sh [--print-bin-dir | --print-crd-dir | --check | --force | --help]
+# Usage: hack/build-karmada.sh [--print-bin-dir | --print-source-dir | --check | --force | --help]
 #   (no option)      build if needed, then print the bin dir on the last line of stdout
 #   --print-bin-dir  print the bin dir and exit (does not build or check anything)
-#   --print-crd-dir  print Karmada's CRD kustomization dir in the module cache (downloads it if needed)
+#   --print-source-dir  print Karmada's source dir in the module cache (downloads it if needed)
 #   --check          exit 0 if the bin dir holds a complete build of the pin, else 1
 #   --force          rebuild even if a complete build exists
 # Environment: BUILD_K8S_JOBS (go build -p, default 2), plus the usual GOPROXY,
@@ -43,13 +44,13 @@ BINARIES=(karmada-controller-manager karmada-scheduler karmada-webhook karmada-a
 log() { printf '[build-karmada] %s\n' "$*" >&2; }
 die() { printf '[build-karmada] ERROR: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 MODE=build
 case "${1:-}" in
   "") ;;
   --print-bin-dir) printf '%s\n' "$BIN_DIR"; exit 0 ;;
-  --print-crd-dir) MODE=crd-dir ;;
+  --print-source-dir) MODE=source-dir ;;
   --check) MODE=check ;;
   --force) MODE=force ;;
   -h|--help) usage; exit 0 ;;
@@ -65,14 +66,15 @@ grep -Eq "^[[:space:]]*(require[[:space:]]+)?${MODULE} ${KARMADA_VERSION}( |$)" 
 ! grep -Eq '^[[:space:]]*replace[[:space:]]|=>' "$HACK_DIR/karmada/go.mod" ||
   die "hack/karmada/go.mod must not replace modules: Karmada's own build list is the pin"
 
-if [[ $MODE == crd-dir ]]; then
-  # The module source is the single copy of Karmada's CRDs; `go mod download` verifies it
-  # against go.sum (a no-op when the module cache already holds it).
+if [[ $MODE == source-dir ]]; then
+  # The module source is the single copy of Karmada's CRDs (charts/karmada/_crds) and deploy
+  # manifests (artifacts/deploy); `go mod download` verifies it against go.sum (a no-op when
+  # the module cache already holds it).
   GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/karmada" mod download "$MODULE" >&2 ||
     die "cannot download $MODULE $KARMADA_VERSION"
   dir=$(GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/karmada" list -m -f '{{.Dir}}' "$MODULE")
   [[ -f "$dir/charts/karmada/_crds/kustomization.yaml" ]] || die "no CRD kustomization in $dir/charts/karmada/_crds"
-  printf '%s\n' "$dir/charts/karmada/_crds"; exit 0
+  printf '%s\n' "$dir"; exit 0
 fi
 
 # What a build depends on besides the version in the directory name: the wrapper's

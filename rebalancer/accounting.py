@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration
 from core.managed import unmanaged
+from core.metrics import inc_signed
 from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -152,8 +153,8 @@ def record(ledger: Ledger) -> None:
         ENERGY.labels(namespace, region).inc(accrual.energy_kwh)
         EMISSIONS.labels(namespace, region).inc(accrual.emissions_grams)
         COST.labels(namespace, region).inc(accrual.cost_usd)
-        _signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, accrual.avoided_grams)
-        _signed(COST_SAVED, COST_ADDED, namespace, region, accrual.saved_usd)
+        inc_signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, amount=accrual.avoided_grams)
+        inc_signed(COST_SAVED, COST_ADDED, namespace, region, amount=accrual.saved_usd)
         cleaner = region in ledger.cleaner_than_baseline
         POD_SECONDS.labels(namespace, region, "true" if cleaner else "false").inc(accrual.pod_seconds)
         POD_SECONDS.labels(namespace, region, "false" if cleaner else "true")
@@ -197,11 +198,3 @@ def record(ledger: Ledger) -> None:
 
 # One accounting line stays readable: the counters have every namespace, the log the first ones.
 MAX_LOGGED_NAMESPACES = 100
-
-
-def _signed(gain: Counter, loss: Counter, namespace: str, region: str, amount: float) -> None:
-    gain_child, loss_child = gain.labels(namespace, region), loss.labels(namespace, region)
-    if amount >= 0:
-        gain_child.inc(amount)
-    else:
-        loss_child.inc(-amount)

@@ -54,3 +54,69 @@ def page(*, title: str, body: str) -> str:
 <h1>{escape(title)}</h1>
 {body}</body></html>
 """
+
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def scatter(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    *,
+    x_label: str,
+    y_label: str,
+    width: int = 640,
+    height: int = 420,
+) -> str:
+    """A plain SVG scatter plot (no script, no library) of (x, y) points per named series, with the
+    axes through zero and the diagonal y = x, so points below it did worse than predicted."""
+    points = [p for _, pts in series for p in pts]
+    if not points:
+        return '<p class="note">No points to plot.</p>'
+    pad = 56
+    xs = [x for x, _ in points] + [0.0]
+    ys = [y for _, y in points] + [0.0]
+    low = min(*xs, *ys)
+    high = max(*xs, *ys)
+    if high - low <= 1e-12:
+        high = low + 1.0
+    span = high - low
+    low, high = low - 0.05 * span, high + 0.05 * span
+
+    def px(x: float) -> float:
+        return pad + (x - low) / (high - low) * (width - 2 * pad)
+
+    def py(y: float) -> float:
+        return height - pad - (y - low) / (high - low) * (height - 2 * pad)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect x="{pad}" y="{pad}" width="{width - 2 * pad}" height="{height - 2 * pad}" '
+        'fill="none" stroke="#999"/>',
+        f'<line x1="{px(low):.1f}" y1="{py(low):.1f}" x2="{px(high):.1f}" y2="{py(high):.1f}" '
+        'stroke="#bbb" stroke-dasharray="4 3"/>',
+        f'<line x1="{px(low):.1f}" y1="{py(0):.1f}" x2="{px(high):.1f}" y2="{py(0):.1f}" stroke="#666"/>',
+        f'<line x1="{px(0):.1f}" y1="{py(low):.1f}" x2="{px(0):.1f}" y2="{py(high):.1f}" stroke="#666"/>',
+    ]
+    for value in (low, 0.0, high):
+        parts.append(
+            f'<text x="{px(value):.1f}" y="{height - pad + 16}" text-anchor="middle">{value:.3g}</text>'
+        )
+        parts.append(f'<text x="{pad - 6}" y="{py(value) + 4:.1f}" text-anchor="end">{value:.3g}</text>')
+    parts.append(f'<text x="{width / 2:.0f}" y="{height - 12}" text-anchor="middle">{escape(x_label)}</text>')
+    parts.append(
+        f'<text x="14" y="{height / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {height / 2:.0f})">{escape(y_label)}</text>'
+    )
+    for index, (name, pts) in enumerate(series):
+        colour = _COLOURS[index % len(_COLOURS)]
+        for x, y in pts:
+            parts.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}" fill-opacity="0.55"/>'
+            )
+        parts.append(
+            f'<text x="{pad + 8}" y="{pad + 16 + 14 * index}" fill="{colour}">{escape(name)} '
+            f"({len(pts)} moves)</text>"
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -59,6 +59,7 @@ from core.trace import Trace
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import plan
+from rebalancer.simulate.forecast import Forecaster, ForecastModel
 from rebalancer.simulate.workload import SimulatedWorkload, Workload
 
 CARBON_BLIND = "carbon-blind"
@@ -68,6 +69,8 @@ ECOPULSE = "ecopulse"
 POLICIES = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, ECOPULSE)
 # Pods already running when the trace starts are old enough to move.
 _ANCIENT = timedelta(days=3650)
+# What a named forecast model looks ahead when the configured provider does not forecast.
+DEFAULT_FORECAST_HOURS = 24
 _EPS = 1e-9
 
 
@@ -108,13 +111,21 @@ class SimulationResult:
     times: tuple[datetime, ...]
     intensity: tuple[tuple[float, ...], ...]  # per region, per hour
     policies: Mapping[str, PolicyResult]
-    forecast_hours: int = 0  # what ecopulse saw ahead each hour (perfect: the trace itself)
+    forecast_hours: int = 0  # what ecopulse saw ahead each hour
+    forecast: Mapping[str, object] = field(default_factory=dict)  # the model, as report.json states it
 
     def reduction_percent(self, name: str) -> float:
         blind = self.policies[CARBON_BLIND].emissions_grams
         if blind <= 0:
             return 0.0
         return 100.0 * (1.0 - self.policies[name].emissions_grams / blind)
+
+    def cost_reduction_percent(self, name: str) -> float:
+        """Compute cost below carbon-blind's, in percent."""
+        blind = self.policies[CARBON_BLIND].compute_usd
+        if blind <= 0:
+            return 0.0
+        return 100.0 * (1.0 - self.policies[name].compute_usd / blind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +154,9 @@ class Simulator:
         config: EcoPulseConfiguration,
         trace: Trace,
         workload: SimulatedWorkload,
+        forecast: ForecastModel | None = None,
+        forecast_hours: int | None = None,
+        seed: int = 0,
     ) -> None:
         # The simulation acts: a dry-run config would only ever report.
         self.config = replace(config, rebalancer=replace(config.rebalancer, dry_run=False))
@@ -155,13 +169,26 @@ class Simulator:
             raise ValueError(f"the trace has no values for zone(s) {', '.join(sorted(set(missing)))}")
         self.intensity = tuple(trace.zones[zone] for zone in self.zones)
         self.hours = trace.hours
-        # A provider that forecasts is given the trace's next hours: a perfect forecast.
-        self.forecast_hours = self.config.carbon.forecast_hours
+        # By default a provider that forecasts is given the trace's next hours (a perfect forecast),
+        # one that does not sees the current hour only; a named model overrides both.
+        configured = self.config.carbon.forecast_hours
+        if forecast is None:
+            forecast = ForecastModel.PERFECT if configured else ForecastModel.NONE
+        if forecast_hours is None:
+            forecast_hours = configured or DEFAULT_FORECAST_HOURS
+        self.forecaster = Forecaster.build(
+            forecast,
+            hours=forecast_hours,
+            seed=seed,
+            series=dict(zip(self.zones, self.intensity, strict=True)),
+        )
+        self.forecast_hours = self.forecaster.hours
         self.cap_cpu = [workload.capacity[r].cpu if r in workload.capacity else 0.0 for r in self.regions]
         self.cap_mem = [
             workload.capacity[r].memory_gib if r in workload.capacity else 0.0 for r in self.regions
         ]
         self.shapes = [self._shape(w) for w in workload.workloads]
+        self.capacity_types = sorted({shape.demand.capacity_type for shape in self.shapes})
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -177,7 +204,9 @@ class Simulator:
         if w.runtime_hours is not None:
             annotations[EXPECTED_RUNTIME_ANNOTATION] = repr(w.runtime_hours)
         hints = placement_hints(annotations, known_regions=frozenset(self.regions)).hints
-        demand = intern_demand(PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib))
+        demand = intern_demand(
+            PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib, capacity_type=w.capacity_type)
+        )
         reference = w.data_region or config.baseline_region
         eligible: list[int] = []
         for i, region in enumerate(self.regions):
@@ -300,12 +329,12 @@ class Simulator:
             intensity=self.intensity,
             policies=results,
             forecast_hours=self.forecast_hours,
+            forecast=self.forecaster.describe(),
         )
 
     def signals_at(self, hour: int) -> SignalSnapshot:
-        """The signals at ``hour``: that hour's values and, if the provider forecasts, the next hours'."""
+        """The signals at ``hour``: that hour's values and the forecast model's next hours."""
         now = self.trace.times[hour]
-        ahead = range(hour + 1, min(self.hours, hour + 1 + self.forecast_hours))
         carbon = {
             name: CarbonSignal(
                 region=name,
@@ -315,7 +344,8 @@ class Simulator:
                 fetched_at=now,
                 source="trace",
                 forecast=tuple(
-                    ForecastPoint(at=self.trace.times[h], carbon_g_per_kwh=series[h]) for h in ahead
+                    ForecastPoint(at=self.trace.times[hour + 1 + k], carbon_g_per_kwh=value)
+                    for k, value in enumerate(self.forecaster.ahead(zone, hour))
                 ),
             )
             for name, zone, series in zip(self.regions, self.zones, self.intensity, strict=True)
@@ -370,6 +400,11 @@ class Simulator:
             for r in (source, target)
         )
         return net_benefit(source_cost, target_cost, migration_usd=migration_usd).net_usd
+
+
+def _node_name(region: str, capacity_type: CapacityType) -> str:
+    # Spot pods run on spot nodes, priced at spot rates by the planner; on-demand keeps the old name.
+    return f"node-{region}" if capacity_type is CapacityType.ON_DEMAND else f"node-{region}-{capacity_type}"
 
 
 @dataclass(slots=True)
@@ -455,7 +490,7 @@ class _Ecopulse:
                 namespace=shape.workload.namespace,
                 name=name,
                 uid=name,
-                node_name=f"node-{self.sim.regions[region]}",
+                node_name=_node_name(self.sim.regions[region], shape.demand.capacity_type),
                 phase="Running",
                 ready=True,
                 deleting=False,
@@ -525,8 +560,9 @@ class _Ecopulse:
         per_workload = max(1, config.rebalancer.max_evictions_per_workload)
         used_cpu = [0.0] * len(sim.regions)
         used_mem = [0.0] * len(sim.regions)
-        listed_cpu = [0.0] * len(sim.regions)
-        listed_mem = [0.0] * len(sim.regions)
+        # listed pods per (region, capacity type): each region has one node per capacity type in use
+        listed_cpu: dict[tuple[int, CapacityType], float] = {}
+        listed_mem: dict[tuple[int, CapacityType], float] = {}
         pods: list[PodRecord] = []
         self.listed = {}
         next_mature: datetime | None = None
@@ -554,20 +590,23 @@ class _Ecopulse:
                         record = self._record(w, r, started, i)
                         pods.append(record)
                         self.listed[record.name] = (w, r, started)
-                        listed_cpu[r] += shape.workload.cpu
-                        listed_mem[r] += shape.workload.memory_gib
+                        on = (r, shape.demand.capacity_type)
+                        listed_cpu[on] = listed_cpu.get(on, 0.0) + shape.workload.cpu
+                        listed_mem[on] = listed_mem.get(on, 0.0) + shape.workload.memory_gib
         if not pods:
             return 0, next_mature
+        # A node's allocatable leaves out the region's other usage: its free room is the region's.
         nodes = {
-            f"node-{name}": NodeRecord(
-                name=f"node-{name}",
+            _node_name(name, kind): NodeRecord(
+                name=_node_name(name, kind),
                 region=name,
-                capacity_type=CapacityType.ON_DEMAND,
-                allocatable_cpu_cores=sim.cap_cpu[r] - (used_cpu[r] - listed_cpu[r]),
-                allocatable_memory_gib=sim.cap_mem[r] - (used_mem[r] - listed_mem[r]),
+                capacity_type=kind,
+                allocatable_cpu_cores=sim.cap_cpu[r] - used_cpu[r] + listed_cpu.get((r, kind), 0.0),
+                allocatable_memory_gib=sim.cap_mem[r] - used_mem[r] + listed_mem.get((r, kind), 0.0),
                 schedulable=True,
             )
             for r, name in enumerate(sim.regions)
+            for kind in sim.capacity_types
         }
         assert self._signals is not None
         result = plan(pods=pods, nodes=nodes, namespaces={}, signals=self._signals, config=config, now=now)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, POLICIES, SimulationResult
-from report.html import escape, figures, page, svg, table
+from report.html import escape, figures, page, scatter, svg, table
 
 # Plots of more hours than this are drawn from daily means (a year of hourly points is unreadable).
 MAX_PLOT_POINTS = 2000
@@ -25,6 +25,7 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             "migrations": p.migrations,
             "migrationsPerPodDay": round(p.migrations_per_pod_day, 6),
             "reductionVsCarbonBlindPercent": round(result.reduction_percent(name), 3),
+            "computeCostReductionVsCarbonBlindPercent": round(result.cost_reduction_percent(name), 3),
         }
         if name == ECOPULSE:
             entry["moves"] = [
@@ -40,6 +41,10 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             ]
             entry["predictedNetBenefitUsd"] = round(sum(m.predicted_net_benefit_usd for m in p.moves), 4)
             entry["realisedNetBenefitUsd"] = round(sum(m.realised_net_benefit_usd for m in p.moves), 4)
+            # The share of executed moves whose realised net benefit was positive: the ones that paid.
+            paid = sum(1 for m in p.moves if m.realised_net_benefit_usd > 0)
+            entry["movesThatPaid"] = paid
+            entry["shareOfMovesThatPaid"] = round(paid / len(p.moves), 6) if p.moves else None
         policies[name] = entry
     return {
         "meta": {
@@ -49,7 +54,12 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             "end": result.times[-1].isoformat() if result.times else None,
             "regions": dict(zip(result.regions, result.zones, strict=True)),
             # What ecopulse saw ahead: the configured provider's forecast horizon, taken from the trace.
-            "forecast": f"perfect, {result.forecast_hours} hours" if result.forecast_hours else "none",
+            "forecast": (
+                f"{result.forecast.get('model', 'perfect')}, {result.forecast_hours} hours"
+                if result.forecast_hours
+                else "none"
+            ),
+            "forecastModel": dict(result.forecast),
         },
         "policies": policies,
     }
@@ -113,6 +123,7 @@ def render_html(data: dict[str, Any], drawn: list[tuple[str, str]]) -> str:
         f"reduction vs {CARBON_BLIND}",
         "energy (kWh)",
         "compute ($)",
+        "compute vs blind",
         "egress ($)",
         "migrations",
         "per pod-day",
@@ -124,6 +135,7 @@ def render_html(data: dict[str, Any], drawn: list[tuple[str, str]]) -> str:
             f"{p['reductionVsCarbonBlindPercent']:.1f} %",
             f"{p['energyKwh']:,.1f}",
             f"{p['computeCostUsd']:,.2f}",
+            f"{-p['computeCostReductionVsCarbonBlindPercent']:+.1f} %",
             f"{p['egressCostUsd']:,.2f}",
             p["migrations"],
             f"{p['migrationsPerPodDay']:.4f}",
@@ -132,13 +144,19 @@ def render_html(data: dict[str, Any], drawn: list[tuple[str, str]]) -> str:
     ]
     eco = data["policies"][ECOPULSE]
     meta = data["meta"]
+    share = eco["shareOfMovesThatPaid"]
+    paid = "no moves" if share is None else f"{share * 100:.1f} % of them paid ({eco['movesThatPaid']})"
+    moves = [(m["predictedNetBenefitUsd"], m["realisedNetBenefitUsd"]) for m in eco["moves"]]
     regions = ", ".join(f"{r} ({z})" for r, z in meta["regions"].items())
     body = f"""<p>{escape(str(meta.get("start")))} to {escape(str(meta.get("end")))}, {meta["hours"]} hours,
 regions {escape(regions)}; ecopulse's forecast: {escape(str(meta["forecast"]))}.</p>
 {table(header, rows)}
 <p>ecopulse: {len(eco["moves"])} moves, predicted net benefit {eco["predictedNetBenefitUsd"]:+.2f} USD,
 realised {eco["realisedNetBenefitUsd"]:+.2f} USD (actual intensities over each move's horizon, minus
-migration cost).</p>
+migration cost); {paid}.</p>
+<h2>Predicted vs realised net benefit of every move (USD)</h2>
+<div>{scatter([(ECOPULSE, moves)], x_label="predicted (USD)", y_label="realised (USD)")}</div>
+<p>Below the dashed diagonal a move did worse than predicted; below the horizontal axis it lost money.</p>
 {figures(drawn)}"""
     return page(title="Eco-Pulse what-if replay", body=body)
 

@@ -87,10 +87,19 @@ class ReviewOutcome:
     log_fields: Mapping[str, object] = field(default_factory=dict)
     # The patch as the response carries it, encoded once (a memoised outcome serves many pods).
     patch_base64: str = ""
+    # The ecopulse.io/ annotations ignored (unknown keys, invalid values): also worth an Event.
+    annotation_problems: tuple[str, ...] = ()
 
 
-def skip(reason: Reason | Unmanaged, *warnings: str) -> ReviewOutcome:
-    return ReviewOutcome(outcome=Outcome.SKIPPED, reason=reason, warnings=list(warnings))
+def skip(
+    reason: Reason | Unmanaged, *warnings: str, annotation_problems: tuple[str, ...] = ()
+) -> ReviewOutcome:
+    return ReviewOutcome(
+        outcome=Outcome.SKIPPED,
+        reason=reason,
+        warnings=list(warnings),
+        annotation_problems=annotation_problems,
+    )
 
 
 def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
@@ -250,9 +259,14 @@ def decide(
     if choice is NoChoice.BASELINE_UNKNOWN:
         return fail_open(Reason.BASELINE_UNKNOWN, f"no fresh signal for baseline {config.baseline_region}")
     if choice is NoChoice.NO_ELIGIBLE_REGION:
-        return skip(Reason.NO_ELIGIBLE_REGION, *warnings, "eco-pulse: no region fits this pod's constraints")
+        return skip(
+            Reason.NO_ELIGIBLE_REGION,
+            *warnings,
+            "eco-pulse: no region fits this pod's constraints",
+            annotation_problems=hints.warnings,
+        )
     if choice is NoChoice.BELOW_FLOOR:
-        return skip(Reason.BELOW_FLOOR, *warnings)
+        return skip(Reason.BELOW_FLOOR, *warnings, annotation_problems=hints.warnings)
     assert isinstance(choice, PlacementChoice) and explanation is not None
     try:
         patch = affinity_patch(pod, choice)
@@ -261,7 +275,12 @@ def decide(
             {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: explanation.annotation},
         )
     except Unpatchable as error:
-        return skip(Reason.UNPATCHABLE, *warnings, f"eco-pulse: {error}; no region affinity added")
+        return skip(
+            Reason.UNPATCHABLE,
+            *warnings,
+            f"eco-pulse: {error}; no region affinity added",
+            annotation_problems=hints.warnings,
+        )
     return ReviewOutcome(
         outcome=Outcome.MUTATED,
         reason=Reason.PLACED,
@@ -272,6 +291,7 @@ def decide(
         decision=explanation.annotation,
         ranking=ranking,
         log_fields=explanation.log_fields,
+        annotation_problems=hints.warnings,
     )
 
 
