@@ -29,9 +29,9 @@ from typing import Protocol
 
 from core.accounting import RunningPod, accrue
 from core.config import EcoPulseConfiguration
-from core.managed import says_opt_out
+from core.managed import Unmanaged, unmanaged
 from core.metrics import inc_signed
-from core.model import DECISION_ANNOTATION, OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES, SignalSnapshot
+from core.model import DECISION_ANNOTATION, SignalSnapshot, Subject
 from fleet import metrics
 from fleet.karmada import WriteOutcome, WriteResult
 from fleet.planner import (
@@ -51,7 +51,7 @@ log = logging.getLogger("ecopulse.fleet")
 
 # A pass logs at most this many decisions one per line; the rest are counted in the summary.
 MAX_DECISION_LINES = 200
-NEVER_WRITTEN = frozenset({Reason.NAMESPACE_OPTED_OUT, Reason.OPTED_OUT, Reason.NO_WORKLOAD})
+NEVER_WRITTEN = frozenset({*Unmanaged, Reason.NO_WORKLOAD})
 EVENT_REASONS = {
     Outcome.PLACE: "FleetPlaced",
     Outcome.MOVE: "FleetMoved",
@@ -232,12 +232,10 @@ def running_replicas(snapshot: FleetSnapshot) -> Iterable[RunningPod]:
     """One RunningPod per replica Karmada scheduled, in its member cluster's region; namespaces that
     opted out (or are the system's) are left out, as one cluster's accounting leaves them out."""
     for workload in snapshot.workloads.values():
-        info = snapshot.namespaces.get(workload.namespace)
-        if workload.namespace in SYSTEM_NAMESPACES or (info is not None and info.opted_out):
-            continue
-        if says_opt_out(
-            ({**(info.hint_annotations if info else {}), **workload.hint_annotations}).get(OPT_OUT_ANNOTATION)
-        ):
+        subject = Subject(
+            namespace=workload.namespace, labels=workload.labels, annotations=workload.hint_annotations
+        )
+        if unmanaged(subject, namespace=snapshot.namespaces.get(workload.namespace)) is not None:
             continue
         binding = snapshot.bindings.get(("Deployment", workload.namespace, workload.name))
         if binding is None:

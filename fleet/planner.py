@@ -31,8 +31,9 @@ from enum import StrEnum
 
 from core.config import EcoPulseConfiguration, FleetSettings
 from core.economics import NetBenefit, RegionCost, migration_cost_usd
-from core.managed import says_opt_out
-from core.model import OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES, NamespaceInfo, PlacementHints, SignalSnapshot
+from core.managed import Unmanaged
+from core.managed import unmanaged as core_unmanaged
+from core.model import NamespaceInfo, PlacementHints, SignalSnapshot, Subject
 from core.placement import (
     Ineligible,
     PlacementChoice,
@@ -67,8 +68,7 @@ class Reason(StrEnum):
     BEST_CLUSTER = "in-best-cluster"
     NEW_WORKLOAD = "not-scheduled-yet"
     PAYS = "net-benefit-above-minimum"
-    NAMESPACE_OPTED_OUT = "namespace-opted-out"
-    OPTED_OUT = "opted-out"
+    # Never managed (system-namespace, namespace-opted-out, opted-out): core.managed.Unmanaged.
     NO_WORKLOAD = "no-workload"
     NO_SIGNAL = "no-usable-signals"
     NO_ELIGIBLE_CLUSTER = "no-eligible-cluster"
@@ -95,7 +95,7 @@ class DesiredPlacement:
 class Decision:
     policy: PolicyRecord
     outcome: Outcome
-    reason: Reason
+    reason: Reason | Unmanaged
     workloads: tuple[str, ...] = ()  # namespace/name of the Deployments the policy propagates
     replicas: int = 0
     ranked_clusters: tuple[str, ...] = ()  # eligible clusters, best first
@@ -202,32 +202,33 @@ def unmanaged(
     namespaces: Mapping[str, NamespaceInfo],
     *,
     own_namespace: str = "",
-) -> Reason | None:
-    """Why fleet mode never touches this policy: the same rule as in one cluster (system and our own
-    namespaces, the namespace label ecopulse.io/opt-out, the annotation on the namespace, the policy
-    or the workload). A ClusterPropagationPolicy is left alone if any namespace it reaches opts out."""
-    spaces = {policy.namespace} if policy.namespace else set()
-    spaces |= {w.namespace for w in workloads}
-    for space in spaces:
-        if space in SYSTEM_NAMESPACES or (own_namespace and space == own_namespace):
-            return Reason.NAMESPACE_OPTED_OUT
-        info = namespaces.get(space)
-        if info is not None and info.opted_out:
-            return Reason.NAMESPACE_OPTED_OUT
-    if says_opt_out((policy.annotations).get(OPT_OUT_ANNOTATION)):
-        return Reason.OPTED_OUT
-    for workload in workloads:
-        if says_opt_out(
-            (effective_annotations(policy, workload, namespaces.get(workload.namespace))).get(
-                OPT_OUT_ANNOTATION
+) -> Unmanaged | None:
+    """Why fleet mode never touches this policy: core.managed's rule, the one every app asks, of each
+    Deployment the policy propagates (the policy's annotations under the Deployment's own) and of the
+    policy itself. A ClusterPropagationPolicy is left alone if any namespace it reaches opts out; of
+    several reasons, the namespace's come first, as in the rule."""
+    subjects = [
+        Subject(
+            namespace=w.namespace, labels=w.labels, annotations={**policy.annotations, **w.hint_annotations}
+        )
+        for w in workloads
+    ]
+    if policy.namespace or not workloads:
+        subjects.append(Subject(namespace=policy.namespace, labels={}, annotations=policy.annotations))
+    reasons = [
+        reason
+        for subject in subjects
+        if (
+            reason := core_unmanaged(
+                subject, namespace=namespaces.get(subject.namespace), own_namespace=own_namespace
             )
-        ):
-            return Reason.OPTED_OUT
-    if not workloads and policy.namespace:
-        info = namespaces.get(policy.namespace)
-        if info is not None and says_opt_out((info.hint_annotations).get(OPT_OUT_ANNOTATION)):
-            return Reason.OPTED_OUT
-    return None
+        )
+        is not None
+    ]
+    return min(reasons, key=_RULE_ORDER.index) if reasons else None
+
+
+_RULE_ORDER = list(Unmanaged)
 
 
 # --- costs -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, parse_config_text
 from core.kube.caches import NamespaceInfo
+from core.managed import Unmanaged
 from core.model import CarbonSignal, SignalSnapshot
 from fleet.planner import (
     FleetSnapshot,
@@ -398,22 +399,22 @@ def test_a_move_that_does_not_pay_is_refused_with_its_figures() -> None:
 @pytest.mark.parametrize(
     ("namespaces", "policy_annotations", "template_annotations", "reason"),
     [
-        ({"shop": NamespaceInfo(opted_out=True)}, {}, {}, Reason.NAMESPACE_OPTED_OUT),
+        ({"shop": NamespaceInfo(opted_out=True)}, {}, {}, Unmanaged.NAMESPACE_OPTED_OUT),
         (
             {"shop": NamespaceInfo(hint_annotations={"ecopulse.io/opt-out": "true"})},
             {},
             {},
-            Reason.OPTED_OUT,
+            Unmanaged.OPTED_OUT,
         ),
-        ({}, {"ecopulse.io/opt-out": "true"}, {}, Reason.OPTED_OUT),
-        ({}, {}, {"ecopulse.io/opt-out": "True"}, Reason.OPTED_OUT),
+        ({}, {"ecopulse.io/opt-out": "true"}, {}, Unmanaged.OPTED_OUT),
+        ({}, {}, {"ecopulse.io/opt-out": "True"}, Unmanaged.OPTED_OUT),
     ],
 )
 def test_opted_out_policies_are_never_touched(
     namespaces: dict[str, NamespaceInfo],
     policy_annotations: dict[str, str],
     template_annotations: dict[str, str],
-    reason: Reason,
+    reason: Unmanaged,
 ) -> None:
     result = plan(
         snapshot(
@@ -431,6 +432,21 @@ def test_opted_out_policies_are_never_touched(
     assert decision.desired is None and not decision.writes_placement
 
 
+def test_a_deployment_labelled_opt_out_is_never_touched() -> None:
+    """The opt-out as a label, as for a pod in one cluster (core.managed reads both)."""
+    result = plan(
+        snapshot(
+            policies=[policy("web", selects="web")],
+            deployments=[deployment("web", labels={"app": "web", "ecopulse.io/opt-out": "true"})],
+            bindings=[binding("web", {"member-us-east-1": 3})],
+        ),
+        signals=signals(),
+        config=config(),
+        now=NOW,
+    )
+    assert (only(result).outcome, only(result).reason) == (Outcome.REFUSE, Unmanaged.OPTED_OUT)
+
+
 @pytest.mark.parametrize("space", ["kube-system", "eco-pulse"])
 def test_system_and_own_namespaces_are_never_touched(space: str) -> None:
     result = plan(
@@ -443,7 +459,8 @@ def test_system_and_own_namespaces_are_never_touched(space: str) -> None:
         now=NOW,
         own_namespace="eco-pulse",
     )
-    assert only(result).reason is Reason.NAMESPACE_OPTED_OUT
+    # One name for the case across the apps (fleet mode said namespace-opted-out).
+    assert only(result).reason is Unmanaged.SYSTEM_NAMESPACE
 
 
 def test_a_cluster_policy_reaching_an_opted_out_namespace_is_left_alone() -> None:
@@ -459,7 +476,7 @@ def test_a_cluster_policy_reaching_an_opted_out_namespace_is_left_alone() -> Non
         config=config(),
         now=NOW,
     )
-    assert only(result).reason is Reason.NAMESPACE_OPTED_OUT
+    assert only(result).reason is Unmanaged.NAMESPACE_OPTED_OUT
 
 
 def test_a_policy_without_deployments_is_refused() -> None:
