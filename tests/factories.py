@@ -14,6 +14,7 @@ from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 def pod(
     name: str = "web-1",
     *,
+    generate_name: str | None = None,
     namespace: str = "shop",
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
@@ -27,11 +28,16 @@ def pod(
 ) -> dict[str, Any]:
     """A Pod as JSON (camelCase, as the API server sends it): a ReplicaSet's pod of 'shop'.
 
-    ``owner`` is (apiVersion, kind, name) of the controller owner reference, or None for a bare
-    pod. With ``node_name`` the pod is scheduled, Running (or ``phase``) and Ready; ``spec``
-    overrides any field of the spec.
+    With ``generate_name`` it is the pod a controller asks to create (no name, no uid yet), as an
+    admission review carries it. ``owner`` is (apiVersion, kind, name) of the controller owner
+    reference, or None for a bare pod. With ``node_name`` the pod is scheduled, Running (or
+    ``phase``) and Ready; ``spec`` overrides any field of the spec.
     """
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": f"uid-{name}"}
+    metadata: dict[str, Any] = (
+        {"generateName": generate_name, "namespace": namespace}
+        if generate_name is not None
+        else {"name": name, "namespace": namespace, "uid": f"uid-{name}"}
+    )
     if labels is not None:
         metadata["labels"] = labels
     if annotations is not None:
