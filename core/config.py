@@ -7,6 +7,7 @@ a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -206,6 +207,11 @@ class EcoPulseConfiguration:
     def region_names(self) -> tuple[str, ...]:
         return tuple(region.name for region in self.regions)
 
+    @property
+    def known_regions(self) -> frozenset[str]:
+        """The region names as a set, built once per configuration (request paths ask for it)."""
+        return _region_set(self.regions)
+
     def region(self, name: str) -> Region | None:
         for region in self.regions:
             if region.name == name:
@@ -216,6 +222,11 @@ class EcoPulseConfiguration:
         if source_region == target_region:
             return 0.0
         return self.latency_ms.get((source_region, target_region))
+
+
+@functools.lru_cache(maxsize=64)
+def _region_set(regions: tuple[Region, ...]) -> frozenset[str]:
+    return frozenset(region.name for region in regions)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ ALLOWED_REGIONS_ANNOTATION = "ecopulse.io/allowed-regions"
 EXPECTED_RUNTIME_ANNOTATION = "ecopulse.io/expected-runtime-hours"
 PREFERRED_REGION_ANNOTATION = "ecopulse.io/preferred-region"
 DECISION_ANNOTATION = "ecopulse.io/decision"
+# The EcoPulsePolicy (or ClusterEcoPulsePolicy) refs that applied when the webhook placed a pod.
+POLICY_ANNOTATION = "ecopulse.io/policy"
 # The annotations that change a pod's placement (all a slim pod record keeps of them).
 HINT_ANNOTATIONS = frozenset(
     {
@@ -37,7 +39,7 @@ HINT_ANNOTATIONS = frozenset(
     }
 )
 # Every ecopulse.io/ key we read or write on pods and namespaces; any other is a user's typo.
-KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION}
+KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION, POLICY_ANNOTATION}
 # Never ours to place or move: the control plane's own namespaces.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 # Pods at or above this priority are the cluster's own (system-cluster-critical, system-node-critical).
@@ -187,8 +189,10 @@ class PodRecord:
     priority: int
     local_storage: bool  # emptyDir or hostPath volumes
     pvc: bool
-    labels: Mapping[str, str] = field(default_factory=dict)  # only ecopulse.io/ keys
+    labels: Mapping[str, str] = field(default_factory=dict)  # interned: the opt-out, policy selectors
     owner_api_version: str = ""  # the controller owner's, as its reference says ("" if none)
+    created_at: datetime | None = None
+    placed_by: str = ""  # the ecopulse.io/policy annotation the webhook wrote, if any
 
     @property
     def key(self) -> str:

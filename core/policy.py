@@ -491,3 +491,88 @@ def placement_config(config: EcoPulseConfiguration, resolution: Resolution) -> E
     )
     _derived[key] = (config, derived)
     return derived
+
+
+# ---------------------------------------------------------------------------------------------
+# Status: what the rebalancer's status writer reads back (cumulative totals, transition times).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Condition:
+    type: str
+    status: str  # "True", "False" or "Unknown"
+    reason: str
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int = 0
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "lastTransitionTime": self.last_transition_time,
+            "observedGeneration": self.observed_generation,
+        }
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyStatus:
+    observed_generation: int = 0
+    conditions: tuple[Condition, ...] = ()
+    pods_matched: int = 0
+    pods_placed_last_hour: int = 0
+    pods_moved_last_hour: int = 0
+    carbon_avoided_grams: float = 0.0
+    cost_saved_usd: float = 0.0
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+    @classmethod
+    def from_wire(cls, raw: object) -> PolicyStatus:
+        status = raw if isinstance(raw, Mapping) else {}
+        conditions = []
+        for item in status.get("conditions") or ():
+            if isinstance(item, Mapping) and isinstance(item.get("type"), str):
+                conditions.append(
+                    Condition(
+                        type=str(item["type"]),
+                        status=str(item.get("status", "Unknown")),
+                        reason=str(item.get("reason", "")),
+                        message=str(item.get("message", "")),
+                        last_transition_time=str(item.get("lastTransitionTime", "")),
+                        observed_generation=_int(item.get("observedGeneration")),
+                    )
+                )
+        return cls(
+            observed_generation=_int(status.get("observedGeneration")),
+            conditions=tuple(conditions),
+            pods_matched=_int(status.get("podsMatched")),
+            pods_placed_last_hour=_int(status.get("podsPlacedLastHour")),
+            pods_moved_last_hour=_int(status.get("podsMovedLastHour")),
+            carbon_avoided_grams=_float(status.get("carbonAvoidedGrams")),
+            cost_saved_usd=_float(status.get("costSavedUsd")),
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "observedGeneration": self.observed_generation,
+            "conditions": [c.to_wire() for c in self.conditions],
+            "podsMatched": self.pods_matched,
+            "podsPlacedLastHour": self.pods_placed_last_hour,
+            "podsMovedLastHour": self.pods_moved_last_hour,
+            "carbonAvoidedGrams": round(self.carbon_avoided_grams, 3),
+            "costSavedUsd": round(self.cost_saved_usd, 6),
+        }

@@ -25,6 +25,7 @@ from core.config import EcoPulseConfiguration
 from core.managed import unmanaged
 from core.metrics import inc_signed
 from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
+from core.policy import EMPTY_POLICY_SET, PolicySet, resolve
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -91,8 +92,10 @@ def accountable(
     nodes: Mapping[str, NodeRecord],
     namespaces: Mapping[str, NamespaceInfo],
     own_namespace: str = "",
+    policies: PolicySet = EMPTY_POLICY_SET,
 ) -> list[RunningPod]:
-    """Running pods that Eco-Pulse places: not system, opted-out, mirror, static or DaemonSet pods.
+    """Running pods that Eco-Pulse places: not system, opted-out, mirror, static or DaemonSet pods,
+    nor pods a policy with mode: off selects. Each carries the refs of the policies that apply.
 
     Those run where they run whatever we do (a DaemonSet pod exists in every region), and
     crediting their "avoidance" would count the cluster's shape as our saving.
@@ -107,12 +110,16 @@ def accountable(
         node = nodes.get(pod.node_name)
         if node is None:
             continue  # not in the node cache yet: account it from the next tick
+        resolution = resolve(policies, namespace=pod.namespace, pod_labels=pod.labels)
+        if resolution.opts_out(pod.hint_annotations):
+            continue
         selected.append(
             RunningPod(
                 namespace=pod.namespace,
                 region=node.region,
                 capacity_type=node.capacity_type,
                 demand=pod.demand,
+                policies=tuple(policy.ref for policy in resolution.applied),
             )
         )
     return selected

@@ -172,6 +172,7 @@ class Evictor:
                 "avoided_grams": round(candidate.benefit.avoided_grams, 3),
                 "reason": why,
                 "detail": detail,
+                "policy": candidate.policy,
             },
         )
         return Attempt(candidate=candidate, result=result)

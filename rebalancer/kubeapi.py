@@ -27,6 +27,7 @@ from typing import Any, cast
 import urllib3
 from kubernetes import client
 
+from core.kube.caches import PLURALS, POLICY_GROUP, POLICY_VERSION
 from core.kube.events import (
     MESSAGE_LIMIT,
     REQUEST_TIMEOUT_SECONDS,
@@ -92,6 +93,7 @@ class KubeApi:
         self._recorder = EventRecorder(
             api_client, reporting_controller=REPORTING_CONTROLLER, reporting_instance=reporting_instance
         )
+        self._custom = client.CustomObjectsApi(api_client)
         self.component = component
         self.reporting_instance = self._recorder.reporting_instance
 
@@ -214,3 +216,53 @@ class KubeApi:
             event_type=event_type,
             action=action,
         )
+
+    # --- policy status -----------------------------------------------------------------------------
+    def write_policy_status(self, *, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+        """Merge-patch an EcoPulsePolicy's (or ClusterEcoPulsePolicy's) status subresource. Never raises."""
+        plural = PLURALS.get(kind)
+        if plural is None:
+            return False
+        body = {"status": dict(status)}
+        try:
+            if namespace:
+                response = self._custom.patch_namespaced_custom_object_status(
+                    POLICY_GROUP,
+                    POLICY_VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    body,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                )
+            else:
+                response = self._custom.patch_cluster_custom_object_status(
+                    POLICY_GROUP,
+                    POLICY_VERSION,
+                    plural,
+                    name,
+                    body,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                )
+            cast(urllib3.BaseHTTPResponse, response).drain_conn()
+            cast(urllib3.BaseHTTPResponse, response).release_conn()
+        except client.ApiException as error:
+            log.warning(
+                "policy status not written",
+                extra={
+                    "namespace": namespace,
+                    "policy": name,
+                    "status": error.status,
+                    "detail": status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
+                },
+            )
+            return False
+        except Exception as error:  # timeouts, refused connections
+            log.warning(
+                "policy status not written",
+                extra={"namespace": namespace, "policy": name, "detail": trim(repr(error), MESSAGE_LIMIT)},
+            )
+            return False
+        return True

@@ -28,6 +28,7 @@ from core.logs import log_line
 from core.managed import Unmanaged
 from core.model import NamespaceInfo, SignalSnapshot
 from core.podspec import as_mapping
+from core.policy import EMPTY_POLICY_SET, PolicySet
 from webhook.admission.mutate import (
     Outcome,
     OutcomeMemo,
@@ -129,6 +130,8 @@ class WebhookContext:
     namespace_known: Callable[[str], bool] = lambda _: True
     # Node name -> region from a watch, for the extender's NodeNames mode.
     node_region: Callable[[str], str | None] = lambda _: None
+    # The policies from a watch (core.kube.caches.PolicyCache), for the configured regions.
+    policies: Callable[[frozenset[str]], PolicySet] = lambda _: EMPTY_POLICY_SET
     extender_deadline_seconds: float = 0.5
     admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
     extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
@@ -161,12 +164,14 @@ async def _extender_answer(body: bytes, context: WebhookContext, *, verb: str, s
         args = parse_args(body, keep_node_objects=verb == "filter", max_body_bytes=max_body_bytes)
         nodes = node_regions(args, context.node_region)
         namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
+        config = context.config()
         judgement = judge(
             args,
             nodes=nodes,
             signals=context.signals(),
-            config=context.config(),
+            config=config,
             namespace_info=context.namespace_info(namespace),
+            policies=context.policies(config.known_regions),
         )
         return args, nodes, judgement
 
@@ -225,6 +230,7 @@ async def _extender_answer(body: bytes, context: WebhookContext, *, verb: str, s
                 "reason": reason,
                 "nodes": args.node_count,
                 "filtered": len(judgement.failed) if judgement is not None else 0,
+                "policy": judgement.policy if judgement is not None else "",
                 "duration_ms": round(elapsed * 1000, 3),
             },
         )
@@ -358,11 +364,13 @@ async def _decide_within_deadline(
     def run() -> ReviewOutcome:
         signals, config = context.signals(), context.config()
         namespace_info = context.namespace_info(review.namespace)
+        policies = context.policies(config.known_regions)
         return context.outcomes.outcome(
             review,
             signals=signals,
             config=config,
             namespace_info=namespace_info,
+            policies=policies,
             decide=lambda: decide(
                 review,
                 signals=signals,
@@ -370,6 +378,7 @@ async def _decide_within_deadline(
                 own_namespace=context.own_namespace,
                 memo=context.memo,
                 namespace_info=namespace_info,
+                policies=policies,
             ),
         )
 
@@ -429,6 +438,7 @@ def _record(
         "region": outcome.region,
         "duration_ms": round(elapsed_seconds * 1000, 3),
         "dry_run": review.dry_run,
+        "policy": outcome.policy,
     }
     if outcome.outcome is Outcome.MUTATED:
         fields["why"] = outcome.decision

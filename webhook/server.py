@@ -19,7 +19,13 @@ from kubernetes.client import ApiClient
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
-from core.kube.caches import namespace_reflector, node_region_reflector
+from core.kube.caches import (
+    PolicyCache,
+    PolicyRecord,
+    namespace_reflector,
+    node_region_reflector,
+    policy_reflectors,
+)
 from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
@@ -123,26 +129,30 @@ def _cluster_client() -> ApiClient | None:
         api_client = load_api_client()
     except Exception as error:  # a broken kubeconfig must not stop admission: we fail open
         log.error(
-            "cannot load a Kubernetes client; namespace annotations, NodeNames mode and Events are off",
+            "cannot load a Kubernetes client; namespace hints, policies, NodeNames mode and Events are off",
             extra={"reason": str(error)},
         )
         return None
     if api_client is None:
-        log.info("no cluster configured; namespace annotations, NodeNames mode and Events are off")
+        log.info("no cluster configured; namespace annotations, policies, NodeNames mode and Events are off")
     return api_client
 
 
-def _cluster_watches(
-    api_client: ApiClient | None,
-) -> tuple[Reflector[NamespaceInfo] | None, Reflector[str] | None]:
-    """Namespaces (opt-out label, hint annotations) and node regions, when there is a cluster."""
+Watches = tuple[Reflector[NamespaceInfo] | None, Reflector[str] | None, list[Reflector[PolicyRecord]]]
+
+
+def _cluster_watches(api_client: ApiClient | None) -> Watches:
+    """Namespaces (opt-out label, hint annotations), node regions and policies, when there is a cluster."""
     if api_client is None:
-        return None, None
+        return None, None, []
     namespaces = namespace_reflector(api_client)
     nodes = node_region_reflector(api_client)
+    policies = list(policy_reflectors(api_client))
     namespaces.start()
     nodes.start()
-    return namespaces, nodes
+    for policy_watch in policies:
+        policy_watch.start()
+    return namespaces, nodes, policies
 
 
 def build(
@@ -163,7 +173,9 @@ def build(
     install_signal_metrics(refresher, lambda: config.current)
 
     api_client = _cluster_client() if settings.watch_cluster else None
-    namespaces, nodes = _cluster_watches(api_client)
+    namespaces, nodes, policy_watches = _cluster_watches(api_client)
+    # Lambdas on purpose: a reflector replaces ``items`` on every event.
+    policy_cache = PolicyCache(*(lambda w=w: w.items for w in policy_watches))
     events = (
         EventQueue(api_poster(api_client, reporting_instance=socket.gethostname()))
         if api_client is not None
@@ -188,6 +200,7 @@ def build(
         admission_max_body_bytes=settings.admission_max_body_bytes,
         extender_max_body_bytes=settings.extender_max_body_bytes,
         bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
+        policies=policy_cache.policy_set,
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -234,7 +247,7 @@ def build(
         refresher=refresher,
         tls=tls,
         port=port,
-        watches=[watch for watch in (namespaces, nodes) if watch is not None],
+        watches=[watch for watch in (namespaces, nodes, *policy_watches) if watch is not None],
         events=events,
     )
     if sock is not None:

@@ -15,6 +15,7 @@ from core.model import (
     ANNOTATION_PREFIX,
     HINT_ANNOTATIONS,
     OPT_OUT_LABEL,
+    POLICY_ANNOTATION,
     REGION_LABEL,
     CapacityType,
     NamespaceInfo,
@@ -77,9 +78,20 @@ def _hints(annotations: Mapping[str, Any]) -> Mapping[str, str]:
     return hints or _NO_HINTS
 
 
-def _our_labels(labels: Mapping[str, Any]) -> Mapping[str, str]:
-    ours = {k: v for k, v in labels.items() if k.startswith(ANNOTATION_PREFIX) and isinstance(v, str)}
-    return ours or _NO_HINTS
+_label_sets: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+
+
+def intern_labels(labels: object) -> Mapping[str, str]:
+    """One shared mapping per distinct label set: the replicas of a ReplicaSet share theirs."""
+    if not isinstance(labels, dict) or not labels:
+        return _NO_HINTS
+    key = tuple(sorted((k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)))
+    shared = _label_sets.get(key)
+    if shared is None:
+        if len(_label_sets) > 100_000:  # bounded, like the demands
+            _label_sets.clear()
+        shared = _label_sets[key] = dict(key)
+    return shared
 
 
 def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
@@ -118,8 +130,10 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         priority=priority if isinstance(priority, int) else 0,
         local_storage=any("emptyDir" in v or "hostPath" in v for v in volumes),
         pvc=any("persistentVolumeClaim" in v for v in volumes),
-        labels=_our_labels(metadata.get("labels") or {}),
+        labels=intern_labels(metadata.get("labels")),
         owner_api_version=owner.api_version if owner else "",
+        created_at=_parse_time(metadata.get("creationTimestamp")),
+        placed_by=str(annotations.get(POLICY_ANNOTATION, ""))[:512],
     )
 
 

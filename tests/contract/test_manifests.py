@@ -475,7 +475,7 @@ def grants(rules: list[tuple[Manifest, Manifest]], group: str, resource: str, ve
     ]
 
 
-def test_the_webhook_reads_nodes_and_namespaces_and_only_creates_events() -> None:
+def test_the_webhook_reads_nodes_namespaces_and_policies_and_only_creates_events() -> None:
     rules = rules_of("eco-pulse-webhook")
     for _, rule in rules:
         writes = set(rule["verbs"]) & (WRITE_VERBS | {"*"})
@@ -487,7 +487,13 @@ def test_the_webhook_reads_nodes_and_namespaces_and_only_creates_events() -> Non
             assert grants(rules, "", resource, verb), f"webhook cannot {verb} {resource}"
     assert grants(rules, "events.k8s.io", "events", "create")
     assert not grants(rules, "", "events", "create"), "core/v1 events: the code posts events.k8s.io/v1"
-    assert {r for _, rule in rules for r in rule["resources"]} == {"nodes", "namespaces", "events"}
+    assert {r for _, rule in rules for r in rule["resources"]} == {
+        "nodes",
+        "namespaces",
+        "events",
+        "ecopulsepolicies",
+        "clusterecopulsepolicies",
+    }
 
 
 def test_the_rebalancer_evicts_and_never_deletes_pods() -> None:

@@ -32,6 +32,15 @@ CLIENT_METHODS: dict[str, set[Permission]] = {
     "list_pod_for_all_namespaces": {("", "pods", "list"), ("", "pods", "watch")},
     "create_namespaced_pod_eviction": {("", "pods/eviction", "create")},
     "list_deployment_for_all_namespaces": {("apps", "deployments", "list"), ("apps", "deployments", "watch")},
+    # The policy kinds, read by core.kube.caches.policy_reflectors and status-patched by the rebalancer
+    # (fleet mode's Karmada kinds are read from their literal arguments, below).
+    "list_cluster_custom_object": {
+        ("ecopulse.io", plural, verb)
+        for plural in ("ecopulsepolicies", "clusterecopulsepolicies")
+        for verb in ("list", "watch")
+    },
+    "patch_namespaced_custom_object_status": {("ecopulse.io", "ecopulsepolicies/status", "patch")},
+    "patch_cluster_custom_object_status": {("ecopulse.io", "clusterecopulsepolicies/status", "patch")},
 }
 EVENTS_API_METHODS: dict[str, set[Permission]] = {
     "create_namespaced_event": {("events.k8s.io", "events", "create")},
@@ -55,7 +64,7 @@ def _reflector_factories() -> dict[str, set[Permission]]:
     tree = ast.parse((REPO / "core/kube/caches.py").read_text())
     factories: dict[str, set[Permission]] = {}
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name.endswith("_reflector"):
+        if isinstance(node, ast.FunctionDef) and node.name.endswith(("_reflector", "_reflectors")):
             methods = {
                 n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr.startswith("list_")
             }
@@ -147,12 +156,18 @@ def test_the_scan_sees_the_calls_we_know_of() -> None:
     assert ("", "pods/eviction", "create") in rebalancer
     assert ("coordination.k8s.io", "leases", "update") in rebalancer
     assert ("events.k8s.io", "events", "create") in rebalancer
+    assert ("ecopulse.io", "ecopulsepolicies/status", "patch") in rebalancer
+    assert ("ecopulse.io", "clusterecopulsepolicies", "watch") in rebalancer
     assert calls_of(APPS["eco-pulse-webhook"]) == {
         ("", "nodes", "list"),
         ("", "nodes", "watch"),
         ("", "namespaces", "list"),
         ("", "namespaces", "watch"),
         ("events.k8s.io", "events", "create"),  # an ignored annotation's Event (issue 19)
+        ("ecopulse.io", "ecopulsepolicies", "list"),
+        ("ecopulse.io", "ecopulsepolicies", "watch"),
+        ("ecopulse.io", "clusterecopulsepolicies", "list"),
+        ("ecopulse.io", "clusterecopulsepolicies", "watch"),
     }
 
 
