@@ -12,11 +12,20 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram
 
 from core.config import EcoPulseConfiguration
+from core.history import IntensityHistory
 from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
 from core.model import SignalSnapshot
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
-from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, NO_SIGNAL, WORKLOAD_MOVING, plan
+from rebalancer.planner import (
+    BELOW_MIN_BENEFIT,
+    HISTORY_SHORT,
+    NO_ROOM,
+    NO_SIGNAL,
+    NOT_ROBUST,
+    WORKLOAD_MOVING,
+    plan,
+)
 from rebalancer.protections import Protected
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -46,7 +55,15 @@ LAST_CYCLE = Gauge(
 )
 for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
     CYCLES.labels(outcome=_outcome)
-for _reason in (*Protected, NO_SIGNAL, BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING):
+for _reason in (
+    *Protected,
+    NO_SIGNAL,
+    BELOW_MIN_BENEFIT,
+    NOT_ROBUST,
+    HISTORY_SHORT,
+    NO_ROOM,
+    WORKLOAD_MOVING,
+):
     REFUSALS.labels(reason=str(_reason))
 # A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
 MAX_REFUSAL_LINES = 200
@@ -75,6 +92,9 @@ class CycleInputs:
     api: EvictionApi
     own_namespace: str = ""
     accountant: Accountant | None = None
+    # The grid's recent hours, for the planner's robust rule; every replica keeps it, so a new
+    # leader starts with a warm one.
+    history: IntensityHistory | None = None
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
@@ -92,6 +112,8 @@ def run_cycle(inputs: CycleInputs) -> CycleReport:
 
 
 def _cycle(inputs: CycleInputs) -> CycleReport:
+    if inputs.history is not None:
+        inputs.history.record(inputs.signals())
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
@@ -111,6 +133,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
         config=config,
         now=inputs.clock(),
         own_namespace=inputs.own_namespace,
+        history=inputs.history,
     )
     report = CycleReport(outcome="completed", candidates=len(result.candidates))
     CANDIDATES.set(len(result.candidates))

@@ -12,6 +12,7 @@ from types import FrameType
 from kubernetes import client
 
 from core.config import ConfigError, EcoPulseConfiguration, default_config
+from core.history import IntensityHistory
 from core.kube.caches import namespace_reflector, node_reflector, pod_reflector
 from core.kube.client import load_api_client
 from core.logs import configure_logging
@@ -93,6 +94,7 @@ def main() -> int:
         api=KubeApi(api_client, reporting_instance=settings.identity),
         own_namespace=settings.namespace,
         accountant=Accountant(),
+        history=IntensityHistory(window_hours=config.current.rebalancer.history_window_hours),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds
