@@ -171,6 +171,12 @@ class RebalancerSettings:
     evict_local_storage_pods: bool = False
     evict_pvc_pods: bool = False
     eviction_grace_period_seconds: int | None = None
+    # The robust rule (core.history, core.economics.robust_net_benefit_usd): a move must pay with its
+    # carbon gap cut to the smallest of the last hold_hours hourly gaps, less gap_error_margin times
+    # the gap's recent horizon error over history_window_hours. 0 and 0 turn it off.
+    hold_hours: int = 2
+    gap_error_margin: float = 1.0
+    history_window_hours: int = 168
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -693,6 +699,9 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
             "evictLocalStoragePods",
             "evictPvcPods",
             "evictionGracePeriodSeconds",
+            "holdHours",
+            "gapErrorMargin",
+            "historyWindowHours",
         },
     )
     d = RebalancerSettings()
@@ -721,6 +730,11 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
         ),
         evict_pvc_pods=reader.boolean(raw, key, "evictPvcPods", d.evict_pvc_pods),
         eviction_grace_period_seconds=grace,
+        hold_hours=reader.integer(raw, key, "holdHours", d.hold_hours, minimum=0),
+        gap_error_margin=reader.number(raw, key, "gapErrorMargin", d.gap_error_margin, minimum=0.0),
+        history_window_hours=reader.integer(
+            raw, key, "historyWindowHours", d.history_window_hours, minimum=1
+        ),
     )
 
 
