@@ -13,6 +13,7 @@ from pathlib import Path
 from core.cli import reject_unknown_options
 from core.config import ConfigError, load_config
 from core.trace import TraceError, load_trace, parse_time
+from rebalancer.simulate.forecast import ForecastModel
 from rebalancer.simulate.progress import Progress
 from rebalancer.simulate.workload import WorkloadError, load_workload
 
@@ -44,6 +45,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity", choices=("lifecycle", "direct"), default="lifecycle")
     p.add_argument("--start", type=_time, help="first hour kept (ISO, UTC)")
     p.add_argument("--end", type=_time, help="first hour dropped (ISO, UTC)")
+    p.add_argument(
+        "--forecast",
+        choices=[str(m) for m in ForecastModel],
+        help="what ecopulse sees ahead: none (current intensities only), perfect (the trace), "
+        "persistence (the current value held) or noisy (the trace with an error growing with lead "
+        "time); default: perfect if the configured provider forecasts, else none",
+    )
+    p.add_argument("--forecast-hours", type=int, help="hours ahead (default: the provider's, else 24)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast (default 0)")
     return p
 
 
@@ -111,7 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             loading.close()
-        simulator = Simulator(config=config, trace=trace, workload=workload)
+        if args.forecast_hours is not None and args.forecast_hours < 1:
+            raise ValueError(f"--forecast-hours: must be >= 1, got {args.forecast_hours}")
+        simulator = Simulator(
+            config=config,
+            trace=trace,
+            workload=workload,
+            forecast=ForecastModel(args.forecast) if args.forecast else None,
+            forecast_hours=args.forecast_hours,
+            seed=args.seed,
+        )
     except (ConfigError, WorkloadError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
@@ -145,13 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before the replay; this is the directory changing under us (or a full disk).
         print(f"simulate: --out {args.out}: cannot write the report: {error}", file=sys.stderr)
         return 2
-    print(f"{'policy':<14} {'emissions kg':>14} {'reduction':>10} {'migrations':>11} {'per pod-day':>12}")
+    print(
+        f"{'policy':<14} {'emissions kg':>14} {'reduction':>10} {'compute':>9} {'migrations':>11} "
+        f"{'per pod-day':>12}"
+    )
     for name in POLICIES:
         p = data["policies"][name]
         print(
             f"{name:<14} {p['emissionsGrams'] / 1000:>14,.1f} {p['reductionVsCarbonBlindPercent']:>9.1f}% "
+            f"{-p['computeCostReductionVsCarbonBlindPercent']:>+8.1f}% "
             f"{p['migrations']:>11} {p['migrationsPerPodDay']:>12.4f}"
         )
+    eco = data["policies"]["ecopulse"]
+    if eco["shareOfMovesThatPaid"] is not None:
+        print(f"ecopulse: {eco['movesThatPaid']} of {len(eco['moves'])} moves paid in hindsight")
     print(
         f"replayed {trace.hours} hours in {seconds:.1f} s (ecopulse's forecast: {data['meta']['forecast']}); "
         f"report in {args.out}/report.html"

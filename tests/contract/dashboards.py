@@ -47,6 +47,7 @@ METRIC_MODULES = (
     "rebalancer.evictor",
     "rebalancer.leader",
     "rebalancer.accounting",
+    "fleet.metrics",
 )
 # The sample names Prometheus scrapes for each type of family, after the family name.
 SAMPLE_SUFFIXES: Mapping[str, tuple[str, ...]] = {

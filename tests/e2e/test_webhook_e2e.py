@@ -20,7 +20,7 @@ spec:
   replicas: {replicas}
   selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}}}{annotations}}}
+    metadata: {{labels: {labels}{annotations}}}
     spec:
       containers:
         - name: app
@@ -36,9 +36,16 @@ def deployment(
     replicas: int = 3,
     annotations: dict[str, str] | None = None,
     node_selector: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str:
     extra = f", annotations: {json.dumps(annotations)}" if annotations else ""
-    text = PLAIN_DEPLOYMENT.format(name=name, namespace=namespace, replicas=replicas, annotations=extra)
+    text = PLAIN_DEPLOYMENT.format(
+        name=name,
+        namespace=namespace,
+        replicas=replicas,
+        labels=json.dumps({"app": name, **(labels or {})}),
+        annotations=extra,
+    )
     if node_selector:
         text += f"      nodeSelector: {json.dumps(node_selector)}\n"
     return text
