@@ -23,7 +23,6 @@ from core.yaml_input import YamlInputError, describe, load_yaml
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
-CONFIG_ENV = "ECOPULSE_CONFIG"
 # A ConfigMap is at most 1 MiB; anything bigger is not a config file.
 MAX_CONFIG_BYTES = 1024 * 1024
 
