@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s karmada fleet-up fleet-down fleet-demo run-fleet prometheus image dashboards test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s karmada fleet-up fleet-down fleet-demo run-fleet prometheus image image-tools test-image dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,14 @@ dashboards:
 ##        tagged with the project version; prints its digest (needs root; hack/build-image.sh --help)
 image: $(STAMP)
 	PYTHON=$(BIN)/python hack/build-image.sh
+
+## image-tools: install mmdebstrap and umoci with apt-get when missing (a fresh CI machine)
+image-tools:
+	hack/build-image.sh --tools-only
+
+## test-image: build the image, unpack it and start the webhook from it (root; tests/image/)
+test-image: $(STAMP)
+	$(BIN)/pytest -q -m image tests/image
 
 ## webhook: just the webhook, on development certificates and the example config (mock grid)
 webhook: $(STAMP)
