@@ -21,7 +21,7 @@ ENVIRONMENT = (
     ("ECOPULSE_KEEP_ALIVE_SECONDS", "idle time allowed between requests on a connection (30)"),
     ("ECOPULSE_MAX_CONNECTIONS", "connections beyond this many are closed at once (500)"),
     ("ECOPULSE_RELOAD_INTERVAL_SECONDS", "how often mounted files are checked for changes"),
-    ("ECOPULSE_WATCH_CLUSTER", "watch namespaces and nodes when a cluster is reachable (true)"),
+    ("ECOPULSE_WATCH_CLUSTER", "use a reachable cluster: watch namespaces and nodes, post Events (true)"),
     ("ECOPULSE_LOG_LEVEL", "log level (INFO); logs are one JSON object per line"),
     ("POD_NAMESPACE", "our own namespace, never mutated"),
 )

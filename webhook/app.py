@@ -24,10 +24,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo
 from core.logs import log_line
-from core.model import SignalSnapshot
+from core.managed import Unmanaged
+from core.model import NamespaceInfo, SignalSnapshot
 from core.podspec import as_mapping
+from core.policy import EMPTY_POLICY_SET, PolicySet
 from webhook.admission.mutate import (
     Outcome,
     OutcomeMemo,
@@ -47,6 +48,7 @@ from webhook.admission.review import (
     review_response,
 )
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
+from webhook.events import EventQueue, annotation_event
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
@@ -93,7 +95,7 @@ def _initialise_metrics() -> None:
     """Create the children we know of at 0, so a dashboard shows 0, not "no data", before the first one."""
     for outcome in (*Outcome, "malformed"):
         ADMISSION_REQUESTS.labels(str(outcome))
-    for reason in Reason:
+    for reason in (*Reason, *Unmanaged):
         if reason in ADMISSION_FAIL_OPEN_REASONS:
             ADMISSION_FAIL_OPEN.labels(str(reason))
         elif reason is not Reason.PLACED:
@@ -128,11 +130,15 @@ class WebhookContext:
     namespace_known: Callable[[str], bool] = lambda _: True
     # Node name -> region from a watch, for the extender's NodeNames mode.
     node_region: Callable[[str], str | None] = lambda _: None
+    # The policies from a watch (core.kube.caches.PolicyCache), for the configured regions.
+    policies: Callable[[frozenset[str]], PolicySet] = lambda _: EMPTY_POLICY_SET
     extender_deadline_seconds: float = 0.5
     admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
     extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
     # One budget for every body being read at once (see webhook.bodies).
     bodies: BodyBudget = field(default_factory=lambda: BodyBudget(max_bytes=128 * 1024 * 1024))
+    # Where Events about ignored annotations go (a bounded queue, posted by a thread); None: nowhere.
+    annotation_events: EventQueue | None = None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -158,12 +164,14 @@ async def _extender_answer(body: bytes, context: WebhookContext, *, verb: str, s
         args = parse_args(body, keep_node_objects=verb == "filter", max_body_bytes=max_body_bytes)
         nodes = node_regions(args, context.node_region)
         namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
+        config = context.config()
         judgement = judge(
             args,
             nodes=nodes,
             signals=context.signals(),
-            config=context.config(),
+            config=config,
             namespace_info=context.namespace_info(namespace),
+            policies=context.policies(config.known_regions),
         )
         return args, nodes, judgement
 
@@ -226,6 +234,7 @@ async def _extender_answer(body: bytes, context: WebhookContext, *, verb: str, s
                 "reason": reason,
                 "nodes": args.node_count,
                 "filtered": len(judgement.failed) if judgement is not None else 0,
+                "policy": judgement.policy if judgement is not None else "",
                 "duration_ms": round(elapsed * 1000, 3),
             },
         )
@@ -276,6 +285,17 @@ def create_app(context: WebhookContext) -> Starlette:
             # review on it would go unanswered. Our own bug, so it keeps its traceback.
             try:
                 _record(review, outcome, elapsed, namespace_known=context.namespace_known)
+                if (
+                    outcome.annotation_problems
+                    and context.annotation_events is not None
+                    and not review.dry_run
+                ):
+                    pod = review.object or {}
+                    context.annotation_events.offer(
+                        annotation_event(
+                            pod, namespace=review.namespace, problems=outcome.annotation_problems
+                        )
+                    )
             except Exception:
                 log.exception("admission bookkeeping failed", extra={"uid": review.uid})
 
@@ -367,11 +387,13 @@ async def _decide_within_deadline(
     def run() -> ReviewOutcome:
         signals, config = context.signals(), context.config()
         namespace_info = context.namespace_info(review.namespace)
+        policies = context.policies(config.known_regions)
         return context.outcomes.outcome(
             review,
             signals=signals,
             config=config,
             namespace_info=namespace_info,
+            policies=policies,
             decide=lambda: decide(
                 review,
                 signals=signals,
@@ -379,6 +401,7 @@ async def _decide_within_deadline(
                 own_namespace=context.own_namespace,
                 memo=context.memo,
                 namespace_info=namespace_info,
+                policies=policies,
             ),
         )
 
@@ -442,6 +465,7 @@ def _record(
         "region": outcome.region,
         "duration_ms": round(elapsed_seconds * 1000, 3),
         "dry_run": review.dry_run,
+        "policy": outcome.policy,
     }
     if outcome.outcome is Outcome.MUTATED:
         fields["why"] = outcome.decision

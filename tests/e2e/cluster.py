@@ -125,6 +125,15 @@ class LocalCluster:
     ports: dict[str, int] = field(default_factory=dict)
     metrics_targets: dict[str, int] = field(default_factory=dict)  # component -> metrics port
     processes: list[Process] = field(default_factory=list)
+    nodes_per_region: int = NODES_PER_REGION  # benches ask for hundreds of kwok nodes
+    # A fleet (tests/e2e/fleet.py) runs several of these: one region each, one shared etcd under
+    # distinct prefixes, a name in every error, kubeconfigs where the fleet's users look for them.
+    label: str = ""
+    regions: Mapping[str, str] = field(default_factory=lambda: dict(REGIONS))
+    etcd_servers: str | None = None  # None: start our own etcd
+    etcd_prefix: str = "/registry"
+    kubeconfig_path: Path | None = None
+    apiserver_args: Sequence[str] = ()
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -137,7 +146,7 @@ class LocalCluster:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.root / "kubeconfig"
+        return self.kubeconfig_path or self.root / "kubeconfig"
 
     @property
     def config_file(self) -> Path:
@@ -208,7 +217,8 @@ class LocalCluster:
             self.config_file.write_text(config_text)
             if prometheus:
                 self._start_prometheus()
-            self._start_etcd()
+            if self.etcd_servers is None:
+                self._start_etcd()
             self._start_apiserver()
             self.wait_for("kube-apiserver", self._apiserver_ready, timeout_seconds=90)
             self._start_controller_manager()
@@ -299,7 +309,7 @@ class LocalCluster:
         for process in self.processes:
             if not _alive(process.pid):
                 raise ClusterError(
-                    f"{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
+                    f"{self.label}{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
                 )
 
     def wait_for(self, what: str, ready: Any, *, timeout_seconds: float) -> None:
@@ -313,8 +323,10 @@ class LocalCluster:
             except Exception as error:  # a not-yet-ready component answers with errors
                 last_error = f"{type(error).__name__}: {error}"
             time.sleep(0.25)
-        logs = "\n".join(f"--- {p.name}\n{tail(p.log, 15)}" for p in self.processes)
-        raise ClusterError(f"timed out after {timeout_seconds:g}s waiting for {what} ({last_error})\n{logs}")
+        logs = "\n".join(f"--- {self.label}{p.name}\n{tail(p.log, 15)}" for p in self.processes)
+        raise ClusterError(
+            f"timed out after {timeout_seconds:g}s waiting for {self.label}{what} ({last_error})\n{logs}"
+        )
 
     # --- PKI and kubeconfig -----------------------------------------------------------------
     def _write_pki(self) -> None:
@@ -419,7 +431,9 @@ class LocalCluster:
             [
                 self.binary("kube-apiserver"),
                 "--etcd-servers",
-                f"http://127.0.0.1:{self.ports['etcd']}",
+                self.etcd_servers or f"http://127.0.0.1:{self.ports['etcd']}",
+                "--etcd-prefix",
+                self.etcd_prefix,
                 "--bind-address",
                 "127.0.0.1",
                 "--advertise-address",
@@ -444,6 +458,7 @@ class LocalCluster:
                 "Node,RBAC",
                 "--enable-admission-plugins",
                 "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                *self.apiserver_args,
             ],
         )
 
@@ -461,7 +476,7 @@ class LocalCluster:
             "0",
         ]
 
-    def _start_controller_manager(self) -> None:
+    def _start_controller_manager(self, controllers: Sequence[str] = ()) -> None:
         self._spawn(
             "kube-controller-manager",
             [
@@ -479,7 +494,8 @@ class LocalCluster:
                 "--controllers",
                 ",".join(
                     f"{name}-controller"
-                    for name in (
+                    for name in controllers
+                    or (
                         "deployment",
                         "replicaset",
                         "disruption",
@@ -562,7 +578,19 @@ class LocalCluster:
                     "file_sd_configs": [
                         {"files": [str(self.prometheus_dir / "targets.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                # The API server's own admission metrics, which the webhook-down alerts read.
+                {
+                    "job_name": "apiserver",
+                    "scheme": "https",
+                    "scrape_interval": "5s",
+                    "tls_config": {
+                        "ca_file": str(self.pki / "ca.crt"),
+                        "cert_file": str(self.pki / "admin.crt"),
+                        "key_file": str(self.pki / "admin.key"),
+                    },
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['apiserver']}"]}],
+                },
             ],
         }
         config_path = self.prometheus_dir / "prometheus.yml"
@@ -687,7 +715,7 @@ class LocalCluster:
                 for c in n.get("status", {}).get("conditions", [])
             )
         ]
-        return len(ready) == len(REGIONS) * NODES_PER_REGION
+        return len(ready) == len(self.regions) * self.nodes_per_region
 
     def _webhook_ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
@@ -714,8 +742,8 @@ class LocalCluster:
 
     def _create_nodes(self) -> None:
         nodes = []
-        for region, _zone in REGIONS.items():
-            for index in range(NODES_PER_REGION):
+        for region in self.regions:
+            for index in range(self.nodes_per_region):
                 zone_letter = "abc"[index % 3]
                 nodes.append(
                     {
