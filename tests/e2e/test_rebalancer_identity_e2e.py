@@ -45,7 +45,16 @@ WAIT_SECONDS = 90
 
 @pytest.fixture(scope="module")
 def token(cluster: LocalCluster) -> Iterator[str]:
-    """The manifests' RBAC objects, created for real, and a token for their ServiceAccount."""
+    """The manifests' RBAC objects (and the policy CRDs it reads), created for real, and a token
+    for their ServiceAccount."""
+    cluster.kubectl("apply", "-k", str(REPO / "manifests" / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/ecopulsepolicies.ecopulse.io",
+        "crd/clusterecopulsepolicies.ecopulse.io",
+        "--timeout=60s",
+    )
     cluster.kubectl("apply", "-f", str(RBAC))
     minted = cluster.kubectl("create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, "--duration=1h").strip()
     original = cluster.config_file.read_text()
@@ -207,25 +216,34 @@ def granted() -> list[Grant]:
     return grants
 
 
+def policies(namespace: str) -> str:
+    """One policy of each kind for our workload, so the leader writes both kinds of status."""
+    selector = {"matchLabels": {"app": "rbac"}}
+    documents = [
+        {
+            "apiVersion": "ecopulse.io/v1alpha1",
+            "kind": "EcoPulsePolicy",
+            "metadata": {"name": "rbac", "namespace": namespace},
+            "spec": {"selector": selector, "rebalance": "allow"},
+        },
+        {
+            "apiVersion": "ecopulse.io/v1alpha1",
+            "kind": "ClusterEcoPulsePolicy",
+            "metadata": {"name": f"rbac-{namespace}"},
+            "spec": {"selector": selector, "rebalance": "allow"},
+        },
+    ]
+    return "\n---\n".join(json.dumps(d) for d in documents)
+
+
 def test_the_manifests_role_grants_exactly_what_the_rebalancer_does(
     cluster: LocalCluster, token: str, namespace: str, tmp_path: Path
 ) -> None:
-    start_in_us(cluster, namespace, "rbac")
-    with rebalancer_as_service_account(
-        cluster, tmp_path, token, config_text=rebalancer_config(max_evictions_per_workload=1)
-    ) as rebalancer:
-        # An eviction with its Events, and the Lease renewed at least once after it was created.
-        rebalancer.wait_for(
-            "an eviction", lambda lines: any(line.get("decision") == "evicted" for line in lines)
-        )
-        rebalancer.wait_for("two completed cycles", lambda lines: len(cycles(lines)) >= 2)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            seen = {(c.resource, c.verb) for c in rebalancer.proxy.snapshot()}
-            if {("leases", "update"), ("events", "create")} <= seen:
-                break
-            time.sleep(0.2)
-    calls = rebalancer.proxy.snapshot()
+    cluster.kubectl("apply", "-f", "-", input_text=policies(namespace))
+    try:
+        calls = calls_of_a_rebalancer_at_work(cluster, token, namespace, tmp_path)
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input_text=policies(namespace))
     assert calls, "the rebalancer made no request"
     forbidden = [c for c in calls if c.status == 403]
     assert not forbidden, f"Forbidden with the manifests' role: {forbidden}"
@@ -241,6 +259,39 @@ def test_the_manifests_role_grants_exactly_what_the_rebalancer_does(
     unused = [g for g in grants if not any(g.allows(c) for c in calls)]
     assert not unused, f"granted but never used by the code: {unused}"
     assert {c.status for c in calls if c.resource == "pods/eviction"} == {201}
+
+
+def calls_of_a_rebalancer_at_work(
+    cluster: LocalCluster, token: str, namespace: str, tmp_path: Path
+) -> list[Call]:
+    start_in_us(cluster, namespace, "rbac")
+    with rebalancer_as_service_account(
+        cluster, tmp_path, token, config_text=rebalancer_config(max_evictions_per_workload=1)
+    ) as rebalancer:
+        # An eviction with its Events, and the Lease renewed at least once after it was created.
+        rebalancer.wait_for(
+            "an eviction", lambda lines: any(line.get("decision") == "evicted" for line in lines)
+        )
+        rebalancer.wait_for("two completed cycles", lambda lines: len(cycles(lines)) >= 2)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            seen = {(c.resource, c.verb) for c in rebalancer.proxy.snapshot()}
+            if seen >= EXERCISED:
+                break
+            time.sleep(0.2)
+    return rebalancer.proxy.snapshot()
+
+
+# Beyond the first eviction and cycles: what only happens later (a renewal, the Events, the
+# policies' status written by the leader, watches that follow their lists).
+EXERCISED = {
+    ("leases", "update"),
+    ("events", "create"),
+    ("ecopulsepolicies/status", "patch"),
+    ("clusterecopulsepolicies/status", "patch"),
+    ("ecopulsepolicies", "watch"),
+    ("clusterecopulsepolicies", "watch"),
+}
 
 
 # --- (2) an unknown outcome counts ------------------------------------------------------------
