@@ -222,6 +222,9 @@ def build(
                 max_connections=settings.max_connections,
             )
         ),
+        # Never hand a connection to a WebSocket protocol (were a library for it installed): it
+        # would escape the deadlines above, and we serve no WebSocket route.
+        ws="none",
         lifespan="off",
     )
     uv_config.load()
