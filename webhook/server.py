@@ -33,6 +33,9 @@ from webhook.settings import WebhookSettings
 log = logging.getLogger("ecopulse.webhook")
 
 GC_YOUNG_THRESHOLD = 10_000
+# Longer than the API server keeps an idle connection to a webhook (90 s, net/http's default):
+# the client closes first, so a review is never sent on a connection we are closing.
+KEEP_ALIVE_SECONDS = 120
 
 
 def server_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -174,7 +177,7 @@ def build(
         ssl_context_factory=lambda _config, _default: tls.listening,
         log_config=None,
         access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         lifespan="off",
     )
     uv_config.load()
