@@ -69,13 +69,14 @@ def control_plane(*, root: Path = DEFAULT_ROOT, nodes_per_region: int = 2) -> It
         shutil.rmtree(own, ignore_errors=True)
 
 
-def pod(name: str) -> bytes:
+def pod(name: str, *, namespace: str = NAMESPACE, scheduler_name: str = "default-scheduler") -> bytes:
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "bench"}},
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": "bench"}},
             "spec": {
+                "schedulerName": scheduler_name,
                 "containers": [
                     {
                         "name": "app",
@@ -106,7 +107,8 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 class Creator:
     """Clients on keep-alive HTTPS connections to the API server, as admin (system:masters)."""
 
-    def __init__(self, cluster: LocalCluster, clients: int) -> None:
+    def __init__(self, cluster: LocalCluster, clients: int, *, namespace: str = NAMESPACE) -> None:
+        self.namespace = namespace
         self.host, self.port = "127.0.0.1", cluster.ports["apiserver"]
         self.context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
         self.context.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
@@ -130,7 +132,9 @@ class Creator:
                     raise
         raise AssertionError("unreachable")
 
-    def create(self, names: list[str], *, rate_per_second: float = 0.0) -> list[float]:
+    def create(
+        self, names: list[str], *, rate_per_second: float = 0.0, scheduler_name: str = "default-scheduler"
+    ) -> list[float]:
         """Create every pod in ``names`` from all clients; each CREATE's latency.
 
         Closed loop (rate 0): each client sends its next CREATE when the last one is answered,
@@ -144,14 +148,14 @@ class Creator:
         start = time.perf_counter() + 0.05
 
         def client(index: int) -> None:
-            path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+            path = f"/api/v1/namespaces/{self.namespace}/pods"
             while True:
                 with lock:
                     item = next(queue, None)
                 if item is None:
                     return
                 sequence, name = item
-                body = pod(name)
+                body = pod(name, namespace=self.namespace, scheduler_name=scheduler_name)
                 if rate_per_second > 0:
                     started = start + sequence / rate_per_second
                     time.sleep(max(0.0, started - time.perf_counter()))
@@ -176,7 +180,7 @@ class Creator:
 
     def count_pods(self) -> tuple[int, int]:
         """(pods in the namespace, of which bound to a node)."""
-        status, answer = self._call(0, "GET", f"/api/v1/namespaces/{NAMESPACE}/pods")
+        status, answer = self._call(0, "GET", f"/api/v1/namespaces/{self.namespace}/pods")
         if status != 200:
             raise RuntimeError(f"list pods: {status} {answer[:200]!r}")
         items = json.loads(answer)["items"]
@@ -184,7 +188,7 @@ class Creator:
 
     def delete_all(self) -> None:
         status, answer = self._call(
-            0, "DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods?gracePeriodSeconds=0", b""
+            0, "DELETE", f"/api/v1/namespaces/{self.namespace}/pods?gracePeriodSeconds=0", b""
         )
         if status != 200:
             raise RuntimeError(f"delete pods: {status} {answer[:200]!r}")

@@ -264,6 +264,17 @@ class LocalCluster:
             self._write_scrape_targets()
         self._write_state()
 
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no cleanup, no graceful shutdown."""
+        for process in list(self.processes):
+            if process.name == name:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(process.pid, 0)
+                self.processes.remove(process)
+        self._write_state()
+
     def pause(self, name: str) -> None:
         """SIGSTOP: the process keeps its port (connections are accepted) but never answers."""
         for process in self.processes:
@@ -360,6 +371,10 @@ class LocalCluster:
             ip_addresses=["127.0.0.1"],
         )
         write_bundle(self.webhook_tls, ca=webhook_ca, leaf=serving)
+        # Kept outside the webhook's directory, for drills that renew its certificate (same CA).
+        (self.pki / "webhook-ca.crt").write_bytes(webhook_ca.cert_pem)
+        (self.pki / "webhook-ca.key").write_bytes(webhook_ca.key_pem)
+        (self.pki / "webhook-ca.key").chmod(0o600)
 
     def _write_kubeconfig(self) -> None:
         config = {
@@ -647,14 +662,14 @@ class LocalCluster:
             },
         )
 
-    def register_webhook(self) -> None:
-        """The shipped MutatingWebhookConfiguration, pointed at our local process by URL."""
+    def register_webhook(self, url: str | None = None) -> None:
+        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``)."""
         manifest = yaml.safe_load(
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
         for hook in manifest["webhooks"]:
             hook["clientConfig"] = {
-                "url": f"{self.webhook_url}/mutate",
+                "url": url or f"{self.webhook_url}/mutate",
                 "caBundle": ca_bundle_b64((self.webhook_tls / "ca.crt").read_bytes()),
             }
         self.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
