@@ -625,24 +625,36 @@ class LocalCluster:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
-    def start_webhook(self) -> None:
+    def start_webhook(
+        self,
+        name: str = "webhook",
+        *,
+        port: int | None = None,
+        metrics_port: int | None = None,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Our webhook; drills start a second one with its own ports, config and environment."""
+        port = port or self.ports["webhook"]
+        metrics_port = metrics_port or self.ports["webhook_metrics"]
         self._spawn(
-            "webhook",
+            name,
             [sys.executable, "-m", "webhook"],
             env={
-                "ECOPULSE_CONFIG": str(self.config_file),
+                "ECOPULSE_CONFIG": str(config_file or self.config_file),
                 "ECOPULSE_TLS_DIR": str(self.webhook_tls),
                 "ECOPULSE_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_WEBHOOK_PORT": str(self.ports["webhook"]),
+                "ECOPULSE_WEBHOOK_PORT": str(port),
                 "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_METRICS_PORT": str(self.ports["webhook_metrics"]),
+                "ECOPULSE_METRICS_PORT": str(metrics_port),
                 "PYTHONPATH": str(REPO),
                 "KUBECONFIG": str(self.kubeconfig),  # to watch namespace labels and annotations
+                **(env or {}),
             },
         )
-        self.metrics_targets["webhook"] = self.ports["webhook_metrics"]
+        self.metrics_targets[name] = metrics_port
         self._write_scrape_targets()
-        self.wait_for("webhook", self._webhook_ready, timeout_seconds=30)
+        self.wait_for(name, lambda: self._webhook_ready(port), timeout_seconds=30)
 
     def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
         port = metrics_port or self.ports["rebalancer_metrics"]
@@ -705,9 +717,10 @@ class LocalCluster:
         ]
         return len(ready) == len(REGIONS) * self.nodes_per_region
 
-    def _webhook_ready(self) -> bool:
+    def _webhook_ready(self, port: int | None = None) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
-        with urllib.request.urlopen(f"{self.webhook_url}/readyz", context=context, timeout=2) as answer:
+        url = f"https://127.0.0.1:{port or self.ports['webhook']}/readyz"
+        with urllib.request.urlopen(url, context=context, timeout=2) as answer:
             body = json.loads(answer.read())
         return len(body.get("freshRegions", [])) == len(REGIONS)
 

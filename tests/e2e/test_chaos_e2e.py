@@ -12,16 +12,21 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 
 from certs.issue import issue_serving_cert, load_ca, write_bundle
-from tests.e2e.cluster import LocalCluster, free_port
+from tests.e2e.cluster import REPO, LocalCluster, free_port
 
 WEBHOOK_TIMEOUT_SECONDS = 2  # manifests/base/mutatingwebhookconfiguration.yaml, timeoutSeconds
 PREFERRED = "ecopulse.io/preferred-region"
@@ -298,3 +303,198 @@ def test_a_killed_leader_is_replaced_after_the_lease_and_never_two_act(cluster: 
     assert not both, f"two replicas led at once in {len(both)} samples"
     # Not before the 15 s lease has run out (less one retry period), since the leader never released it.
     assert took_over_at - killed_at >= 15 - 2 - 0.5, took_over_at - killed_at
+
+
+# --- the carbon provider fails: 500s, then a hang, then garbage -----------------------------------
+
+MAX_STALE_SECONDS = 15
+ZONES = {"US-MIDA-PJM": 450, "IE": 300, "SE-SE3": 30}
+EM_TOKEN = "drill-token"
+
+
+class FakeElectricityMaps:
+    """Speaks GET /v3/carbon-intensity/latest?zone=..., in one of four moods, on loopback HTTP."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.released = threading.Event()
+        self.last_good_at = 0.0  # monotonic time of the last valid answer
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                mode = fake.mode
+                if mode == "hang":  # accept, then say nothing until the drill moves on
+                    fake.released.wait(30)
+                    mode = fake.mode
+                url = urllib.parse.urlparse(self.path)
+                zone = urllib.parse.parse_qs(url.query).get("zone", [""])[0]
+                if mode == "ok" and self.headers.get("auth-token") == EM_TOKEN and zone in ZONES:
+                    body = json.dumps(
+                        {
+                            "zone": zone,
+                            "carbonIntensity": ZONES[zone],
+                            "datetime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                        }
+                    ).encode()
+                    status = 200
+                    fake.last_good_at = time.monotonic()
+                elif mode == "garbage":
+                    body, status = b"\x00<html>\xff{not json", 200
+                else:
+                    body, status = b'{"error": "internal"}', 500
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v3"
+
+    def __enter__(self) -> FakeElectricityMaps:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def metric_sum(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
+
+def shipped_alert(name: str) -> str:
+    groups = yaml.safe_load((REPO / "dashboards" / "alerts.yaml").read_text())["groups"]
+    expr: str = next(rule["expr"] for group in groups for rule in group["rules"] if rule.get("alert") == name)
+    return expr
+
+
+def has_series(cluster: LocalCluster, query: str) -> bool:
+    return bool(cluster.prometheus_query(query))
+
+
+def placed_one(cluster: LocalCluster, namespace: str, name: str) -> bool:
+    """Create one pod (through the drill's webhook): was it placed, or admitted unchanged?"""
+    creates = Creates(cluster, namespace, clients=1)
+    creates.run([name])
+    assert not creates.failures, creates.failures
+    annotations = cluster.get(f"/api/v1/namespaces/{namespace}/pods/{name}")["metadata"].get(
+        "annotations", {}
+    )
+    return PREFERRED in annotations
+
+
+def test_provider_failures_serve_the_last_signals_then_admit_unchanged_and_alert(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    name, port, metrics_port = "webhook-em", free_port(), free_port()
+    config = cluster.root / "config-electricitymaps.yaml"
+    with FakeElectricityMaps() as fake:
+        text = cluster.config_file.read_text()
+        carbon_start, carbon_end = text.index("carbon:"), text.index("economics:")
+        config.write_text(
+            text[:carbon_start]
+            + f"carbon:\n  provider: electricitymaps\n  electricitymaps: {{baseUrl: '{fake.url}'}}\n"
+            + f"  refreshSeconds: 1\n  maxStaleSeconds: {MAX_STALE_SECONDS}\n"
+            + text[carbon_end:]
+        )
+        cluster.start_webhook(
+            name,
+            port=port,
+            metrics_port=metrics_port,
+            config_file=config,
+            env={"ELECTRICITYMAPS_API_TOKEN": EM_TOKEN, "ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS": "true"},
+        )
+        cluster.register_webhook(f"https://127.0.0.1:{port}/mutate")
+        try:
+            wait_until(
+                "the API server calls the drill's webhook",
+                lambda: placed_one(cluster, namespace, f"ok-{time.monotonic_ns()}"),
+                30,
+                every=0.5,
+            )
+
+            fake.mode = "500"
+            errors = metric_sum(metrics_port, "ecopulse_signal_fetch_errors_total")
+            wait_until(
+                "fetch errors counted",
+                lambda: metric_sum(metrics_port, "ecopulse_signal_fetch_errors_total") > errors,
+                10,
+            )
+            assert placed_one(cluster, namespace, "during-500s"), "the last good signals were not served"
+
+            fake.mode = "hang"
+            time.sleep(2)
+            assert placed_one(cluster, namespace, "during-hang"), "the last good signals were not served"
+
+            fake.mode = "garbage"
+            fake.released.set()
+            errors = metric_sum(metrics_port, "ecopulse_signal_fetch_errors_total")
+            wait_until(
+                "garbage counted as an error",
+                lambda: metric_sum(metrics_port, "ecopulse_signal_fetch_errors_total") > errors,
+                15,
+            )
+            assert time.monotonic() - fake.last_good_at < MAX_STALE_SECONDS - 1, (
+                "the drill ran too slowly to see this phase"
+            )
+            assert placed_one(cluster, namespace, "during-garbage"), "the last good signals were not served"
+
+            stale_after = fake.last_good_at + MAX_STALE_SECONDS
+            wait_until(
+                "the signals go stale", lambda: time.monotonic() > stale_after + 1, MAX_STALE_SECONDS + 5
+            )
+            fail_opens = metric_sum(metrics_port, "ecopulse_admission_fail_open_total")
+            creates = Creates(cluster, namespace, clients=5)
+            creates.run([f"stale-{i}" for i in range(40)])
+            assert not creates.failures, creates.failures[:5]
+            stale_pods = [
+                p for p in namespace_pods(cluster, namespace) if p["metadata"]["name"].startswith("stale-")
+            ]
+            assert len(stale_pods) == 40
+            assert not [p for p in stale_pods if PREFERRED in p["metadata"].get("annotations", {})], (
+                "stale signals must admit pods unchanged"
+            )
+            assert metric_sum(metrics_port, "ecopulse_admission_fail_open_total") >= fail_opens + 40
+
+            # What the operator sees: the shipped rules, evaluated by the real Prometheus on the
+            # scraped series (pending: their `for` is longer than a drill).
+            stale_expr = shipped_alert("EcoPulseSignalsStale")
+            wait_until(
+                "the stale-signal rule's expression names every electricitymaps region",
+                lambda: (
+                    {
+                        s["metric"].get("region")
+                        for s in cluster.prometheus_query(stale_expr)
+                        if s["metric"].get("provider") == "electricitymaps"
+                    }
+                    == {"us-east-1", "eu-west-1", "eu-north-1"}
+                ),
+                30,
+                every=1.0,
+            )
+            for alert in ("EcoPulseSignalsStale", "EcoPulseFailOpenRising"):
+                query = f'ALERTS{{alertname="{alert}"}}'
+                wait_until(
+                    f"{alert} pending in Prometheus", partial(has_series, cluster, query), 30, every=1.0
+                )
+        finally:
+            cluster.register_webhook()
+            cluster.stop(name)
