@@ -7,6 +7,7 @@ a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -174,6 +175,21 @@ class RebalancerSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FleetSettings:
+    """``fleet``: placement across the member clusters of a Karmada fleet (``python -m fleet``)."""
+
+    interval_seconds: float = 60.0
+    # Safe by default: writing placements needs an explicit `dryRun: false` in the configuration.
+    dry_run: bool = True
+    # A move of a workload's replicas to another cluster must pay at least this much, net.
+    min_net_benefit_usd: float = 0.05
+    max_moves_per_pass: int = 10
+    max_moves_per_namespace: int = 5
+    # After a move, a policy stays where it went for this long (no bouncing back and forth).
+    cooldown_seconds: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EcoPulseConfiguration:
     regions: tuple[Region, ...]
     baseline_region: str
@@ -182,6 +198,7 @@ class EcoPulseConfiguration:
     power: PowerSettings = field(default_factory=PowerSettings)
     placement: PlacementSettings = field(default_factory=PlacementSettings)
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     # resolved: bundled table overlaid with the file's `prices`, one entry per region
     prices: Mapping[str, PriceRates] = field(default_factory=lambda: MappingProxyType({}))
     # resolved: the file's `latencyMs` over the bundled zone RTT matrix, both directions
@@ -190,6 +207,11 @@ class EcoPulseConfiguration:
     @property
     def region_names(self) -> tuple[str, ...]:
         return tuple(region.name for region in self.regions)
+
+    @property
+    def known_regions(self) -> frozenset[str]:
+        """The region names as a set, built once per configuration (request paths ask for it)."""
+        return _region_set(self.regions)
 
     def region(self, name: str) -> Region | None:
         for region in self.regions:
@@ -201,6 +223,11 @@ class EcoPulseConfiguration:
         if source_region == target_region:
             return 0.0
         return self.latency_ms.get((source_region, target_region))
+
+
+@functools.lru_cache(maxsize=64)
+def _region_set(regions: tuple[Region, ...]) -> frozenset[str]:
+    return frozenset(region.name for region in regions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +341,7 @@ _TOP_KEYS = {
     "placement",
     "latencyMs",
     "rebalancer",
+    "fleet",
 }
 
 
@@ -341,6 +369,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
     power = _parse_power(reader, reader.mapping(top.get("power"), "power"))
     placement = _parse_placement(reader, reader.mapping(top.get("placement"), "placement"))
     rebalancer = _parse_rebalancer(reader, reader.mapping(top.get("rebalancer"), "rebalancer"))
+    fleet = _parse_fleet(reader, reader.mapping(top.get("fleet"), "fleet"))
     prices = _parse_prices(reader, reader.mapping(top.get("prices"), "prices"), regions)
     latency = _parse_latency(reader, reader.mapping(top.get("latencyMs"), "latencyMs"), regions)
 
@@ -354,6 +383,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
         power=power,
         placement=placement,
         rebalancer=rebalancer,
+        fleet=fleet,
         prices=MappingProxyType(prices),
         latency_ms=MappingProxyType(latency),
     )
@@ -692,6 +722,33 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
         ),
         evict_pvc_pods=reader.boolean(raw, key, "evictPvcPods", d.evict_pvc_pods),
         eviction_grace_period_seconds=grace,
+    )
+
+
+def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
+    key = "fleet"
+    reader.only_keys(
+        raw,
+        key,
+        {
+            "intervalSeconds",
+            "dryRun",
+            "minNetBenefitUsd",
+            "maxMovesPerPass",
+            "maxMovesPerNamespace",
+            "cooldownSeconds",
+        },
+    )
+    d = FleetSettings()
+    return FleetSettings(
+        interval_seconds=reader.number(raw, key, "intervalSeconds", d.interval_seconds, minimum=1.0),
+        dry_run=reader.boolean(raw, key, "dryRun", d.dry_run),
+        min_net_benefit_usd=reader.number(raw, key, "minNetBenefitUsd", d.min_net_benefit_usd, minimum=0.0),
+        max_moves_per_pass=reader.integer(raw, key, "maxMovesPerPass", d.max_moves_per_pass, minimum=0),
+        max_moves_per_namespace=reader.integer(
+            raw, key, "maxMovesPerNamespace", d.max_moves_per_namespace, minimum=0
+        ),
+        cooldown_seconds=reader.number(raw, key, "cooldownSeconds", d.cooldown_seconds, minimum=0.0),
     )
 
 

@@ -179,7 +179,7 @@ LAYOUT=$OUT/oci
 INPUTS_KEY=$( {
     printf '%s\n' "$BASE_KEY" "$VERSION" "$REVISION" "$SOURCE_DATE_EPOCH" "$UID_GID"
     sha256sum "$0" pyproject.toml README.md
-    find core webhook rebalancer certs -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' -print0 \
+    find core webhook rebalancer certs report -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' -print0 \
         | LC_ALL=C sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-64)
 if ! $FORCE && [ -s "$OUT/digest" ] && [ -d "$LAYOUT" ] && [ "$(cat "$OUT/inputs" 2>/dev/null)" = "$INPUTS_KEY" ]; then

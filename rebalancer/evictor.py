@@ -66,15 +66,6 @@ class Attempt:
 
 
 REASON = "CarbonRebalance"
-OWNER_API_VERSIONS = {
-    "ReplicaSet": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "Deployment": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "Job": "batch/v1",
-    "CronJob": "batch/v1",
-    "ReplicationController": "v1",
-}
 
 
 def explain(candidate: Candidate) -> str:
@@ -155,12 +146,14 @@ class Evictor:
                 reason=REASON,
                 message=f"Evicted by eco-pulse, {why}",
             )
-            if pod.owner_kind is not None and pod.owner_name is not None:
+            # The owner's apiVersion as its reference gives it (a Job is batch/v1, a
+            # ReplicationController v1); without one the Event could not name the object.
+            if pod.owner_kind is not None and pod.owner_name is not None and pod.owner_api_version:
                 self._api.post_event(
                     namespace=pod.namespace,
                     involved={
                         "kind": pod.owner_kind,
-                        "apiVersion": "apps/v1",
+                        "apiVersion": pod.owner_api_version,
                         "name": pod.owner_name,
                         "namespace": pod.namespace,
                     },
@@ -186,6 +179,7 @@ class Evictor:
                 "avoided_grams": round(candidate.benefit.avoided_grams, 3),
                 "reason": why,
                 "detail": detail,
+                "policy": candidate.policy,
             },
         )
         return Attempt(candidate=candidate, result=result)

@@ -12,7 +12,13 @@ from types import FrameType
 from kubernetes import client
 
 from core.config import ConfigError, EcoPulseConfiguration, default_config
-from core.kube.caches import namespace_reflector, node_reflector, pod_reflector
+from core.kube.caches import (
+    PolicyCache,
+    namespace_reflector,
+    node_reflector,
+    pod_reflector,
+    policy_reflectors,
+)
 from core.kube.client import load_api_client
 from core.logs import configure_logging
 from core.metrics import serve_metrics
@@ -24,6 +30,7 @@ from rebalancer.accounting import Accountant
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
+from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.schedule import CycleSchedule
 from rebalancer.settings import RebalancerProcessSettings
 
@@ -70,6 +77,12 @@ def main() -> int:
     )
     for reflector in (pods, nodes, namespaces):
         reflector.start()
+    # Policies are not waited for (synced): without the CRDs the set is empty and the
+    # rebalancer works as configured.
+    namespaced_policies, cluster_policies = policy_reflectors(api_client)
+    namespaced_policies.start()
+    cluster_policies.start()
+    policy_cache = PolicyCache(lambda: namespaced_policies.items, lambda: cluster_policies.items)
 
     leader: LeaderElector | None = None
     if settings.leader_election:
@@ -81,6 +94,7 @@ def main() -> int:
         )
         leader.start()
 
+    api = KubeApi(api_client, reporting_instance=settings.identity)
     inputs = CycleInputs(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -90,9 +104,11 @@ def main() -> int:
         synced=lambda: all(r.synced.is_set() for r in (pods, nodes, namespaces)),
         is_leader=(lambda: leader.is_leader) if leader is not None else (lambda: True),
         clock=lambda: datetime.now(UTC),
-        api=KubeApi(api_client, reporting_instance=settings.identity),
+        api=api,
         own_namespace=settings.namespace,
         accountant=Accountant(),
+        policies=policy_cache.policy_set,
+        status_writer=PolicyStatusWriter(api=api, records=policy_cache.records),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds
@@ -102,7 +118,7 @@ def main() -> int:
         schedule.reschedule(new.rebalancer.interval_seconds)
 
     config.subscribe(on_config)
-    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address, app="rebalancer")
     refresher.start()
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     schedule.start()
@@ -129,6 +145,8 @@ def main() -> int:
         leader.stop()  # releases the Lease so the other replica takes over at once
     for reflector in (pods, nodes, namespaces):
         reflector.stop()
+    namespaced_policies.stop()
+    cluster_policies.stop()
     refresher.stop()
     config.stop()
     return 0

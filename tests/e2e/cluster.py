@@ -126,6 +126,14 @@ class LocalCluster:
     metrics_targets: dict[str, int] = field(default_factory=dict)  # component -> metrics port
     processes: list[Process] = field(default_factory=list)
     nodes_per_region: int = NODES_PER_REGION  # benches ask for hundreds of kwok nodes
+    # A fleet (tests/e2e/fleet.py) runs several of these: one region each, one shared etcd under
+    # distinct prefixes, a name in every error, kubeconfigs where the fleet's users look for them.
+    label: str = ""
+    regions: Mapping[str, str] = field(default_factory=lambda: dict(REGIONS))
+    etcd_servers: str | None = None  # None: start our own etcd
+    etcd_prefix: str = "/registry"
+    kubeconfig_path: Path | None = None
+    apiserver_args: Sequence[str] = ()
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -138,7 +146,7 @@ class LocalCluster:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.root / "kubeconfig"
+        return self.kubeconfig_path or self.root / "kubeconfig"
 
     @property
     def config_file(self) -> Path:
@@ -209,7 +217,8 @@ class LocalCluster:
             self.config_file.write_text(config_text)
             if prometheus:
                 self._start_prometheus()
-            self._start_etcd()
+            if self.etcd_servers is None:
+                self._start_etcd()
             self._start_apiserver()
             self.wait_for("kube-apiserver", self._apiserver_ready, timeout_seconds=90)
             self._start_controller_manager()
@@ -311,7 +320,7 @@ class LocalCluster:
         for process in self.processes:
             if not _alive(process.pid):
                 raise ClusterError(
-                    f"{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
+                    f"{self.label}{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
                 )
 
     def wait_for(self, what: str, ready: Any, *, timeout_seconds: float) -> None:
@@ -325,8 +334,10 @@ class LocalCluster:
             except Exception as error:  # a not-yet-ready component answers with errors
                 last_error = f"{type(error).__name__}: {error}"
             time.sleep(0.25)
-        logs = "\n".join(f"--- {p.name}\n{tail(p.log, 15)}" for p in self.processes)
-        raise ClusterError(f"timed out after {timeout_seconds:g}s waiting for {what} ({last_error})\n{logs}")
+        logs = "\n".join(f"--- {self.label}{p.name}\n{tail(p.log, 15)}" for p in self.processes)
+        raise ClusterError(
+            f"timed out after {timeout_seconds:g}s waiting for {self.label}{what} ({last_error})\n{logs}"
+        )
 
     # --- PKI and kubeconfig -----------------------------------------------------------------
     def _write_pki(self) -> None:
@@ -435,7 +446,9 @@ class LocalCluster:
             [
                 self.binary("kube-apiserver"),
                 "--etcd-servers",
-                f"http://127.0.0.1:{self.ports['etcd']}",
+                self.etcd_servers or f"http://127.0.0.1:{self.ports['etcd']}",
+                "--etcd-prefix",
+                self.etcd_prefix,
                 "--bind-address",
                 "127.0.0.1",
                 "--advertise-address",
@@ -460,6 +473,7 @@ class LocalCluster:
                 "Node,RBAC",
                 "--enable-admission-plugins",
                 "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                *self.apiserver_args,
             ],
         )
 
@@ -477,7 +491,7 @@ class LocalCluster:
             "0",
         ]
 
-    def _start_controller_manager(self) -> None:
+    def _start_controller_manager(self, controllers: Sequence[str] = ()) -> None:
         self._spawn(
             "kube-controller-manager",
             [
@@ -495,7 +509,8 @@ class LocalCluster:
                 "--controllers",
                 ",".join(
                     f"{name}-controller"
-                    for name in (
+                    for name in controllers
+                    or (
                         "deployment",
                         "replicaset",
                         "disruption",
@@ -578,7 +593,19 @@ class LocalCluster:
                     "file_sd_configs": [
                         {"files": [str(self.prometheus_dir / "targets.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                # The API server's own admission metrics, which the webhook-down alerts read.
+                {
+                    "job_name": "apiserver",
+                    "scheme": "https",
+                    "scrape_interval": "5s",
+                    "tls_config": {
+                        "ca_file": str(self.pki / "ca.crt"),
+                        "cert_file": str(self.pki / "admin.crt"),
+                        "key_file": str(self.pki / "admin.key"),
+                    },
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['apiserver']}"]}],
+                },
             ],
         }
         config_path = self.prometheus_dir / "prometheus.yml"
@@ -654,7 +681,7 @@ class LocalCluster:
         )
         self.metrics_targets[name] = metrics_port
         self._write_scrape_targets()
-        self.wait_for(name, lambda: self._webhook_ready(port), timeout_seconds=30)
+        self.wait_for(name, lambda: self._webhook_ready_on(port), timeout_seconds=30)
 
     def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
         port = metrics_port or self.ports["rebalancer_metrics"]
@@ -715,11 +742,14 @@ class LocalCluster:
                 for c in n.get("status", {}).get("conditions", [])
             )
         ]
-        return len(ready) == len(REGIONS) * self.nodes_per_region
+        return len(ready) == len(self.regions) * self.nodes_per_region
 
-    def _webhook_ready(self, port: int | None = None) -> bool:
+    def _webhook_ready(self) -> bool:
+        return self._webhook_ready_on(self.ports["webhook"])
+
+    def _webhook_ready_on(self, port: int) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
-        url = f"https://127.0.0.1:{port or self.ports['webhook']}/readyz"
+        url = f"https://127.0.0.1:{port}/readyz"
         with urllib.request.urlopen(url, context=context, timeout=2) as answer:
             body = json.loads(answer.read())
         return len(body.get("freshRegions", [])) == len(REGIONS)
@@ -743,7 +773,7 @@ class LocalCluster:
 
     def _create_nodes(self) -> None:
         nodes = []
-        for region, _zone in REGIONS.items():
+        for region in self.regions:
             for index in range(self.nodes_per_region):
                 zone_letter = "abc"[index % 3]
                 nodes.append(

@@ -207,6 +207,12 @@ def test_deadline_fails_open(start_webhook: StartWebhook) -> None:
             b'{"Pod": {}, "Nodes": {"items": [{"metadata": {"labels": {"topology.kubernetes.io/region": 1}}}]}}',
             "not ExtenderArgs",
         ),
+        # Within the byte cap, but 3x more nodes than Kubernetes supports: refused before judging.
+        (b'{"Pod": {}, "NodeNames": [' + b'"n",' * 15_000 + b'"n"]}', "more than 15000 nodes (15001)"),
+        (
+            b'{"Pod": {}, "Nodes": {"items": [' + b'{"metadata": {}},' * 15_000 + b'{"metadata": {}}]}}',
+            "more than 15000 nodes (15001)",
+        ),
     ],
 )
 def test_malformed_is_400(client: httpx.Client, body: bytes, message: str) -> None:

@@ -333,10 +333,10 @@ def test_malformed_body_is_a_400_that_says_why(webhook: Webhook, body: bytes, me
     assert message in answer.json()["message"]
 
 
-def test_oversized_body_is_a_400(webhook: Webhook) -> None:
+def test_oversized_body_is_a_413(webhook: Webhook) -> None:
     with webhook.client() as client:
         answer = client.post("/mutate", content=b" " * (8 * 1024 * 1024))
-    assert answer.status_code == 400
+    assert answer.status_code == 413
     assert "larger than" in answer.json()["message"]
 
 

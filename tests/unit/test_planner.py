@@ -11,15 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, PlacementMode, parse_config_text
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import CapacityType, CarbonSignal, PlacementHints, PodDemand, SignalSnapshot
+from core.managed import Unmanaged
+from core.model import (
+    CapacityType,
+    CarbonSignal,
+    NamespaceInfo,
+    NodeRecord,
+    PlacementHints,
+    PodDemand,
+    PodRecord,
+    SignalSnapshot,
+)
 from core.placement import PlacementChoice, choose_regions, rank_regions
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.evictor import Evictor
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.kubeapi import EvictionOutcome
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
 from rebalancer.protections import Protected
-from tests.factories import pod_record
+from tests.factories import FakeEvictionApi, pod_record
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(hours=5)
@@ -121,12 +130,12 @@ def test_a_pod_already_in_the_best_region_stays() -> None:
     assert result.pods_in_best_region == 1
 
 
-PROTECTIONS: dict[Protected, dict[str, Any]] = {
-    Protected.OPTED_OUT: dict(hint_annotations={"ecopulse.io/opt-out": "true"}),
+PROTECTIONS: dict[Unmanaged | Protected, dict[str, Any]] = {
+    Unmanaged.OPTED_OUT: dict(hint_annotations={"ecopulse.io/opt-out": "true"}),
     Protected.BARE_POD: dict(owner_kind=None, owner_name=None),
-    Protected.DAEMONSET_POD: dict(owner_kind="DaemonSet"),
-    Protected.MIRROR_POD: dict(mirror=True),
-    Protected.STATIC_POD: dict(static=True),
+    Unmanaged.DAEMONSET_POD: dict(owner_kind="DaemonSet"),
+    Unmanaged.MIRROR_POD: dict(mirror=True),
+    Unmanaged.STATIC_POD: dict(static=True),
     Protected.SYSTEM_CRITICAL: dict(priority=2_000_000_000),
     Protected.TERMINATING: dict(deleting=True),
     Protected.NOT_RUNNING: dict(phase="Pending"),
@@ -134,12 +143,13 @@ PROTECTIONS: dict[Protected, dict[str, Any]] = {
     Protected.TOO_YOUNG: dict(started_at=NOW - timedelta(minutes=10)),
     Protected.LOCAL_STORAGE: dict(local_storage=True),
     Protected.PVC: dict(pvc=True),
-    Protected.NAMESPACE_OPTED_OUT: dict(namespace="kube-system"),
+    # The same name as the webhook's for the same case (the rebalancer said namespace-opted-out).
+    Unmanaged.SYSTEM_NAMESPACE: dict(namespace="kube-system"),
 }
 
 
 @pytest.mark.parametrize("reason", sorted(PROTECTIONS), ids=str)
-def test_protected_pods_are_never_proposed(reason: Protected) -> None:
+def test_protected_pods_are_never_proposed(reason: Unmanaged | Protected) -> None:
     result = run([pod(**PROTECTIONS[reason])])
     assert result.candidates == []
     assert [r.reason for r in result.refusals] == [str(reason)]
@@ -201,51 +211,6 @@ def test_no_signals_no_moves() -> None:
     empty = SignalSnapshot(taken_at=NOW, provider="mock", carbon={})
     result = run([pod()], snapshot=empty)
     assert result.candidates == []
-
-
-@dataclass
-class FakeEvictionApi:
-    """Answers like the Eviction API would; records what it was asked."""
-
-    answers: dict[str, EvictionOutcome] = field(default_factory=dict)
-    calls: list[tuple[str, bool]] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
-        self.calls.append((name, dry_run))
-        outcome = self.answers.get(name, EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED)
-        return EvictionResult(
-            outcome=outcome,
-            status={
-                EvictionOutcome.EVICTED: 201,
-                EvictionOutcome.DRY_RUN: 201,
-                EvictionOutcome.BLOCKED: 429,
-                EvictionOutcome.GONE: 404,
-            }.get(outcome, 500),
-            message="",
-        )
-
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: dict[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
-        self.events.append(f"{involved['kind']}/{involved['name']}: {message}")
-        return True
 
 
 def many(count: int, **overrides: Any) -> list[PodRecord]:
