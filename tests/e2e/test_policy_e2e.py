@@ -168,7 +168,7 @@ def test_a_policy_for_an_unknown_region_is_invalid_and_blocks_nothing(
 
     def invalid() -> bool:
         conditions = {c["type"]: c for c in status(cluster, namespace, "mars").get("conditions", [])}
-        return conditions.get("Invalid", {}).get("status") == "True"
+        return bool(conditions.get("Invalid", {}).get("status") == "True")
 
     eventually("the policy is marked Invalid", invalid)
     conditions = {c["type"]: c for c in status(cluster, namespace, "mars")["conditions"]}
