@@ -39,6 +39,7 @@ from core.model import (
     MAX_LATENCY_ANNOTATION,
     OPT_OUT_ANNOTATION,
 )
+from core.yaml_input import not_a_string
 
 GROUP_VERSION = "ecopulse.io/v1alpha1"
 NAMESPACED_KIND = "EcoPulsePolicy"
@@ -186,7 +187,7 @@ def _mapping(value: object, where: str) -> Mapping[str, object]:
 
 def _string(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise PolicyError(f"{where}: must be a non-empty string")
+        raise PolicyError(f"{where}: {not_a_string(value)}")
     return value
 
 
@@ -275,9 +276,9 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
         raise PolicyError("spec.rebalance: must be allow or never") from None
     allowed: frozenset[str] | None = None
     if regions is not None:
-        if not isinstance(regions, list) or not regions or not all(isinstance(r, str) and r for r in regions):
+        if not isinstance(regions, list) or not regions:
             raise PolicyError("spec.allowedRegions: must be a non-empty list of region names")
-        allowed = frozenset(str(r) for r in regions)
+        allowed = frozenset(_string(r, f"spec.allowedRegions[{i}]") for i, r in enumerate(regions))
     data_region = spec.get("dataRegion")
     return _selector(spec.get("selector")), PolicySpec(
         mode=parsed_mode,
