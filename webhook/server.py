@@ -30,6 +30,7 @@ from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.metrics import serve_metrics
+from core.policy import PolicySet
 from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
@@ -148,8 +149,12 @@ def build(
     sock: socket.socket | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     node_region: Callable[[str], str | None] | None = None,
+    policies: Callable[[frozenset[str]], PolicySet] | None = None,
 ) -> RunningWebhook:
-    """Create everything and start the background threads; the caller serves ``server``."""
+    """Create everything and start the background threads; the caller serves ``server``.
+
+    ``node_region`` and ``policies`` replace what the cluster watches would give (tests, bench).
+    """
     if settings.config_path is not None:
         config = ConfigSource.from_file(settings.config_path)
     else:
@@ -177,7 +182,7 @@ def build(
         node_region=node_region
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
-        policies=policy_cache.policy_set,
+        policies=policies or policy_cache.policy_set,
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
