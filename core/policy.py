@@ -632,6 +632,7 @@ class PolicyStatus:
             "podsMatched": self.pods_matched,
             "podsPlacedLastHour": self.pods_placed_last_hour,
             "podsMovedLastHour": self.pods_moved_last_hour,
-            "carbonAvoidedGrams": round(self.carbon_avoided_grams, 3),
-            "costSavedUsd": round(self.cost_saved_usd, 6),
+            # Fine enough that one small interval's increment is never rounded away.
+            "carbonAvoidedGrams": round(self.carbon_avoided_grams, 6),
+            "costSavedUsd": round(self.cost_saved_usd, 9),
         }
