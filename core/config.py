@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from core.catalog import load_price_table, load_region_locations, load_region_zones, load_zone_rtt_ms
 from core.model import PriceRates, Region
-from core.yaml_input import YamlInputError, describe, load_yaml
+from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
@@ -311,7 +311,7 @@ class _Reader:
     def string(self, value: Mapping[str, object], key: str, name: str, default: str | None) -> str:
         raw = value.get(name, default)
         if not isinstance(raw, str) or not raw:
-            self.fail(_join(key, name), f"must be a non-empty string, got {_describe(raw)}")
+            self.fail(_join(key, name), not_a_string(raw))
             return default or ""
         return raw
 
@@ -417,6 +417,9 @@ def _parse_regions(reader: _Reader, raw: object) -> tuple[Region, ...]:
             continue
         seen.add(name)
         zone_raw = entry.get("zone", known_zones.get(name))
+        if "zone" in entry and not isinstance(zone_raw, str):
+            reader.fail(f"{key}.zone", not_a_string(zone_raw))
+            continue
         if not isinstance(zone_raw, str) or not zone_raw:
             reader.fail(
                 f"{key}.zone",

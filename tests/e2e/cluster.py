@@ -229,6 +229,9 @@ class LocalCluster:
             self.wait_for("nodes Ready", self._nodes_ready, timeout_seconds=60)
             # Our own namespace (the rebalancer's Lease lives there), opted out as in production.
             self.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
+            # The policy CRDs before our processes start, as a chart installs them: their watches
+            # then list at once instead of backing off.
+            self.kubectl("apply", "-k", str(REPO / "manifests" / "crds"))
             if webhook:
                 self.start_webhook()
                 self.register_webhook()
