@@ -43,6 +43,11 @@ LIVE = {
 NAMES = ("fleet-mode-a", "fleet-mode-b")
 
 
+def fleet_settings(fleet: Fleet) -> dict[str, Any] | None:
+    section: dict[str, Any] | None = yaml.safe_load(fleet.config_file.read_text()).get("fleet")
+    return section
+
+
 def set_fleet_settings(fleet: Fleet, settings: dict[str, Any] | None) -> None:
     """The fleet: section of the live configuration (fleet mode reloads it within seconds)."""
     config = yaml.safe_load(fleet.config_file.read_text())
@@ -111,6 +116,7 @@ def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
             }
         ),
     )
+    grid, original = fleet.mock_grid(), fleet_settings(fleet)
     fleet.set_mock_grid(GREEN_NORTH)
     set_fleet_settings(fleet, LIVE)
     mode = FleetMode(fleet=fleet)
@@ -143,7 +149,8 @@ def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
         for name in NAMES:
             fleet.resume(name)
             fleet.stop(name)
-        set_fleet_settings(fleet, None)
+        set_fleet_settings(fleet, original)  # the fleet as the next tests expect it
+        fleet.set_mock_grid(grid)
 
 
 def apply_workload(
