@@ -9,7 +9,6 @@ uses its own namespace.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import urllib.request
@@ -23,8 +22,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.cluster import REPO, free_port
-from tests.e2e.fleet import Fleet
+from tests.e2e.cluster import free_port
+from tests.e2e.fleet import Fleet, start_fleet_mode
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -104,37 +103,13 @@ class FleetMode:
 
 @pytest.fixture(scope="module")
 def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
-    fleet.karmada_kubectl(
-        "apply",
-        "-f",
-        "-",
-        input_text=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": "eco-pulse", "labels": {"ecopulse.io/opt-out": "true"}},
-            }
-        ),
-    )
     grid, original = fleet.mock_grid(), fleet_settings(fleet)
     fleet.set_mock_grid(GREEN_NORTH)
     set_fleet_settings(fleet, LIVE)
     mode = FleetMode(fleet=fleet)
     for name in NAMES:
         mode.ports[name] = free_port()
-        fleet.start_process(
-            name,
-            [sys.executable, "-m", "fleet"],
-            env={
-                "ECOPULSE_CONFIG": str(fleet.config_file),
-                "ECOPULSE_KARMADA_KUBECONFIG": str(fleet.karmada_kubeconfig),
-                "POD_NAME": name,
-                "POD_NAMESPACE": "eco-pulse",
-                "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_METRICS_PORT": str(mode.ports[name]),
-                "PYTHONPATH": str(REPO),
-            },
-        )
+        start_fleet_mode(fleet, name, metrics_port=mode.ports[name])
 
     def one_leader() -> bool:
         try:
