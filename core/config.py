@@ -192,6 +192,8 @@ class FleetSettings:
     max_moves_per_namespace: int = 5
     # After a move, a policy stays where it went for this long (no bouncing back and forth).
     cooldown_seconds: float = 1800.0
+    # A move whose new replicas are not all available within this long is rolled back.
+    move_timeout_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -753,6 +755,7 @@ def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
             "maxMovesPerPass",
             "maxMovesPerNamespace",
             "cooldownSeconds",
+            "moveTimeoutSeconds",
         },
     )
     d = FleetSettings()
@@ -765,6 +768,9 @@ def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
             raw, key, "maxMovesPerNamespace", d.max_moves_per_namespace, minimum=0
         ),
         cooldown_seconds=reader.number(raw, key, "cooldownSeconds", d.cooldown_seconds, minimum=0.0),
+        move_timeout_seconds=reader.number(
+            raw, key, "moveTimeoutSeconds", d.move_timeout_seconds, exclusive_minimum=0.0
+        ),
     )
 
 
