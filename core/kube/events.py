@@ -2,10 +2,7 @@
 
 Shared by every app that writes: the rebalancer on pods and their owners, fleet mode on policies.
 
-One model pitfall concerns Events: ``eventTime`` is a MicroTime that the API server parses with exactly
-six fractional digits, while the client re-serialises the model's ``datetime`` with ``isoformat()``,
-which drops the fraction when the microseconds are exactly 0 (the server then answers 400).
-:func:`event_time` never hands the client such a value.
+``eventTime`` is a MicroTime: :func:`event_time` gives the client one it cannot spoil (core.kube.microtime).
 """
 
 from __future__ import annotations
@@ -20,6 +17,8 @@ from typing import Any, cast
 import urllib3
 from kubernetes import client
 
+from core.kube.microtime import model_micro_time
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 10
@@ -32,13 +31,8 @@ REFERENCE_KEYS = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVer
 
 
 def event_time(now: datetime | None = None) -> datetime:
-    """An aware UTC datetime that the client serialises as a valid MicroTime (six fractional digits).
-
-    ``isoformat()`` omits the fraction when microseconds are 0, and the API server rejects that; one
-    microsecond later is the same moment for anyone reading an Event.
-    """
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.replace(microsecond=1) if moment.microsecond == 0 else moment
+    """Now (or ``now``) as the Event's MicroTime, through the client's models."""
+    return model_micro_time(now or datetime.now(UTC))
 
 
 def trim(text: str, limit: int) -> str:
