@@ -115,11 +115,17 @@ class EventRecorder:
     """Posts Events as one reporting controller and instance. Thread-safe as far as ApiClient is."""
 
     def __init__(
-        self, api_client: client.ApiClient, *, reporting_controller: str, reporting_instance: str
+        self,
+        api_client: client.ApiClient,
+        *,
+        reporting_controller: str,
+        reporting_instance: str,
+        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self._events = client.EventsV1Api(api_client)
         self.reporting_controller = reporting_controller
         self.reporting_instance = trim(reporting_instance, SHORT_FIELD_LIMIT)
+        self._timeout_seconds = request_timeout_seconds
 
     def event_body(
         self,
@@ -169,7 +175,7 @@ class EventRecorder:
             response = cast(
                 urllib3.BaseHTTPResponse,
                 self._events.create_namespaced_event(
-                    namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                    namespace, body, _preload_content=False, _request_timeout=self._timeout_seconds
                 ),
             )
             response.drain_conn()
