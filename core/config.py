@@ -175,7 +175,7 @@ class RebalancerSettings:
     # carbon gap cut to the smallest of the last hold_hours hourly gaps, less gap_error_margin times
     # the gap's recent horizon error over history_window_hours. 0 and 0 turn it off.
     hold_hours: int = 2
-    gap_error_margin: float = 1.0
+    gap_error_margin: float = 2.0
     history_window_hours: int = 168
 
 
