@@ -48,6 +48,8 @@ class RunningPod:
     region: str | None
     capacity_type: CapacityType
     demand: PodDemand
+    # The policies that govern it (core.policy refs): each is credited with what the pod avoided.
+    policies: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -102,6 +104,8 @@ class Ledger:
     elapsed_seconds: float
     baseline_region: str
     accruals: dict[tuple[str, str], Accrual] = field(default_factory=dict)
+    # The same figures per policy ref, for the policies' status (a pod may count for two).
+    by_policy: dict[str, Accrual] = field(default_factory=dict)
     skipped_pod_seconds: dict[Skipped, float] = field(default_factory=dict)
     intensities: dict[str, IntensityUsed] = field(default_factory=dict)
     # Regions strictly cleaner than the baseline in this interval (the "green" share).
@@ -157,21 +161,21 @@ def accrue(
         energy = pod_energy_kwh(pod.demand, config.power, hours=hours)
         cpu, memory, capacity = pod.demand.cpu_cores, pod.demand.memory_gib, pod.capacity_type
         accrual = ledger.accruals.setdefault((pod.namespace, pod.region), Accrual())
-        accrual.add(
-            Accrual(
-                pods=1,
-                pod_seconds=seconds,
-                energy_kwh=energy,
-                emissions_grams=emissions_grams(energy, signal.carbon_g_per_kwh),
-                baseline_emissions_grams=emissions_grams(energy, baseline_signal.carbon_g_per_kwh),
-                cost_usd=prices.per_hour_usd(cpu_cores=cpu, memory_gib=memory, capacity_type=capacity)
-                * hours,
-                baseline_cost_usd=baseline_prices.per_hour_usd(
-                    cpu_cores=cpu, memory_gib=memory, capacity_type=capacity
-                )
-                * hours,
+        this = Accrual(
+            pods=1,
+            pod_seconds=seconds,
+            energy_kwh=energy,
+            emissions_grams=emissions_grams(energy, signal.carbon_g_per_kwh),
+            baseline_emissions_grams=emissions_grams(energy, baseline_signal.carbon_g_per_kwh),
+            cost_usd=prices.per_hour_usd(cpu_cores=cpu, memory_gib=memory, capacity_type=capacity) * hours,
+            baseline_cost_usd=baseline_prices.per_hour_usd(
+                cpu_cores=cpu, memory_gib=memory, capacity_type=capacity
             )
+            * hours,
         )
+        accrual.add(this)
+        for ref in pod.policies:
+            ledger.by_policy.setdefault(ref, Accrual()).add(this)
     ledger.cleaner_than_baseline = frozenset(cleaner)
     return ledger
 

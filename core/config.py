@@ -7,6 +7,7 @@ a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,11 +19,10 @@ from typing import TypeVar
 
 from core.catalog import load_price_table, load_region_locations, load_region_zones, load_zone_rtt_ms
 from core.model import PriceRates, Region
-from core.yaml_input import YamlInputError, describe, load_yaml
+from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
-CONFIG_ENV = "ECOPULSE_CONFIG"
 # A ConfigMap is at most 1 MiB; anything bigger is not a config file.
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -180,6 +180,21 @@ class RebalancerSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FleetSettings:
+    """``fleet``: placement across the member clusters of a Karmada fleet (``python -m fleet``)."""
+
+    interval_seconds: float = 60.0
+    # Safe by default: writing placements needs an explicit `dryRun: false` in the configuration.
+    dry_run: bool = True
+    # A move of a workload's replicas to another cluster must pay at least this much, net.
+    min_net_benefit_usd: float = 0.05
+    max_moves_per_pass: int = 10
+    max_moves_per_namespace: int = 5
+    # After a move, a policy stays where it went for this long (no bouncing back and forth).
+    cooldown_seconds: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EcoPulseConfiguration:
     regions: tuple[Region, ...]
     baseline_region: str
@@ -188,6 +203,7 @@ class EcoPulseConfiguration:
     power: PowerSettings = field(default_factory=PowerSettings)
     placement: PlacementSettings = field(default_factory=PlacementSettings)
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     # resolved: bundled table overlaid with the file's `prices`, one entry per region
     prices: Mapping[str, PriceRates] = field(default_factory=lambda: MappingProxyType({}))
     # resolved: the file's `latencyMs` over the bundled zone RTT matrix, both directions
@@ -196,6 +212,11 @@ class EcoPulseConfiguration:
     @property
     def region_names(self) -> tuple[str, ...]:
         return tuple(region.name for region in self.regions)
+
+    @property
+    def known_regions(self) -> frozenset[str]:
+        """The region names as a set, built once per configuration (request paths ask for it)."""
+        return _region_set(self.regions)
 
     def region(self, name: str) -> Region | None:
         for region in self.regions:
@@ -207,6 +228,11 @@ class EcoPulseConfiguration:
         if source_region == target_region:
             return 0.0
         return self.latency_ms.get((source_region, target_region))
+
+
+@functools.lru_cache(maxsize=64)
+def _region_set(regions: tuple[Region, ...]) -> frozenset[str]:
+    return frozenset(region.name for region in regions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +311,7 @@ class _Reader:
     def string(self, value: Mapping[str, object], key: str, name: str, default: str | None) -> str:
         raw = value.get(name, default)
         if not isinstance(raw, str) or not raw:
-            self.fail(_join(key, name), f"must be a non-empty string, got {_describe(raw)}")
+            self.fail(_join(key, name), not_a_string(raw))
             return default or ""
         return raw
 
@@ -320,6 +346,7 @@ _TOP_KEYS = {
     "placement",
     "latencyMs",
     "rebalancer",
+    "fleet",
 }
 
 
@@ -347,6 +374,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
     power = _parse_power(reader, reader.mapping(top.get("power"), "power"))
     placement = _parse_placement(reader, reader.mapping(top.get("placement"), "placement"))
     rebalancer = _parse_rebalancer(reader, reader.mapping(top.get("rebalancer"), "rebalancer"))
+    fleet = _parse_fleet(reader, reader.mapping(top.get("fleet"), "fleet"))
     prices = _parse_prices(reader, reader.mapping(top.get("prices"), "prices"), regions)
     latency = _parse_latency(reader, reader.mapping(top.get("latencyMs"), "latencyMs"), regions)
 
@@ -360,6 +388,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
         power=power,
         placement=placement,
         rebalancer=rebalancer,
+        fleet=fleet,
         prices=MappingProxyType(prices),
         latency_ms=MappingProxyType(latency),
     )
@@ -388,6 +417,9 @@ def _parse_regions(reader: _Reader, raw: object) -> tuple[Region, ...]:
             continue
         seen.add(name)
         zone_raw = entry.get("zone", known_zones.get(name))
+        if "zone" in entry and not isinstance(zone_raw, str):
+            reader.fail(f"{key}.zone", not_a_string(zone_raw))
+            continue
         if not isinstance(zone_raw, str) or not zone_raw:
             reader.fail(
                 f"{key}.zone",
@@ -706,6 +738,33 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
         history_window_hours=reader.integer(
             raw, key, "historyWindowHours", d.history_window_hours, minimum=1
         ),
+    )
+
+
+def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
+    key = "fleet"
+    reader.only_keys(
+        raw,
+        key,
+        {
+            "intervalSeconds",
+            "dryRun",
+            "minNetBenefitUsd",
+            "maxMovesPerPass",
+            "maxMovesPerNamespace",
+            "cooldownSeconds",
+        },
+    )
+    d = FleetSettings()
+    return FleetSettings(
+        interval_seconds=reader.number(raw, key, "intervalSeconds", d.interval_seconds, minimum=1.0),
+        dry_run=reader.boolean(raw, key, "dryRun", d.dry_run),
+        min_net_benefit_usd=reader.number(raw, key, "minNetBenefitUsd", d.min_net_benefit_usd, minimum=0.0),
+        max_moves_per_pass=reader.integer(raw, key, "maxMovesPerPass", d.max_moves_per_pass, minimum=0),
+        max_moves_per_namespace=reader.integer(
+            raw, key, "maxMovesPerNamespace", d.max_moves_per_namespace, minimum=0
+        ),
+        cooldown_seconds=reader.number(raw, key, "cooldownSeconds", d.cooldown_seconds, minimum=0.0),
     )
 
 

@@ -42,6 +42,17 @@ class BoundedLabelValues:
         return value
 
 
+def inc_signed(gain: Counter, loss: Counter, *labels: str, amount: float) -> None:
+    """A signed figure as a pair of counters (a counter only goes up): ``gain`` takes it when >= 0,
+    ``loss`` its magnitude otherwise. Both children always exist, so ``gain - loss`` never drops a
+    series that has only one side."""
+    gain_child, loss_child = gain.labels(*labels), loss.labels(*labels)
+    if amount >= 0:
+        gain_child.inc(amount)
+    else:
+        loss_child.inc(-amount)
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a log line
         pass

@@ -4,13 +4,14 @@
 #   karmada-controller-manager, karmada-scheduler, karmada-webhook,
 #   karmada-aggregated-apiserver, karmadactl             (github.com/karmada-io/karmada)
 # The Karmada API server is the kube-apiserver from hack/build-k8s.sh. Karmada's CRDs
-# are read from the module source (--print-crd-dir), never copied into the repository.
+# and deploy manifests are read from the module source (--print-source-dir), never copied
+# into the repository.
 # Binaries go to ${XDG_CACHE_HOME:-$HOME/.cache}/eco-pulse/karmada/<version>/bin/.
 #
-# Usage: hack/build-karmada.sh [--print-bin-dir | --print-crd-dir | --check | --force | --help]
+# Usage: hack/build-karmada.sh [--print-bin-dir | --print-source-dir | --check | --force | --help]
 #   (no option)      build if needed, then print the bin dir on the last line of stdout
 #   --print-bin-dir  print the bin dir and exit (does not build or check anything)
-#   --print-crd-dir  print Karmada's CRD kustomization dir in the module cache (downloads it if needed)
+#   --print-source-dir  print Karmada's source dir in the module cache (downloads it if needed)
 #   --check          exit 0 if the bin dir holds a complete build of the pin, else 1
 #   --force          rebuild even if a complete build exists
 # Environment: BUILD_K8S_JOBS (go build -p, default 2), plus the usual GOPROXY,
@@ -43,13 +44,13 @@ BINARIES=(karmada-controller-manager karmada-scheduler karmada-webhook karmada-a
 log() { printf '[build-karmada] %s\n' "$*" >&2; }
 die() { printf '[build-karmada] ERROR: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 MODE=build
 case "${1:-}" in
   "") ;;
   --print-bin-dir) printf '%s\n' "$BIN_DIR"; exit 0 ;;
-  --print-crd-dir) MODE=crd-dir ;;
+  --print-source-dir) MODE=source-dir ;;
   --check) MODE=check ;;
   --force) MODE=force ;;
   -h|--help) usage; exit 0 ;;
@@ -65,14 +66,15 @@ grep -Eq "^[[:space:]]*(require[[:space:]]+)?${MODULE} ${KARMADA_VERSION}( |$)" 
 ! grep -Eq '^[[:space:]]*replace[[:space:]]|=>' "$HACK_DIR/karmada/go.mod" ||
   die "hack/karmada/go.mod must not replace modules: Karmada's own build list is the pin"
 
-if [[ $MODE == crd-dir ]]; then
-  # The module source is the single copy of Karmada's CRDs; `go mod download` verifies it
-  # against go.sum (a no-op when the module cache already holds it).
+if [[ $MODE == source-dir ]]; then
+  # The module source is the single copy of Karmada's CRDs (charts/karmada/_crds) and deploy
+  # manifests (artifacts/deploy); `go mod download` verifies it against go.sum (a no-op when
+  # the module cache already holds it).
   GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/karmada" mod download "$MODULE" >&2 ||
     die "cannot download $MODULE $KARMADA_VERSION"
   dir=$(GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/karmada" list -m -f '{{.Dir}}' "$MODULE")
   [[ -f "$dir/charts/karmada/_crds/kustomization.yaml" ]] || die "no CRD kustomization in $dir/charts/karmada/_crds"
-  printf '%s\n' "$dir/charts/karmada/_crds"; exit 0
+  printf '%s\n' "$dir"; exit 0
 fi
 
 # What a build depends on besides the version in the directory name: the wrapper's
@@ -100,51 +102,15 @@ build_complete() {
   for b in "${BINARIES[@]}"; do version_ok "$b" || return 1; done
 }
 
-if [[ $MODE == check ]]; then
-  build_complete && exit 0
-  log "no complete build in $BIN_DIR"; exit 1
-fi
-
-if [[ $MODE == build ]] && build_complete; then
-  log "up to date: karmada $KARMADA_VERSION"
-  printf '%s\n' "$BIN_DIR"; exit 0
-fi
+NAME="karmada $KARMADA_VERSION"
+# shellcheck source=hack/lib/build.sh
+source "$HACK_DIR/lib/build.sh"
+exit_if_done
 
 # ---- build ------------------------------------------------------------------
-command -v go >/dev/null || die "go not found in PATH (need go >= 1.${MIN_GO_MINOR})"
-go_ver=$(GOTOOLCHAIN=local go env GOVERSION)   # e.g. go1.26.8
-[[ $go_ver =~ ^go1\.([0-9]+) ]] || die "cannot parse go version '$go_ver'"
-(( BASH_REMATCH[1] >= MIN_GO_MINOR )) || die "need go >= 1.${MIN_GO_MINOR}, found $go_ver"
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/.build.lock"
-if ! flock -n 9; then
-  log "another build-karmada.sh is running; waiting for it (lock $CACHE_ROOT/.build.lock)"
-  flock 9
-  if [[ $MODE == build ]] && build_complete; then
-    log "up to date: karmada $KARMADA_VERSION"; printf '%s\n' "$BIN_DIR"; exit 0
-  fi
-fi
-
-export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
-export GOFLAGS="-p=${BUILD_K8S_JOBS:-2} -buildvcs=false"
-rm -f "$STAMP"
-mkdir -p "$BIN_DIR"
-TMP_BIN=$(mktemp -d "$OUT_DIR/.bin.XXXXXX")
-trap 'rm -rf "$TMP_BIN"' EXIT
-
+begin_build
 log "pin: karmada $KARMADA_VERSION; $go_ver; GOFLAGS=$GOFLAGS"
 log "output: $BIN_DIR"
-
-declare -A SECONDS_FOR=()
-timed() {  # timed LABEL CMD...: run CMD under nice, record its wall time
-  local label=$1; shift
-  local t0=$SECONDS
-  log "$label ..."
-  if ! nice -n 15 "$@"; then die "$label failed: $*"; fi
-  SECONDS_FOR[$label]=$((SECONDS - t0))
-  log "$label done in ${SECONDS_FOR[$label]}s"
-}
 
 ver_pkg=${MODULE}/pkg/version
 ver_ldflags=" -X ${ver_pkg}.gitVersion=${KARMADA_VERSION}"
@@ -162,23 +128,5 @@ for b in "${BINARIES[@]}"; do
     -ldflags "-s -w${ver_ldflags}" -o "$TMP_BIN/$b" "${MODULE}/cmd/${PACKAGE_OF[$b]}"
 done
 
-for b in "${BINARIES[@]}"; do
-  [[ -x "$TMP_BIN/$b" ]] || die "expected binary $TMP_BIN/$b was not produced"
-  mv -f "$TMP_BIN/$b" "$BIN_DIR/$b"
-done
-for b in "${BINARIES[@]}"; do
-  version_ok "$b" || die "$BIN_DIR/$b does not report the pinned version"
-done
-
-{
-  echo "fingerprint=$(fingerprint)"
-  echo "version=$KARMADA_VERSION"
-  echo "go=$go_ver"
-  echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for k in "${!SECONDS_FOR[@]}"; do echo "seconds[$k]=${SECONDS_FOR[$k]}"; done | sort
-} > "$STAMP.tmp"
-mv -f "$STAMP.tmp" "$STAMP"
-
-log "built all binaries in ${SECONDS}s:"
-(cd "$BIN_DIR" && ls -l "${BINARIES[@]}" >&2)
+finish_build "version=$KARMADA_VERSION"
 printf '%s\n' "$BIN_DIR"

@@ -22,9 +22,10 @@ from prometheus_client import Counter, Gauge
 
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import SignalSnapshot
-from rebalancer.protections import unmanaged
+from core.managed import unmanaged
+from core.metrics import inc_signed
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
+from core.policy import EMPTY_POLICY_SET, PolicySet, resolve
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -91,8 +92,10 @@ def accountable(
     nodes: Mapping[str, NodeRecord],
     namespaces: Mapping[str, NamespaceInfo],
     own_namespace: str = "",
+    policies: PolicySet = EMPTY_POLICY_SET,
 ) -> list[RunningPod]:
-    """Running pods that Eco-Pulse places: not system, opted-out, mirror, static or DaemonSet pods.
+    """Running pods that Eco-Pulse places: not system, opted-out, mirror, static or DaemonSet pods,
+    nor pods a policy with mode: off selects. Each carries the refs of the policies that apply.
 
     Those run where they run whatever we do (a DaemonSet pod exists in every region), and
     crediting their "avoidance" would count the cluster's shape as our saving.
@@ -101,17 +104,22 @@ def accountable(
     for pod in pods:
         if pod.phase != "Running" or not pod.node_name:
             continue
-        if unmanaged(pod, namespace=namespaces.get(pod.namespace), own_namespace=own_namespace) is not None:
+        namespace = namespaces.get(pod.namespace)
+        if unmanaged(pod.subject, namespace=namespace, own_namespace=own_namespace) is not None:
             continue
         node = nodes.get(pod.node_name)
         if node is None:
             continue  # not in the node cache yet: account it from the next tick
+        resolution = resolve(policies, namespace=pod.namespace, pod_labels=pod.labels)
+        if resolution.opts_out(pod.hint_annotations):
+            continue
         selected.append(
             RunningPod(
                 namespace=pod.namespace,
                 region=node.region,
                 capacity_type=node.capacity_type,
                 demand=pod.demand,
+                policies=tuple(policy.ref for policy in resolution.applied),
             )
         )
     return selected
@@ -152,8 +160,8 @@ def record(ledger: Ledger) -> None:
         ENERGY.labels(namespace, region).inc(accrual.energy_kwh)
         EMISSIONS.labels(namespace, region).inc(accrual.emissions_grams)
         COST.labels(namespace, region).inc(accrual.cost_usd)
-        _signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, accrual.avoided_grams)
-        _signed(COST_SAVED, COST_ADDED, namespace, region, accrual.saved_usd)
+        inc_signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, amount=accrual.avoided_grams)
+        inc_signed(COST_SAVED, COST_ADDED, namespace, region, amount=accrual.saved_usd)
         cleaner = region in ledger.cleaner_than_baseline
         POD_SECONDS.labels(namespace, region, "true" if cleaner else "false").inc(accrual.pod_seconds)
         POD_SECONDS.labels(namespace, region, "false" if cleaner else "true")
@@ -197,11 +205,3 @@ def record(ledger: Ledger) -> None:
 
 # One accounting line stays readable: the counters have every namespace, the log the first ones.
 MAX_LOGGED_NAMESPACES = 100
-
-
-def _signed(gain: Counter, loss: Counter, namespace: str, region: str, amount: float) -> None:
-    gain_child, loss_child = gain.labels(namespace, region), loss.labels(namespace, region)
-    if amount >= 0:
-        gain_child.inc(amount)
-    else:
-        loss_child.inc(-amount)

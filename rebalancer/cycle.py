@@ -11,21 +11,26 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from core.accounting import Ledger
 from core.config import EcoPulseConfiguration
 from core.history import IntensityHistory
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import SignalSnapshot
+from core.managed import Unmanaged
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
+from core.policy import EMPTY_POLICY_SET, PolicySet
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
+from rebalancer.kubeapi import EvictionOutcome
 from rebalancer.planner import (
     BELOW_MIN_BENEFIT,
     HISTORY_SHORT,
     NO_ROOM,
     NO_SIGNAL,
     NOT_ROBUST,
+    POLICY_NEVER,
     WORKLOAD_MOVING,
     plan,
 )
+from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.protections import Protected
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -56,6 +61,7 @@ LAST_CYCLE = Gauge(
 for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
     CYCLES.labels(outcome=_outcome)
 for _reason in (
+    *Unmanaged,
     *Protected,
     NO_SIGNAL,
     BELOW_MIN_BENEFIT,
@@ -63,6 +69,7 @@ for _reason in (
     HISTORY_SHORT,
     NO_ROOM,
     WORKLOAD_MOVING,
+    POLICY_NEVER,
 ):
     REFUSALS.labels(reason=str(_reason))
 # A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
@@ -92,6 +99,9 @@ class CycleInputs:
     api: EvictionApi
     own_namespace: str = ""
     accountant: Accountant | None = None
+    # The policies from a watch (core.kube.caches.PolicyCache), for the configured regions.
+    policies: Callable[[frozenset[str]], PolicySet] = lambda _: EMPTY_POLICY_SET
+    status_writer: PolicyStatusWriter | None = None
     # The grid's recent hours, for the planner's robust rule; every replica keeps it, so a new
     # leader starts with a warm one.
     history: IntensityHistory | None = None
@@ -117,14 +127,18 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
+        if inputs.status_writer is not None:
+            inputs.status_writer.reset()
         return CycleReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("caches not synced yet; skipping this cycle")
         return CycleReport(outcome="not-synced")
     config = inputs.config()
     signals = inputs.signals()
+    policies = inputs.policies(config.known_regions)
+    ledger = None
     if inputs.accountant is not None:
-        _account(inputs, inputs.accountant, signals=signals, config=config)
+        ledger = _account(inputs, inputs.accountant, signals=signals, config=config, policies=policies)
     result = plan(
         pods=inputs.pods().values(),
         nodes=inputs.nodes(),  # cluster-scoped: keyed by name
@@ -133,6 +147,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
         config=config,
         now=inputs.clock(),
         own_namespace=inputs.own_namespace,
+        policies=policies,
         history=inputs.history,
     )
     report = CycleReport(outcome="completed", candidates=len(result.candidates))
@@ -150,6 +165,8 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
             break
         attempt = evictor.evict(candidate)
         report.results[attempt.result] += 1
+        if attempt.result == str(EvictionOutcome.EVICTED) and inputs.status_writer is not None:
+            inputs.status_writer.moved(candidate.policy, at=inputs.clock())
         if attempt.result == str(Limit.CYCLE):
             break  # nothing more will pass this cycle
     for index, refusal in enumerate(result.refusals):
@@ -167,6 +184,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
                     "net_benefit_usd": None
                     if refusal.net_benefit_usd is None
                     else round(refusal.net_benefit_usd, 6),
+                    "policy": refusal.policy,
                 },
             )
     log.info(
@@ -181,23 +199,48 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
             "dry_run": config.rebalancer.dry_run,
         },
     )
+    if inputs.status_writer is not None and inputs.is_leader():
+        _write_statuses(inputs, inputs.status_writer, policies=policies, ledger=ledger)
     return report
 
 
-def _account(
-    inputs: CycleInputs, accountant: Accountant, *, signals: SignalSnapshot, config: EcoPulseConfiguration
+def _write_statuses(
+    inputs: CycleInputs, writer: PolicyStatusWriter, *, policies: PolicySet, ledger: Ledger | None
 ) -> None:
+    """After the cycle's evictions; a failure is logged and never fails the cycle."""
+    try:
+        writer.write(
+            policies=policies,
+            pods=inputs.pods().values(),
+            namespaces=inputs.namespaces(),
+            accrued=ledger.by_policy if ledger is not None else {},
+            now=inputs.clock(),
+            own_namespace=inputs.own_namespace,
+        )
+    except Exception:
+        log.exception("policy status not written")
+
+
+def _account(
+    inputs: CycleInputs,
+    accountant: Accountant,
+    *,
+    signals: SignalSnapshot,
+    config: EcoPulseConfiguration,
+    policies: PolicySet,
+) -> Ledger | None:
     """Before any eviction: the interval just ended ran on the placement as it was.
 
     A failure here is logged and never stops the cycle's evictions.
     """
     try:
-        accountant.tick(
+        return accountant.tick(
             accountable(
                 inputs.pods().values(),
                 nodes=inputs.nodes(),
                 namespaces=inputs.namespaces(),
                 own_namespace=inputs.own_namespace,
+                policies=policies,
             ),
             signals=signals,
             config=config,
@@ -205,3 +248,4 @@ def _account(
     except Exception:
         log.exception("accounting failed; the interval is not counted")
         accountant.reset()
+        return None

@@ -13,7 +13,13 @@ from kubernetes import client
 
 from core.config import ConfigError, EcoPulseConfiguration, default_config
 from core.history import IntensityHistory
-from core.kube.caches import namespace_reflector, node_reflector, pod_reflector
+from core.kube.caches import (
+    PolicyCache,
+    namespace_reflector,
+    node_reflector,
+    pod_reflector,
+    policy_reflectors,
+)
 from core.kube.client import load_api_client
 from core.logs import configure_logging
 from core.metrics import serve_metrics
@@ -25,6 +31,7 @@ from rebalancer.accounting import Accountant
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
+from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.schedule import CycleSchedule
 from rebalancer.settings import RebalancerProcessSettings
 
@@ -71,6 +78,12 @@ def main() -> int:
     )
     for reflector in (pods, nodes, namespaces):
         reflector.start()
+    # Policies are not waited for (synced): without the CRDs the set is empty and the
+    # rebalancer works as configured.
+    namespaced_policies, cluster_policies = policy_reflectors(api_client)
+    namespaced_policies.start()
+    cluster_policies.start()
+    policy_cache = PolicyCache(lambda: namespaced_policies.items, lambda: cluster_policies.items)
 
     leader: LeaderElector | None = None
     if settings.leader_election:
@@ -82,6 +95,7 @@ def main() -> int:
         )
         leader.start()
 
+    api = KubeApi(api_client, reporting_instance=settings.identity)
     inputs = CycleInputs(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -91,9 +105,11 @@ def main() -> int:
         synced=lambda: all(r.synced.is_set() for r in (pods, nodes, namespaces)),
         is_leader=(lambda: leader.is_leader) if leader is not None else (lambda: True),
         clock=lambda: datetime.now(UTC),
-        api=KubeApi(api_client, reporting_instance=settings.identity),
+        api=api,
         own_namespace=settings.namespace,
         accountant=Accountant(),
+        policies=policy_cache.policy_set,
+        status_writer=PolicyStatusWriter(api=api, records=policy_cache.records),
         history=IntensityHistory(window_hours=config.current.rebalancer.history_window_hours),
     )
     schedule = CycleSchedule(
@@ -131,6 +147,8 @@ def main() -> int:
         leader.stop()  # releases the Lease so the other replica takes over at once
     for reflector in (pods, nodes, namespaces):
         reflector.stop()
+    namespaced_policies.stop()
+    cluster_policies.stop()
     refresher.stop()
     config.stop()
     return 0

@@ -28,7 +28,8 @@ replacement finds the room the plan counted on.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -43,10 +44,18 @@ from core.economics import (
     robust_net_benefit_usd,
 )
 from core.history import IntensityHistory
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import CapacityType, PlacementHints, PodDemand, SignalSnapshot
+from core.model import (
+    CapacityType,
+    NamespaceInfo,
+    NodeRecord,
+    PlacementHints,
+    PodDemand,
+    PodRecord,
+    SignalSnapshot,
+)
 from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
 from core.podspec import placement_hints
+from core.policy import EMPTY_POLICY_SET, PolicySet, Rebalance, Resolution, placement_config, resolve
 from rebalancer.protections import Protected, protection
 
 
@@ -60,6 +69,7 @@ class Candidate:
     benefit: NetBenefit
     source_g_per_kwh: float
     target_g_per_kwh: float
+    policy: str = ""  # the refs of the policies that applied (core.policy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +78,7 @@ class Refusal:
     reason: str
     target_region: str = ""
     net_benefit_usd: float | None = None
+    policy: str = ""
 
 
 @dataclass(slots=True)
@@ -84,6 +95,19 @@ UNKNOWN_REGION = "unknown-region"
 BELOW_MIN_BENEFIT = "below-min-net-benefit"
 NO_ROOM = "no-room-in-target"
 WORKLOAD_MOVING = "workload-already-moving"
+POLICY_NEVER = "policy-rebalance-never"
+
+
+def moving_allowed(resolution: Resolution, *, workload_pods: int) -> int:
+    """How many of a workload's pods may be on the move at once: the policy's maxUnavailable, else 1."""
+    limit = resolution.max_unavailable
+    if isinstance(limit, int):
+        return limit
+    if isinstance(limit, str):
+        return max(1, math.floor(workload_pods * int(limit.rstrip("%")) / 100))
+    return 1
+
+
 NOT_ROBUST = "not-robust-to-recent-grid"  # pays as predicted, not at the gap the grid has lately shown
 HISTORY_SHORT = "history-too-short"  # too little recent history to tell whether it would pay
 
@@ -97,16 +121,18 @@ def plan(
     config: EcoPulseConfiguration,
     now: datetime,
     own_namespace: str = "",
+    policies: PolicySet = EMPTY_POLICY_SET,
     history: IntensityHistory | None = None,
 ) -> Plan:
     pods = list(pods)
     result = Plan(pods_considered=len(pods))
     free = _free_capacity(pods, nodes)
-    moving = {p.workload for p in pods if p.workload is not None and (p.deleting or not p.ready)}
+    moving = Counter(p.workload for p in pods if p.workload is not None and (p.deleting or not p.ready))
+    workload_sizes = Counter(p.workload for p in pods if p.workload is not None)
     known = frozenset(config.region_names)
-    rankings: dict[tuple[int, int], tuple[Ranking, tuple[str, ...]]] = {}
+    rankings: dict[tuple[int, int, int], tuple[Ranking, tuple[str, ...]]] = {}
     # ... and price each (shape, source region, capacity type) move once.
-    moves: dict[tuple[tuple[int, int], str, CapacityType], _Moves | None] = {}
+    moves: dict[tuple[tuple[int, int, int], str, CapacityType], _Moves | None] = {}
     hints_of: dict[tuple[tuple[str, str], ...], PlacementHints] = {}
     settings = config.rebalancer
     pending: list[_Pending] = []
@@ -120,31 +146,44 @@ def plan(
         annotations = pod.hint_annotations
         if namespace is not None and namespace.hint_annotations:
             annotations = {**namespace.hint_annotations, **annotations}
+        # The same resolution as the webhook's, so a move lands where admission would send it.
+        resolution = resolve(policies, namespace=pod.namespace, pod_labels=pod.labels)
+        if resolution.opts_out(annotations):
+            continue  # mode: off: neither placed nor moved
+        annotations = resolution.annotations(annotations)
+        effective = placement_config(config, resolution)
         hints_key = tuple(sorted(annotations.items())) if annotations else ()
         hints = hints_of.get(hints_key)
         if hints is None:
             hints = hints_of[hints_key] = placement_hints(annotations, known_regions=known).hints
         # Thousands of replicas share a shape: rank each (demand, hints) once per cycle. Demands
         # are interned by the pod cache, so their identity is a cheap key for a shape.
-        key = (id(pod.demand), id(hints))
+        key = (id(pod.demand), id(hints), id(effective))
         ranked = rankings.get(key)
         if ranked is None:
-            ranking = rank_regions(demand=pod.demand, hints=hints, signals=signals, config=config)
-            choice = choose_regions(ranking, config)
+            ranking = rank_regions(demand=pod.demand, hints=hints, signals=signals, config=effective)
+            choice = choose_regions(ranking, effective)
             # Where the webhook lets the replacement land, most preferred first (none: no affinity).
             landing = choice.landing_regions if isinstance(choice, PlacementChoice) else ()
             ranked = rankings[key] = (ranking, landing)
         ranking, landing = ranked
         best = ranking.best
+        refs = resolution.refs
         if best is None:
-            result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL))
+            result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, policy=refs))
             continue
         if best.region == source:
             result.pods_in_best_region += 1
             continue
-        reason = protection(pod, namespace=namespace, settings=settings, now=now, own_namespace=own_namespace)
+        reason: str | None = protection(
+            pod, namespace=namespace, settings=settings, now=now, own_namespace=own_namespace
+        )
+        if reason is None and resolution.rebalance is Rebalance.NEVER:
+            reason = POLICY_NEVER
         if reason is not None:
-            result.refusals.append(Refusal(pod=pod, reason=str(reason), target_region=best.region))
+            result.refusals.append(
+                Refusal(pod=pod, reason=str(reason), target_region=best.region, policy=refs)
+            )
             continue
         capacity = node.capacity_type if node is not None else pod.demand.capacity_type
         move_key = (key, source, capacity)
@@ -157,12 +196,12 @@ def plan(
                 demand=pod.demand,
                 hints=hints,
                 minimum_usd=settings.min_net_benefit_usd,
-                config=config,
+                config=effective,
                 robust=_Robust(history=history, now=now) if history is not None else None,
             )
         move = moves[move_key]
         if move is None:
-            result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region))
+            result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs))
             continue
         if not move.worth_it:
             # Not even the best region the replacement could land in pays for the move.
@@ -172,21 +211,25 @@ def plan(
                     reason=move.options[0].refusal if move.options else BELOW_MIN_BENEFIT,
                     target_region=best.region,
                     net_benefit_usd=move.to_best.net_usd,
+                    policy=refs,
                 )
             )
             continue
         first = move.options[0]
-        if pod.workload in moving:
+        if pod.workload is not None and moving[pod.workload] >= moving_allowed(
+            resolution, workload_pods=workload_sizes[pod.workload]
+        ):
             result.refusals.append(
                 Refusal(
                     pod=pod,
                     reason=WORKLOAD_MOVING,
                     target_region=first.benefit.target,
                     net_benefit_usd=first.benefit.net_usd,
+                    policy=refs,
                 )
             )
             continue
-        pending.append(_Pending(pod=pod, source=source, options=move.options))
+        pending.append(_Pending(pod=pod, source=source, options=move.options, policy=refs))
 
     pending.sort(key=lambda p: (-p.options[0].benefit.net_usd, p.pod.key))
     return _fit(result, pending, free, nodes)
@@ -227,6 +270,7 @@ class _Pending:
     pod: PodRecord
     source: str
     options: tuple[_Option, ...]
+    policy: str = ""
 
 
 def _price_moves(
@@ -368,6 +412,7 @@ def _fit(
                     reason=NO_ROOM,
                     target_region=first.benefit.target,
                     net_benefit_usd=first.benefit.net_usd,
+                    policy=item.policy,
                 )
             )
             continue
@@ -379,6 +424,7 @@ def _fit(
                     reason=chosen.refusal,
                     target_region=chosen.benefit.target,
                     net_benefit_usd=chosen.benefit.net_usd,
+                    policy=item.policy,
                 )
             )
             continue
@@ -399,6 +445,7 @@ def _fit(
                 benefit=chosen.benefit,
                 source_g_per_kwh=chosen.source_cost.carbon_g_per_kwh,
                 target_g_per_kwh=chosen.target_cost.carbon_g_per_kwh,
+                policy=item.policy,
             )
         )
     return result

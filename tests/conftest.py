@@ -14,6 +14,7 @@ import pytest
 from starlette.routing import BaseRoute
 
 from certs.issue import CertificateAuthority, issue_ca, issue_serving_cert, write_bundle
+from core.policy import PolicySet
 from webhook.server import RunningWebhook, build
 from webhook.settings import WebhookSettings
 
@@ -33,6 +34,18 @@ prices:
   eu-west-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
   eu-north-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
 """
+
+
+def write_kubeconfig(path: Path, server_url: str) -> Path:
+    """A kubeconfig for a fake API server at ``server_url`` (plain HTTP, a made-up token)."""
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: fake, cluster: {{server: '{server_url}'}}}}]\n"
+        "users: [{name: fake, user: {token: fake-token}}]\n"
+        "contexts: [{name: fake, context: {cluster: fake, user: fake}}]\n"
+        "current-context: fake\n"
+    )
+    return path
 
 
 def issue_tls(
@@ -83,6 +96,7 @@ def launch_webhook(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     node_region: Callable[[str], str | None] | None = None,
+    policies: Callable[[frozenset[str]], PolicySet] | None = None,
     **overrides: object,
 ) -> Webhook:
     """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
@@ -110,6 +124,7 @@ def launch_webhook(
         sock=sock,
         extra_routes=extra_routes,
         node_region=node_region,
+        policies=policies,
     )
     return Webhook(
         running=running,

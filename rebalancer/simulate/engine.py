@@ -60,7 +60,7 @@ from core.placement import PlacementChoice, choose_regions, rank_regions
 from core.podspec import placement_hints
 from core.trace import Trace
 from rebalancer.evictor import Evictor
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import plan
 from rebalancer.simulate.forecast import Forecaster, ForecastModel
 from rebalancer.simulate.workload import SimulatedWorkload, Workload
@@ -442,17 +442,8 @@ class _SimulatedEvictionApi:
         self.moving_this_hour: dict[int, int] = {}
         self.last_target: int | None = None
 
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
-        del namespace, uid, grace_period_seconds, reason
+    def evict(self, request: EvictionRequest) -> EvictionResult:
+        name, dry_run = request.name, request.dry_run
         self.last_target = None
         found = self._live.listed.get(name)
         if found is None:

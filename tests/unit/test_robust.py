@@ -225,7 +225,7 @@ def test_a_steady_gap_moves_as_the_plain_rule_does() -> None:
 
 def test_every_replica_keeps_the_history_so_a_new_leader_starts_warm() -> None:
     from rebalancer.cycle import CycleInputs, run_cycle  # noqa: PLC0415
-    from tests.unit.test_planner import FakeEvictionApi  # noqa: PLC0415
+    from tests.factories import FakeEvictionApi  # noqa: PLC0415
 
     history = IntensityHistory(window_hours=24)
     cfg = parse_config_text(CONFIG)

@@ -13,10 +13,12 @@ from types import MappingProxyType
 from typing import Generic, TypeVar
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo
+from core.managed import Unmanaged, subject_of, unmanaged
 from core.model import (
     DECISION_ANNOTATION,
+    POLICY_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
+    NamespaceInfo,
     PlacementHints,
     PodDemand,
     SignalSnapshot,
@@ -27,11 +29,13 @@ from core.podspec import (
     placement_hints,
     pod_demand,
     region_constraints,
+    string_map,
 )
+from core.policy import EMPTY_POLICY_SET, PolicySet, placement_config, resolve
 from core.quantity import QuantityOutOfRange
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
 from webhook.admission.review import AdmissionRequest, PatchOperation, UnreadableObject, encode_patch
-from webhook.pods import effective_annotations, exemption
+from webhook.pods import effective_annotations
 
 
 class Outcome(StrEnum):
@@ -45,12 +49,9 @@ class Reason(StrEnum):
     NOT_CREATE = "not-create"
     NOT_A_POD = "not-a-pod"
     NO_OBJECT = "no-object"
-    SYSTEM_NAMESPACE = "system-namespace"
-    OPTED_OUT = "opted-out"
-    NAMESPACE_OPTED_OUT = "namespace-opted-out"
+    # The never-managed reasons (system-namespace, opted-out...) are core.managed.Unmanaged's.
+    POLICY_OFF = "policy-off"  # an EcoPulsePolicy with mode: off selects the pod
     NODE_NAME_SET = "node-name-set"
-    MIRROR_POD = "mirror-pod"
-    DAEMONSET_POD = "daemonset-pod"
     USER_CONSTRAINED = "user-constrained"
     ALREADY_PLACED = "already-placed"
     NO_ELIGIBLE_REGION = "no-eligible-region"
@@ -80,7 +81,7 @@ class Explanation:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReviewOutcome:
     outcome: Outcome
-    reason: Reason
+    reason: Reason | Unmanaged
     patch: list[PatchOperation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     region: str = ""
@@ -90,10 +91,33 @@ class ReviewOutcome:
     log_fields: Mapping[str, object] = field(default_factory=dict)
     # The patch as the response carries it, encoded once (a memoised outcome serves many pods).
     patch_base64: str = ""
+    # The ecopulse.io/ annotations ignored (unknown keys, invalid values): also worth an Event.
+    annotation_problems: tuple[str, ...] = ()
+    policy: str = ""  # the refs of the policies that applied (core.policy), "" for none
 
 
-def skip(reason: Reason, *warnings: str) -> ReviewOutcome:
-    return ReviewOutcome(outcome=Outcome.SKIPPED, reason=reason, warnings=list(warnings))
+def skip(
+    reason: Reason | Unmanaged, *warnings: str, annotation_problems: tuple[str, ...] = ()
+) -> ReviewOutcome:
+    return ReviewOutcome(
+        outcome=Outcome.SKIPPED,
+        reason=reason,
+        warnings=list(warnings),
+        annotation_problems=annotation_problems,
+    )
+
+
+def _skip(
+    policy: str, reason: Reason, *warnings: str, annotation_problems: tuple[str, ...] = ()
+) -> ReviewOutcome:
+    """A skip once policies were resolved: the decision line still names them."""
+    return ReviewOutcome(
+        outcome=Outcome.SKIPPED,
+        reason=reason,
+        warnings=list(warnings),
+        policy=policy,
+        annotation_problems=annotation_problems,
+    )
 
 
 def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
@@ -133,7 +157,7 @@ class _PerSnapshot(Generic[K, V]):
         self._entries[key] = value
 
 
-class PlacementMemo(_PerSnapshot[tuple[PodDemand, PlacementHints], Placed]):
+class PlacementMemo(_PerSnapshot[tuple[PodDemand, PlacementHints, object], Placed]):
     """Remembers placements per (demand, hints) while the signals and the config stay the same.
 
     Replicas of one workload ask the same question; during a scale-up hundreds arrive within a
@@ -142,12 +166,19 @@ class PlacementMemo(_PerSnapshot[tuple[PodDemand, PlacementHints], Placed]):
     """
 
     def place(
-        self, demand: PodDemand, hints: PlacementHints, signals: SignalSnapshot, config: EcoPulseConfiguration
+        self,
+        demand: PodDemand,
+        hints: PlacementHints,
+        signals: SignalSnapshot,
+        config: EcoPulseConfiguration,
+        effective: EcoPulseConfiguration | None = None,
     ) -> Placed:
-        key = (demand, hints)
+        """``effective``: ``config`` with a policy's mode and floor (core.policy.placement_config)."""
+        effective = effective or config
+        key = (demand, hints, effective.placement)
         placed = self._get(key, signals, config)
         if placed is None:
-            placed = place(demand, hints, signals, config)
+            placed = place(demand, hints, signals, effective)
             self._put(key, placed)
         return placed
 
@@ -155,13 +186,14 @@ class PlacementMemo(_PerSnapshot[tuple[PodDemand, PlacementHints], Placed]):
 OutcomeKey = tuple[bytes, str, str, str, str]
 
 
-class OutcomeMemo(_PerSnapshot[OutcomeKey, tuple[NamespaceInfo | None, ReviewOutcome]]):
+class OutcomeMemo(_PerSnapshot[OutcomeKey, tuple[NamespaceInfo | None, PolicySet, ReviewOutcome]]):
     """Remembers whole outcomes per identical request while the signals and the config stay the same.
 
     The replicas of a ReplicaSet or a Job come from one template and are named after admission,
     so their reviews carry byte-identical objects: the first one's outcome serves the rest of a
     scale-up without reading the pod again. The key is everything decide() reads from the
-    request; the namespace's labels and annotations must also be equal.
+    request; the namespace's labels and annotations must also be equal, and the policy set the
+    same object (it is rebuilt whenever a policy changes).
     """
 
     # Bigger objects are rare and would make the memo hold megabytes.
@@ -175,15 +207,16 @@ class OutcomeMemo(_PerSnapshot[OutcomeKey, tuple[NamespaceInfo | None, ReviewOut
         config: EcoPulseConfiguration,
         namespace_info: NamespaceInfo | None,
         decide: Callable[[], ReviewOutcome],
+        policies: PolicySet = EMPTY_POLICY_SET,
     ) -> ReviewOutcome:
         if len(request.object_json) > self.MAX_OBJECT_BYTES:
             return decide()
         key = (request.object_json, request.namespace, request.operation, request.kind, request.sub_resource)
         remembered = self._get(key, signals, config)
-        if remembered is not None and remembered[0] == namespace_info:
-            return remembered[1]
+        if remembered is not None and remembered[0] == namespace_info and remembered[1] is policies:
+            return remembered[2]
         outcome = decide()
-        self._put(key, (namespace_info, outcome))
+        self._put(key, (namespace_info, policies, outcome))
         return outcome
 
 
@@ -209,6 +242,7 @@ def decide(
     own_namespace: str = "",
     memo: PlacementMemo | None = None,
     namespace_info: NamespaceInfo | None = None,
+    policies: PolicySet = EMPTY_POLICY_SET,
 ) -> ReviewOutcome:
     if request.operation != "CREATE":
         return skip(Reason.NOT_CREATE)
@@ -222,54 +256,69 @@ def decide(
         return skip(Reason.NO_OBJECT)
     namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
     pod_annotations = effective_annotations(pod, namespace_info)
-    exempt = exemption(
-        pod,
-        namespace=namespace,
-        namespace_info=namespace_info,
-        annotations=pod_annotations,
-        own_namespace=own_namespace,
-    )
+    subject = subject_of(pod, namespace=namespace, annotations=pod_annotations)
+    exempt = unmanaged(subject, namespace=namespace_info, own_namespace=own_namespace)
     if exempt is not None:
-        return skip(Reason(str(exempt)))
+        return skip(exempt)
+    labels = string_map(as_mapping(pod.get("metadata")).get("labels"))
+    resolution = resolve(policies, namespace=namespace, pod_labels=labels)
+    if resolution.opts_out(pod_annotations):
+        return _skip(resolution.refs, Reason.POLICY_OFF)
     spec = as_mapping(pod.get("spec"))
     if spec.get("nodeName"):
-        return skip(Reason.NODE_NAME_SET)
+        return _skip(resolution.refs, Reason.NODE_NAME_SET)
     if PREFERRED_REGION_ANNOTATION in pod_annotations:
-        return skip(Reason.ALREADY_PLACED)
+        return _skip(resolution.refs, Reason.ALREADY_PLACED)
     constraints = region_constraints(spec)
     if constraints:
-        return skip(
+        return _skip(
+            resolution.refs,
             Reason.USER_CONSTRAINED,
             f"eco-pulse: region left to you ({', '.join(constraints)}); no region affinity added",
         )
 
     if not signals.carbon:
         return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals")
-    hints = placement_hints(pod_annotations, known_regions=frozenset(config.region_names))
+    hints = placement_hints(
+        resolution.annotations(pod_annotations), known_regions=frozenset(config.region_names)
+    )
     warnings = [f"eco-pulse: {w}" for w in hints.warnings]
     try:
         demand = pod_demand(pod, strict=True)
     except QuantityOutOfRange as error:
         return fail_open(Reason.DEMAND_OUT_OF_RANGE, f"resource requests out of range: {error}")
+    effective = placement_config(config, resolution)
     if memo is not None:
-        ranking, choice, explanation = memo.place(demand, hints.hints, signals, config)
+        ranking, choice, explanation = memo.place(demand, hints.hints, signals, config, effective)
     else:
-        ranking, choice, explanation = place(demand, hints.hints, signals, config)
+        ranking, choice, explanation = place(demand, hints.hints, signals, effective)
     if choice is NoChoice.BASELINE_UNKNOWN:
         return fail_open(Reason.BASELINE_UNKNOWN, f"no fresh signal for baseline {config.baseline_region}")
     if choice is NoChoice.NO_ELIGIBLE_REGION:
-        return skip(Reason.NO_ELIGIBLE_REGION, *warnings, "eco-pulse: no region fits this pod's constraints")
+        return _skip(
+            resolution.refs,
+            Reason.NO_ELIGIBLE_REGION,
+            *warnings,
+            "eco-pulse: no region fits this pod's constraints",
+            annotation_problems=hints.warnings,
+        )
     if choice is NoChoice.BELOW_FLOOR:
-        return skip(Reason.BELOW_FLOOR, *warnings)
+        return _skip(resolution.refs, Reason.BELOW_FLOOR, *warnings, annotation_problems=hints.warnings)
     assert isinstance(choice, PlacementChoice) and explanation is not None
+    written = {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: explanation.annotation}
+    if resolution.refs:
+        written[POLICY_ANNOTATION] = resolution.refs
     try:
         patch = affinity_patch(pod, choice)
-        patch += annotation_patch(
-            pod,
-            {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: explanation.annotation},
-        )
+        patch += annotation_patch(pod, written)
     except Unpatchable as error:
-        return skip(Reason.UNPATCHABLE, *warnings, f"eco-pulse: {error}; no region affinity added")
+        return _skip(
+            resolution.refs,
+            Reason.UNPATCHABLE,
+            *warnings,
+            f"eco-pulse: {error}; no region affinity added",
+            annotation_problems=hints.warnings,
+        )
     return ReviewOutcome(
         outcome=Outcome.MUTATED,
         reason=Reason.PLACED,
@@ -280,6 +329,8 @@ def decide(
         decision=explanation.annotation,
         ranking=ranking,
         log_fields=explanation.log_fields,
+        annotation_problems=hints.warnings,
+        policy=resolution.refs,
     )
 
 

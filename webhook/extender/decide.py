@@ -13,17 +13,19 @@ from enum import StrEnum
 from typing import Any
 
 from core.config import EcoPulseConfiguration, PlacementMode
-from core.kube.caches import NamespaceInfo
-from core.model import SignalSnapshot
+from core.managed import subject_of, unmanaged
+from core.model import NamespaceInfo, SignalSnapshot
 from core.placement import Ineligible, Ranking, extender_scores, rank_regions
 from core.podspec import (
     as_mapping,
     placement_hints,
     pod_demand,
     region_constraints,
+    string_map,
 )
+from core.policy import EMPTY_POLICY_SET, PolicySet, Resolution, placement_config, resolve
 from webhook.extender.types import MAX_PRIORITY, ExtenderArgs, HostPriority
-from webhook.pods import effective_annotations, exemption
+from webhook.pods import effective_annotations
 
 NEUTRAL_SCORE = MAX_PRIORITY // 2
 
@@ -53,6 +55,7 @@ class Judgement:
     failed: dict[str, tuple[FilterReason, str]] = field(default_factory=dict)
     # Decided per region (a handful), looked up per node (thousands).
     region_scores: dict[str, int] = field(default_factory=dict)
+    policy: str = ""  # the refs of the policies that applied (core.policy)
 
     def score(self, region: str | None) -> int:
         return self.region_scores.get(region, NEUTRAL_SCORE) if region is not None else NEUTRAL_SCORE
@@ -65,15 +68,27 @@ def node_regions(args: ExtenderArgs, node_region: Callable[[str], str | None]) -
     return [(name, node_region(name)) for name in args.node_names]
 
 
-def skip_reason(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> str | None:
+def skip_reason(
+    pod: Mapping[str, object], namespace_info: NamespaceInfo | None, resolution: Resolution | None = None
+) -> str | None:
     namespace = str(as_mapping(pod.get("metadata")).get("namespace") or "")
     annotations = effective_annotations(pod, namespace_info)
-    exempt = exemption(pod, namespace=namespace, namespace_info=namespace_info, annotations=annotations)
+    exempt = unmanaged(
+        subject_of(pod, namespace=namespace, annotations=annotations), namespace=namespace_info
+    )
     if exempt is not None:
         return str(exempt)
+    if resolution is not None and resolution.opts_out(annotations):
+        return "policy-off"
     if region_constraints(as_mapping(pod.get("spec"))):
         return "user-constrained"
     return None
+
+
+def pod_resolution(pod: Mapping[str, object], policies: PolicySet) -> Resolution:
+    metadata = as_mapping(pod.get("metadata"))
+    namespace = str(metadata.get("namespace") or "")
+    return resolve(policies, namespace=namespace, pod_labels=string_map(metadata.get("labels")))
 
 
 def judge(
@@ -83,17 +98,22 @@ def judge(
     signals: SignalSnapshot,
     config: EcoPulseConfiguration,
     namespace_info: NamespaceInfo | None = None,
+    policies: PolicySet = EMPTY_POLICY_SET,
 ) -> Judgement:
-    reason = skip_reason(args.pod, namespace_info)
+    resolution = pod_resolution(args.pod, policies)
+    reason = skip_reason(args.pod, namespace_info, resolution)
     if reason is not None:
-        return Judgement(outcome=Outcome.SKIPPED, reason=reason)
-    annotations = effective_annotations(args.pod, namespace_info)
-    hints = placement_hints(annotations, known_regions=frozenset(config.region_names)).hints
+        return Judgement(outcome=Outcome.SKIPPED, reason=reason, policy=resolution.refs)
+    annotations = resolution.annotations(effective_annotations(args.pod, namespace_info))
+    hints = placement_hints(annotations, known_regions=config.known_regions).hints
+    config = placement_config(config, resolution)
     ranking = rank_regions(demand=pod_demand(args.pod), hints=hints, signals=signals, config=config)
     failed = _failures(nodes, ranking, config)
     if not ranking.baseline_known or not ranking.eligible:
         # Hard constraints the pod itself asked for still hold; carbon has no say.
-        return Judgement(outcome=Outcome.FAILED_OPEN, reason="no-usable-signals", failed=failed)
+        return Judgement(
+            outcome=Outcome.FAILED_OPEN, reason="no-usable-signals", failed=failed, policy=resolution.refs
+        )
     ranked = extender_scores(ranking, max_score=MAX_PRIORITY)
     region_scores = {
         a.region: NEUTRAL_SCORE
@@ -101,7 +121,13 @@ def judge(
         else ranked.get(a.region, 0)
         for a in ranking.assessments
     }
-    return Judgement(outcome=Outcome.DECIDED, reason="ranked", failed=failed, region_scores=region_scores)
+    return Judgement(
+        outcome=Outcome.DECIDED,
+        reason="ranked",
+        failed=failed,
+        region_scores=region_scores,
+        policy=resolution.refs,
+    )
 
 
 def _failures(
@@ -113,10 +139,13 @@ def _failures(
         if a.ineligible is Ineligible.NOT_ALLOWED:
             hard[a.region] = (
                 FilterReason.NOT_ALLOWED,
-                f"region {a.region} is not in ecopulse.io/allowed-regions",
+                f"region {a.region} is not in ecopulse.io/allowed-regions (or the policy's allowedRegions)",
             )
         elif a.ineligible is Ineligible.TOO_FAR:
-            hard[a.region] = (FilterReason.TOO_FAR, f"region {a.region} is beyond ecopulse.io/max-latency-ms")
+            hard[a.region] = (
+                FilterReason.TOO_FAR,
+                f"region {a.region} is beyond ecopulse.io/max-latency-ms (or the policy's maxLatencyMs)",
+            )
         elif (
             config.placement.mode is PlacementMode.REQUIRED
             and ranking.baseline_known
