@@ -296,7 +296,7 @@ class RebalancerSettings:
         2, unit="h", minimum=0, doc="the greener region must have been greener this many hours (0: off)"
     )
     gap_error_margin: float = setting(
-        1.0, minimum=0.0, doc="times the gap's recent horizon error, taken off the predicted gap (0: off)"
+        2.0, minimum=0.0, doc="times the gap's recent horizon error, taken off the predicted gap (0: off)"
     )
     history_window_hours: int = setting(
         168, unit="h", minimum=1, doc="how much grid history the robust rule reads"
