@@ -123,6 +123,14 @@ def test_the_defaults_are_safe_and_valid(helm: Path) -> None:
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
 
 
+def test_the_chart_s_webhook_behaves_as_the_base_s(helm: Path) -> None:
+    chart = the(render(helm), "MutatingWebhookConfiguration", "eco-pulse")["webhooks"][0]
+    base = the(OBJECTS, "MutatingWebhookConfiguration", "eco-pulse")["webhooks"][0]
+    # sideEffects: the webhook posts an Event about ignored annotations, never on a dry run.
+    for field in ("name", "sideEffects", "failurePolicy", "matchPolicy", "timeoutSeconds", "rules"):
+        assert chart.get(field) == base.get(field), field
+
+
 def test_values_reach_the_configuration_and_the_pods(helm: Path) -> None:
     objects = render(
         helm,
