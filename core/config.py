@@ -19,11 +19,10 @@ from typing import TypeVar
 
 from core.catalog import load_price_table, load_region_locations, load_region_zones, load_zone_rtt_ms
 from core.model import PriceRates, Region
-from core.yaml_input import YamlInputError, describe, load_yaml
+from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
-CONFIG_ENV = "ECOPULSE_CONFIG"
 # A ConfigMap is at most 1 MiB; anything bigger is not a config file.
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -172,6 +171,12 @@ class RebalancerSettings:
     evict_local_storage_pods: bool = False
     evict_pvc_pods: bool = False
     eviction_grace_period_seconds: int | None = None
+    # The robust rule (core.history, core.economics.robust_net_benefit_usd): a move must pay with its
+    # carbon gap cut to the smallest of the last hold_hours hourly gaps, less gap_error_margin times
+    # the gap's recent horizon error over history_window_hours. 0 and 0 turn it off.
+    hold_hours: int = 2
+    gap_error_margin: float = 1.0
+    history_window_hours: int = 168
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,7 +311,7 @@ class _Reader:
     def string(self, value: Mapping[str, object], key: str, name: str, default: str | None) -> str:
         raw = value.get(name, default)
         if not isinstance(raw, str) or not raw:
-            self.fail(_join(key, name), f"must be a non-empty string, got {_describe(raw)}")
+            self.fail(_join(key, name), not_a_string(raw))
             return default or ""
         return raw
 
@@ -412,6 +417,9 @@ def _parse_regions(reader: _Reader, raw: object) -> tuple[Region, ...]:
             continue
         seen.add(name)
         zone_raw = entry.get("zone", known_zones.get(name))
+        if "zone" in entry and not isinstance(zone_raw, str):
+            reader.fail(f"{key}.zone", not_a_string(zone_raw))
+            continue
         if not isinstance(zone_raw, str) or not zone_raw:
             reader.fail(
                 f"{key}.zone",
@@ -694,6 +702,9 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
             "evictLocalStoragePods",
             "evictPvcPods",
             "evictionGracePeriodSeconds",
+            "holdHours",
+            "gapErrorMargin",
+            "historyWindowHours",
         },
     )
     d = RebalancerSettings()
@@ -722,6 +733,11 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
         ),
         evict_pvc_pods=reader.boolean(raw, key, "evictPvcPods", d.evict_pvc_pods),
         eviction_grace_period_seconds=grace,
+        hold_hours=reader.integer(raw, key, "holdHours", d.hold_hours, minimum=0),
+        gap_error_margin=reader.number(raw, key, "gapErrorMargin", d.gap_error_margin, minimum=0.0),
+        history_window_hours=reader.integer(
+            raw, key, "historyWindowHours", d.history_window_hours, minimum=1
+        ),
     )
 
 

@@ -12,8 +12,6 @@ from datetime import datetime
 from enum import StrEnum
 
 REGION_LABEL = "topology.kubernetes.io/region"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 # Karpenter's label; the most common way clusters say whether a node is spot.
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from core.managed import Unmanaged
 from core.metrics import BoundedLabelValues
 from fleet.planner import Outcome, Reason
 
@@ -97,5 +98,5 @@ LEADER = Gauge(
 for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
     PASSES.labels(outcome=_outcome)
 for _decision in Outcome:
-    for _reason in Reason:
+    for _reason in (*Unmanaged, *Reason):
         DECISIONS.labels(outcome=_decision.value, reason=_reason.value)

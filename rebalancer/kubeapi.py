@@ -51,6 +51,18 @@ class EvictionOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EvictionRequest:
+    """One pod to evict, as the Eviction API takes it."""
+
+    namespace: str
+    name: str
+    uid: str | None = None  # a precondition: never evict a same-named replacement
+    grace_period_seconds: int | None = None  # None: the pod's own terminationGracePeriodSeconds
+    dry_run: bool = False  # the server checks everything (RBAC, PDBs) and changes nothing
+    reason: str = ""  # an annotation on the Eviction, for the audit log
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EvictionResult:
     outcome: EvictionOutcome
     status: int | None  # the HTTP status; None when no answer came (timeout, connection refused)
@@ -86,56 +98,32 @@ class KubeApi:
         self.reporting_instance = self._recorder.reporting_instance
 
     # --- evictions ---------------------------------------------------------------------------------
-    def eviction_body(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> dict[str, Any]:
+    def eviction_body(self, request: EvictionRequest) -> dict[str, Any]:
         """The policy/v1 Eviction exactly as sent."""
         annotations = {"requested-by": self.component}
-        if reason:
-            annotations["reason"] = reason
+        if request.reason:
+            annotations["reason"] = request.reason
         body: dict[str, Any] = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
-            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+            "metadata": {"name": request.name, "namespace": request.namespace, "annotations": annotations},
         }
         delete_options: dict[str, Any] = {}
-        if grace_period_seconds is not None:
-            delete_options["gracePeriodSeconds"] = grace_period_seconds
-        if uid:
+        if request.grace_period_seconds is not None:
+            delete_options["gracePeriodSeconds"] = request.grace_period_seconds
+        if request.uid:
             # Never evict a same-named replacement (StatefulSet pods keep their names).
-            delete_options["preconditions"] = {"uid": uid}
-        if dry_run:
+            delete_options["preconditions"] = {"uid": request.uid}
+        if request.dry_run:
             delete_options["dryRun"] = ["All"]
         if delete_options:
             body["deleteOptions"] = delete_options
         return body
 
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
+    def evict(self, request: EvictionRequest) -> EvictionResult:
         """Ask the API server to evict one pod. PDBs are enforced server-side; never raises on API errors."""
-        body = self.eviction_body(
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            grace_period_seconds=grace_period_seconds,
-            dry_run=dry_run,
-            reason=reason,
-        )
+        body = self.eviction_body(request)
+        namespace, name, dry_run = request.namespace, request.name, request.dry_run
         try:
             # The query dryRun must match deleteOptions.dryRun or the server answers 400; both say All.
             response = cast(

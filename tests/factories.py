@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from core.model import PodDemand, PodRecord
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 
 
 def pod(
     name: str = "web-1",
     *,
+    generate_name: str | None = None,
     namespace: str = "shop",
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
@@ -27,11 +28,16 @@ def pod(
 ) -> dict[str, Any]:
     """A Pod as JSON (camelCase, as the API server sends it): a ReplicaSet's pod of 'shop'.
 
-    ``owner`` is (apiVersion, kind, name) of the controller owner reference, or None for a bare
-    pod. With ``node_name`` the pod is scheduled, Running (or ``phase``) and Ready; ``spec``
-    overrides any field of the spec.
+    With ``generate_name`` it is the pod a controller asks to create (no name, no uid yet), as an
+    admission review carries it. ``owner`` is (apiVersion, kind, name) of the controller owner
+    reference, or None for a bare pod. With ``node_name`` the pod is scheduled, Running (or
+    ``phase``) and Ready; ``spec`` overrides any field of the spec.
     """
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": f"uid-{name}"}
+    metadata: dict[str, Any] = (
+        {"generateName": generate_name, "namespace": namespace}
+        if generate_name is not None
+        else {"name": name, "namespace": namespace, "uid": f"uid-{name}"}
+    )
     if labels is not None:
         metadata["labels"] = labels
     if annotations is not None:
@@ -107,18 +113,10 @@ class FakeEvictionApi:
     events: list[str] = field(default_factory=list)
     involved: list[dict[str, str]] = field(default_factory=list)  # each Event's object, as sent
 
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
-        self.calls.append((name, dry_run))
-        outcome = self.answers.get(name, EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED)
+    def evict(self, request: EvictionRequest) -> EvictionResult:
+        self.calls.append((request.name, request.dry_run))
+        default = EvictionOutcome.DRY_RUN if request.dry_run else EvictionOutcome.EVICTED
+        outcome = self.answers.get(request.name, default)
         return EvictionResult(
             outcome=outcome,
             status={

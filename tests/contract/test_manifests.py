@@ -21,7 +21,6 @@ import pytest
 import yaml
 from starlette.routing import Route
 
-import core.reload
 from certs.issue import issue_ca, issue_serving_cert, write_bundle
 from core.config import CarbonProviderName, EcoPulseConfiguration, default_config, parse_config_text
 from core.model import MIRROR_ANNOTATION, OPT_OUT_ANNOTATION, OPT_OUT_LABEL, REGION_LABEL, SignalSnapshot
@@ -262,7 +261,6 @@ def test_the_rebalancer_env_is_read_by_the_rebalancer() -> None:
     if not entry_point.exists():
         pytest.skip("`python -m rebalancer` is not written yet: its env vars can't be checked against it")
     sources = "\n".join(path.read_text() for path in sorted((REPO / "rebalancer").rglob("*.py")))
-    sources += inspect.getsource(core.reload)  # config_path_from_env reads ECOPULSE_CONFIG
     for name in env:
         assert f'"{name}"' in sources, (
             f"the rebalancer Deployment sets {name}, which the rebalancer never reads"

@@ -37,7 +37,6 @@ import yaml
 from certs.issue import ca_bundle_b64, issue_ca, issue_leaf_cert, issue_serving_cert, write_bundle
 from tests.e2e.cluster import (
     DEMO_CONFIG,
-    NODES_PER_REGION,
     REGIONS,
     REPO,
     ClusterError,
@@ -80,6 +79,20 @@ KARMADA_CONTROLLERS = (
 )
 # The shipped webhooks answer within 3 s; on a loaded two-core machine they sometimes do not.
 WEBHOOK_TIMEOUT_SECONDS = 10
+# The local fleet's EcoPulseConfiguration (`.fleet/config.yaml`): cluster.py's regions, mock grid and
+# prices, and a fleet mode that plans every 5 s and acts (dryRun: false), so a flipped grid shows.
+FLEET_CONFIG = (
+    DEMO_CONFIG
+    + """\
+fleet:
+  intervalSeconds: 5
+  dryRun: false
+  minNetBenefitUsd: 0.0001
+  maxMovesPerPass: 10
+  maxMovesPerNamespace: 5
+  cooldownSeconds: 30
+"""
+)
 
 
 class FleetError(ClusterError):
@@ -172,6 +185,8 @@ class KarmadaPlane(LocalCluster):
         # No workload controllers: the Karmada API server holds templates, members run them.
         self._start_controller_manager(controllers=("namespace", "garbage-collector"))
         self.kubectl("create", "namespace", KARMADA_SYSTEM)
+        # Our own namespace (fleet mode's Lease lives there), opted out as in production.
+        self.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
         self._apply_crds()
         self._start_webhook()
         self._register_webhooks()
@@ -406,7 +421,7 @@ class Fleet:
     """A Karmada control plane and its member clusters. The ``fleet`` fixture yields one."""
 
     root: Path = DEFAULT_ROOT
-    members_by_region: Mapping[str, str] = field(default_factory=lambda: dict(MEMBERS))
+    member_regions: Mapping[str, str] = field(default_factory=lambda: dict(MEMBERS))  # cluster -> region
     karmada: KarmadaPlane = field(init=False)
     members: dict[str, LocalCluster] = field(init=False)
 
@@ -426,7 +441,7 @@ class Fleet:
                 kubeconfig_path=self.root / "members" / f"{name}.kubeconfig",
                 apiserver_args=LEAN_APISERVER_ARGS,
             )
-            for name, region in self.members_by_region.items()
+            for name, region in self.member_regions.items()
         }
         self.karmada.members = list(self.members.values())
 
@@ -443,11 +458,11 @@ class Fleet:
     @property
     def regions(self) -> dict[str, str]:
         """Cluster name -> region (the Cluster's spec.region and its nodes' region label)."""
-        return dict(self.members_by_region)
+        return dict(self.member_regions)
 
     def cluster_in(self, region: str) -> str:
         """The member cluster of ``region``."""
-        return next(name for name, r in self.members_by_region.items() if r == region)
+        return next(name for name, r in self.member_regions.items() if r == region)
 
     @property
     def config_file(self) -> Path:
@@ -479,7 +494,7 @@ class Fleet:
         staging.replace(self.config_file)
 
     def karmada_kubectl(self, *args: str, input_text: str | None = None) -> str:
-        """kubectl against the Karmada API server; raises FleetError with its stderr on failure."""
+        """kubectl against the Karmada API server; raises ClusterError with its stderr on failure."""
         return self.karmada.kubectl(*args, input_text=input_text)
 
     def member_kubectl(self, cluster: str, *args: str, input_text: str | None = None) -> str:
@@ -516,7 +531,7 @@ class Fleet:
         return items
 
     # --- lifecycle -------------------------------------------------------------------------
-    def up(self, *, config_text: str = DEMO_CONFIG) -> None:
+    def up(self, *, config_text: str = FLEET_CONFIG) -> None:
         if self.state_file.exists():
             raise FleetError(f"a fleet is already running here ({self.state_file}); run `make fleet-down`")
         k8s_bins = bin_dir()
@@ -557,8 +572,8 @@ class Fleet:
         """The real Push-mode registration: karmadactl creates the member's service account and the
         Cluster object, with the member's region and zones."""
         member = self.members[name]
-        region = self.members_by_region[name]
-        zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(NODES_PER_REGION)})  # as its nodes'
+        region = self.member_regions[name]
+        zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(member.nodes_per_region)})  # as its nodes'
         done = subprocess.run(
             [
                 self.karmada.karmada_binary("karmadactl"),
@@ -628,7 +643,7 @@ class Fleet:
             "karmada": {"root": str(self.karmada.root), "kubeconfig": str(self.karmada_kubeconfig)},
             "members": {
                 name: {
-                    "region": self.members_by_region[name],
+                    "region": self.member_regions[name],
                     "root": str(m.root),
                     "kubeconfig": str(m.kubeconfig),
                 }

@@ -16,6 +16,7 @@ from core.kube.caches import NamespaceInfo
 from core.model import CarbonSignal, SignalSnapshot
 from fleet.planner import (
     FleetSnapshot,
+    MoveStep,
     Outcome,
     Reason,
     decision_annotation,
@@ -25,6 +26,7 @@ from fleet.planner import (
 )
 from fleet.records import (
     MOVED_AT_ANNOTATION,
+    MOVING_TO_ANNOTATION,
     AffinityTerm,
     ReplicaMode,
     slim_binding,
@@ -443,7 +445,7 @@ def test_system_and_own_namespaces_are_never_touched(space: str) -> None:
         now=NOW,
         own_namespace="eco-pulse",
     )
-    assert only(result).reason is Reason.NAMESPACE_OPTED_OUT
+    assert only(result).reason is Reason.SYSTEM_NAMESPACE  # core.managed's name for it
 
 
 def test_a_cluster_policy_reaching_an_opted_out_namespace_is_left_alone() -> None:
@@ -692,3 +694,78 @@ def test_moves_never_exceed_the_limits_and_the_best_go_first(
         # The pass limit keeps the moves that pay most.
         kept = [d.benefit.net_usd for d in moves if d.benefit is not None]
         assert min(kept) >= max(d.benefit.net_usd for d in passed_over if d.benefit is not None)
+
+
+def test_the_opt_out_label_on_the_deployment_is_honoured_as_in_one_cluster() -> None:
+    labelled = deployment("web", labels={"app": "web", "ecopulse.io/opt-out": "true"})
+    result = plan(
+        snapshot(policies=[policy("web", selects="web")], deployments=[labelled]),
+        signals=signals(),
+        config=config(),
+        now=NOW,
+    )
+    assert only(result).reason is Reason.OPTED_OUT
+
+
+def test_a_move_starts_with_both_clusters_duplicated_and_settles_when_the_new_is_available() -> None:
+    flipped = signals({"us-east-1": 450, "eu-west-1": 20, "eu-north-1": 500})
+    first = only(
+        plan(
+            snapshot(
+                policies=[policy("web", selects="web")],
+                deployments=[deployment("web")],
+                bindings=[binding("web", {"member-eu-north-1": 3})],
+            ),
+            signals=flipped,
+            config=config(),
+            now=NOW,
+        )
+    )
+    assert first.step is MoveStep.EXPAND and first.desired.duplicated
+    assert first.desired.cluster_affinities[0].cluster_names == ("member-eu-west-1", "member-eu-north-1")
+
+    def pass_with(available: int) -> Any:
+        moving = policy("web", selects="web", annotations={MOVING_TO_ANNOTATION: "member-eu-west-1"})
+        both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
+        both["status"] = {
+            "aggregatedStatus": [
+                {"clusterName": "member-eu-west-1", "status": {"availableReplicas": available}},
+                {"clusterName": "member-eu-north-1", "status": {"availableReplicas": 3}},
+            ]
+        }
+        return only(
+            plan(
+                snapshot(policies=[moving], deployments=[deployment("web")], bindings=[both]),
+                signals=flipped,
+                config=config(),
+                now=NOW,
+            )
+        )
+
+    waiting = pass_with(2)
+    assert (waiting.outcome, waiting.reason) == (Outcome.KEEP, Reason.MOVE_IN_PROGRESS)
+    assert not waiting.writes_placement
+    settled = pass_with(3)
+    assert (settled.outcome, settled.reason, settled.step) == (
+        Outcome.MOVE,
+        Reason.NEW_CLUSTER_AVAILABLE,
+        MoveStep.SETTLE,
+    )
+    assert settled.desired.cluster_affinities[0].cluster_names == ("member-eu-west-1",)
+    assert not settled.desired.duplicated
+
+
+def test_collapsing_onto_a_cluster_that_already_runs_every_replica_is_one_step() -> None:
+    decision = only(
+        plan(
+            snapshot(
+                policies=[policy("web", selects="web")],
+                deployments=[deployment("web")],
+                bindings=[binding("web", dict.fromkeys(CLUSTERS.values(), 3))],
+            ),
+            signals=signals(),
+            config=config(),
+            now=NOW,
+        )
+    )
+    assert decision.step is MoveStep.SETTLE and not decision.desired.duplicated

@@ -32,12 +32,6 @@ class UnreadableObject(ValueError):
     """request.object is not valid JSON text (say, invalid UTF-8): the envelope was fine."""
 
 
-class GroupVersionKind(TypedDict):
-    group: str
-    version: str
-    kind: str
-
-
 class PatchOperation(TypedDict):
     op: str
     path: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import msgspec
 
@@ -23,25 +23,11 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 # Kubernetes supports clusters of up to 5,000 nodes; 3x that. Checked right after decoding: a
 # list of millions of tiny names fits in the byte cap and would cost ~300 bytes each to judge.
 MAX_NODES = 15_000
-MIN_PRIORITY = 0
 MAX_PRIORITY = 10
 
 
 class MalformedArgs(ValueError):
     """Not ExtenderArgs; the message says what is wrong."""
-
-
-class NodeListWire(TypedDict):
-    metadata: dict[str, object]
-    items: list[Any]
-
-
-class FilterResultWire(TypedDict):
-    Nodes: NodeListWire | None
-    NodeNames: list[str] | None
-    FailedNodes: dict[str, str]
-    FailedAndUnresolvableNodes: dict[str, str]
-    Error: str
 
 
 class HostPriority(msgspec.Struct, frozen=True):
