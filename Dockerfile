@@ -15,6 +15,7 @@ COPY core ./core
 COPY webhook ./webhook
 COPY rebalancer ./rebalancer
 COPY certs ./certs
+COPY report ./report
 # Our wheel first (no deps), then the wheels of its dependencies, resolved from that wheel
 # file (not by name: a same-named package on PyPI must never win). All dependencies ship
 # binary wheels for linux/amd64 and linux/arm64 (uvloop, httptools, orjson, cryptography,

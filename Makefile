@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s helm crds prometheus image dashboards test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s karmada helm crds fleet-up fleet-down fleet-demo run-fleet prometheus image image-tools test-image dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,31 @@ cluster-down: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m tests.e2e.cluster demo
 
+## run-fleet: start a local Karmada fleet (three member clusters, one region each), apply a sample
+##            workload and show which clusters its replicas landed in and why
+run-fleet: fleet-up fleet-demo
+
+## fleet-up: etcd, the Karmada control plane (API server, aggregated API server, controller-manager,
+##           scheduler, webhook) and three member clusters with kwok nodes, joined with karmadactl;
+##           writes .fleet/karmada.kubeconfig, .fleet/members/<cluster>.kubeconfig, .fleet/config.yaml
+fleet-up: $(STAMP) k8s karmada
+	$(BIN)/python -m tests.e2e.fleet up
+
+## fleet-down: stop everything fleet-up started
+fleet-down: $(STAMP)
+	$(BIN)/python -m tests.e2e.fleet down
+
+fleet-demo: $(STAMP)
+	$(BIN)/python -m tests.e2e.fleet demo
+
 ## k8s: build (or find cached) the control-plane binaries
 k8s:
 	hack/build-k8s.sh >/dev/null
+
+## karmada: build (or find cached) the Karmada binaries (controller-manager, scheduler, webhook,
+##          aggregated-apiserver, karmadactl) for the local fleet
+karmada:
+	hack/build-karmada.sh >/dev/null
 
 ## helm: build (or find cached) helm from its pinned module, for the chart's tests
 helm:
@@ -49,15 +71,24 @@ prometheus:
 
 ## dashboards: copy dashboards/ into the kustomize base after editing them (a test checks they match)
 dashboards:
-	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
+	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/fleet.json \
+		dashboards/alerts.yaml \
 		manifests/base/dashboards/
-	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
-		charts/eco-pulse/files/
+	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/fleet.json \
+		dashboards/alerts.yaml charts/eco-pulse/files/
 
 ## image: the OCI image (Debian root from mmdebstrap + our wheel, packed by umoci) in .build/image/oci,
 ##        tagged with the project version; prints its digest (needs root; hack/build-image.sh --help)
 image: $(STAMP)
 	PYTHON=$(BIN)/python hack/build-image.sh
+
+## image-tools: install mmdebstrap and umoci with apt-get when missing (a fresh CI machine)
+image-tools:
+	hack/build-image.sh --tools-only
+
+## test-image: build the image, unpack it and start the webhook from it (root; tests/image/)
+test-image: $(STAMP)
+	$(BIN)/pytest -q -m image tests/image
 
 ## webhook: just the webhook, on development certificates and the example config (mock grid)
 webhook: $(STAMP)
@@ -69,7 +100,7 @@ webhook: $(STAMP)
 
 ## test: format check, lint, strict types, layering contracts, then the whole suite (unit,
 ##       integration over TLS, contract, and e2e on the real control plane)
-test: check k8s helm prometheus pytest
+test: check k8s karmada helm prometheus pytest
 
 check: lint typecheck contracts
 

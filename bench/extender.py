@@ -144,6 +144,10 @@ def serve(directory: str, nodes: int, pipe: Connection) -> None:
         Path(directory),
         MOCK_CONFIG,
         reload_interval_seconds=2.0,
+        # 5,000 full Nodes are 10 MiB, over the default 8 MiB cap (sized for NodeNames mode, which
+        # we ship): raised here as an operator running full mode would (docs/hardening.md).
+        extender_max_body_bytes=32 * 2**20,
+        body_memory_max_bytes=32 * 2**20 * 14,
         node_region=lambda name: regions.get(name),  # noqa: PLW0108
         extra_routes=[Route("/sink", sink, methods=["POST"])],
     )

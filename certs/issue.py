@@ -69,7 +69,9 @@ class CertFileError(CertsError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CertificateAuthority:
+class CertifiedKey:
+    """A private key and the certificate for it, either role: a CA or a leaf (serving) certificate."""
+
     key: PrivateKey
     cert: x509.Certificate
 
@@ -82,18 +84,9 @@ class CertificateAuthority:
         return _key_to_pem(self.key)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeafCertificate:
-    key: PrivateKey
-    cert: x509.Certificate
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return _key_to_pem(self.key)
+# The roles, named where they are taken or given; one class (the extensions make the difference).
+CertificateAuthority = CertifiedKey
+LeafCertificate = CertifiedKey
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

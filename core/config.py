@@ -23,7 +23,6 @@ from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
-CONFIG_ENV = "ECOPULSE_CONFIG"
 # A ConfigMap is at most 1 MiB; anything bigger is not a config file.
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -172,6 +171,27 @@ class RebalancerSettings:
     evict_local_storage_pods: bool = False
     evict_pvc_pods: bool = False
     eviction_grace_period_seconds: int | None = None
+    # The robust rule (core.history, core.economics.robust_net_benefit_usd): a move must pay with its
+    # carbon gap cut to the smallest of the last hold_hours hourly gaps, less gap_error_margin times
+    # the gap's recent horizon error over history_window_hours. 0 and 0 turn it off.
+    hold_hours: int = 2
+    gap_error_margin: float = 1.0
+    history_window_hours: int = 168
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetSettings:
+    """``fleet``: placement across the member clusters of a Karmada fleet (``python -m fleet``)."""
+
+    interval_seconds: float = 60.0
+    # Safe by default: writing placements needs an explicit `dryRun: false` in the configuration.
+    dry_run: bool = True
+    # A move of a workload's replicas to another cluster must pay at least this much, net.
+    min_net_benefit_usd: float = 0.05
+    max_moves_per_pass: int = 10
+    max_moves_per_namespace: int = 5
+    # After a move, a policy stays where it went for this long (no bouncing back and forth).
+    cooldown_seconds: float = 1800.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,6 +203,7 @@ class EcoPulseConfiguration:
     power: PowerSettings = field(default_factory=PowerSettings)
     placement: PlacementSettings = field(default_factory=PlacementSettings)
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     # resolved: bundled table overlaid with the file's `prices`, one entry per region
     prices: Mapping[str, PriceRates] = field(default_factory=lambda: MappingProxyType({}))
     # resolved: the file's `latencyMs` over the bundled zone RTT matrix, both directions
@@ -325,6 +346,7 @@ _TOP_KEYS = {
     "placement",
     "latencyMs",
     "rebalancer",
+    "fleet",
 }
 
 
@@ -352,6 +374,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
     power = _parse_power(reader, reader.mapping(top.get("power"), "power"))
     placement = _parse_placement(reader, reader.mapping(top.get("placement"), "placement"))
     rebalancer = _parse_rebalancer(reader, reader.mapping(top.get("rebalancer"), "rebalancer"))
+    fleet = _parse_fleet(reader, reader.mapping(top.get("fleet"), "fleet"))
     prices = _parse_prices(reader, reader.mapping(top.get("prices"), "prices"), regions)
     latency = _parse_latency(reader, reader.mapping(top.get("latencyMs"), "latencyMs"), regions)
 
@@ -365,6 +388,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
         power=power,
         placement=placement,
         rebalancer=rebalancer,
+        fleet=fleet,
         prices=MappingProxyType(prices),
         latency_ms=MappingProxyType(latency),
     )
@@ -678,6 +702,9 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
             "evictLocalStoragePods",
             "evictPvcPods",
             "evictionGracePeriodSeconds",
+            "holdHours",
+            "gapErrorMargin",
+            "historyWindowHours",
         },
     )
     d = RebalancerSettings()
@@ -706,6 +733,38 @@ def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerS
         ),
         evict_pvc_pods=reader.boolean(raw, key, "evictPvcPods", d.evict_pvc_pods),
         eviction_grace_period_seconds=grace,
+        hold_hours=reader.integer(raw, key, "holdHours", d.hold_hours, minimum=0),
+        gap_error_margin=reader.number(raw, key, "gapErrorMargin", d.gap_error_margin, minimum=0.0),
+        history_window_hours=reader.integer(
+            raw, key, "historyWindowHours", d.history_window_hours, minimum=1
+        ),
+    )
+
+
+def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
+    key = "fleet"
+    reader.only_keys(
+        raw,
+        key,
+        {
+            "intervalSeconds",
+            "dryRun",
+            "minNetBenefitUsd",
+            "maxMovesPerPass",
+            "maxMovesPerNamespace",
+            "cooldownSeconds",
+        },
+    )
+    d = FleetSettings()
+    return FleetSettings(
+        interval_seconds=reader.number(raw, key, "intervalSeconds", d.interval_seconds, minimum=1.0),
+        dry_run=reader.boolean(raw, key, "dryRun", d.dry_run),
+        min_net_benefit_usd=reader.number(raw, key, "minNetBenefitUsd", d.min_net_benefit_usd, minimum=0.0),
+        max_moves_per_pass=reader.integer(raw, key, "maxMovesPerPass", d.max_moves_per_pass, minimum=0),
+        max_moves_per_namespace=reader.integer(
+            raw, key, "maxMovesPerNamespace", d.max_moves_per_namespace, minimum=0
+        ),
+        cooldown_seconds=reader.number(raw, key, "cooldownSeconds", d.cooldown_seconds, minimum=0.0),
     )
 
 

@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import Counter, make_wsgi_app
+from prometheus_client import Counter, Gauge, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from core.version import VERSION
 
 OTHER_LABEL_VALUE = "other"
 
@@ -40,13 +42,35 @@ class BoundedLabelValues:
         return value
 
 
+def inc_signed(gain: Counter, loss: Counter, *labels: str, amount: float) -> None:
+    """A signed figure as a pair of counters (a counter only goes up): ``gain`` takes it when >= 0,
+    ``loss`` its magnitude otherwise. Both children always exist, so ``gain - loss`` never drops a
+    series that has only one side."""
+    gain_child, loss_child = gain.labels(*labels), loss.labels(*labels)
+    if amount >= 0:
+        gain_child.inc(amount)
+    else:
+        loss_child.inc(-amount)
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a log line
         pass
 
 
-def serve_metrics(*, port: int, address: str) -> ThreadingWSGIServer:
-    """Serve ``/metrics`` (and nothing else: every other path is a 404) from a daemon thread."""
+BUILD_INFO = Gauge(
+    "ecopulse_build_info",
+    "Always 1: the labels say which app this process is and which Eco-Pulse version it runs.",
+    ["version", "app"],
+)
+
+
+def serve_metrics(*, port: int, address: str, app: str) -> ThreadingWSGIServer:
+    """Serve ``/metrics`` (and nothing else: every other path is a 404) from a daemon thread.
+
+    Every app serves its metrics here, so every app's scrape says what it is (``ecopulse_build_info``).
+    """
+    BUILD_INFO.labels(version=VERSION, app=app).set(1)
     exposition = make_wsgi_app()
 
     def only_metrics(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

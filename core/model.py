@@ -6,13 +6,12 @@ Everything here is a frozen, slotted, keyword-only dataclass: built once at a bo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 REGION_LABEL = "topology.kubernetes.io/region"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 # Karpenter's label; the most common way clusters say whether a node is spot.
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 
@@ -43,11 +42,38 @@ HINT_ANNOTATIONS = frozenset(
 KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION, POLICY_ANNOTATION}
 # Never ours to place or move: the control plane's own namespaces.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+# Pods at or above this priority are the cluster's own (system-cluster-critical, system-node-critical).
+SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
+# The kubelet's marks on static pods: the mirror pod it creates at the API, and where a pod came from.
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+STATIC_SOURCE_ANNOTATION = "kubernetes.io/config.source"
 
 
 class CapacityType(StrEnum):
     ON_DEMAND = "on-demand"
     SPOT = "spot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamespaceInfo:
+    """A namespace as placement reads it: its opt-out label and its ecopulse.io/ annotations
+    (defaults for its pods)."""
+
+    opted_out: bool = False
+    hint_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """An object as the never-managed rule (core.managed) reads it: a pod being admitted, scheduled
+    or moved, or a workload in fleet mode. Each app builds one at its edge."""
+
+    namespace: str
+    labels: Mapping[str, str]  # the object's own; only ecopulse.io/opt-out is read
+    annotations: Mapping[str, str]  # the object's own; the namespace's defaults are the rule's to apply
+    owner_kinds: tuple[str, ...] = ()  # kinds of its owner references
+    mirror: bool = False  # a static pod's mirror at the API
+    static: bool = False  # a pod the kubelet runs from a file or URL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,3 +166,62 @@ class PlacementHints:
     egress_gb_per_hour: float = 0.0
     allowed_regions: frozenset[str] | None = None
     expected_runtime_hours: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodRecord:
+    """A scheduled pod, reduced to what the rebalancer decides on (a few hundred bytes, not a V1Pod)."""
+
+    namespace: str
+    name: str
+    uid: str
+    node_name: str
+    phase: str
+    ready: bool
+    deleting: bool
+    started_at: datetime | None
+    owner_kind: str | None  # the controller owner reference, if any
+    owner_name: str | None
+    demand: PodDemand
+    hint_annotations: Mapping[str, str]  # only ecopulse.io/ keys
+    mirror: bool
+    static: bool
+    priority: int
+    local_storage: bool  # emptyDir or hostPath volumes
+    pvc: bool
+    labels: Mapping[str, str] = field(default_factory=dict)  # interned: the opt-out, policy selectors
+    owner_api_version: str = ""  # the controller owner's, as its reference says ("" if none)
+    created_at: datetime | None = None
+    placed_by: str = ""  # the ecopulse.io/policy annotation the webhook wrote, if any
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def workload(self) -> str | None:
+        if self.owner_kind is None:
+            return None
+        return f"{self.namespace}/{self.owner_kind}/{self.owner_name}"
+
+    @property
+    def subject(self) -> Subject:
+        """The pod as the never-managed rule (core.managed) reads it."""
+        return Subject(
+            namespace=self.namespace,
+            labels=self.labels,
+            annotations=self.hint_annotations,
+            owner_kinds=(self.owner_kind,) if self.owner_kind is not None else (),
+            mirror=self.mirror,
+            static=self.static,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecord:
+    name: str
+    region: str | None
+    capacity_type: CapacityType
+    allocatable_cpu_cores: float
+    allocatable_memory_gib: float
+    schedulable: bool  # not cordoned, Ready, no NoSchedule/NoExecute taint

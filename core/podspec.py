@@ -12,6 +12,7 @@ import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.model import (
     ALLOWED_REGIONS_ANNOTATION,
@@ -22,7 +23,6 @@ from core.model import (
     EXPECTED_RUNTIME_ANNOTATION,
     KNOWN_ANNOTATIONS,
     MAX_LATENCY_ANNOTATION,
-    OPT_OUT_ANNOTATION,
     REGION_LABEL,
     CapacityType,
     PlacementHints,
@@ -44,7 +44,6 @@ DEFAULT_MEMORY_GIB = 200 * 1024 * 1024 / 2**30
 
 DEPRECATED_REGION_LABEL = "failure-domain.beta.kubernetes.io/region"
 REGION_KEYS = frozenset({REGION_LABEL, DEPRECATED_REGION_LABEL})
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 SPOT_SELECTORS: Mapping[str, frozenset[str]] = {
     CAPACITY_TYPE_LABEL: frozenset({"spot"}),
     "eks.amazonaws.com/capacityType": frozenset({"SPOT"}),
@@ -85,22 +84,25 @@ def read_annotations(pod: Mapping[str, object]) -> dict[str, str]:
     return string_map(as_mapping(pod.get("metadata")).get("annotations"))
 
 
-def is_opted_out(pod_annotations: Mapping[str, str]) -> bool:
-    return pod_annotations.get(OPT_OUT_ANNOTATION, "").strip().lower() == "true"
-
-
 def owner_kinds(pod: Mapping[str, object]) -> tuple[str, ...]:
     refs = as_list(as_mapping(pod.get("metadata")).get("ownerReferences"))
     return tuple(kind for ref in refs if isinstance(kind := as_mapping(ref).get("kind"), str))
 
 
-def controller_owner(pod: Mapping[str, object]) -> tuple[str, str] | None:
-    """(kind, name) of the owner reference marked controller, if any."""
+class OwnerReference(NamedTuple):
+    api_version: str  # "" if the reference has none (the API server always sets one)
+    kind: str
+    name: str
+
+
+def controller_owner(pod: Mapping[str, object]) -> OwnerReference | None:
+    """The owner reference marked controller, if any."""
     for ref in as_list(as_mapping(pod.get("metadata")).get("ownerReferences")):
         fields = as_mapping(ref)
         kind, name = fields.get("kind"), fields.get("name")
         if fields.get("controller") is True and isinstance(kind, str) and isinstance(name, str):
-            return kind, name
+            api_version = fields.get("apiVersion")
+            return OwnerReference(api_version if isinstance(api_version, str) else "", kind, name)
     return None
 
 

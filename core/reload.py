@@ -8,7 +8,6 @@ every few seconds does not. The same mechanism serves the config and the TLS key
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -149,8 +148,3 @@ class ConfigSource:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
-
-
-def config_path_from_env() -> Path | None:
-    raw = os.environ.get("ECOPULSE_CONFIG", "").strip()
-    return Path(raw) if raw else None

@@ -43,6 +43,19 @@ def env_positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def env_positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: must be a whole number, got {raw[:20]!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name}: must be > 0, got {value}")
+    return value
+
+
 def redacted(settings: Any, environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """What to log at start: every field of a settings dataclass, and only whether each secret is set."""
     env = os.environ if environ is None else environ

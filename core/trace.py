@@ -12,7 +12,7 @@ import csv
 import gzip
 import io
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,8 +52,12 @@ def load_trace(
     intensity: str = "lifecycle",
     start: datetime | None = None,
     end: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Trace:
-    """Read ``path`` (optionally .gz) keeping ``zones`` (None: every zone) and the hours in [start, end)."""
+    """Read ``path`` (optionally .gz) keeping ``zones`` (None: every zone) and the hours in [start, end).
+
+    ``progress(rows_read, rows_total)`` is called as the rows are parsed, about every half percent.
+    """
     if intensity not in COLUMNS:
         raise TraceError(f"intensity must be one of {', '.join(COLUMNS)}, got {intensity!r}")
     try:
@@ -63,7 +67,9 @@ def load_trace(
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise TraceError(f"{path}: cannot read: {error}") from None
     text = raw.decode("utf-8", errors="replace")
-    return parse_trace(text, zones=zones, intensity=intensity, start=start, end=end, source=str(path))
+    return parse_trace(
+        text, zones=zones, intensity=intensity, start=start, end=end, source=str(path), progress=progress
+    )
 
 
 def parse_trace(
@@ -74,7 +80,10 @@ def parse_trace(
     start: datetime | None = None,
     end: datetime | None = None,
     source: str = "<trace>",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Trace:
+    if start is not None and end is not None and start >= end:
+        raise TraceError(f"the period is empty: start {_iso(start)} is not before end {_iso(end)}")
     wanted = set(zones) if zones is not None else None
     column = COLUMNS.get(intensity)
     if column is None:
@@ -89,12 +98,21 @@ def parse_trace(
             raise TraceError(f"{source}:1: missing column {needed!r} (header: {', '.join(names)})")
     i_time, i_zone, i_value = names.index("datetime_utc"), names.index("zone"), names.index(column)
     values: dict[str, dict[datetime, float]] = {zone: {} for zone in wanted or ()}
+    # The hours the file has for the zones kept, whatever the period: an empty period names them.
+    seen_first: datetime | None = None
+    seen_last: datetime | None = None
+    file_zones: set[str] = set()
+    rows_total = max(text.count("\n"), 1)
+    every = max(rows_total // 200, 1)
     for line_number, row in enumerate(reader, start=2):
+        if progress is not None and line_number % every == 0:
+            progress(min(line_number, rows_total), rows_total)
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != len(names):
             raise TraceError(f"{source}:{line_number}: expected {len(names)} fields, got {len(row)}")
         zone = row[i_zone].strip()
+        file_zones.add(zone)
         if wanted is None:
             if not zone:
                 raise TraceError(f"{source}:{line_number}: zone: empty")
@@ -108,6 +126,8 @@ def parse_trace(
             ) from None
         if at.minute or at.second or at.microsecond:
             raise TraceError(f"{source}:{line_number}: datetime_utc: not on the hour: {row[i_time]!r}")
+        seen_first = at if seen_first is None else min(seen_first, at)
+        seen_last = at if seen_last is None else max(seen_last, at)
         if (start is not None and at < start) or (end is not None and at >= end):
             continue
         try:
@@ -123,11 +143,21 @@ def parse_trace(
         if at in by_hour:
             raise TraceError(f"{source}:{line_number}: duplicate hour {at.isoformat()} for zone {zone}")
         by_hour[at] = value
+    if progress is not None:
+        progress(rows_total, rows_total)
+    if seen_first is not None and seen_last is not None and not any(values.values()):
+        raise TraceError(
+            f"{source}: no hours in the period {_period(start, end)}; the trace covers "
+            f"{_iso(seen_first)} to {_iso(seen_last)} (inclusive)"
+        )
     if not values:
         raise TraceError(f"{source}: no rows in the chosen period")
     for zone in sorted(values):
+        if zone not in file_zones:
+            has = ", ".join(sorted(file_zones)) or "no zone"
+            raise TraceError(f"{source}: no rows for zone {zone!r}; the trace has {has}")
         if not values[zone]:
-            raise TraceError(f"{source}: no rows for zone {zone!r} in the chosen period")
+            raise TraceError(f"{source}: no rows for zone {zone!r} in the period {_period(start, end)}")
     first = min(min(v) for v in values.values())
     last = max(max(v) for v in values.values())
     count = int((last - first).total_seconds() // 3600) + 1
@@ -143,3 +173,12 @@ def parse_trace(
             )
         series[zone] = tuple(by_hour[t] for t in times)
     return Trace(times=times, zones=series)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _period(start: datetime | None, end: datetime | None) -> str:
+    """``[start, end)`` as the user gave it, an open side written as ``…``."""
+    return f"[{_iso(start) if start else '…'}, {_iso(end) if end else '…'})"

@@ -1,7 +1,7 @@
 """python -m rebalancer: move running pods to a better region when, and only when, moving pays.
 
-``python -m rebalancer simulate ...`` replays a grid trace instead (see rebalancer.simulate);
-``python -m rebalancer report ...`` writes avoided CO2 and savings from Prometheus (see rebalancer.report).
+``python -m rebalancer simulate ...`` replays a grid trace instead (see rebalancer.simulate). The
+savings report from Prometheus is its own command, ``python -m report`` (it needs no rebalancer).
 Each subcommand parses its own arguments; everything else is parsed here before anything starts.
 """
 
@@ -27,10 +27,6 @@ if arguments[:1] == ["simulate"]:
     from rebalancer.simulate.cli import main as simulate
 
     sys.exit(simulate(arguments[1:]))
-if arguments[:1] == ["report"]:
-    from rebalancer.report.cli import main as report
-
-    sys.exit(report(arguments[1:]))
 
 parser = app_parser(
     app="rebalancer",
@@ -43,9 +39,6 @@ parser = app_parser(
 commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 commands.add_parser(
     "simulate", help="replay a grid trace through the planner (see simulate --help)", add_help=False
-)
-commands.add_parser(
-    "report", help="savings per namespace from Prometheus (see report --help)", add_help=False
 )
 namespace: argparse.Namespace = parser.parse_args(arguments)
 

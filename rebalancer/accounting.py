@@ -22,10 +22,10 @@ from prometheus_client import Counter, Gauge
 
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import SignalSnapshot
+from core.managed import unmanaged
+from core.metrics import inc_signed
+from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from core.policy import EMPTY_POLICY_SET, PolicySet, resolve
-from rebalancer.protections import unmanaged
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -104,7 +104,8 @@ def accountable(
     for pod in pods:
         if pod.phase != "Running" or not pod.node_name:
             continue
-        if unmanaged(pod, namespace=namespaces.get(pod.namespace), own_namespace=own_namespace) is not None:
+        namespace = namespaces.get(pod.namespace)
+        if unmanaged(pod.subject, namespace=namespace, own_namespace=own_namespace) is not None:
             continue
         node = nodes.get(pod.node_name)
         if node is None:
@@ -159,8 +160,8 @@ def record(ledger: Ledger) -> None:
         ENERGY.labels(namespace, region).inc(accrual.energy_kwh)
         EMISSIONS.labels(namespace, region).inc(accrual.emissions_grams)
         COST.labels(namespace, region).inc(accrual.cost_usd)
-        _signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, accrual.avoided_grams)
-        _signed(COST_SAVED, COST_ADDED, namespace, region, accrual.saved_usd)
+        inc_signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, amount=accrual.avoided_grams)
+        inc_signed(COST_SAVED, COST_ADDED, namespace, region, amount=accrual.saved_usd)
         cleaner = region in ledger.cleaner_than_baseline
         POD_SECONDS.labels(namespace, region, "true" if cleaner else "false").inc(accrual.pod_seconds)
         POD_SECONDS.labels(namespace, region, "false" if cleaner else "true")
@@ -204,11 +205,3 @@ def record(ledger: Ledger) -> None:
 
 # One accounting line stays readable: the counters have every namespace, the log the first ones.
 MAX_LOGGED_NAMESPACES = 100
-
-
-def _signed(gain: Counter, loss: Counter, namespace: str, region: str, amount: float) -> None:
-    gain_child, loss_child = gain.labels(namespace, region), loss.labels(namespace, region)
-    if amount >= 0:
-        gain_child.inc(amount)
-    else:
-        loss_child.inc(-amount)

@@ -16,7 +16,7 @@ from typing import Protocol
 from prometheus_client import Counter
 
 from core.config import RebalancerSettings
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import Candidate
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -36,16 +36,7 @@ class Limit(StrEnum):
 
 
 class EvictionApi(Protocol):
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult: ...
+    def evict(self, request: EvictionRequest) -> EvictionResult: ...
 
     def post_event(
         self,
@@ -66,15 +57,6 @@ class Attempt:
 
 
 REASON = "CarbonRebalance"
-OWNER_API_VERSIONS = {
-    "ReplicaSet": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "Deployment": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "Job": "batch/v1",
-    "CronJob": "batch/v1",
-    "ReplicationController": "v1",
-}
 
 
 def explain(candidate: Candidate) -> str:
@@ -127,12 +109,14 @@ class Evictor:
         dry_run = self._settings.dry_run
         # In dry run the API server still checks the request (RBAC, PDBs) and changes nothing.
         answer = self._api.evict(
-            namespace=pod.namespace,
-            name=pod.name,
-            uid=pod.uid or None,
-            grace_period_seconds=self._settings.eviction_grace_period_seconds,
-            dry_run=dry_run,
-            reason=f"eco-pulse: {why}"[:250],
+            EvictionRequest(
+                namespace=pod.namespace,
+                name=pod.name,
+                uid=pod.uid or None,
+                grace_period_seconds=self._settings.eviction_grace_period_seconds,
+                dry_run=dry_run,
+                reason=f"eco-pulse: {why}"[:250],
+            )
         )
         # Only a known refusal evicted nothing; an unknown outcome (a timeout after the server acted)
         # may have evicted, so it uses up the limits as an eviction would.
@@ -155,12 +139,14 @@ class Evictor:
                 reason=REASON,
                 message=f"Evicted by eco-pulse, {why}",
             )
-            if pod.owner_kind is not None and pod.owner_name is not None:
+            # The owner's apiVersion as its reference gives it (a Job is batch/v1, a
+            # ReplicationController v1); without one the Event could not name the object.
+            if pod.owner_kind is not None and pod.owner_name is not None and pod.owner_api_version:
                 self._api.post_event(
                     namespace=pod.namespace,
                     involved={
                         "kind": pod.owner_kind,
-                        "apiVersion": "apps/v1",
+                        "apiVersion": pod.owner_api_version,
                         "name": pod.owner_name,
                         "namespace": pod.namespace,
                     },

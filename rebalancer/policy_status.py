@@ -29,9 +29,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from core.accounting import Accrual
-from core.kube.caches import NamespaceInfo, PodRecord, PolicyRecord
+from core.kube.caches import PolicyRecord
+from core.managed import unmanaged
+from core.model import NamespaceInfo, PodRecord
 from core.policy import Condition, PolicySet, PolicyStatus, resolve
-from rebalancer.protections import unmanaged
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -88,7 +89,10 @@ def statuses(
     """ref -> (record, the status it should have). Pure."""
     tallies: dict[str, _Tally] = {}
     for pod in pods:
-        if unmanaged(pod, namespace=namespaces.get(pod.namespace), own_namespace=own_namespace) is not None:
+        if (
+            unmanaged(pod.subject, namespace=namespaces.get(pod.namespace), own_namespace=own_namespace)
+            is not None
+        ):
             continue
         resolution = resolve(policies, namespace=pod.namespace, pod_labels=pod.labels)
         for policy in resolution.applied:

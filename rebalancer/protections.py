@@ -1,4 +1,4 @@
-"""Which pods must never be evicted: descheduler's DefaultEvictor semantics, plus our opt-outs. Pure."""
+"""Which pods must never be evicted: the never-managed rule, plus descheduler's DefaultEvictor. Pure."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.config import RebalancerSettings
-from core.kube.caches import SYSTEM_CRITICAL_PRIORITY, NamespaceInfo, PodRecord
-from core.model import OPT_OUT_ANNOTATION, SYSTEM_NAMESPACES
+from core.managed import Unmanaged, unmanaged
+from core.model import SYSTEM_CRITICAL_PRIORITY, NamespaceInfo, PodRecord
 
 
 class Protected(StrEnum):
-    NAMESPACE_OPTED_OUT = "namespace-opted-out"
-    OPTED_OUT = "opted-out"
+    """Why a pod Eco-Pulse manages must stay where it runs for now (the rule's own reasons come first)."""
+
     BARE_POD = "bare-pod"  # nothing would recreate it
-    DAEMONSET_POD = "daemonset-pod"
-    MIRROR_POD = "mirror-pod"
-    STATIC_POD = "static-pod"
     SYSTEM_CRITICAL = "system-critical"
     TERMINATING = "terminating"
     NOT_RUNNING = "not-running"
@@ -26,26 +23,6 @@ class Protected(StrEnum):
     PVC = "persistent-volume-claim"
 
 
-def unmanaged(
-    pod: PodRecord, *, namespace: NamespaceInfo | None, own_namespace: str = ""
-) -> Protected | None:
-    """Why Eco-Pulse never places nor moves this pod, or None: system and opted-out namespaces,
-    opted-out, mirror, static and DaemonSet pods. Accounting leaves out the same pods."""
-    if pod.namespace in SYSTEM_NAMESPACES or (own_namespace and pod.namespace == own_namespace):
-        return Protected.NAMESPACE_OPTED_OUT
-    if namespace is not None and namespace.opted_out:
-        return Protected.NAMESPACE_OPTED_OUT
-    if pod.hint_annotations.get(OPT_OUT_ANNOTATION, "").strip().lower() == "true":
-        return Protected.OPTED_OUT
-    if pod.mirror:
-        return Protected.MIRROR_POD
-    if pod.static:
-        return Protected.STATIC_POD
-    if pod.owner_kind == "DaemonSet":
-        return Protected.DAEMONSET_POD
-    return None
-
-
 def protection(
     pod: PodRecord,
     *,
@@ -53,9 +30,9 @@ def protection(
     settings: RebalancerSettings,
     now: datetime,
     own_namespace: str = "",
-) -> Protected | None:
+) -> Unmanaged | Protected | None:
     """The first reason this pod must stay where it is, or None if it may be evicted."""
-    reason = unmanaged(pod, namespace=namespace, own_namespace=own_namespace)
+    reason = unmanaged(pod.subject, namespace=namespace, own_namespace=own_namespace)
     if reason is not None:
         return reason
     if pod.owner_kind is None:

@@ -36,6 +36,18 @@ prices:
 """
 
 
+def write_kubeconfig(path: Path, server_url: str) -> Path:
+    """A kubeconfig for a fake API server at ``server_url`` (plain HTTP, a made-up token)."""
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: fake, cluster: {{server: '{server_url}'}}}}]\n"
+        "users: [{name: fake, user: {token: fake-token}}]\n"
+        "contexts: [{name: fake, context: {cluster: fake, user: fake}}]\n"
+        "current-context: fake\n"
+    )
+    return path
+
+
 def issue_tls(
     directory: Path, *, common_name: str = "eco-pulse test CA", ca: CertificateAuthority | None = None
 ) -> Path:

@@ -24,9 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo
 from core.logs import log_line
-from core.model import SignalSnapshot
+from core.managed import Unmanaged
+from core.model import NamespaceInfo, SignalSnapshot
 from core.podspec import as_mapping
 from core.policy import EMPTY_POLICY_SET, PolicySet
 from webhook.admission.mutate import (
@@ -39,12 +39,16 @@ from webhook.admission.mutate import (
     fail_open,
 )
 from webhook.admission.review import (
-    MAX_BODY_BYTES,
+    MAX_BODY_BYTES as ADMISSION_MAX_BODY_BYTES,
+)
+from webhook.admission.review import (
     AdmissionRequest,
     MalformedReview,
     parse_review,
     review_response,
 )
+from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
+from webhook.events import EventQueue, annotation_event
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
@@ -91,7 +95,7 @@ def _initialise_metrics() -> None:
     """Create the children we know of at 0, so a dashboard shows 0, not "no data", before the first one."""
     for outcome in (*Outcome, "malformed"):
         ADMISSION_REQUESTS.labels(str(outcome))
-    for reason in Reason:
+    for reason in (*Reason, *Unmanaged):
         if reason in ADMISSION_FAIL_OPEN_REASONS:
             ADMISSION_FAIL_OPEN.labels(str(reason))
         elif reason is not Reason.PLACED:
@@ -129,40 +133,35 @@ class WebhookContext:
     # The policies from a watch (core.kube.caches.PolicyCache), for the configured regions.
     policies: Callable[[frozenset[str]], PolicySet] = lambda _: EMPTY_POLICY_SET
     extender_deadline_seconds: float = 0.5
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit_bytes: int = MAX_BODY_BYTES) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
+    extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
+    # One budget for every body being read at once (see webhook.bodies).
+    bodies: BodyBudget = field(default_factory=lambda: BodyBudget(max_bytes=128 * 1024 * 1024))
+    # Where Events about ignored annotations go (a bounded queue, posted by a thread); None: nowhere.
+    annotation_events: EventQueue | None = None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
-    """/filter and /prioritize: malformed input is a 400; anything else we cannot decide in time
-    answers every node / neutral scores (the scheduler's own plugins then decide alone)."""
+    """/filter and /prioritize: a body over the cap is a 413 (see webhook.bodies), malformed input
+    a 400; anything else we cannot decide in time answers every node / neutral scores (the
+    scheduler's own plugins then decide alone)."""
     started = time.perf_counter()
     try:
-        body = await _read_body(request, EXTENDER_MAX_BODY_BYTES)
-    except BodyTooLarge:
-        body = b""
-        message = f"body is larger than {EXTENDER_MAX_BODY_BYTES} bytes"
-    else:
-        message = ""
+        async with received_body(
+            request, max_bytes=context.extender_max_body_bytes, budget=context.bodies
+        ) as body:
+            return await _extender_answer(body, context, verb=verb, started=started)
+    except BodyRefused as refused:
+        _child(EXTENDER_REQUESTS, verb, "malformed").inc()
+        log.warning("extender call refused", extra={"verb": verb, "reason": refused.message})
+        return refused.answer(error="ExtenderArgs refused")
+
+
+async def _extender_answer(body: bytes, context: WebhookContext, *, verb: str, started: float) -> Response:
+    max_body_bytes = context.extender_max_body_bytes
 
     def work() -> tuple[ExtenderArgs, NodeRegions, Judgement | None]:
-        args = parse_args(body, keep_node_objects=verb == "filter")
+        args = parse_args(body, keep_node_objects=verb == "filter", max_body_bytes=max_body_bytes)
         nodes = node_regions(args, context.node_region)
         namespace = str(as_mapping(args.pod.get("metadata")).get("namespace") or "")
         config = context.config()
@@ -181,10 +180,12 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
     nodes: NodeRegions = ()
     judgement: Judgement | None = None
     try:
-        if message:
-            raise MalformedArgs(message)
         args, nodes, judgement = await within_deadline(
-            work, body_bytes=len(body), deadline_seconds=context.extender_deadline_seconds, started=started
+            work,
+            body_bytes=len(body),
+            deadline_seconds=context.extender_deadline_seconds,
+            started=started,
+            bodies=context.bodies,
         )
     except MalformedArgs as error:
         _child(EXTENDER_REQUESTS, verb, "malformed").inc()
@@ -198,7 +199,7 @@ async def _extender_call(request: Request, context: WebhookContext, *, verb: str
     if args is None:
         # No decision in time (or it failed): parse the body again, only to name the nodes.
         try:
-            args = parse_args(body, keep_node_objects=verb == "filter")
+            args = parse_args(body, keep_node_objects=verb == "filter", max_body_bytes=max_body_bytes)
         except MalformedArgs as error:
             return JSONResponse({"error": "malformed ExtenderArgs", "message": str(error)}, status_code=400)
     if judgement is not None:
@@ -250,15 +251,26 @@ def create_app(context: WebhookContext) -> Starlette:
     async def mutate(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            body = await _read_body(request)
-        except BodyTooLarge:
-            return _bad_request(f"body is larger than {MAX_BODY_BYTES} bytes")
-        try:
-            review = parse_review(body)
-        except MalformedReview as error:
-            return _bad_request(str(error))
+            async with received_body(
+                request, max_bytes=context.admission_max_body_bytes, budget=context.bodies
+            ) as body:
+                try:
+                    review = parse_review(body, max_body_bytes=context.admission_max_body_bytes)
+                except MalformedReview as error:
+                    return _bad_request(str(error))
+                return await answer_review(review, body_bytes=len(body), started=started)
+        except BodyRefused as refused:
+            # No uid to answer with (the body was not read): the API server's failurePolicy
+            # Ignore admits the pod unchanged, as for any failed call. See webhook.bodies.
+            ADMISSION_REQUESTS.labels(outcome="malformed").inc()
+            log.warning(
+                "admission review refused",
+                extra={"decision": "rejected-malformed", "reason": refused.message},
+            )
+            return refused.answer(error="AdmissionReview refused")
 
-        outcome = await _decide_within_deadline(review, context, body_bytes=len(body))
+    async def answer_review(review: AdmissionRequest, *, body_bytes: int, started: float) -> Response:
+        outcome = await _decide_within_deadline(review, context, body_bytes=body_bytes)
         answer = review_response(
             review.uid,
             patch_base64=outcome.patch_base64,
@@ -273,6 +285,17 @@ def create_app(context: WebhookContext) -> Starlette:
             # review on it would go unanswered. Our own bug, so it keeps its traceback.
             try:
                 _record(review, outcome, elapsed, namespace_known=context.namespace_known)
+                if (
+                    outcome.annotation_problems
+                    and context.annotation_events is not None
+                    and not review.dry_run
+                ):
+                    pod = review.object or {}
+                    context.annotation_events.offer(
+                        annotation_event(
+                            pod, namespace=review.namespace, problems=outcome.annotation_problems
+                        )
+                    )
             except Exception:
                 log.exception("admission bookkeeping failed", extra={"uid": review.uid})
 
@@ -321,18 +344,37 @@ INLINE_DECISION_MAX_BYTES = 64 * 1024
 
 
 async def within_deadline(
-    work: Callable[[], T], *, body_bytes: int, deadline_seconds: float, started: float
+    work: Callable[[], T],
+    *,
+    body_bytes: int,
+    deadline_seconds: float,
+    started: float,
+    bodies: BodyBudget | None = None,
 ) -> T:
     """Run ``work`` and raise TimeoutError if it finishes later than ``started + deadline_seconds``.
 
     Small bodies decide inline (cheaper than a thread hand-off); big ones in a worker thread under
-    a hard deadline, whose abandoned thread finishes on its own and whose result is dropped.
+    a hard deadline, whose abandoned thread finishes on its own and whose result is dropped. Until
+    it does, the body stays charged against ``bodies`` (see webhook.bodies.Straggler).
     """
     if body_bytes <= INLINE_DECISION_MAX_BYTES:
         result = work()
     else:
-        with anyio.fail_after(deadline_seconds):
-            result = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        straggler = Straggler()
+
+        def tracked() -> T:
+            try:
+                return work()
+            finally:
+                straggler.finished()
+
+        try:
+            with anyio.fail_after(deadline_seconds):
+                result = await anyio.to_thread.run_sync(tracked, abandon_on_cancel=True)
+        except TimeoutError:
+            if bodies is not None:
+                straggler.abandon(lambda: bodies.charge_until_released(body_bytes))
+            raise
     if time.perf_counter() - started > deadline_seconds:
         # Late is as bad as wrong: the caller may already have given up on us.
         raise TimeoutError
@@ -365,7 +407,11 @@ async def _decide_within_deadline(
 
     try:
         return await within_deadline(
-            run, body_bytes=body_bytes, deadline_seconds=context.deadline_seconds, started=time.perf_counter()
+            run,
+            body_bytes=body_bytes,
+            deadline_seconds=context.deadline_seconds,
+            started=time.perf_counter(),
+            bodies=context.bodies,
         )
     except TimeoutError:
         return fail_open(Reason.DEADLINE, f"decision took longer than {context.deadline_seconds:g}s")

@@ -77,3 +77,28 @@ EXTENDER_NODES_FILTERED = Counter(
 )
 for _result in ("applied", "invalid"):
     TLS_RELOADS.labels(result=_result)
+# What the HTTPS edge refuses before any decision (bodies, headers, connections): a fixed set of
+# reasons, never a value taken from the caller. docs/hardening.md says what each one means.
+REFUSAL_REASONS = (
+    "body-too-large",
+    "body-budget",
+    "headers-too-large",
+    "header-timeout",
+    "body-timeout",
+    "connection-limit",
+)
+REFUSED = Counter(
+    "ecopulse_webhook_refused_total",
+    "Requests and connections refused at the HTTPS edge, by reason (" + ", ".join(REFUSAL_REASONS) + ").",
+    ["reason"],
+)
+for _reason in REFUSAL_REASONS:
+    REFUSED.labels(reason=_reason)
+BODY_MEMORY_BYTES = Gauge(
+    "ecopulse_webhook_body_memory_bytes",
+    "Memory charged for request bodies being read right now, all requests (14 bytes per body byte).",
+)
+OPEN_CONNECTIONS = Gauge(
+    "ecopulse_webhook_open_connections",
+    "HTTPS connections open right now (after the TLS handshake), against ECOPULSE_MAX_CONNECTIONS.",
+)

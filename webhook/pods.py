@@ -1,21 +1,14 @@
-"""What the webhook and the extender both ask of a pod before deciding anything. Pure."""
+"""What the webhook and the extender both read of a pod before deciding anything. Pure.
+
+Whether the pod is ours at all is core.managed's rule; this is how its namespace's defaults apply.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
 
-from core.kube.caches import NamespaceInfo
-from core.model import SYSTEM_NAMESPACES
-from core.podspec import MIRROR_ANNOTATION, is_opted_out, owner_kinds, read_annotations
-
-
-class Exempt(StrEnum):
-    SYSTEM_NAMESPACE = "system-namespace"
-    NAMESPACE_OPTED_OUT = "namespace-opted-out"
-    OPTED_OUT = "opted-out"
-    MIRROR_POD = "mirror-pod"
-    DAEMONSET_POD = "daemonset-pod"
+from core.model import NamespaceInfo
+from core.podspec import read_annotations
 
 
 def effective_annotations(pod: Mapping[str, object], namespace_info: NamespaceInfo | None) -> dict[str, str]:
@@ -24,25 +17,3 @@ def effective_annotations(pod: Mapping[str, object], namespace_info: NamespaceIn
     if namespace_info is not None and namespace_info.hint_annotations:
         return {**namespace_info.hint_annotations, **annotations}
     return annotations
-
-
-def exemption(
-    pod: Mapping[str, object],
-    *,
-    namespace: str,
-    namespace_info: NamespaceInfo | None,
-    annotations: Mapping[str, str],
-    own_namespace: str = "",
-) -> Exempt | None:
-    """Why this pod is none of our business, or None."""
-    if namespace in SYSTEM_NAMESPACES or (own_namespace and namespace == own_namespace):
-        return Exempt.SYSTEM_NAMESPACE
-    if namespace_info is not None and namespace_info.opted_out:
-        return Exempt.NAMESPACE_OPTED_OUT
-    if is_opted_out(annotations):
-        return Exempt.OPTED_OUT
-    if MIRROR_ANNOTATION in annotations:
-        return Exempt.MIRROR_POD
-    if "DaemonSet" in owner_kinds(pod):
-        return Exempt.DAEMONSET_POD
-    return None

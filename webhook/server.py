@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from kubernetes.client import ApiClient
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError, default_config
 from core.kube.caches import (
-    NamespaceInfo,
     PolicyCache,
     PolicyRecord,
     namespace_reflector,
@@ -30,13 +30,18 @@ from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.metrics import serve_metrics
+from core.model import NamespaceInfo
 from core.policy import PolicySet
 from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
 from webhook.app import WebhookContext, create_app
+from webhook.bodies import BodyBudget
+from webhook.eventapi import api_poster
+from webhook.events import EventQueue
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
+from webhook.transport import ConnectionLimits, protocol_for
 
 log = logging.getLogger("ecopulse.webhook")
 
@@ -105,6 +110,7 @@ class RunningWebhook:
     tls: TlsReloader
     port: int
     watches: list[Reflector[Any]] = field(default_factory=list)
+    events: EventQueue | None = None
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -115,23 +121,30 @@ class RunningWebhook:
         self.refresher.stop()
         for watch in self.watches:
             watch.stop()
+        if self.events is not None:
+            self.events.stop()
+
+
+def _cluster_client() -> ApiClient | None:
+    try:
+        api_client = load_api_client()
+    except Exception as error:  # a broken kubeconfig must not stop admission: we fail open
+        log.error(
+            "cannot load a Kubernetes client; namespace hints, policies, NodeNames mode and Events are off",
+            extra={"reason": str(error)},
+        )
+        return None
+    if api_client is None:
+        log.info("no cluster configured; namespace annotations, policies, NodeNames mode and Events are off")
+    return api_client
 
 
 Watches = tuple[Reflector[NamespaceInfo] | None, Reflector[str] | None, list[Reflector[PolicyRecord]]]
 
 
-def _cluster_watches() -> Watches:
+def _cluster_watches(api_client: ApiClient | None) -> Watches:
     """Namespaces (opt-out label, hint annotations), node regions and policies, when there is a cluster."""
-    try:
-        api_client = load_api_client()
-    except Exception as error:  # a broken kubeconfig must not stop admission: we fail open
-        log.error(
-            "cannot load a Kubernetes client; namespace annotations, policies and NodeNames mode are off",
-            extra={"reason": str(error)},
-        )
-        return None, None, []
     if api_client is None:
-        log.info("no cluster configured; namespace annotations, policies and NodeNames mode are off")
         return None, None, []
     namespaces = namespace_reflector(api_client)
     nodes = node_region_reflector(api_client)
@@ -164,9 +177,15 @@ def build(
     config.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: config.current)
 
-    namespaces, nodes, policy_watches = _cluster_watches() if settings.watch_cluster else (None, None, [])
+    api_client = _cluster_client() if settings.watch_cluster else None
+    namespaces, nodes, policy_watches = _cluster_watches(api_client)
     # Lambdas on purpose: a reflector replaces ``items`` on every event.
     policy_cache = PolicyCache(*(lambda w=w: w.items for w in policy_watches))
+    events = (
+        EventQueue(api_poster(api_client, reporting_instance=socket.gethostname()))
+        if api_client is not None
+        else None
+    )
     context = WebhookContext(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -182,6 +201,10 @@ def build(
         node_region=node_region
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
+        annotation_events=events,
+        admission_max_body_bytes=settings.admission_max_body_bytes,
+        extender_max_body_bytes=settings.extender_max_body_bytes,
+        bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
         policies=policies or policy_cache.policy_set,
     )
     app = create_app(context)
@@ -195,7 +218,18 @@ def build(
         ssl_context_factory=lambda _config, _default: tls.listening,
         log_config=None,
         access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn's own httptools protocol, with header and body deadlines and a connection cap.
+        http=protocol_for(
+            ConnectionLimits(
+                header_timeout_seconds=settings.header_timeout_seconds,
+                body_timeout_seconds=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),
+        # Never hand a connection to a WebSocket protocol (were a library for it installed): it
+        # would escape the deadlines above, and we serve no WebSocket route.
+        ws="none",
         lifespan="off",
     )
     uv_config.load()
@@ -210,6 +244,8 @@ def build(
     # freed by reference counting; the collector only has to find the rare cycle.
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     refresher.start()
+    if events is not None:
+        events.start()
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     tls.watcher.start(interval_seconds=settings.reload_interval_seconds, name="tls-watcher")
     running = RunningWebhook(
@@ -220,6 +256,7 @@ def build(
         tls=tls,
         port=port,
         watches=[watch for watch in (namespaces, nodes, *policy_watches) if watch is not None],
+        events=events,
     )
     if sock is not None:
         running.thread = threading.Thread(
@@ -251,7 +288,7 @@ def main() -> int:
     except (OSError, ssl.SSLError) as error:
         log.error("cannot load TLS key pair", extra={"tls_dir": str(settings.tls_dir), "reason": str(error)})
         return 2
-    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address)
+    serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address, app="webhook")
     log.info(
         "serving",
         extra={

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import env_port, env_positive, redacted
+from core.settings import env_port, env_positive, env_positive_int, redacted
+from webhook.admission.review import MAX_BODY_BYTES as ADMISSION_MAX_BODY_BYTES
+from webhook.extender.types import MAX_BODY_BYTES as EXTENDER_MAX_BODY_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +30,25 @@ class WebhookSettings:
     watch_cluster: bool = True
     # Under the scheduler's extender httpTimeout (1 s in the shipped configuration).
     extender_deadline_seconds: float = 0.5
+    # Body caps per route, from the largest real requests (bench/request_sizes.py, docs/hardening.md);
+    # a body over its cap is answered 413 without being read whole.
+    admission_max_body_bytes: int = ADMISSION_MAX_BODY_BYTES
+    extender_max_body_bytes: int = EXTENDER_MAX_BODY_BYTES
+    # The memory all bodies being read at once may take (each charged at 14 bytes per byte, what
+    # the worst JSON costs decoded: webhook.bodies); beyond it: 503. With the process's ~61 MiB
+    # and 500 idle connections (~23 MiB) this stays under the 256 Mi container limit.
+    body_memory_max_bytes: int = 128 * 1024 * 1024
+    # A connection is held only while it makes progress (webhook.transport): its headers within
+    # this long of the connection or of the request's first byte, its body within this long of
+    # the headers. The API server and the scheduler send each request at once.
+    header_timeout_seconds: float = 5.0
+    body_timeout_seconds: float = 10.0
+    # Idle time allowed between requests on one connection (uvicorn's keep-alive timeout).
+    # Longer than the API server keeps an idle connection to a webhook (90 s, net/http's
+    # default): the client closes first, so a review is never sent on a connection we close.
+    keep_alive_seconds: int = 120
+    # Connections beyond this many are closed as soon as they are made (docs/hardening.md).
+    max_connections: int = 500
 
     @property
     def cert_file(self) -> Path:
@@ -61,6 +82,25 @@ class WebhookSettings:
             extender_deadline_seconds=env_positive(
                 env, "ECOPULSE_EXTENDER_DEADLINE_SECONDS", defaults.extender_deadline_seconds
             ),
+            admission_max_body_bytes=env_positive_int(
+                env, "ECOPULSE_ADMISSION_MAX_BODY_BYTES", defaults.admission_max_body_bytes
+            ),
+            extender_max_body_bytes=env_positive_int(
+                env, "ECOPULSE_EXTENDER_MAX_BODY_BYTES", defaults.extender_max_body_bytes
+            ),
+            body_memory_max_bytes=env_positive_int(
+                env, "ECOPULSE_BODY_MEMORY_MAX_BYTES", defaults.body_memory_max_bytes
+            ),
+            header_timeout_seconds=env_positive(
+                env, "ECOPULSE_HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds
+            ),
+            body_timeout_seconds=env_positive(
+                env, "ECOPULSE_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds
+            ),
+            keep_alive_seconds=env_positive_int(
+                env, "ECOPULSE_KEEP_ALIVE_SECONDS", defaults.keep_alive_seconds
+            ),
+            max_connections=env_positive_int(env, "ECOPULSE_MAX_CONNECTIONS", defaults.max_connections),
         )
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:

@@ -169,16 +169,18 @@ def electricitymaps_from_env(
     *,
     client: httpx.Client | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    base_url: str = DEFAULT_BASE_URL,
     emission_factor_type: str = "lifecycle",
     fetch_forecast: bool = False,
 ) -> ElectricityMapsProvider:
-    """The provider from ELECTRICITYMAPS_API_TOKEN (required), ELECTRICITYMAPS_BASE_URL (optional, https://
-    unless ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true)."""
+    """The provider from ELECTRICITYMAPS_API_TOKEN (required), ELECTRICITYMAPS_BASE_URL (optional: it
+    overrides ``base_url``, carbon.electricitymaps.baseUrl; https:// unless
+    ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true). Production (build_provider) and tests both build here."""
     source = os.environ if env is None else env
     token = source.get(TOKEN_ENV, "").strip()
     if not token:
         raise ProviderError(ProviderErrorKind.CONFIG, f"electricitymaps: {TOKEN_ENV} is not set")
-    base_url = source.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    base_url = source.get(BASE_URL_ENV, "").strip() or base_url
     allow_insecure_http = allow_insecure_from_env(source)
     return ElectricityMapsProvider(
         client=client if client is not None else default_client(timeout_seconds),

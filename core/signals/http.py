@@ -50,12 +50,16 @@ class Secret:
         return bool(self._value)
 
 
-def default_client(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> httpx.Client:
-    """The client the env builders use: bounded timeouts, no redirects (a credential must not follow one)."""
+def default_client(
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, *, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """The client every provider gets: bounded timeouts, no redirects (a credential must not follow
+    one), our user agent. ``transport`` is the tests' seam (a MockTransport)."""
     return httpx.Client(
         timeout=httpx.Timeout(timeout_seconds),
         follow_redirects=False,
         headers={"user-agent": USER_AGENT},
+        transport=transport,
     )
 
 

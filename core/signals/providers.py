@@ -13,9 +13,9 @@ from core.catalog import load_zone_intensity
 from core.config import CarbonProviderName, CarbonSettings, TraceSettings
 from core.model import CarbonObservation, ForecastPoint, Region
 from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
-from core.signals.electricitymaps import ElectricityMapsProvider
-from core.signals.http import allow_insecure_from_env
-from core.signals.watttime import WattTimeProvider
+from core.signals.electricitymaps import electricitymaps_from_env
+from core.signals.http import default_client
+from core.signals.watttime import watttime_from_env
 from core.trace import Trace, TraceError, load_trace
 
 Clock = Callable[[], datetime]
@@ -196,34 +196,20 @@ def build_provider(
         return StaticProvider(clock=clock)
     if settings.provider is CarbonProviderName.TRACE:
         return trace_provider(settings.trace, clock=clock)
-    timeout = httpx.Timeout(settings.request_timeout_seconds)
-    allow_insecure_http = allow_insecure_from_env(env)
-    if settings.provider is CarbonProviderName.ELECTRICITYMAPS:
-        token = env.get("ELECTRICITYMAPS_API_TOKEN", "").strip()
-        if not token:
-            raise ProviderError(
-                ProviderErrorKind.CONFIG, "electricitymaps: ELECTRICITYMAPS_API_TOKEN is not set"
+    # The same builders the provider tests use: env overrides, user agent, no redirects.
+    client = default_client(settings.request_timeout_seconds, transport=transport)
+    try:
+        if settings.provider is CarbonProviderName.ELECTRICITYMAPS:
+            return electricitymaps_from_env(
+                env,
+                client=client,
+                base_url=settings.electricitymaps.base_url,
+                emission_factor_type=settings.electricitymaps.emission_factor_type,
+                fetch_forecast=settings.electricitymaps.forecast,
             )
-        return ElectricityMapsProvider(
-            client=httpx.Client(timeout=timeout, transport=transport),
-            token=token,
-            base_url=settings.electricitymaps.base_url,
-            emission_factor_type=settings.electricitymaps.emission_factor_type,
-            fetch_forecast=settings.electricitymaps.forecast,
-            allow_insecure_http=allow_insecure_http,
+        return watttime_from_env(
+            settings.watttime.regions, env, client=client, base_url=settings.watttime.base_url, now=clock
         )
-    username = env.get("WATTTIME_USERNAME", "").strip()
-    password = env.get("WATTTIME_PASSWORD", "")
-    if not username or not password:
-        raise ProviderError(
-            ProviderErrorKind.CONFIG, "watttime: WATTTIME_USERNAME and WATTTIME_PASSWORD must be set"
-        )
-    return WattTimeProvider(
-        client=httpx.Client(timeout=timeout, transport=transport),
-        username=username,
-        password=password,
-        region_map=settings.watttime.regions,
-        base_url=settings.watttime.base_url,
-        now=clock,
-        allow_insecure_http=allow_insecure_http,
-    )
+    except ProviderError:
+        client.close()  # a missing credential: the provider that would own the client never came to be
+        raise

@@ -231,18 +231,21 @@ def watttime_from_env(
     *,
     client: httpx.Client | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    base_url: str = DEFAULT_BASE_URL,
     signal_type: str = "co2_moer",
     horizon_hours: int = DEFAULT_HORIZON_HOURS,
+    now: Callable[[], datetime] | None = None,
 ) -> WattTimeProvider:
-    """The provider from WATTTIME_USERNAME, WATTTIME_PASSWORD (required), WATTTIME_BASE_URL (optional,
-    https:// unless ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true)."""
+    """The provider from WATTTIME_USERNAME, WATTTIME_PASSWORD (required), WATTTIME_BASE_URL (optional:
+    it overrides ``base_url``, carbon.watttime.baseUrl; https:// unless
+    ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS=true). Production (build_provider) and tests both build here."""
     source = os.environ if env is None else env
     username = source.get(USERNAME_ENV, "").strip()
     password = source.get(PASSWORD_ENV, "")
     missing = [name for name, value in ((USERNAME_ENV, username), (PASSWORD_ENV, password)) if not value]
     if missing:
         raise ProviderError(ProviderErrorKind.CONFIG, f"watttime: {' and '.join(missing)} not set")
-    base_url = source.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    base_url = source.get(BASE_URL_ENV, "").strip() or base_url
     allow_insecure_http = allow_insecure_from_env(source)
     return WattTimeProvider(
         client=client if client is not None else default_client(timeout_seconds),
@@ -251,6 +254,7 @@ def watttime_from_env(
         region_map=region_map,
         base_url=base_url,
         signal_type=signal_type,
+        now=now,
         horizon_hours=horizon_hours,
         allow_insecure_http=allow_insecure_http,
     )

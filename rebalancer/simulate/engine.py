@@ -2,9 +2,11 @@
 
 - ``carbon-blind``: every pod stays in its workload's startRegion;
 - ``static-best`` (hindsight): one placement for the whole trace, greedily filling each workload into
-  the eligible regions with the lowest MEAN intensity over the trace, within capacity;
-- ``hourly-oracle`` (hindsight): every hour, the same greedy fill with that hour's intensities;
+  the eligible regions that cost it least at the MEAN intensity over the trace, within capacity;
+- ``hourly-oracle`` (hindsight): every hour, the same greedy fill at that hour's intensities;
   moves are free;
+- ``carbon-oracle`` (hindsight): every hour, the greedy fill by that hour's intensity alone, blind
+  to prices and egress: the most carbon any placement within capacity and latency could avoid;
 - ``ecopulse``: what the cluster would do live. Each hour (every ``rebalancer.intervalSeconds`` of
   simulated time within it) the real ``rebalancer.planner.plan`` sees a SignalSnapshot with that
   hour's values (and, when the configured provider forecasts, ``carbon.forecast_hours`` of the
@@ -16,10 +18,14 @@
   among those the webhook (``core.placement.choose_regions`` over ``rank_regions``) puts in its
   node affinity.
 
-Accounting per policy and hour: energy from ``core.power.pod_energy_kwh``, emissions at the region's
-actual intensity that hour, compute cost from the configured prices (on-demand), egress cost at the
-configured $/GB for pods running away from their data region (else the baseline region, as the
-economics does), migrations counted as pods changing region.
+One measuring stick: what a pod costs in a region for an hour is ``core.economics.region_cost`` (the
+function the planner prices moves with), so the greedy policies rank regions by the same total
+(compute + priced carbon + egress + latency penalty) the cluster decides by, and a move's realised
+net benefit is ``core.economics.net_benefit`` over its horizon at the intensities that followed.
+
+Accounting per policy and hour: energy, emissions at the region's actual intensity that hour,
+compute cost from the configured prices, egress cost for pods running away from their data region
+(else the baseline region), all from ``region_cost``; migrations counted as pods changing region.
 
 Per-hour work is proportional to workloads, not pods: pods of a workload that share a region and a
 start time (all pods past minPodAgeSeconds count as one group) are one group, and the planner sees
@@ -35,7 +41,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from core.config import EcoPulseConfiguration
-from core.economics import GRAMS_PER_TONNE
+from core.economics import RegionCost, horizon_hours, mean_intensity_g_per_kwh, net_benefit, region_cost
+from core.history import IntensityHistory
 from core.kube.caches import NodeRecord, PodRecord, intern_demand
 from core.model import (
     DATA_REGION_ANNOTATION,
@@ -51,20 +58,25 @@ from core.model import (
 )
 from core.placement import PlacementChoice, choose_regions, rank_regions
 from core.podspec import placement_hints
-from core.power import pod_energy_kwh
 from core.trace import Trace
 from rebalancer.evictor import Evictor
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
+from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import plan
+from rebalancer.simulate.forecast import Forecaster, ForecastModel
 from rebalancer.simulate.workload import SimulatedWorkload, Workload
 
 CARBON_BLIND = "carbon-blind"
 STATIC_BEST = "static-best"
 HOURLY_ORACLE = "hourly-oracle"
 ECOPULSE = "ecopulse"
+CARBON_ORACLE = "carbon-oracle"
 POLICIES = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, ECOPULSE)
+# Every policy replayed and reported: the carbon oracle bounds the carbon any placement could avoid.
+REPORTED = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, CARBON_ORACLE, ECOPULSE)
 # Pods already running when the trace starts are old enough to move.
 _ANCIENT = timedelta(days=3650)
+# What a named forecast model looks ahead when the configured provider does not forecast.
+DEFAULT_FORECAST_HOURS = 24
 _EPS = 1e-9
 
 
@@ -85,6 +97,7 @@ class PolicyResult:
     emissions_grams: float = 0.0
     energy_kwh: float = 0.0
     compute_usd: float = 0.0
+    spot_compute_usd: float = 0.0  # the part paid by spot workloads
     egress_usd: float = 0.0
     migrations: int = 0
     pod_hours: float = 0.0
@@ -105,13 +118,23 @@ class SimulationResult:
     times: tuple[datetime, ...]
     intensity: tuple[tuple[float, ...], ...]  # per region, per hour
     policies: Mapping[str, PolicyResult]
-    forecast_hours: int = 0  # what ecopulse saw ahead each hour (perfect: the trace itself)
+    forecast_hours: int = 0  # what ecopulse saw ahead each hour
+    forecast: Mapping[str, object] = field(default_factory=dict)  # the model, as report.json states it
 
     def reduction_percent(self, name: str) -> float:
         blind = self.policies[CARBON_BLIND].emissions_grams
         if blind <= 0:
             return 0.0
         return 100.0 * (1.0 - self.policies[name].emissions_grams / blind)
+
+    def cost_reduction_percent(self, name: str, *, spot_only: bool = False) -> float:
+        """Compute cost below carbon-blind's, in percent (of spot workloads only, if asked)."""
+        blind = self.policies[CARBON_BLIND]
+        before = blind.spot_compute_usd if spot_only else blind.compute_usd
+        if before <= 0:
+            return 0.0
+        policy = self.policies[name]
+        return 100.0 * (1.0 - (policy.spot_compute_usd if spot_only else policy.compute_usd) / before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +146,8 @@ class _Shape:
     hints: PlacementHints
     annotations: Mapping[str, str]
     energy_kwh: float
-    price_usd: tuple[float, ...]  # per region
-    egress_usd: tuple[float, ...]  # per region
-    latency_usd: tuple[float, ...]  # per region
+    # per region: one pod's hour there at zero intensity (compute, egress, latency penalty)
+    base_cost: tuple[RegionCost, ...]
     eligible: tuple[int, ...]  # region indexes it may run in
     start: int
     active_hours: int  # hours from the trace start it runs
@@ -141,6 +163,9 @@ class Simulator:
         config: EcoPulseConfiguration,
         trace: Trace,
         workload: SimulatedWorkload,
+        forecast: ForecastModel | None = None,
+        forecast_hours: int | None = None,
+        seed: int = 0,
     ) -> None:
         # The simulation acts: a dry-run config would only ever report.
         self.config = replace(config, rebalancer=replace(config.rebalancer, dry_run=False))
@@ -153,13 +178,26 @@ class Simulator:
             raise ValueError(f"the trace has no values for zone(s) {', '.join(sorted(set(missing)))}")
         self.intensity = tuple(trace.zones[zone] for zone in self.zones)
         self.hours = trace.hours
-        # A provider that forecasts is given the trace's next hours: a perfect forecast.
-        self.forecast_hours = self.config.carbon.forecast_hours
+        # By default a provider that forecasts is given the trace's next hours (a perfect forecast),
+        # one that does not sees the current hour only; a named model overrides both.
+        configured = self.config.carbon.forecast_hours
+        if forecast is None:
+            forecast = ForecastModel.PERFECT if configured else ForecastModel.NONE
+        if forecast_hours is None:
+            forecast_hours = configured or DEFAULT_FORECAST_HOURS
+        self.forecaster = Forecaster.build(
+            forecast,
+            hours=forecast_hours,
+            seed=seed,
+            series=dict(zip(self.zones, self.intensity, strict=True)),
+        )
+        self.forecast_hours = self.forecaster.hours
         self.cap_cpu = [workload.capacity[r].cpu if r in workload.capacity else 0.0 for r in self.regions]
         self.cap_mem = [
             workload.capacity[r].memory_gib if r in workload.capacity else 0.0 for r in self.regions
         ]
         self.shapes = [self._shape(w) for w in workload.workloads]
+        self.capacity_types = sorted({shape.demand.capacity_type for shape in self.shapes})
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -175,35 +213,28 @@ class Simulator:
         if w.runtime_hours is not None:
             annotations[EXPECTED_RUNTIME_ANNOTATION] = repr(w.runtime_hours)
         hints = placement_hints(annotations, known_regions=frozenset(self.regions)).hints
-        demand = intern_demand(PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib))
+        demand = intern_demand(
+            PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib, capacity_type=w.capacity_type)
+        )
         reference = w.data_region or config.baseline_region
-        penalty = config.economics.latency_penalty_usd_per_ms_hour
         eligible: list[int] = []
-        latency: list[float] = []
         for i, region in enumerate(self.regions):
             rtt = config.latency_between_ms(reference, region)
-            latency.append(penalty * (rtt or 0.0))
             room = self.cap_cpu[i] >= w.cpu - _EPS and self.cap_mem[i] >= w.memory_gib - _EPS
             near = w.max_latency_ms is None or (rtt is not None and rtt <= w.max_latency_ms)
             if (room and near) or region == w.start_region:
                 eligible.append(i)
+        base_cost = tuple(
+            region_cost(region=r, demand=demand, hints=hints, carbon_g_per_kwh=0.0, hours=1.0, config=config)
+            for r in self.regions
+        )
         return _Shape(
             workload=w,
             demand=demand,
             hints=hints,
             annotations=annotations,
-            energy_kwh=pod_energy_kwh(demand, config.power, hours=1.0),
-            price_usd=tuple(
-                config.prices[r].per_hour_usd(
-                    cpu_cores=w.cpu, memory_gib=w.memory_gib, capacity_type=CapacityType.ON_DEMAND
-                )
-                for r in self.regions
-            ),
-            egress_usd=tuple(
-                w.egress_gb_per_hour * config.economics.egress_price_usd_per_gb(reference, r)
-                for r in self.regions
-            ),
-            latency_usd=tuple(latency),
+            energy_kwh=base_cost[0].energy_kwh,
+            base_cost=base_cost,
             eligible=tuple(eligible),
             start=self.index[w.start_region],
             active_hours=self.hours
@@ -223,8 +254,10 @@ class Simulator:
                 per_region[r] += n
                 result.energy_kwh += n * shape.energy_kwh
                 grams += n * shape.energy_kwh * self.intensity[r][hour]
-                result.compute_usd += n * shape.price_usd[r]
-                result.egress_usd += n * shape.egress_usd[r]
+                result.compute_usd += n * shape.base_cost[r].compute_usd
+                if shape.demand.capacity_type is CapacityType.SPOT:
+                    result.spot_compute_usd += n * shape.base_cost[r].compute_usd
+                result.egress_usd += n * shape.base_cost[r].egress_usd
                 result.pod_hours += n
         if previous is not None:
             for w, row in enumerate(counts):
@@ -242,8 +275,10 @@ class Simulator:
                 counts[w][shape.start] = shape.workload.replicas
         return counts
 
-    def _greedy(self, scores: list[float], hour: int) -> Counts:
-        """Fill the lowest-score regions first, biggest energy per pod first, within capacity."""
+    def _greedy(self, intensities: list[float], hour: int, *, by_cost: bool = True) -> Counts:
+        """Fill each workload's cheapest regions first at these intensities, biggest energy per pod
+        first, within capacity. Cheapest by ``region_cost``'s total (what the planner ranks by), or
+        with ``by_cost=False`` simply the lowest intensity."""
         free_cpu = list(self.cap_cpu)
         free_mem = list(self.cap_mem)
         counts = [[0] * len(self.regions) for _ in self.shapes]
@@ -254,7 +289,11 @@ class Simulator:
         for w in order:
             shape = self.shapes[w]
             remaining = shape.workload.replicas
-            for r in sorted(shape.eligible, key=lambda r: (scores[r], r)):
+            costs = {
+                r: self.hour_cost(w, r, intensities[r]).total_usd if by_cost else intensities[r]
+                for r in shape.eligible
+            }
+            for r in sorted(shape.eligible, key=lambda r: (costs[r], r)):
                 fit = remaining
                 if shape.workload.cpu > 0:
                     fit = min(fit, int((free_cpu[r] + _EPS) // shape.workload.cpu))
@@ -275,11 +314,11 @@ class Simulator:
     # -- the replay ---------------------------------------------------------------------------
 
     def run(self, progress: Callable[[int], None] | None = None) -> SimulationResult:
-        results = {name: PolicyResult(name=name) for name in POLICIES}
+        results = {name: PolicyResult(name=name) for name in REPORTED}
         means = [sum(series) / len(series) for series in self.intensity]
         static = self._greedy(means, 0)
         live = _Ecopulse(self)
-        previous: dict[str, Counts | None] = dict.fromkeys(POLICIES)
+        previous: dict[str, Counts | None] = dict.fromkeys(REPORTED)
         for hour in range(self.hours):
             start = self._start_counts(hour)
             placements: dict[str, Counts] = {
@@ -289,9 +328,10 @@ class Simulator:
                     for s, row in zip(self.shapes, static, strict=True)
                 ],
                 HOURLY_ORACLE: self._greedy([series[hour] for series in self.intensity], hour),
+                CARBON_ORACLE: self._greedy([series[hour] for series in self.intensity], hour, by_cost=False),
                 ECOPULSE: live.step(hour),
             }
-            for name in POLICIES:
+            for name in REPORTED:
                 before = previous[name] if previous[name] is not None else (start if hour == 0 else None)
                 self._account(results[name], hour, placements[name], before)
                 previous[name] = placements[name]
@@ -305,12 +345,12 @@ class Simulator:
             intensity=self.intensity,
             policies=results,
             forecast_hours=self.forecast_hours,
+            forecast=self.forecaster.describe(),
         )
 
     def signals_at(self, hour: int) -> SignalSnapshot:
-        """The signals at ``hour``: that hour's values and, if the provider forecasts, the next hours'."""
+        """The signals at ``hour``: that hour's values and the forecast model's next hours."""
         now = self.trace.times[hour]
-        ahead = range(hour + 1, min(self.hours, hour + 1 + self.forecast_hours))
         carbon = {
             name: CarbonSignal(
                 region=name,
@@ -320,7 +360,8 @@ class Simulator:
                 fetched_at=now,
                 source="trace",
                 forecast=tuple(
-                    ForecastPoint(at=self.trace.times[h], carbon_g_per_kwh=series[h]) for h in ahead
+                    ForecastPoint(at=self.trace.times[hour + 1 + k], carbon_g_per_kwh=value)
+                    for k, value in enumerate(self.forecaster.ahead(zone, hour))
                 ),
             )
             for name, zone, series in zip(self.regions, self.zones, self.intensity, strict=True)
@@ -328,21 +369,58 @@ class Simulator:
         return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon)
 
     def hourly_horizon(self, w: int) -> float:
-        """The horizon a move of workload ``w`` is priced over (its runtime, else the configured one)."""
-        runtime = self.shapes[w].workload.runtime_hours
-        return runtime if runtime is not None and runtime > 0 else self.config.economics.horizon_hours
+        """The horizon a move of workload ``w`` is priced over: ``core.economics.horizon_hours``."""
+        return horizon_hours(self.shapes[w].hints, self.config)
 
-    def hourly_cost_usd(self, w: int, region: int, hour: int) -> float:
-        """What one pod of workload ``w`` costs in ``region`` during ``hour``, at actual intensity."""
+    def hour_cost(self, w: int, region: int, carbon_g_per_kwh: float, hours: float = 1.0) -> RegionCost:
+        """What one pod of workload ``w`` costs in ``region`` over ``hours`` at this mean intensity."""
         shape = self.shapes[w]
-        carbon_price = self.config.economics.effective_carbon_price_usd_per_tonne
-        grams = shape.energy_kwh * self.intensity[region][hour]
-        return (
-            shape.price_usd[region]
-            + grams / GRAMS_PER_TONNE * carbon_price
-            + shape.egress_usd[region]
-            + shape.latency_usd[region]
+        return region_cost(
+            region=self.regions[region],
+            demand=shape.demand,
+            hints=shape.hints,
+            carbon_g_per_kwh=carbon_g_per_kwh,
+            hours=hours,
+            config=self.config,
         )
+
+    def hindsight_signal(self, region: int, hour: int, hours: float) -> CarbonSignal:
+        """The signal a perfect forecast would have given at ``hour``: the trace's next ``hours``."""
+        series = self.intensity[region]
+        ahead = range(hour + 1, min(self.hours, hour + math.ceil(hours)))
+        now = self.trace.times[hour]
+        return CarbonSignal(
+            region=self.regions[region],
+            zone=self.zones[region],
+            carbon_g_per_kwh=series[hour],
+            observed_at=now,
+            fetched_at=now,
+            source="trace",
+            forecast=tuple(ForecastPoint(at=self.trace.times[h], carbon_g_per_kwh=series[h]) for h in ahead),
+        )
+
+    def realised_net_benefit_usd(
+        self, *, w: int, source: int, target: int, hour: int, migration_usd: float
+    ) -> float:
+        """The move's net benefit in hindsight: ``core.economics.net_benefit`` over its horizon (cut at
+        the end of the trace) at the intensities that followed, minus the migration cost it paid."""
+        hours = min(self.hourly_horizon(w), float(self.hours - hour))
+        start = self.trace.times[hour]
+        source_cost, target_cost = (
+            self.hour_cost(
+                w,
+                r,
+                mean_intensity_g_per_kwh(self.hindsight_signal(r, hour, hours), start=start, hours=hours),
+                hours,
+            )
+            for r in (source, target)
+        )
+        return net_benefit(source_cost, target_cost, migration_usd=migration_usd).net_usd
+
+
+def _node_name(region: str, capacity_type: CapacityType) -> str:
+    # Spot pods run on spot nodes, priced at spot rates by the planner; on-demand keeps the old name.
+    return f"node-{region}" if capacity_type is CapacityType.ON_DEMAND else f"node-{region}-{capacity_type}"
 
 
 @dataclass(slots=True)
@@ -354,7 +432,6 @@ class _PendingMove:
     target: int
     predicted: float
     migration_usd: float
-    horizon_hours: float
 
 
 class _SimulatedEvictionApi:
@@ -365,17 +442,8 @@ class _SimulatedEvictionApi:
         self.moving_this_hour: dict[int, int] = {}
         self.last_target: int | None = None
 
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
-        del namespace, uid, grace_period_seconds, reason
+    def evict(self, request: EvictionRequest) -> EvictionResult:
+        name, dry_run = request.name, request.dry_run
         self.last_target = None
         found = self._live.listed.get(name)
         if found is None:
@@ -425,6 +493,8 @@ class _Ecopulse:
         self._api = _SimulatedEvictionApi(self)
         self._signals: SignalSnapshot | None = None
         self._webhook_choice: dict[int, tuple[int, ...]] = {}
+        # The grid's recent hours, fed one snapshot an hour as the live cycle feeds it every cycle.
+        self.history = IntensityHistory(window_hours=settings.history_window_hours)
         self._now = sim.trace.times[0]
         self._hour = 0
 
@@ -438,7 +508,7 @@ class _Ecopulse:
                 namespace=shape.workload.namespace,
                 name=name,
                 uid=name,
-                node_name=f"node-{self.sim.regions[region]}",
+                node_name=_node_name(self.sim.regions[region], shape.demand.capacity_type),
                 phase="Running",
                 ready=True,
                 deleting=False,
@@ -508,8 +578,9 @@ class _Ecopulse:
         per_workload = max(1, config.rebalancer.max_evictions_per_workload)
         used_cpu = [0.0] * len(sim.regions)
         used_mem = [0.0] * len(sim.regions)
-        listed_cpu = [0.0] * len(sim.regions)
-        listed_mem = [0.0] * len(sim.regions)
+        # listed pods per (region, capacity type): each region has one node per capacity type in use
+        listed_cpu: dict[tuple[int, CapacityType], float] = {}
+        listed_mem: dict[tuple[int, CapacityType], float] = {}
         pods: list[PodRecord] = []
         self.listed = {}
         next_mature: datetime | None = None
@@ -537,23 +608,34 @@ class _Ecopulse:
                         record = self._record(w, r, started, i)
                         pods.append(record)
                         self.listed[record.name] = (w, r, started)
-                        listed_cpu[r] += shape.workload.cpu
-                        listed_mem[r] += shape.workload.memory_gib
+                        on = (r, shape.demand.capacity_type)
+                        listed_cpu[on] = listed_cpu.get(on, 0.0) + shape.workload.cpu
+                        listed_mem[on] = listed_mem.get(on, 0.0) + shape.workload.memory_gib
         if not pods:
             return 0, next_mature
+        # A node's allocatable leaves out the region's other usage: its free room is the region's.
         nodes = {
-            f"node-{name}": NodeRecord(
-                name=f"node-{name}",
+            _node_name(name, kind): NodeRecord(
+                name=_node_name(name, kind),
                 region=name,
-                capacity_type=CapacityType.ON_DEMAND,
-                allocatable_cpu_cores=sim.cap_cpu[r] - (used_cpu[r] - listed_cpu[r]),
-                allocatable_memory_gib=sim.cap_mem[r] - (used_mem[r] - listed_mem[r]),
+                capacity_type=kind,
+                allocatable_cpu_cores=sim.cap_cpu[r] - used_cpu[r] + listed_cpu.get((r, kind), 0.0),
+                allocatable_memory_gib=sim.cap_mem[r] - used_mem[r] + listed_mem.get((r, kind), 0.0),
                 schedulable=True,
             )
             for r, name in enumerate(sim.regions)
+            for kind in sim.capacity_types
         }
         assert self._signals is not None
-        result = plan(pods=pods, nodes=nodes, namespaces={}, signals=self._signals, config=config, now=now)
+        result = plan(
+            pods=pods,
+            nodes=nodes,
+            namespaces={},
+            signals=self._signals,
+            config=config,
+            now=now,
+            history=self.history,
+        )
         evictor = Evictor(api=self._api, settings=config.rebalancer)
         evicted = 0
         for candidate in result.candidates:
@@ -571,7 +653,6 @@ class _Ecopulse:
                     target=self._api.last_target,
                     predicted=candidate.benefit.net_usd,
                     migration_usd=candidate.benefit.migration_cost_usd,
-                    horizon_hours=sim.hourly_horizon(w),
                 )
             )
         return evicted, next_mature
@@ -580,6 +661,7 @@ class _Ecopulse:
         """Run the hour's rebalancer cycles; return the placement the hour is accounted at."""
         self._hour = hour
         self._signals = self.sim.signals_at(hour)
+        self.history.record(self._signals)
         self._webhook_choice = {}
         self._api.moving_this_hour = {}
         start = self.sim.trace.times[hour]
@@ -606,15 +688,13 @@ class _Ecopulse:
         sim = self.sim
         records: list[MoveRecord] = []
         for move in self._pending:
-            saved = 0.0
-            k = 0
-            while k < move.horizon_hours and move.hour + k < sim.hours:
-                weight = min(1.0, move.horizon_hours - k)
-                saved += weight * (
-                    sim.hourly_cost_usd(move.workload, move.source, move.hour + k)
-                    - sim.hourly_cost_usd(move.workload, move.target, move.hour + k)
-                )
-                k += 1
+            realised = sim.realised_net_benefit_usd(
+                w=move.workload,
+                source=move.source,
+                target=move.target,
+                hour=move.hour,
+                migration_usd=move.migration_usd,
+            )
             records.append(
                 MoveRecord(
                     time=move.time,
@@ -623,7 +703,7 @@ class _Ecopulse:
                     source=sim.regions[move.source],
                     target=sim.regions[move.target],
                     predicted_net_benefit_usd=move.predicted,
-                    realised_net_benefit_usd=saved - move.migration_usd,
+                    realised_net_benefit_usd=realised,
                 )
             )
         return records

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import html
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, POLICIES, SimulationResult
+from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, REPORTED, SimulationResult
+from report.html import escape, figures, page, scatter, svg, table
 
 # Plots of more hours than this are drawn from daily means (a year of hourly points is unreadable).
 MAX_PLOT_POINTS = 2000
@@ -16,7 +15,7 @@ MAX_PLOT_POINTS = 2000
 
 def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     policies: dict[str, Any] = {}
-    for name in POLICIES:
+    for name in REPORTED:
         p = result.policies[name]
         entry: dict[str, Any] = {
             "emissionsGrams": round(p.emissions_grams, 3),
@@ -26,6 +25,11 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             "migrations": p.migrations,
             "migrationsPerPodDay": round(p.migrations_per_pod_day, 6),
             "reductionVsCarbonBlindPercent": round(result.reduction_percent(name), 3),
+            "computeCostReductionVsCarbonBlindPercent": round(result.cost_reduction_percent(name), 3),
+            "spotComputeCostUsd": round(p.spot_compute_usd, 4),
+            "spotComputeCostReductionVsCarbonBlindPercent": round(
+                result.cost_reduction_percent(name, spot_only=True), 3
+            ),
         }
         if name == ECOPULSE:
             entry["moves"] = [
@@ -41,6 +45,10 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             ]
             entry["predictedNetBenefitUsd"] = round(sum(m.predicted_net_benefit_usd for m in p.moves), 4)
             entry["realisedNetBenefitUsd"] = round(sum(m.realised_net_benefit_usd for m in p.moves), 4)
+            # The share of executed moves whose realised net benefit was positive: the ones that paid.
+            paid = sum(1 for m in p.moves if m.realised_net_benefit_usd > 0)
+            entry["movesThatPaid"] = paid
+            entry["shareOfMovesThatPaid"] = round(paid / len(p.moves), 6) if p.moves else None
         policies[name] = entry
     return {
         "meta": {
@@ -50,7 +58,12 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             "end": result.times[-1].isoformat() if result.times else None,
             "regions": dict(zip(result.regions, result.zones, strict=True)),
             # What ecopulse saw ahead: the configured provider's forecast horizon, taken from the trace.
-            "forecast": f"perfect, {result.forecast_hours} hours" if result.forecast_hours else "none",
+            "forecast": (
+                f"{result.forecast.get('model', 'perfect')}, {result.forecast_hours} hours"
+                if result.forecast_hours
+                else "none"
+            ),
+            "forecastModel": dict(result.forecast),
         },
         "policies": policies,
     }
@@ -58,13 +71,6 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
 
 def _bucket(values: list[float], size: int) -> list[float]:
     return [sum(values[i : i + size]) / len(values[i : i + size]) for i in range(0, len(values), size)]
-
-
-def _svg(figure: Any) -> str:  # a matplotlib Figure
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
-    text = buffer.getvalue()
-    return text[text.find("<svg") :]
 
 
 def plots(result: SimulationResult) -> list[tuple[str, str]]:
@@ -87,11 +93,11 @@ def plots(result: SimulationResult) -> list[tuple[str, str]]:
     ax.set_xlabel(x_label)
     ax.set_ylabel("gCO2eq/kWh")
     ax.legend(loc="upper right", fontsize="small")
-    out.append((f"Carbon intensity per region (per {unit})", _svg(fig)))
+    out.append((f"Carbon intensity per region (per {unit})", svg(fig)))
     plt.close(fig)
 
-    fig, axes = plt.subplots(len(POLICIES), 1, figsize=(10, 2.2 * len(POLICIES)), sharex=True)
-    for ax, name in zip(axes, POLICIES, strict=True):
+    fig, axes = plt.subplots(len(REPORTED), 1, figsize=(10, 2.2 * len(REPORTED)), sharex=True)
+    for ax, name in zip(axes, REPORTED, strict=True):
         rows = result.policies[name].pods_per_region
         stacks = [_bucket([float(row[r]) for row in rows], size) for r in range(len(result.regions))]
         ax.stackplot(x, stacks, labels=list(result.regions))
@@ -99,75 +105,64 @@ def plots(result: SimulationResult) -> list[tuple[str, str]]:
         ax.set_ylabel("pods")
     axes[0].legend(loc="upper right", fontsize="small")
     axes[-1].set_xlabel(x_label)
-    out.append(("Pods per region over time, per policy", _svg(fig)))
+    out.append(("Pods per region over time, per policy", svg(fig)))
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    for name in POLICIES:
+    for name in REPORTED:
         cumulative = result.policies[name].cumulative_grams
         ax.plot(x, [cumulative[i] / 1000.0 for i in x], label=name, linewidth=1.2)
     ax.set_xlabel(x_label)
     ax.set_ylabel("kgCO2eq (cumulative)")
     ax.legend(loc="upper left", fontsize="small")
-    out.append(("Cumulative emissions per policy", _svg(fig)))
+    out.append(("Cumulative emissions per policy", svg(fig)))
     plt.close(fig)
     return out
 
 
-def render_html(data: dict[str, Any], figures: list[tuple[str, str]]) -> str:
-    rows = []
-    for name, p in data["policies"].items():
-        rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(value))}</td>"
-                for value in (
-                    name,
-                    f"{p['emissionsGrams'] / 1000:,.1f}",
-                    f"{p['reductionVsCarbonBlindPercent']:.1f} %",
-                    f"{p['energyKwh']:,.1f}",
-                    f"{p['computeCostUsd']:,.2f}",
-                    f"{p['egressCostUsd']:,.2f}",
-                    p["migrations"],
-                    f"{p['migrationsPerPodDay']:.4f}",
-                )
-            )
-            + "</tr>"
-        )
-    eco = data["policies"][ECOPULSE]
-    header = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "policy",
-            "emissions (kg)",
-            f"reduction vs {CARBON_BLIND}",
-            "energy (kWh)",
-            "compute ($)",
-            "egress ($)",
-            "migrations",
-            "per pod-day",
-        )
+def render_html(data: dict[str, Any], drawn: list[tuple[str, str]]) -> str:
+    header = (
+        "policy",
+        "emissions (kg)",
+        f"reduction vs {CARBON_BLIND}",
+        "energy (kWh)",
+        "compute ($)",
+        "compute vs blind",
+        "egress ($)",
+        "migrations",
+        "per pod-day",
     )
-    sections = "".join(f"<h2>{html.escape(title)}</h2>\n<div>{svg}</div>\n" for title, svg in figures)
+    rows = [
+        (
+            name,
+            f"{p['emissionsGrams'] / 1000:,.1f}",
+            f"{p['reductionVsCarbonBlindPercent']:.1f} %",
+            f"{p['energyKwh']:,.1f}",
+            f"{p['computeCostUsd']:,.2f}",
+            f"{-p['computeCostReductionVsCarbonBlindPercent']:+.1f} %",
+            f"{p['egressCostUsd']:,.2f}",
+            p["migrations"],
+            f"{p['migrationsPerPodDay']:.4f}",
+        )
+        for name, p in data["policies"].items()
+    ]
+    eco = data["policies"][ECOPULSE]
     meta = data["meta"]
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Eco-Pulse what-if replay</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
-</head><body>
-<h1>Eco-Pulse what-if replay</h1>
-<p>{html.escape(str(meta.get("start")))} to {html.escape(str(meta.get("end")))}, {meta["hours"]} hours,
-regions {html.escape(", ".join(f"{r} ({z})" for r, z in meta["regions"].items()))};
-ecopulse's forecast: {html.escape(str(meta["forecast"]))}.</p>
-<table><tr>{header}</tr>
-{"".join(rows)}
-</table>
+    share = eco["shareOfMovesThatPaid"]
+    paid = "no moves" if share is None else f"{share * 100:.1f} % of them paid ({eco['movesThatPaid']})"
+    moves = [(m["predictedNetBenefitUsd"], m["realisedNetBenefitUsd"]) for m in eco["moves"]]
+    regions = ", ".join(f"{r} ({z})" for r, z in meta["regions"].items())
+    body = f"""<p>{escape(str(meta.get("start")))} to {escape(str(meta.get("end")))}, {meta["hours"]} hours,
+regions {escape(regions)}; ecopulse's forecast: {escape(str(meta["forecast"]))}.</p>
+{table(header, rows)}
 <p>ecopulse: {len(eco["moves"])} moves, predicted net benefit {eco["predictedNetBenefitUsd"]:+.2f} USD,
 realised {eco["realisedNetBenefitUsd"]:+.2f} USD (actual intensities over each move's horizon, minus
-migration cost).</p>
-{sections}
-</body></html>
-"""
+migration cost); {paid}.</p>
+<h2>Predicted vs realised net benefit of every move (USD)</h2>
+<div>{scatter([(ECOPULSE, moves)], x_label="predicted (USD)", y_label="realised (USD)")}</div>
+<p>Below the dashed diagonal a move did worse than predicted; below the horizontal axis it lost money.</p>
+{figures(drawn)}"""
+    return page(title="Eco-Pulse what-if replay", body=body)
 
 
 def write_report(

@@ -7,7 +7,8 @@ capacity:                     # per region
   de-frankfurt: {cpu: 400, memory: 1600Gi}
 workloads:
   - {name: web, namespace: shop, replicas: 100, cpu: "2", memory: 4Gi, startRegion: de-frankfurt,
-     maxUnavailable: 10}      # optional: runtimeHours, maxLatencyMs, dataRegion, egressGbPerHour
+     maxUnavailable: 10}      # optional: runtimeHours, maxLatencyMs, dataRegion, egressGbPerHour,
+                              # capacityType (on-demand or spot: the price it pays everywhere)
 ```
 
 Every error names its key (``workloads[0].cpu: ...``), all reported together, like core.config.
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.model import CapacityType
 from core.quantity import QuantityError, cpu_cores, memory_gib
 from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
@@ -38,6 +40,7 @@ _WORKLOAD_KEYS = {
     "maxLatencyMs",
     "dataRegion",
     "egressGbPerHour",
+    "capacityType",
 }
 
 
@@ -67,6 +70,7 @@ class Workload:
     max_latency_ms: float | None = None
     data_region: str | None = None
     egress_gb_per_hour: float = 0.0
+    capacity_type: CapacityType = CapacityType.ON_DEMAND
 
     @property
     def key(self) -> str:
@@ -191,13 +195,20 @@ def parse_workload(
         if data_region is not None:
             region_ok(f"{key}.dataRegion", data_region)
         egress = number(f"{key}.egressGbPerHour", entry.get("egressGbPerHour", 0.0)) or 0.0
+        kinds = {str(kind): kind for kind in CapacityType}
+        raw_kind = entry.get("capacityType", str(CapacityType.ON_DEMAND))
+        kind = kinds.get(raw_kind) if isinstance(raw_kind, str) else None
+        if kind is None:
+            problems.append(
+                f"{key}.capacityType: must be one of {', '.join(kinds)}, got {_describe(raw_kind)}"
+            )
         if isinstance(name, str) and isinstance(namespace, str):
             if f"{namespace}/{name}" in seen:
                 problems.append(f"{key}.name: duplicate workload {namespace}/{name}")
             seen.add(f"{namespace}/{name}")
         if len(problems) > before or replicas is None or cpu is None or memory is None:
             continue
-        if max_unavailable is None:
+        if max_unavailable is None or kind is None:
             continue
         workloads.append(
             Workload(
@@ -212,6 +223,7 @@ def parse_workload(
                 max_latency_ms=latency,
                 data_region=str(data_region) if data_region is not None else None,
                 egress_gb_per_hour=egress,
+                capacity_type=kind,
             )
         )
     if not problems:

@@ -42,10 +42,12 @@ PREFIX = "ecopulse_"
 METRIC_MODULES = (
     "core.metrics",
     "webhook.metrics",
+    "webhook.events",
     "rebalancer.cycle",
     "rebalancer.evictor",
     "rebalancer.leader",
     "rebalancer.accounting",
+    "fleet.metrics",
 )
 # The sample names Prometheus scrapes for each type of family, after the family name.
 SAMPLE_SUFFIXES: Mapping[str, tuple[str, ...]] = {

@@ -180,7 +180,7 @@ def test_the_dashboards_are_the_repository_s(helm: Path) -> None:
     assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
     for name, text in dashboards["data"].items():
         assert json.loads(text) == json.loads((REPO / "dashboards" / name).read_text())
-    for name in ("overview.json", "namespaces.json", "operations.json", "alerts.yaml"):
+    for name in ("overview.json", "namespaces.json", "operations.json", "fleet.json", "alerts.yaml"):
         assert (CHART / "files" / name).read_text() == (REPO / "dashboards" / name).read_text(), (
             "run make dashboards"
         )

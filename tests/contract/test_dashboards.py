@@ -50,6 +50,7 @@ EXPECTED_UIDS = {
     "overview.json": "ecopulse-overview",
     "namespaces.json": "ecopulse-namespaces",
     "operations.json": "ecopulse-operations",
+    "fleet.json": "ecopulse-fleet",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 NAMESPACE_QUERY = "label_values(ecopulse_managed_pods, namespace)"
@@ -63,12 +64,20 @@ REQUIRED_ALERTS = {
     "EcoPulseFailOpenRising",
     "EcoPulseRebalancerNotCycling",
     "EcoPulseWebhookLatencyHigh",
+    # The API server's own admission metrics: the webhook being down moves none of ours (issue 19).
+    "EcoPulseWebhookUnreachable",
+    "EcoPulseWebhookRejectingPods",
 }
 # The alerts whose firing alerts.test.yaml must show at least.
-UNIT_TESTED_ALERTS = {"EcoPulseSignalsStale", "EcoPulseRebalancerNotCycling"}
+UNIT_TESTED_ALERTS = {
+    "EcoPulseSignalsStale",
+    "EcoPulseRebalancerNotCycling",
+    "EcoPulseWebhookUnreachable",
+    "EcoPulseWebhookRejectingPods",
+}
 SEVERITIES = {"critical", "warning", "info"}
 MANIFEST_DASHBOARDS = REPO / "manifests" / "base" / "dashboards"
-SOURCE_PACKAGES = ("core", "webhook", "rebalancer")
+SOURCE_PACKAGES = ("core", "webhook", "rebalancer", "fleet")
 RANGE_SECONDS = 3600
 WINDOW = re.compile(r"\[([^\]]+)\]")
 CONSTRUCTOR = re.compile(
@@ -122,7 +131,7 @@ def run_promtool(promtool: Path, *args: str, cwd: Path) -> subprocess.CompletedP
 # --- the dashboards import anywhere -----------------------------------------------------------
 
 
-def test_the_three_dashboards_have_stable_unique_uids() -> None:
+def test_the_dashboards_have_stable_unique_uids() -> None:
     assert set(DASHBOARDS) == set(EXPECTED_UIDS)
     titles = set()
     for name, dashboard in DASHBOARDS.items():

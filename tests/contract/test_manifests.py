@@ -21,11 +21,9 @@ import pytest
 import yaml
 from starlette.routing import Route
 
-import core.reload
 from certs.issue import issue_ca, issue_serving_cert, write_bundle
 from core.config import CarbonProviderName, EcoPulseConfiguration, default_config, parse_config_text
-from core.model import OPT_OUT_ANNOTATION, OPT_OUT_LABEL, REGION_LABEL, SignalSnapshot
-from core.podspec import MIRROR_ANNOTATION
+from core.model import MIRROR_ANNOTATION, OPT_OUT_ANNOTATION, OPT_OUT_LABEL, REGION_LABEL, SignalSnapshot
 from core.settings import SECRET_ENV
 from webhook.app import WebhookContext, create_app
 from webhook.settings import WebhookSettings
@@ -263,7 +261,6 @@ def test_the_rebalancer_env_is_read_by_the_rebalancer() -> None:
     if not entry_point.exists():
         pytest.skip("`python -m rebalancer` is not written yet: its env vars can't be checked against it")
     sources = "\n".join(path.read_text() for path in sorted((REPO / "rebalancer").rglob("*.py")))
-    sources += inspect.getsource(core.reload)  # config_path_from_env reads ECOPULSE_CONFIG
     for name in env:
         assert f'"{name}"' in sources, (
             f"the rebalancer Deployment sets {name}, which the rebalancer never reads"
@@ -402,7 +399,8 @@ def test_the_webhook_fails_open_fast_and_only_sees_pod_creation() -> None:
     hook = webhook_configuration()["webhooks"][0]
     assert hook["name"] == "region-affinity.ecopulse.io"
     assert hook["failurePolicy"] == "Ignore"
-    assert hook["sideEffects"] == "None"
+    # Its one side effect (an Event about an ignored annotation) is skipped for dry runs.
+    assert hook["sideEffects"] == "NoneOnDryRun"
     assert 1 <= hook["timeoutSeconds"] <= 5
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook.get("reinvocationPolicy", "Never") == "Never"
@@ -477,17 +475,22 @@ def grants(rules: list[tuple[Manifest, Manifest]], group: str, resource: str, ve
     ]
 
 
-def test_the_webhook_can_only_read_nodes_namespaces_and_policies() -> None:
+def test_the_webhook_reads_nodes_namespaces_and_policies_and_only_creates_events() -> None:
     rules = rules_of("eco-pulse-webhook")
     for _, rule in rules:
-        assert not set(rule["verbs"]) & (WRITE_VERBS | {"*"}), rule
+        writes = set(rule["verbs"]) & (WRITE_VERBS | {"*"})
+        # Its one write: an Event about an ignored annotation (issue 19).
+        assert not writes or (writes == {"create"} and rule["resources"] == ["events"]), rule
         assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
     for resource in ("nodes", "namespaces"):
         for verb in ("list", "watch"):  # the reflectors never get one by name
             assert grants(rules, "", resource, verb), f"webhook cannot {verb} {resource}"
+    assert grants(rules, "events.k8s.io", "events", "create")
+    assert not grants(rules, "", "events", "create"), "core/v1 events: the code posts events.k8s.io/v1"
     assert {r for _, rule in rules for r in rule["resources"]} == {
         "nodes",
         "namespaces",
+        "events",
         "ecopulsepolicies",
         "clusterecopulsepolicies",
     }
@@ -574,6 +577,52 @@ def test_the_scheduler_extender_points_at_the_webhook_service() -> None:
         assert "POST" in routes.get(route, set()), f"the extender path {route} is not a POST route"
 
 
+# --- network policy ---------------------------------------------------------------------------
+
+CIDR_PLACEHOLDER = "SET-THE-CONTROL-PLANE-CIDR-see-docs-hardening.md"
+
+
+def webhook_policy(objects: list[Manifest] = OBJECTS) -> Manifest:
+    return the(objects, "NetworkPolicy", "eco-pulse-webhook")
+
+
+def ingress_rules_for(policy: Manifest, port: int) -> list[Manifest]:
+    return [
+        rule for rule in policy["spec"]["ingress"] if any(p["port"] == port for p in rule.get("ports", []))
+    ]
+
+
+def test_the_network_policy_lets_only_the_control_plane_reach_the_https_port() -> None:
+    policy = webhook_policy()
+    webhook = deployment("eco-pulse-webhook")
+    pod_labels = webhook["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["spec"]["podSelector"], pod_labels)
+    assert not selects(
+        policy["spec"]["podSelector"],
+        deployment("eco-pulse-rebalancer")["spec"]["template"]["metadata"]["labels"],
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress (API server, providers) untouched
+    https = container_port(container(webhook, "webhook"), "https")
+    [rule] = ingress_rules_for(policy, https)
+    # Sources: the control plane's range and kube-system, nothing else (no empty peer = everyone).
+    assert rule["from"] == [
+        {"ipBlock": {"cidr": CIDR_PLACEHOLDER}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}},
+    ]
+    assert all(p.get("protocol", "TCP") == "TCP" for p in rule["ports"])
+
+
+def test_the_network_policy_leaves_every_other_container_port_reachable_as_documented() -> None:
+    policy = webhook_policy()
+    webhook = container(deployment("eco-pulse-webhook"), "webhook")
+    metrics = container_port(webhook, "metrics")
+    [rule] = ingress_rules_for(policy, metrics)
+    assert "from" not in rule  # any scraper: the metrics port serves /metrics only
+    declared = {port["containerPort"] for port in webhook["ports"]}
+    covered = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert declared == covered, "a container port the policy would silently block (or a stale rule)"
+
+
 # --- rendering with kubectl kustomize ---------------------------------------------------------
 
 
@@ -652,3 +701,14 @@ def test_the_kind_overlay_renders_with_generated_certificates(kubectl: Path, tmp
         for item in pod_spec(deployment(name, objects))["containers"]:
             assert (item["image"], item["imagePullPolicy"]) == ("eco-pulse:dev", "IfNotPresent"), name
     assert "tls" in (KIND / ".gitignore").read_text()  # the generated key is never committed
+    # kind's control plane (host networking on its nodes) lives in Docker's default address pools.
+    cidr = webhook_policy(objects)["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"]
+    assert cidr == "172.16.0.0/12"
+
+
+def test_an_unset_control_plane_cidr_stays_an_invalid_placeholder(kubectl: Path) -> None:
+    # Never a guess that could block the API server (placement would stop silently): the server
+    # refuses the placeholder, so an operator who forgot it finds out at apply time.
+    for directory in (BASE, PRODUCTION):
+        policy = webhook_policy(render(kubectl, directory))
+        assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == CIDR_PLACEHOLDER

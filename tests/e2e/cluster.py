@@ -125,6 +125,15 @@ class LocalCluster:
     ports: dict[str, int] = field(default_factory=dict)
     metrics_targets: dict[str, int] = field(default_factory=dict)  # component -> metrics port
     processes: list[Process] = field(default_factory=list)
+    nodes_per_region: int = NODES_PER_REGION  # benches ask for hundreds of kwok nodes
+    # A fleet (tests/e2e/fleet.py) runs several of these: one region each, one shared etcd under
+    # distinct prefixes, a name in every error, kubeconfigs where the fleet's users look for them.
+    label: str = ""
+    regions: Mapping[str, str] = field(default_factory=lambda: dict(REGIONS))
+    etcd_servers: str | None = None  # None: start our own etcd
+    etcd_prefix: str = "/registry"
+    kubeconfig_path: Path | None = None
+    apiserver_args: Sequence[str] = ()
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -137,7 +146,7 @@ class LocalCluster:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.root / "kubeconfig"
+        return self.kubeconfig_path or self.root / "kubeconfig"
 
     @property
     def config_file(self) -> Path:
@@ -208,7 +217,8 @@ class LocalCluster:
             self.config_file.write_text(config_text)
             if prometheus:
                 self._start_prometheus()
-            self._start_etcd()
+            if self.etcd_servers is None:
+                self._start_etcd()
             self._start_apiserver()
             self.wait_for("kube-apiserver", self._apiserver_ready, timeout_seconds=90)
             self._start_controller_manager()
@@ -266,6 +276,17 @@ class LocalCluster:
             self._write_scrape_targets()
         self._write_state()
 
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no cleanup, no graceful shutdown."""
+        for process in list(self.processes):
+            if process.name == name:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(process.pid, 0)
+                self.processes.remove(process)
+        self._write_state()
+
     def pause(self, name: str) -> None:
         """SIGSTOP: the process keeps its port (connections are accepted) but never answers."""
         for process in self.processes:
@@ -302,7 +323,7 @@ class LocalCluster:
         for process in self.processes:
             if not _alive(process.pid):
                 raise ClusterError(
-                    f"{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
+                    f"{self.label}{process.name} exited; last lines of {process.log}:\n{tail(process.log)}"
                 )
 
     def wait_for(self, what: str, ready: Any, *, timeout_seconds: float) -> None:
@@ -316,8 +337,10 @@ class LocalCluster:
             except Exception as error:  # a not-yet-ready component answers with errors
                 last_error = f"{type(error).__name__}: {error}"
             time.sleep(0.25)
-        logs = "\n".join(f"--- {p.name}\n{tail(p.log, 15)}" for p in self.processes)
-        raise ClusterError(f"timed out after {timeout_seconds:g}s waiting for {what} ({last_error})\n{logs}")
+        logs = "\n".join(f"--- {self.label}{p.name}\n{tail(p.log, 15)}" for p in self.processes)
+        raise ClusterError(
+            f"timed out after {timeout_seconds:g}s waiting for {self.label}{what} ({last_error})\n{logs}"
+        )
 
     # --- PKI and kubeconfig -----------------------------------------------------------------
     def _write_pki(self) -> None:
@@ -362,6 +385,10 @@ class LocalCluster:
             ip_addresses=["127.0.0.1"],
         )
         write_bundle(self.webhook_tls, ca=webhook_ca, leaf=serving)
+        # Kept outside the webhook's directory, for drills that renew its certificate (same CA).
+        (self.pki / "webhook-ca.crt").write_bytes(webhook_ca.cert_pem)
+        (self.pki / "webhook-ca.key").write_bytes(webhook_ca.key_pem)
+        (self.pki / "webhook-ca.key").chmod(0o600)
 
     def _write_kubeconfig(self) -> None:
         config = {
@@ -422,7 +449,9 @@ class LocalCluster:
             [
                 self.binary("kube-apiserver"),
                 "--etcd-servers",
-                f"http://127.0.0.1:{self.ports['etcd']}",
+                self.etcd_servers or f"http://127.0.0.1:{self.ports['etcd']}",
+                "--etcd-prefix",
+                self.etcd_prefix,
                 "--bind-address",
                 "127.0.0.1",
                 "--advertise-address",
@@ -447,6 +476,7 @@ class LocalCluster:
                 "Node,RBAC",
                 "--enable-admission-plugins",
                 "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                *self.apiserver_args,
             ],
         )
 
@@ -464,7 +494,7 @@ class LocalCluster:
             "0",
         ]
 
-    def _start_controller_manager(self) -> None:
+    def _start_controller_manager(self, controllers: Sequence[str] = ()) -> None:
         self._spawn(
             "kube-controller-manager",
             [
@@ -482,7 +512,8 @@ class LocalCluster:
                 "--controllers",
                 ",".join(
                     f"{name}-controller"
-                    for name in (
+                    for name in controllers
+                    or (
                         "deployment",
                         "replicaset",
                         "disruption",
@@ -565,7 +596,19 @@ class LocalCluster:
                     "file_sd_configs": [
                         {"files": [str(self.prometheus_dir / "targets.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                # The API server's own admission metrics, which the webhook-down alerts read.
+                {
+                    "job_name": "apiserver",
+                    "scheme": "https",
+                    "scrape_interval": "5s",
+                    "tls_config": {
+                        "ca_file": str(self.pki / "ca.crt"),
+                        "cert_file": str(self.pki / "admin.crt"),
+                        "key_file": str(self.pki / "admin.key"),
+                    },
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.ports['apiserver']}"]}],
+                },
             ],
         }
         config_path = self.prometheus_dir / "prometheus.yml"
@@ -612,24 +655,36 @@ class LocalCluster:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
-    def start_webhook(self) -> None:
+    def start_webhook(
+        self,
+        name: str = "webhook",
+        *,
+        port: int | None = None,
+        metrics_port: int | None = None,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Our webhook; drills start a second one with its own ports, config and environment."""
+        port = port or self.ports["webhook"]
+        metrics_port = metrics_port or self.ports["webhook_metrics"]
         self._spawn(
-            "webhook",
+            name,
             [sys.executable, "-m", "webhook"],
             env={
-                "ECOPULSE_CONFIG": str(self.config_file),
+                "ECOPULSE_CONFIG": str(config_file or self.config_file),
                 "ECOPULSE_TLS_DIR": str(self.webhook_tls),
                 "ECOPULSE_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_WEBHOOK_PORT": str(self.ports["webhook"]),
+                "ECOPULSE_WEBHOOK_PORT": str(port),
                 "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_METRICS_PORT": str(self.ports["webhook_metrics"]),
+                "ECOPULSE_METRICS_PORT": str(metrics_port),
                 "PYTHONPATH": str(REPO),
                 "KUBECONFIG": str(self.kubeconfig),  # to watch namespace labels and annotations
+                **(env or {}),
             },
         )
-        self.metrics_targets["webhook"] = self.ports["webhook_metrics"]
+        self.metrics_targets[name] = metrics_port
         self._write_scrape_targets()
-        self.wait_for("webhook", self._webhook_ready, timeout_seconds=30)
+        self.wait_for(name, lambda: self._webhook_ready_on(port), timeout_seconds=30)
 
     def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
         port = metrics_port or self.ports["rebalancer_metrics"]
@@ -649,14 +704,14 @@ class LocalCluster:
             },
         )
 
-    def register_webhook(self) -> None:
-        """The shipped MutatingWebhookConfiguration, pointed at our local process by URL."""
+    def register_webhook(self, url: str | None = None) -> None:
+        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``)."""
         manifest = yaml.safe_load(
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
         for hook in manifest["webhooks"]:
             hook["clientConfig"] = {
-                "url": f"{self.webhook_url}/mutate",
+                "url": url or f"{self.webhook_url}/mutate",
                 "caBundle": ca_bundle_b64((self.webhook_tls / "ca.crt").read_bytes()),
             }
         self.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
@@ -690,11 +745,15 @@ class LocalCluster:
                 for c in n.get("status", {}).get("conditions", [])
             )
         ]
-        return len(ready) == len(REGIONS) * NODES_PER_REGION
+        return len(ready) == len(self.regions) * self.nodes_per_region
 
     def _webhook_ready(self) -> bool:
+        return self._webhook_ready_on(self.ports["webhook"])
+
+    def _webhook_ready_on(self, port: int) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
-        with urllib.request.urlopen(f"{self.webhook_url}/readyz", context=context, timeout=2) as answer:
+        url = f"https://127.0.0.1:{port}/readyz"
+        with urllib.request.urlopen(url, context=context, timeout=2) as answer:
             body = json.loads(answer.read())
         return len(body.get("freshRegions", [])) == len(REGIONS)
 
@@ -717,8 +776,8 @@ class LocalCluster:
 
     def _create_nodes(self) -> None:
         nodes = []
-        for region, _zone in REGIONS.items():
-            for index in range(NODES_PER_REGION):
+        for region in self.regions:
+            for index in range(self.nodes_per_region):
                 zone_letter = "abc"[index % 3]
                 nodes.append(
                     {

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cluster import LocalCluster
+from tests.e2e.fleet import Fleet, binaries_built
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,6 +28,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = Path(tmp_path_factory.mktemp("cluster"))
     local = LocalCluster(root=root)
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """A real Karmada fleet (tests/e2e/fleet.py): Karmada and three member clusters, one region each.
+
+    Skipped only when its binaries are not built (`make karmada`; `make test` builds them first). In CI
+    (``CI`` set) a missing build is a failure, never a skip.
+    """
+    missing = binaries_built()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the fleet's binaries are not built in CI: {missing}")
+        pytest.skip(f"the fleet's binaries are not built: {missing}")
+    local = Fleet(root=Path(tmp_path_factory.mktemp("fleet")))
     local.up()
     try:
         yield local

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from rebalancer import kubeapi
-from rebalancer.kubeapi import EvictionOutcome, KubeApi
+from core.kube import events as event_module
+from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, KubeApi
 from tests.e2e.cluster import LocalCluster
 
 DEPLOYMENT = """\
@@ -162,11 +162,13 @@ def test_evicts_a_running_pod_and_the_replicaset_replaces_it(
     victim = pods[0]["metadata"]
 
     result = kube.evict(
-        namespace=namespace,
-        name=victim["name"],
-        uid=victim["uid"],
-        grace_period_seconds=0,
-        reason="carbon: us-east-1 450 g/kWh -> eu-north-1 30 g/kWh",
+        EvictionRequest(
+            namespace=namespace,
+            name=victim["name"],
+            uid=victim["uid"],
+            grace_period_seconds=0,
+            reason="carbon: us-east-1 450 g/kWh -> eu-north-1 30 g/kWh",
+        )
     )
 
     assert result.outcome is EvictionOutcome.EVICTED, result
@@ -181,7 +183,9 @@ def test_evicts_a_running_pod_and_the_replicaset_replaces_it(
 def test_dry_run_is_accepted_and_the_pod_stays(cluster: LocalCluster, kube: KubeApi, namespace: str) -> None:
     pod = deploy_ready(cluster, namespace, "web")[0]["metadata"]
 
-    result = kube.evict(namespace=namespace, name=pod["name"], uid=pod["uid"], dry_run=True, reason="dry")
+    result = kube.evict(
+        EvictionRequest(namespace=namespace, name=pod["name"], uid=pod["uid"], dry_run=True, reason="dry")
+    )
 
     assert result.outcome is EvictionOutcome.DRY_RUN, result
     assert result.status in (200, 201)
@@ -199,8 +203,8 @@ def test_a_pdb_with_no_disruptions_allowed_blocks_with_429(
     create_pdb(cluster, namespace, "web-pdb", "web", "maxUnavailable: 0")
     pod = pods[0]["metadata"]
 
-    result = kube.evict(namespace=namespace, name=pod["name"], uid=pod["uid"])
-    dry = kube.evict(namespace=namespace, name=pod["name"], uid=pod["uid"], dry_run=True)
+    result = kube.evict(EvictionRequest(namespace=namespace, name=pod["name"], uid=pod["uid"]))
+    dry = kube.evict(EvictionRequest(namespace=namespace, name=pod["name"], uid=pod["uid"], dry_run=True))
 
     assert result.outcome is EvictionOutcome.BLOCKED, result
     assert result.status == 429
@@ -220,7 +224,7 @@ def test_two_pdbs_covering_a_pod_are_a_500_error(
     create_pdb(cluster, namespace, "web-a", "web", "maxUnavailable: 1")
     create_pdb(cluster, namespace, "web-b", "web", "minAvailable: 1")
 
-    result = kube.evict(namespace=namespace, name=pod["name"], uid=pod["uid"])
+    result = kube.evict(EvictionRequest(namespace=namespace, name=pod["name"], uid=pod["uid"]))
 
     assert result.outcome is EvictionOutcome.ERROR, result
     assert result.status == 500
@@ -229,7 +233,9 @@ def test_two_pdbs_covering_a_pod_are_a_500_error(
 
 
 def test_a_missing_pod_is_gone(kube: KubeApi, namespace: str) -> None:
-    result = kube.evict(namespace=namespace, name="no-such-pod", uid="00000000-0000-0000-0000-000000000000")
+    result = kube.evict(
+        EvictionRequest(namespace=namespace, name="no-such-pod", uid="00000000-0000-0000-0000-000000000000")
+    )
 
     assert result.outcome is EvictionOutcome.GONE, result
     assert result.status == 404
@@ -242,7 +248,9 @@ def test_a_uid_precondition_that_does_not_match_evicts_nothing(
     pod = deploy_ready(cluster, namespace, "web")[0]["metadata"]
     stale_uid = "00000000-0000-0000-0000-000000000000"
 
-    result = kube.evict(namespace=namespace, name=pod["name"], uid=stale_uid, grace_period_seconds=0)
+    result = kube.evict(
+        EvictionRequest(namespace=namespace, name=pod["name"], uid=stale_uid, grace_period_seconds=0)
+    )
 
     assert result.outcome is EvictionOutcome.ERROR, result
     assert result.status == 409
@@ -271,7 +279,7 @@ def test_post_event_is_visible_to_kubectl_get_events(
     assert kube.post_event(namespace=namespace, involved=involved, reason="CarbonRebalance", message=note)
     long_note = "g/kWh — " * 300  # 3000 bytes of UTF-8, multi-byte characters at the cut
     with monkeypatch.context() as patch:
-        patch.setattr(kubeapi, "datetime", WholeSecond)
+        patch.setattr(event_module, "datetime", WholeSecond)  # where event_time() reads the clock
         assert kube.post_event(
             namespace=namespace,
             involved=involved,

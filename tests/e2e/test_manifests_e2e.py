@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from certs.issue import issue_ca, issue_serving_cert, write_bundle
-from tests.e2e.cluster import REPO, LocalCluster
+from tests.e2e.cluster import REPO, ClusterError, LocalCluster
 
 # cert-manager is not part of this control plane: stand-in CRDs of our own that accept any
 # Certificate and Issuer, so the rest of the production overlay is still checked by the server.
@@ -56,11 +56,47 @@ def prepared(cluster: LocalCluster) -> LocalCluster:
     return cluster
 
 
+# What an operator adds on top of an overlay (docs/hardening.md): the control plane's range.
+CONTROL_PLANE_OVERLAY = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [{target}]
+patches:
+  - target: {{kind: NetworkPolicy, name: eco-pulse-webhook}}
+    patch: |-
+      - op: replace
+        path: /spec/ingress/0/from/0/ipBlock/cidr
+        value: 10.0.0.0/24
+"""
+
+
+def with_control_plane_cidr(tmp_path: Path, overlay: str) -> Path:
+    manifests = tmp_path / "manifests"
+    shutil.copytree(REPO / "manifests", manifests, ignore=shutil.ignore_patterns("tls"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    target = Path("..") / "manifests" / overlay
+    (mine / "kustomization.yaml").write_text(CONTROL_PLANE_OVERLAY.format(target=target))
+    return mine
+
+
 @pytest.mark.parametrize("overlay", ["base", "overlays/production"])
-def test_server_side_dry_run_accepts(prepared: LocalCluster, overlay: str) -> None:
-    out = prepared.kubectl("apply", "--dry-run=server", "-k", str(REPO / "manifests" / overlay))
+def test_server_side_dry_run_accepts(prepared: LocalCluster, overlay: str, tmp_path: Path) -> None:
+    out = prepared.kubectl("apply", "--dry-run=server", "-k", str(with_control_plane_cidr(tmp_path, overlay)))
     assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/eco-pulse" in out
     assert "deployment.apps/eco-pulse-webhook" in out
+    assert "networkpolicy.networking.k8s.io/eco-pulse-webhook" in out
+
+
+def test_an_unset_control_plane_cidr_is_refused_loudly_and_only_the_policy(prepared: LocalCluster) -> None:
+    with pytest.raises(ClusterError) as refused:
+        prepared.kubectl(
+            "apply", "--dry-run=server", "-k", str(REPO / "manifests" / "overlays" / "production")
+        )
+    message = str(refused.value)
+    assert 'The NetworkPolicy "eco-pulse-webhook" is invalid' in message
+    assert "spec.ingress[0].from[0].ipBlock.cidr" in message
+    assert "SET-THE-CONTROL-PLANE-CIDR-see-docs-hardening.md" in message
 
 
 def test_server_side_dry_run_accepts_the_kind_overlay(prepared: LocalCluster, tmp_path: Path) -> None:
@@ -75,3 +111,4 @@ def test_server_side_dry_run_accepts_the_kind_overlay(prepared: LocalCluster, tm
     out = prepared.kubectl("apply", "--dry-run=server", "-k", str(manifests / "overlays" / "kind"))
     assert "secret/eco-pulse-webhook-tls" in out
     assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/eco-pulse" in out
+    assert "networkpolicy.networking.k8s.io/eco-pulse-webhook" in out  # kind's range is set

@@ -80,18 +80,25 @@ ON_DEMAND = {"karpenter.sh/capacity-type": "on-demand"}
 
 
 def start_in_us(
-    cluster: LocalCluster, namespace: str, app: str, annotations: dict[str, str] | None = None
-) -> None:
+    cluster: LocalCluster,
+    namespace: str,
+    app: str,
+    annotations: dict[str, str] | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    node_selector: dict[str, str] = ON_DEMAND,
+    replicas: int = 3,
+) -> set[str]:
+    """The workload's pods in us-east-1, the green region for now; their names."""
     set_grid(cluster, US_GREEN)
     wait_for_decision_region(cluster, "us-east-1")
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input_text=deployment(app, namespace, annotations=annotations, node_selector=ON_DEMAND),
+    manifest = deployment(
+        app, namespace, replicas=replicas, annotations=annotations, labels=labels, node_selector=node_selector
     )
-    wait_scheduled(cluster, namespace, app, 3)
-    wait_regions(cluster, namespace, app, ["us-east-1"] * 3, 30)
+    cluster.kubectl("apply", "-f", "-", input_text=manifest)
+    scheduled = wait_scheduled(cluster, namespace, app, replicas)
+    wait_regions(cluster, namespace, app, ["us-east-1"] * replicas, 30)
+    return {p["metadata"]["name"] for p in scheduled}
 
 
 def test_a_grid_flip_moves_running_pods_to_the_green_region(
@@ -153,3 +160,36 @@ def test_only_the_leader_evicts(rebalancing: LocalCluster) -> None:
         rebalancing.kubectl("get", "lease", "eco-pulse-rebalancer", "-n", "eco-pulse", "-o", "json")
     )
     assert lease["spec"]["holderIdentity"] == evicting[0]
+
+
+def refusals(cluster: LocalCluster, namespace: str) -> list[dict[str, object]]:
+    """The rebalancers' refused-move decision lines about pods of ``namespace``."""
+    lines = []
+    for name in ("rebalancer-a", "rebalancer-b"):
+        for line in (cluster.logs / f"{name}.log").read_text().splitlines():
+            if line.startswith("{") and f'"namespace":"{namespace}"' in line:
+                entry = json.loads(line)
+                if entry.get("decision") == "refused":
+                    lines.append(entry)
+    return lines
+
+
+def test_a_pod_labelled_opt_out_is_never_evicted(rebalancing: LocalCluster, namespace: str) -> None:
+    """The opt-out as a pod label, not an annotation. The webhook is never called for such a pod
+    (its objectSelector), so a nodeSelector on one node puts it in the region that turns dirty."""
+    cluster = rebalancing
+    before = start_in_us(
+        cluster,
+        namespace,
+        "labelled",
+        labels={"ecopulse.io/opt-out": "true"},
+        node_selector={"kubernetes.io/hostname": "us-east-1-a-0"},
+        replicas=2,
+    )
+    time.sleep(11)  # older than minPodAgeSeconds
+    set_grid(cluster, EU_GREEN)
+    time.sleep(20)  # four cycles
+    after = {p["metadata"]["name"] for p in pods(cluster, namespace, "labelled")}
+    assert after == before, "an opted-out pod was evicted"
+    refused = {str(entry["pod"]) for entry in refusals(cluster, namespace) if entry["reason"] == "opted-out"}
+    assert refused == before

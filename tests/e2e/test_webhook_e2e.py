@@ -20,7 +20,7 @@ spec:
   replicas: {replicas}
   selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}}}{annotations}}}
+    metadata: {{labels: {labels}{annotations}}}
     spec:
       containers:
         - name: app
@@ -36,9 +36,16 @@ def deployment(
     replicas: int = 3,
     annotations: dict[str, str] | None = None,
     node_selector: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str:
     extra = f", annotations: {json.dumps(annotations)}" if annotations else ""
-    text = PLAIN_DEPLOYMENT.format(name=name, namespace=namespace, replicas=replicas, annotations=extra)
+    text = PLAIN_DEPLOYMENT.format(
+        name=name,
+        namespace=namespace,
+        replicas=replicas,
+        labels=json.dumps({"app": name, **(labels or {})}),
+        annotations=extra,
+    )
     if node_selector:
         text += f"      nodeSelector: {json.dumps(node_selector)}\n"
     return text
@@ -272,3 +279,107 @@ def test_fail_open_with_the_webhook_hanging(cluster: LocalCluster, namespace: st
         cluster.resume("webhook")
     # and it comes back by itself
     wait_for_decision_region(cluster, "eu-north-1")
+
+
+# --- issue 19: annotations a user can trust, a version to see, a webhook-down alert ---------------
+
+WEBHOOK_NAME = "region-affinity.ecopulse.io"
+
+
+def events_about(cluster: LocalCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    listed = json.loads(cluster.kubectl("get", "events.v1.events.k8s.io", "-n", namespace, "-o", "json"))
+    return [e for e in listed["items"] if e.get("regarding", {}).get("name") == name]
+
+
+def test_a_misspelt_annotation_warns_in_kubectl_and_leaves_an_event(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "misspelt",
+            "namespace": namespace,
+            "annotations": {"ecopulse.io/allowed-region": "eu-north-1"},
+        },
+        "spec": {"containers": [{"name": "c", "image": "registry.example/misspelt:1"}]},
+    }
+    done = cluster.kubectl_result("apply", "-f", "-", input_text=json.dumps(pod))
+    assert done.returncode == 0, done.stderr
+    assert "ecopulse.io/allowed-region: unknown annotation" in done.stderr
+    assert "did you mean ecopulse.io/allowed-regions?" in done.stderr
+    deadline = time.monotonic() + 30
+    while not (
+        found := [
+            e for e in events_about(cluster, namespace, "misspelt") if e["reason"] == "AnnotationIgnored"
+        ]
+    ):
+        assert time.monotonic() < deadline, cluster.kubectl("get", "events", "-n", namespace)
+        time.sleep(0.25)
+    (event,) = found
+    assert event["type"] == "Warning"
+    assert event["reportingController"] == "ecopulse.io/webhook"
+    assert event["regarding"]["kind"] == "Pod"
+    assert "did you mean ecopulse.io/allowed-regions?" in event["note"]
+
+
+def test_the_webhook_says_its_version(cluster: LocalCluster) -> None:
+    from core.version import VERSION  # noqa: PLC0415 - the version of the code the cluster runs
+
+    assert metric_value(cluster, "ecopulse_build_info", app="webhook", version=VERSION) == 1
+
+
+def apiserver_metric(cluster: LocalCluster, metric: str, **labels: str) -> float:
+    """A counter summed over its series, from the real API server's /metrics."""
+    total = 0.0
+    for line in cluster.kubectl("get", "--raw", "/metrics").splitlines():
+        if line.startswith(metric + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def alert_expression(alert: str) -> str:
+    import yaml  # noqa: PLC0415
+
+    from tests.contract.dashboards import ALERTS  # noqa: PLC0415
+
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    (rule,) = [r for r in rules if r.get("alert") == alert]
+    return str(rule["expr"])
+
+
+def test_killing_the_webhook_moves_the_series_the_alert_reads(cluster: LocalCluster, namespace: str) -> None:
+    expression = alert_expression("EcoPulseWebhookUnreachable")
+    ratio, threshold = expression.rsplit(">", 1)
+    assert float(threshold) == 0.1
+    fail_open = apiserver_metric(cluster, "apiserver_admission_webhook_fail_open_count", name=WEBHOOK_NAME)
+    calls = apiserver_metric(cluster, "apiserver_admission_webhook_request_total", name=WEBHOOK_NAME)
+    cluster.stop("webhook")
+    try:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "while-down", "namespace": namespace},
+            "spec": {"containers": [{"name": "c", "image": "registry.example/down:1"}]},
+        }
+        cluster.kubectl("apply", "-f", "-", input_text=json.dumps(pod))
+        created = json.loads(cluster.kubectl("get", "pod", "while-down", "-n", namespace, "-o", "json"))
+        # Admitted untouched (failurePolicy Ignore), and none of our own counters could see it...
+        assert "ecopulse.io/preferred-region" not in created["metadata"].get("annotations", {})
+        # ...but the API server's did.
+        assert (
+            apiserver_metric(cluster, "apiserver_admission_webhook_fail_open_count", name=WEBHOOK_NAME)
+            == fail_open + 1
+        )
+        assert (
+            apiserver_metric(cluster, "apiserver_admission_webhook_request_total", name=WEBHOOK_NAME)
+            == calls + 1
+        )
+        # And the rule's own expression, through Prometheus scraping that API server, turns positive.
+        deadline = time.monotonic() + 60
+        while not (result := cluster.prometheus_query(ratio)) or float(result[0]["value"][1]) <= 0:
+            assert time.monotonic() < deadline, f"{ratio} stayed {result}"
+            time.sleep(1)
+        assert result[0]["metric"]["name"] == WEBHOOK_NAME
+    finally:
+        cluster.start_webhook()

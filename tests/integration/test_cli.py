@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import issue_tls
+from tests.conftest import issue_tls, write_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 # Long enough for a loaded 2-core machine to import kubernetes and uvicorn; it only bounds how long
@@ -105,14 +105,7 @@ class FakeApiServer:
         self._server.server_close()
 
     def kubeconfig(self, path: Path) -> Path:
-        path.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters: [{{name: fake, cluster: {{server: '{self.url}'}}}}]\n"
-            "users: [{name: fake, user: {token: fake-token}}]\n"
-            "contexts: [{name: fake, context: {cluster: fake, user: fake}}]\n"
-            "current-context: fake\n"
-        )
-        return path
+        return write_kubeconfig(path, self.url)
 
 
 def free_port() -> int:
@@ -230,9 +223,11 @@ HELP = [
     pytest.param("rebalancer", ["--help"], id="rebalancer --help"),
     pytest.param("rebalancer", ["-h"], id="rebalancer -h"),
     pytest.param("rebalancer", ["simulate", "--help"], id="rebalancer simulate --help"),
-    pytest.param("rebalancer", ["report", "--help"], id="rebalancer report --help"),
+    pytest.param("report", ["--help"], id="report --help"),
     pytest.param("certs", ["--help"], id="certs --help"),
     pytest.param("certs", ["issue", "--help"], id="certs issue --help"),
+    pytest.param("fleet", ["--help"], id="fleet --help"),
+    pytest.param("fleet", ["-h"], id="fleet -h"),
 ]
 
 
@@ -245,7 +240,7 @@ def test_help_prints_usage_and_touches_nothing(sandbox: Sandbox, module: str, ar
     assert run.stderr == ""
 
 
-@pytest.mark.parametrize("module", ["webhook", "rebalancer", "certs"])
+@pytest.mark.parametrize("module", ["webhook", "rebalancer", "certs", "fleet"])
 def test_version_prints_the_package_version_and_touches_nothing(sandbox: Sandbox, module: str) -> None:
     run = sandbox.run(module, "--version")
     assert_touched_nothing(run, sandbox)
@@ -260,7 +255,11 @@ def test_the_installed_version_is_the_pyproject_version() -> None:
 
 
 def test_help_lists_every_setting_the_app_reads_from_the_environment(sandbox: Sandbox) -> None:
-    for module, settings in (("webhook", "webhook/settings.py"), ("rebalancer", "rebalancer/settings.py")):
+    for module, settings in (
+        ("webhook", "webhook/settings.py"),
+        ("rebalancer", "rebalancer/settings.py"),
+        ("fleet", "fleet/settings.py"),
+    ):
         source = (REPO / settings).read_text()
         names = set(re.findall(r'"(ECOPULSE_[A-Z_]+)"', source))
         assert names, settings
@@ -277,10 +276,12 @@ USAGE_ERRORS = [
     pytest.param("rebalancer", ["simlate"], "simlate", id="rebalancer simlate"),
     pytest.param("rebalancer", ["--dry-run"], "--dry-run", id="rebalancer --dry-run"),
     pytest.param("rebalancer", ["simulate", "--bogus"], "--bogus", id="rebalancer simulate --bogus"),
-    pytest.param("rebalancer", ["report", "--bogus"], "--bogus", id="rebalancer report --bogus"),
+    pytest.param("report", ["--bogus"], "--bogus", id="report --bogus"),
     pytest.param("certs", ["isue"], "isue", id="certs isue"),
     pytest.param("certs", ["--bogus"], "--bogus", id="certs --bogus"),
     pytest.param("certs", ["issue", "--bogus"], "--bogus", id="certs issue --bogus"),
+    pytest.param("fleet", ["--dry-run"], "--dry-run", id="fleet --dry-run"),
+    pytest.param("fleet", ["run"], "run", id="fleet run"),
 ]
 
 
@@ -310,7 +311,9 @@ carbon: {provider: static}
 """
 
 
-def first_log_line(sandbox: Sandbox, config_text: str | None) -> dict[str, object]:
+def first_log_line(
+    sandbox: Sandbox, config_text: str | None, module: str = "rebalancer"
+) -> dict[str, object]:
     env = dict(sandbox.env)
     del env["KUBECONFIG"]  # no cluster: the rebalancer says how it would run, then stops (exit 2)
     if config_text is not None:
@@ -318,7 +321,7 @@ def first_log_line(sandbox: Sandbox, config_text: str | None) -> dict[str, objec
         config.write_text(config_text)
         env["ECOPULSE_CONFIG"] = str(config)
     sandbox.env = env
-    run = sandbox.run("rebalancer")
+    run = sandbox.run(module)
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.requests == []
     line: dict[str, object] = json.loads(run.stdout.splitlines()[0])
@@ -344,5 +347,29 @@ def test_the_rebalancer_runs_dry_unless_told_and_says_so_first(
 
 def test_the_rebalancer_acts_only_on_an_explicit_dry_run_false_and_says_so_first(sandbox: Sandbox) -> None:
     line = first_log_line(sandbox, REBALANCER_CONFIG + "rebalancer: {dryRun: false}\n")
+    assert line["mode"] == "live"
+    assert "LIVE" in str(line["msg"])
+
+
+# --- fleet mode's mode ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config_text",
+    [
+        pytest.param(None, id="embedded default"),
+        pytest.param(REBALANCER_CONFIG, id="file without fleet.dryRun"),
+        pytest.param(REBALANCER_CONFIG + "rebalancer: {dryRun: false}\n", id="only the rebalancer live"),
+    ],
+)
+def test_fleet_mode_runs_dry_unless_told_and_says_so_first(sandbox: Sandbox, config_text: str | None) -> None:
+    line = first_log_line(sandbox, config_text, module="fleet")
+    assert line["mode"] == "dry-run"
+    assert "dry run" in str(line["msg"])
+    assert line["version"] == pyproject_version()
+
+
+def test_fleet_mode_acts_only_on_an_explicit_dry_run_false_and_says_so_first(sandbox: Sandbox) -> None:
+    line = first_log_line(sandbox, REBALANCER_CONFIG + "fleet: {dryRun: false}\n", module="fleet")
     assert line["mode"] == "live"
     assert "LIVE" in str(line["msg"])

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from tests.conftest import MOCK_CONFIG, StartWebhook, Webhook, launch_webhook
+from tests.factories import pod
 
 REGION = "topology.kubernetes.io/region"
 NODES = {"us-1": "us-east-1", "us-2": "us-east-1", "ie-1": "eu-west-1", "se-1": "eu-north-1", "bare": None}
@@ -28,21 +29,6 @@ def node(name: str, region: str | None) -> dict[str, Any]:
         "metadata": {"name": name, "labels": labels},
         "status": {"allocatable": {"cpu": "8", "memory": "32Gi"}},
     }
-
-
-def pod(annotations: dict[str, str] | None = None, namespace: str = "shop", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "web-1", "namespace": namespace, "annotations": annotations or {}},
-        "spec": {
-            "containers": [
-                {"name": "c", "image": "x", "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}}
-            ]
-        },
-    }
-    body["spec"].update(spec)
-    return body
 
 
 def args_nodes(p: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +73,9 @@ def test_prioritize_with_full_nodes_ranks_the_greenest_region_highest(client: ht
 
 
 def test_filter_with_full_nodes_returns_node_objects(client: httpx.Client) -> None:
-    result = call(client, "filter", args_nodes(pod({"ecopulse.io/allowed-regions": "eu-north-1,eu-west-1"})))
+    result = call(
+        client, "filter", args_nodes(pod(annotations={"ecopulse.io/allowed-regions": "eu-north-1,eu-west-1"}))
+    )
     assert result["NodeNames"] is None
     assert [n["metadata"]["name"] for n in result["Nodes"]["items"]] == ["ie-1", "se-1", "bare"]
     assert set(result["FailedAndUnresolvableNodes"]) == {"us-1", "us-2"}
@@ -100,7 +88,9 @@ def test_filter_by_latency(client: httpx.Client) -> None:
     result = call(
         client,
         "filter",
-        args_nodes(pod({"ecopulse.io/max-latency-ms": "50", "ecopulse.io/data-region": "eu-west-1"})),
+        args_nodes(
+            pod(annotations={"ecopulse.io/max-latency-ms": "50", "ecopulse.io/data-region": "eu-west-1"})
+        ),
     )
     kept = [n["metadata"]["name"] for n in result["Nodes"]["items"]]
     assert kept == ["ie-1", "se-1", "bare"]
@@ -112,7 +102,9 @@ def test_node_names_mode_uses_the_node_cache(webhook: Webhook, client: httpx.Cli
     # Without a cache every region is unknown: every node passes, every score is neutral.
     scores = {h["Host"]: h["Score"] for h in call(client, "prioritize", args_names(pod(), names))}
     assert set(scores.values()) == {5}
-    result = call(client, "filter", args_names(pod({"ecopulse.io/allowed-regions": "eu-north-1"}), names))
+    result = call(
+        client, "filter", args_names(pod(annotations={"ecopulse.io/allowed-regions": "eu-north-1"}), names)
+    )
     assert result == {
         "Nodes": None,
         "NodeNames": names,
@@ -130,7 +122,9 @@ def test_node_names_mode_with_regions(tmp_path_factory: pytest.TempPathFactory) 
         with started.client() as c:
             scores = {h["Host"]: h["Score"] for h in call(c, "prioritize", args_names(pod()))}
             assert scores == {"us-1": 0, "us-2": 0, "ie-1": scores["ie-1"], "se-1": 10, "bare": 5}
-            result = call(c, "filter", args_names(pod({"ecopulse.io/allowed-regions": "eu-north-1"})))
+            result = call(
+                c, "filter", args_names(pod(annotations={"ecopulse.io/allowed-regions": "eu-north-1"}))
+            )
         assert result["Nodes"] is None
         assert result["NodeNames"] == ["se-1", "bare"]
         assert set(result["FailedAndUnresolvableNodes"]) == {"us-1", "us-2", "ie-1"}
@@ -146,7 +140,11 @@ def test_node_names_mode_with_regions(tmp_path_factory: pytest.TempPathFactory) 
 def test_opted_out_pods_get_every_node_and_neutral_scores(
     client: httpx.Client, verb: str, annotations: dict[str, str]
 ) -> None:
-    answer = call(client, verb, args_nodes(pod({**annotations, "ecopulse.io/allowed-regions": "eu-north-1"})))
+    answer = call(
+        client,
+        verb,
+        args_nodes(pod(annotations={**annotations, "ecopulse.io/allowed-regions": "eu-north-1"})),
+    )
     if verb == "filter":
         assert len(answer["Nodes"]["items"]) == len(NODES)
         assert answer["FailedAndUnresolvableNodes"] == {}
@@ -189,7 +187,7 @@ def test_deadline_fails_open(start_webhook: StartWebhook) -> None:
     webhook.wait_ready()
     with webhook.client() as c:
         scores = call(c, "prioritize", args_nodes(pod()))
-        result = call(c, "filter", args_nodes(pod({"ecopulse.io/allowed-regions": "eu-north-1"})))
+        result = call(c, "filter", args_nodes(pod(annotations={"ecopulse.io/allowed-regions": "eu-north-1"})))
     assert {h["Score"] for h in scores} == {5}
     assert len(result["Nodes"]["items"]) == len(NODES)
 
@@ -206,6 +204,12 @@ def test_deadline_fails_open(start_webhook: StartWebhook) -> None:
         (
             b'{"Pod": {}, "Nodes": {"items": [{"metadata": {"labels": {"topology.kubernetes.io/region": 1}}}]}}',
             "not ExtenderArgs",
+        ),
+        # Within the byte cap, but 3x more nodes than Kubernetes supports: refused before judging.
+        (b'{"Pod": {}, "NodeNames": [' + b'"n",' * 15_000 + b'"n"]}', "more than 15000 nodes (15001)"),
+        (
+            b'{"Pod": {}, "Nodes": {"items": [' + b'{"metadata": {}},' * 15_000 + b'{"metadata": {}}]}}',
+            "more than 15000 nodes (15001)",
         ),
     ],
 )

@@ -19,10 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.config import parse_config_text
 from core.model import CarbonObservation, Region
 from core.signals.base import ProviderError, ProviderErrorKind
 from core.signals.electricitymaps import ElectricityMapsProvider, electricitymaps_from_env
-from core.signals.http import MAX_RESPONSE_BYTES
+from core.signals.http import MAX_RESPONSE_BYTES, USER_AGENT
+from core.signals.providers import build_provider
 from tests.integration.flood_server import FLOOD_BYTES, flood_server
 
 TOKEN = "em-TOKEN-5ecr3t-4f9a1c"
@@ -680,3 +682,28 @@ def test_token_that_cannot_be_a_header_is_config(
     for text in error_texts(err):
         assert secret not in text
         assert "5ecr3t" not in text
+
+
+def test_production_builds_the_provider_as_the_env_builder_does() -> None:
+    """build_provider (what the apps run) honours ELECTRICITYMAPS_BASE_URL and sends our user agent,
+    as electricitymaps_from_env always did."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=LATEST_DE)
+
+    settings = parse_config_text(
+        "apiVersion: ecopulse.io/v1alpha1\nkind: EcoPulseConfiguration\n"
+        "regions: [{name: europe-west3, zone: DE}]\nbaselineRegion: europe-west3\n"
+        "carbon: {provider: electricitymaps}\n"
+    ).carbon
+    env = {"ELECTRICITYMAPS_API_TOKEN": TOKEN, "ELECTRICITYMAPS_BASE_URL": "https://em.example/v3"}
+    provider = build_provider(settings, environ=env, transport=httpx.MockTransport(answer))
+    try:
+        assert provider.fetch(DE).carbon_g_per_kwh == 216.0
+    finally:
+        provider.close()
+    (request,) = seen
+    assert (request.url.host, request.url.path) == ("em.example", "/v3/carbon-intensity/latest")
+    assert request.headers["user-agent"] == USER_AGENT

@@ -20,9 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.config import parse_config_text
 from core.model import Region
 from core.signals.base import ProviderError, ProviderErrorKind
-from core.signals.http import MAX_RESPONSE_BYTES
+from core.signals.http import MAX_RESPONSE_BYTES, USER_AGENT
+from core.signals.providers import build_provider
 from core.signals.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTimeProvider, watttime_from_env
 from tests.integration.flood_server import FLOOD_BYTES, flood_server
 
@@ -863,3 +865,32 @@ def test_concurrent_fetches_share_one_login(fake: FakeWattTime, make_provider: P
         thread.join(timeout=5.0)
     assert errors == []
     assert (fake.logins, fake.forecasts) == (1, 4)
+
+
+def test_production_builds_the_provider_as_the_env_builder_does() -> None:
+    """build_provider (what the apps run) honours WATTTIME_BASE_URL and sends our user agent."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"token": "t"})
+
+    settings = parse_config_text(
+        "apiVersion: ecopulse.io/v1alpha1\nkind: EcoPulseConfiguration\n"
+        "regions: [{name: us-west1, zone: US-CAL-CISO}]\nbaselineRegion: us-west1\n"
+        "carbon: {provider: watttime, watttime: {regions: {us-west1: CAISO_NORTH}}}\n"
+    ).carbon
+    env = {
+        "WATTTIME_USERNAME": USERNAME,
+        "WATTTIME_PASSWORD": PASSWORD,
+        "WATTTIME_BASE_URL": "https://wt.example",
+    }
+    provider = build_provider(settings, environ=env, transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(ProviderError):
+            provider.fetch(US_WEST)  # the fake only logs in; what matters is where it went and how
+    finally:
+        provider.close()
+    assert seen, "no request"
+    assert {r.url.host for r in seen} == {"wt.example"}
+    assert all(r.headers["user-agent"] == USER_AGENT for r in seen)

@@ -1,4 +1,4 @@
-"""``python -m rebalancer report`` end to end: the real CLI ``main(argv)`` against a fake Prometheus that speaks
+"""``python -m report`` end to end: the real CLI ``main(argv)`` against a fake Prometheus that speaks
 the HTTP API over a real socket, and against a REAL Prometheus (``test_report_against_real_prometheus``)."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from rebalancer.report.cli import main
-from rebalancer.report.prometheus import PrometheusClient
+from report.cli import main
+from report.prometheus import PrometheusClient
 
 START = datetime(2026, 7, 1, tzinfo=UTC)
 END = START + timedelta(hours=6)

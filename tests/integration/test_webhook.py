@@ -17,41 +17,20 @@ import jsonpatch
 import pytest
 from prometheus_client import REGISTRY
 
+from tests import factories
 from tests.conftest import MOCK_CONFIG, StartWebhook, Webhook, issue_tls
 
 REGION = "topology.kubernetes.io/region"
 
 
-def pod(**spec_overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "generateName": "web-7d4b9c-",
-            "namespace": "shop",
-            "labels": {"app": "web"},
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "name": "web-7d4b9c",
-                    "uid": "u1",
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {
-            "containers": [
-                {
-                    "name": "web",
-                    "image": "nginx:1.27",
-                    "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
-                }
-            ]
-        },
-    }
-    body["spec"].update(spec_overrides)
-    return body
+def pod(**spec: Any) -> dict[str, Any]:
+    """A ReplicaSet's pod as its controller asks to create it (tests.factories.pod)."""
+    return factories.pod(
+        generate_name="web-7d4b9c-",
+        labels={"app": "web"},
+        owner=("apps/v1", "ReplicaSet", "web-7d4b9c"),
+        **spec,
+    )
 
 
 def review(
@@ -333,10 +312,10 @@ def test_malformed_body_is_a_400_that_says_why(webhook: Webhook, body: bytes, me
     assert message in answer.json()["message"]
 
 
-def test_oversized_body_is_a_400(webhook: Webhook) -> None:
+def test_oversized_body_is_a_413(webhook: Webhook) -> None:
     with webhook.client() as client:
         answer = client.post("/mutate", content=b" " * (8 * 1024 * 1024))
-    assert answer.status_code == 400
+    assert answer.status_code == 413
     assert "larger than" in answer.json()["message"]
 
 

@@ -13,8 +13,15 @@ from prometheus_client import REGISTRY
 
 from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration, parse_config_text
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import CapacityType, CarbonSignal, PodDemand, SignalSnapshot
+from core.model import (
+    CapacityType,
+    CarbonSignal,
+    NamespaceInfo,
+    NodeRecord,
+    PodDemand,
+    PodRecord,
+    SignalSnapshot,
+)
 from rebalancer.accounting import Accountant, accountable
 from tests.factories import pod_record
 

@@ -35,7 +35,7 @@ def test_twenty_thousand_made_up_values_make_at_most_cap_plus_one(count: int) ->
 
 
 def test_the_metrics_server_answers_metrics_only() -> None:
-    server = serve_metrics(port=0, address="127.0.0.1")
+    server = serve_metrics(port=0, address="127.0.0.1", app="webhook")
     try:
         base = f"http://127.0.0.1:{server.server_port}"
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:

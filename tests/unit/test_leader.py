@@ -15,8 +15,7 @@ import kubernetes.client
 import pytest
 from prometheus_client import REGISTRY
 
-from rebalancer.leader import (
-    LeaderElector,
+from core.kube.lease import (
     LeaseRecord,
     lease_expired,
     may_take,
@@ -25,6 +24,7 @@ from rebalancer.leader import (
     released_record,
     validate_timing,
 )
+from rebalancer.leader import LeaderElector
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)  # microsecond 0: the MicroTime pitfall
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

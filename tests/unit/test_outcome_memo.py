@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, parse_config_text
-from core.kube.caches import NamespaceInfo
-from core.model import CarbonSignal, SignalSnapshot
+from core.model import CarbonSignal, NamespaceInfo, SignalSnapshot
 from webhook.admission.mutate import OutcomeMemo, ReviewOutcome, decide
 from webhook.admission.review import AdmissionRequest
 

@@ -11,15 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, PlacementMode, parse_config_text
-from core.kube.caches import NamespaceInfo, NodeRecord, PodRecord
-from core.model import CapacityType, CarbonSignal, PlacementHints, PodDemand, SignalSnapshot
+from core.managed import Unmanaged
+from core.model import (
+    CapacityType,
+    CarbonSignal,
+    NamespaceInfo,
+    NodeRecord,
+    PlacementHints,
+    PodDemand,
+    PodRecord,
+    SignalSnapshot,
+)
 from core.placement import PlacementChoice, choose_regions, rank_regions
 from rebalancer.cycle import CycleInputs, run_cycle
-from rebalancer.evictor import Evictor
-from rebalancer.kubeapi import EvictionOutcome, EvictionResult
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
 from rebalancer.protections import Protected
-from tests.factories import pod_record
+from tests.factories import FakeEvictionApi, pod_record
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(hours=5)
@@ -121,12 +128,12 @@ def test_a_pod_already_in_the_best_region_stays() -> None:
     assert result.pods_in_best_region == 1
 
 
-PROTECTIONS: dict[Protected, dict[str, Any]] = {
-    Protected.OPTED_OUT: dict(hint_annotations={"ecopulse.io/opt-out": "true"}),
+PROTECTIONS: dict[Unmanaged | Protected, dict[str, Any]] = {
+    Unmanaged.OPTED_OUT: dict(hint_annotations={"ecopulse.io/opt-out": "true"}),
     Protected.BARE_POD: dict(owner_kind=None, owner_name=None),
-    Protected.DAEMONSET_POD: dict(owner_kind="DaemonSet"),
-    Protected.MIRROR_POD: dict(mirror=True),
-    Protected.STATIC_POD: dict(static=True),
+    Unmanaged.DAEMONSET_POD: dict(owner_kind="DaemonSet"),
+    Unmanaged.MIRROR_POD: dict(mirror=True),
+    Unmanaged.STATIC_POD: dict(static=True),
     Protected.SYSTEM_CRITICAL: dict(priority=2_000_000_000),
     Protected.TERMINATING: dict(deleting=True),
     Protected.NOT_RUNNING: dict(phase="Pending"),
@@ -134,12 +141,13 @@ PROTECTIONS: dict[Protected, dict[str, Any]] = {
     Protected.TOO_YOUNG: dict(started_at=NOW - timedelta(minutes=10)),
     Protected.LOCAL_STORAGE: dict(local_storage=True),
     Protected.PVC: dict(pvc=True),
-    Protected.NAMESPACE_OPTED_OUT: dict(namespace="kube-system"),
+    # The same name as the webhook's for the same case (the rebalancer said namespace-opted-out).
+    Unmanaged.SYSTEM_NAMESPACE: dict(namespace="kube-system"),
 }
 
 
 @pytest.mark.parametrize("reason", sorted(PROTECTIONS), ids=str)
-def test_protected_pods_are_never_proposed(reason: Protected) -> None:
+def test_protected_pods_are_never_proposed(reason: Unmanaged | Protected) -> None:
     result = run([pod(**PROTECTIONS[reason])])
     assert result.candidates == []
     assert [r.reason for r in result.refusals] == [str(reason)]
@@ -203,117 +211,11 @@ def test_no_signals_no_moves() -> None:
     assert result.candidates == []
 
 
-@dataclass
-class FakeEvictionApi:
-    """Answers like the Eviction API would; records what it was asked."""
-
-    answers: dict[str, EvictionOutcome] = field(default_factory=dict)
-    calls: list[tuple[str, bool]] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-
-    def evict(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        uid: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> EvictionResult:
-        self.calls.append((name, dry_run))
-        outcome = self.answers.get(name, EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED)
-        return EvictionResult(
-            outcome=outcome,
-            status={
-                EvictionOutcome.EVICTED: 201,
-                EvictionOutcome.DRY_RUN: 201,
-                EvictionOutcome.BLOCKED: 429,
-                EvictionOutcome.GONE: 404,
-            }.get(outcome, 500),
-            message="",
-        )
-
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: dict[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
-        self.events.append(f"{involved['kind']}/{involved['name']}: {message}")
-        return True
-
-
 def many(count: int, **overrides: Any) -> list[PodRecord]:
     return [
         pod(f"p{i}", owner_name=f"w{i}", node_name="us-a" if i % 2 else "us-b", **overrides)
         for i in range(count)
     ]
-
-
-def evict_all(pods: list[PodRecord], cfg: EcoPulseConfiguration, api: FakeEvictionApi) -> list[str]:
-    big = {**NODES, "eu-a": node("eu-a", "eu-north-1", cpu=1000, memory=4000)}
-    result = plan(pods=pods, nodes=big, namespaces={}, signals=signals(), config=cfg, now=NOW)
-    evictor = Evictor(api=api, settings=cfg.rebalancer)
-    return [evictor.evict(c).result for c in result.candidates]
-
-
-@pytest.mark.parametrize(
-    ("limits", "evicted"),
-    [
-        (dict(max_evictions_per_cycle=3, max_evictions_per_namespace=100, max_evictions_per_node=100), 3),
-        (dict(max_evictions_per_cycle=100, max_evictions_per_namespace=4, max_evictions_per_node=100), 4),
-        (
-            dict(max_evictions_per_cycle=100, max_evictions_per_namespace=100, max_evictions_per_node=2),
-            4,
-        ),  # 2 nodes
-        (dict(max_evictions_per_cycle=0, max_evictions_per_namespace=100, max_evictions_per_node=100), 0),
-    ],
-)
-def test_limits_per_cycle_namespace_and_node(limits: dict[str, int], evicted: int) -> None:
-    api = FakeEvictionApi()
-    results = evict_all(many(10), config(**limits), api)
-    assert results.count("evicted") == evicted
-    assert len(api.calls) == evicted  # a limit is checked before the API is called
-
-
-def test_one_replica_per_workload_per_cycle() -> None:
-    api = FakeEvictionApi()
-    pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(4)]
-    results = evict_all(pods, config(max_evictions_per_node=10), api)
-    assert results.count("evicted") == 1
-    assert results.count("limit-workload") == 3
-
-
-def test_dry_run_decides_everything_and_evicts_nothing() -> None:
-    api = FakeEvictionApi()
-    results = evict_all(many(3), config(dry_run=True), api)
-    assert results == ["dry-run"] * 3
-    assert all(dry_run for _, dry_run in api.calls)
-    assert api.events == []
-
-
-def test_a_pdb_refusal_is_counted_and_skipped_and_a_gone_pod_ignored() -> None:
-    api = FakeEvictionApi(answers={"p0": EvictionOutcome.BLOCKED, "p1": EvictionOutcome.GONE})
-    results = evict_all(many(4), config(max_evictions_per_cycle=2), api)
-    assert results.count("blocked") == 1 and results.count("gone") == 1
-    assert results.count("evicted") == 2  # neither refusal used up the cycle's budget
-
-
-def test_each_eviction_explains_itself_on_the_pod_and_its_owner() -> None:
-    api = FakeEvictionApi()
-    evict_all(many(1), config(), api)
-    assert len(api.events) == 2
-    pod_event, owner_event = api.events
-    assert pod_event.startswith(
-        "Pod/p0: Evicted by eco-pulse, moving from us-east-1 (450 gCO2/kWh) to eu-north-1 (30"
-    )
-    assert "net benefit" in pod_event and "carbon value" in pod_event and "egress" in pod_event
-    assert owner_event.startswith("ReplicaSet/w0:")
 
 
 @settings(max_examples=60, deadline=None)
@@ -545,24 +447,6 @@ def test_egress_only_ever_deters_leaving_the_data_region_and_favours_coming_home
     less, more = egress
     assert moves(less, "us-a") or not moves(more, "us-a")  # leaving: more egress, never more moves
     assert moves(more, "eu-a") or not moves(less, "eu-a")  # coming home: more egress, never fewer
-
-
-def test_an_eviction_whose_outcome_is_unknown_counts_against_the_limits() -> None:
-    # Issue 20, defect 2: a timeout after the server did evict must not let a second replica go.
-    api = FakeEvictionApi(answers={"r0": EvictionOutcome.ERROR})
-    pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(3)]
-    results = evict_all(pods, config(max_evictions_per_node=10, max_evictions_per_workload=1), api)
-    assert results == ["error", "limit-workload", "limit-workload"]
-    assert len(api.calls) == 1
-
-
-def test_known_refusals_do_not_use_up_a_limit() -> None:
-    # A PDB refusal (429), a gone pod (404) and RBAC (403) evicted nothing: the next replica may go.
-    for refusal in (EvictionOutcome.BLOCKED, EvictionOutcome.GONE, EvictionOutcome.FORBIDDEN):
-        api = FakeEvictionApi(answers={"r0": refusal})
-        pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(2)]
-        results = evict_all(pods, config(max_evictions_per_node=10, max_evictions_per_workload=1), api)
-        assert results == [str(refusal), "evicted"]
 
 
 def test_leadership_is_checked_before_every_eviction_and_a_loss_ends_the_cycle() -> None:

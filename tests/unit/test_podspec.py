@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.managed import says_opt_out
 from core.model import (
     ALLOWED_REGIONS_ANNOTATION,
     CAPACITY_TYPE_LABEL,
@@ -16,7 +17,6 @@ from core.model import (
     EGRESS_ANNOTATION,
     EXPECTED_RUNTIME_ANNOTATION,
     MAX_LATENCY_ANNOTATION,
-    OPT_OUT_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
     REGION_LABEL,
     CapacityType,
@@ -27,7 +27,6 @@ from core.podspec import (
     DEFAULT_MEMORY_GIB,
     DEPRECATED_REGION_LABEL,
     controller_owner,
-    is_opted_out,
     owner_kinds,
     placement_hints,
     pod_demand,
@@ -298,15 +297,15 @@ def test_read_annotations_keeps_only_string_values() -> None:
     [("true", True), (" TRUE ", True), ("True", True), ("false", False), ("yes", False)],
 )
 def test_opt_out(value: str, opted_out: bool) -> None:
-    assert is_opted_out({OPT_OUT_ANNOTATION: value}) is opted_out
-    assert not is_opted_out({})
+    assert says_opt_out(value) is opted_out
+    assert not says_opt_out(None)
 
 
 def test_owners() -> None:
     document = {
         "metadata": {
             "ownerReferences": [
-                {"kind": "ReplicaSet", "name": "web-1", "controller": True},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "controller": True},
                 {"kind": "Thing", "name": "t"},
                 "junk",
                 {"kind": 3},
@@ -314,7 +313,7 @@ def test_owners() -> None:
         }
     }
     assert owner_kinds(document) == ("ReplicaSet", "Thing")
-    assert controller_owner(document) == ("ReplicaSet", "web-1")
+    assert controller_owner(document) == ("apps/v1", "ReplicaSet", "web-1")
     assert controller_owner({"metadata": {"ownerReferences": [{"kind": "Job", "name": "j"}]}}) is None
     assert owner_kinds({}) == ()
 

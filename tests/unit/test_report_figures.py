@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rebalancer.report import figures
-from rebalancer.report.cli import UsageError, parse_duration, resolve_range
-from rebalancer.report.figures import (
+from report import figures
+from report.cli import UsageError, parse_duration, resolve_range
+from report.figures import (
     CARBON_ADDED,
     CARBON_AVOIDED,
     COST,
@@ -21,8 +21,8 @@ from rebalancer.report.figures import (
     table,
     timeline,
 )
-from rebalancer.report.prometheus import Sample, Series
-from rebalancer.report.render import csv_text, number
+from report.prometheus import Sample, Series
+from report.render import csv_text, number
 
 START = datetime(2026, 7, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ from rebalancer.simulate.engine import (
     SimulationResult,
     Simulator,
 )
+from rebalancer.simulate.forecast import Forecaster, ForecastModel
 from rebalancer.simulate.report import report_data
 from rebalancer.simulate.workload import WorkloadError, parse_workload
 
@@ -54,7 +57,11 @@ def config(
     horizon: float = 1.0,
     carbon_price: float = 1000.0,
     carbon: str = "{provider: static}",
+    hold_hours: int = 0,
+    gap_error_margin: float = 0.0,
 ) -> EcoPulseConfiguration:
+    # The plain rule unless asked: these traces are hours long, shorter than any history the robust
+    # rule needs, and they pin what the plain rule does.
     regions = "\n".join(f"  - {{name: r{zone.lower()}, zone: {zone}}}" for zone in zones)
     prices = "\n".join(f"  r{zone.lower()}: {PRICE}" for zone in zones)
     return parse_config_text(
@@ -75,6 +82,8 @@ rebalancer:
   intervalSeconds: {interval}
   minPodAgeSeconds: {min_age}
   minNetBenefitUsd: 0
+  holdHours: {hold_hours}
+  gapErrorMargin: {gap_error_margin}
 """
     )
 
@@ -476,7 +485,7 @@ regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}]
 power: {minWattsPerVcpu: 1000, maxWattsPerVcpu: 1000, wattsPerGib: 0, pue: 1}
 economics: {horizonHours: 1, carbonPriceUsdPerTonne: 1000, migrationCostUsd: 0, restartDowntimeSeconds: 0}
 prices: {rza: PRICE, rzb: PRICE}
-rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 7200, minNetBenefitUsd: 0}
+rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 7200, minNetBenefitUsd: 0, holdHours: 0, gapErrorMargin: 0}
 """.replace("PRICE", PRICE)
     (tmp_path / "config.yaml").write_text(cfg_text)
     (tmp_path / "trace.csv").write_text(trace_text(HAND_SERIES))
@@ -496,7 +505,7 @@ rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 7200, minNetBenefitUsd: 0}
     assert report["policies"]["ecopulse"]["reductionVsCarbonBlindPercent"] == pytest.approx(10.0)
     assert report["policies"]["ecopulse"]["moves"][0]["predictedNetBenefitUsd"] == pytest.approx(0.06)
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4  # three plots and the predicted-vs-realised scatter
     bad = simulate_main(["--config", str(tmp_path / "config.yaml"), "--trace", str(tmp_path / "nope.csv"),
                          "--workload", str(tmp_path / "workload.yaml"), "--out", str(out)])  # fmt: skip
     assert bad == 2
@@ -511,3 +520,109 @@ def test_module_dispatches_simulate() -> None:
     )
     assert run.returncode == 0
     assert "--trace" in run.stdout
+
+
+def test_with_a_perfect_forecast_over_the_horizon_realised_is_what_the_planner_predicted() -> None:
+    """One ruler: the realised net benefit is core.economics' over the hours that followed, so a
+    planner that saw exactly those hours (a perfect forecast as long as the horizon) predicted it."""
+    cfg = config(
+        ["ZA", "ZB", "ZC"],
+        min_age=0,
+        migration=0.01,
+        downtime=60,
+        horizon=6,
+        carbon_price=200,
+        carbon="{provider: trace, trace: {path: unused.csv, forecastHours: 6}}",
+    )
+    hours = 48
+    result = simulate(cfg, _wavy_series(hours), _workload(egress=0.5))
+    moves = [m for m in result.policies[ECOPULSE].moves if m.hour + 6 <= hours]
+    assert moves
+    for move in moves:
+        assert move.realised_net_benefit_usd == pytest.approx(move.predicted_net_benefit_usd, abs=1e-9)
+
+
+# -- forecast models ------------------------------------------------------------------------------
+
+WAVY = _wavy_series(72)
+
+
+def _forecaster(model: ForecastModel, seed: int = 0, hours: int = 6) -> Forecaster:
+    return Forecaster.build(model, hours=hours, seed=seed, series=WAVY)
+
+
+def test_noisy_forecasts_are_reproducible_from_their_seed() -> None:
+    first = [_forecaster(ForecastModel.NOISY, seed=3).ahead("ZB", h) for h in range(0, 72, 5)]
+    # asked in another order, by another instance: the same values
+    again = _forecaster(ForecastModel.NOISY, seed=3)
+    assert [again.ahead("ZB", h) for h in reversed(range(0, 72, 5))][::-1] == first
+    other = [_forecaster(ForecastModel.NOISY, seed=4).ahead("ZB", h) for h in range(0, 72, 5)]
+    assert other != first
+
+
+def test_noisy_error_grows_with_lead_time_and_is_estimated_from_the_trace() -> None:
+    noisy = _forecaster(ForecastModel.NOISY, hours=12)
+    spread = noisy.spread["ZA"]
+    assert list(spread) == sorted(spread) and spread[0] > 0
+    logs = [math.log(x) for x in WAVY["ZA"]]
+    one = [b - a for a, b in itertools.pairwise(logs)]
+    assert spread[0] == pytest.approx(statistics.stdev(one))
+    errors: dict[int, list[float]] = {1: [], 12: []}
+    for seed in range(40):
+        f = _forecaster(ForecastModel.NOISY, seed=seed, hours=12)
+        for hour in range(0, 50, 7):
+            ahead = f.ahead("ZA", hour)
+            for lead, found in errors.items():
+                found.append(math.log(ahead[lead - 1] / WAVY["ZA"][hour + lead]))
+    assert statistics.stdev(errors[12]) > statistics.stdev(errors[1])
+    assert statistics.stdev(errors[1]) == pytest.approx(spread[0], rel=0.25)
+    assert noisy.describe()["seed"] == 0 and "spreadByLeadHours" in noisy.describe()
+
+
+def test_persistence_holds_the_current_value_and_perfect_is_the_trace() -> None:
+    assert _forecaster(ForecastModel.PERSISTENCE).ahead("ZC", 10) == [WAVY["ZC"][10]] * 6
+    assert _forecaster(ForecastModel.PERFECT).ahead("ZC", 10) == WAVY["ZC"][11:17]
+    assert _forecaster(ForecastModel.NONE).ahead("ZC", 10) == []
+    assert _forecaster(ForecastModel.PERFECT).ahead("ZC", 70) == WAVY["ZC"][71:]
+
+
+def test_the_report_says_which_forecast_and_which_moves_paid() -> None:
+    cfg = config(["ZA", "ZB"], min_age=7200, horizon=6)
+    trace = parse_trace(trace_text(SPIKE), zones=set(SPIKE))
+    result = Simulator(
+        config=cfg, trace=trace, workload=parse_workload(ONE_POD), forecast=ForecastModel.NOISY, seed=1
+    ).run()
+    data = report_data(result)
+    assert data["meta"]["forecast"] == "noisy, 24 hours"
+    assert data["meta"]["forecastModel"]["model"] == "noisy"
+    assert data["meta"]["forecastModel"]["seed"] == 1
+    eco = data["policies"][ECOPULSE]
+    assert eco["movesThatPaid"] == sum(m["realisedNetBenefitUsd"] > 0 for m in eco["moves"])
+
+
+def test_a_spot_workload_pays_spot_prices_and_moves_where_spot_is_cheaper() -> None:
+    cfg = parse_config_text(
+        """
+regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}]
+economics: {horizonHours: 6, carbonPriceUsdPerTonne: 0, migrationCostUsd: 0, restartDowntimeSeconds: 0}
+prices:
+  rza: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.02, spotGibHour: 0.002}
+  rzb: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}
+rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, maxEvictionsPerWorkload: 2,
+             holdHours: 0, gapErrorMargin: 0}
+"""
+    )
+    batch: dict[str, Any] = {"name": "batch", "replicas": 2, "cpu": "1", "memory": "2Gi", "startRegion": "rza",
+             "maxUnavailable": 2, "capacityType": "spot"}  # fmt: skip
+    workload = {
+        "capacity": {"rza": {"cpu": 2, "memory": "8Gi"}, "rzb": {"cpu": 2, "memory": "8Gi"}},
+        "workloads": [batch],
+    }
+    result = simulate(cfg, {"ZA": [100.0] * 3, "ZB": [100.0] * 3}, workload)
+    blind, eco = result.policies[CARBON_BLIND], result.policies[ECOPULSE]
+    assert blind.compute_usd == pytest.approx(3 * 2 * (0.02 + 2 * 0.002))  # spot rates in rza
+    assert [row[1] for row in eco.pods_per_region] == [2, 2, 2]  # same grid: only the price moves it
+    assert eco.compute_usd == pytest.approx(3 * 2 * (0.01 + 2 * 0.001))
+    assert result.cost_reduction_percent(ECOPULSE) == pytest.approx(50.0)
+    with pytest.raises(WorkloadError, match=r"workloads\[0\].capacityType: must be one of"):
+        parse_workload({**workload, "workloads": [{**batch, "capacityType": "cheap"}]})

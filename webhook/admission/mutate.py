@@ -13,11 +13,12 @@ from types import MappingProxyType
 from typing import Generic, TypeVar
 
 from core.config import EcoPulseConfiguration
-from core.kube.caches import NamespaceInfo
+from core.managed import Unmanaged, subject_of, unmanaged
 from core.model import (
     DECISION_ANNOTATION,
     POLICY_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
+    NamespaceInfo,
     PlacementHints,
     PodDemand,
     SignalSnapshot,
@@ -34,7 +35,7 @@ from core.policy import EMPTY_POLICY_SET, PolicySet, placement_config, resolve
 from core.quantity import QuantityOutOfRange
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
 from webhook.admission.review import AdmissionRequest, PatchOperation, UnreadableObject, encode_patch
-from webhook.pods import effective_annotations, exemption
+from webhook.pods import effective_annotations
 
 
 class Outcome(StrEnum):
@@ -48,13 +49,9 @@ class Reason(StrEnum):
     NOT_CREATE = "not-create"
     NOT_A_POD = "not-a-pod"
     NO_OBJECT = "no-object"
-    SYSTEM_NAMESPACE = "system-namespace"
-    OPTED_OUT = "opted-out"
-    NAMESPACE_OPTED_OUT = "namespace-opted-out"
+    # The never-managed reasons (system-namespace, opted-out...) are core.managed.Unmanaged's.
     POLICY_OFF = "policy-off"  # an EcoPulsePolicy with mode: off selects the pod
     NODE_NAME_SET = "node-name-set"
-    MIRROR_POD = "mirror-pod"
-    DAEMONSET_POD = "daemonset-pod"
     USER_CONSTRAINED = "user-constrained"
     ALREADY_PLACED = "already-placed"
     NO_ELIGIBLE_REGION = "no-eligible-region"
@@ -84,7 +81,7 @@ class Explanation:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReviewOutcome:
     outcome: Outcome
-    reason: Reason
+    reason: Reason | Unmanaged
     patch: list[PatchOperation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     region: str = ""
@@ -94,16 +91,33 @@ class ReviewOutcome:
     log_fields: Mapping[str, object] = field(default_factory=dict)
     # The patch as the response carries it, encoded once (a memoised outcome serves many pods).
     patch_base64: str = ""
+    # The ecopulse.io/ annotations ignored (unknown keys, invalid values): also worth an Event.
+    annotation_problems: tuple[str, ...] = ()
     policy: str = ""  # the refs of the policies that applied (core.policy), "" for none
 
 
-def skip(reason: Reason, *warnings: str) -> ReviewOutcome:
-    return ReviewOutcome(outcome=Outcome.SKIPPED, reason=reason, warnings=list(warnings))
+def skip(
+    reason: Reason | Unmanaged, *warnings: str, annotation_problems: tuple[str, ...] = ()
+) -> ReviewOutcome:
+    return ReviewOutcome(
+        outcome=Outcome.SKIPPED,
+        reason=reason,
+        warnings=list(warnings),
+        annotation_problems=annotation_problems,
+    )
 
 
-def _skip(policy: str, reason: Reason, *warnings: str) -> ReviewOutcome:
+def _skip(
+    policy: str, reason: Reason, *warnings: str, annotation_problems: tuple[str, ...] = ()
+) -> ReviewOutcome:
     """A skip once policies were resolved: the decision line still names them."""
-    return ReviewOutcome(outcome=Outcome.SKIPPED, reason=reason, warnings=list(warnings), policy=policy)
+    return ReviewOutcome(
+        outcome=Outcome.SKIPPED,
+        reason=reason,
+        warnings=list(warnings),
+        policy=policy,
+        annotation_problems=annotation_problems,
+    )
 
 
 def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
@@ -242,15 +256,10 @@ def decide(
         return skip(Reason.NO_OBJECT)
     namespace = request.namespace or str(as_mapping(pod.get("metadata")).get("namespace") or "")
     pod_annotations = effective_annotations(pod, namespace_info)
-    exempt = exemption(
-        pod,
-        namespace=namespace,
-        namespace_info=namespace_info,
-        annotations=pod_annotations,
-        own_namespace=own_namespace,
-    )
+    subject = subject_of(pod, namespace=namespace, annotations=pod_annotations)
+    exempt = unmanaged(subject, namespace=namespace_info, own_namespace=own_namespace)
     if exempt is not None:
-        return skip(Reason(str(exempt)))
+        return skip(exempt)
     labels = string_map(as_mapping(pod.get("metadata")).get("labels"))
     resolution = resolve(policies, namespace=namespace, pod_labels=labels)
     if resolution.opts_out(pod_annotations):
@@ -291,9 +300,10 @@ def decide(
             Reason.NO_ELIGIBLE_REGION,
             *warnings,
             "eco-pulse: no region fits this pod's constraints",
+            annotation_problems=hints.warnings,
         )
     if choice is NoChoice.BELOW_FLOOR:
-        return _skip(resolution.refs, Reason.BELOW_FLOOR, *warnings)
+        return _skip(resolution.refs, Reason.BELOW_FLOOR, *warnings, annotation_problems=hints.warnings)
     assert isinstance(choice, PlacementChoice) and explanation is not None
     written = {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: explanation.annotation}
     if resolution.refs:
@@ -303,7 +313,11 @@ def decide(
         patch += annotation_patch(pod, written)
     except Unpatchable as error:
         return _skip(
-            resolution.refs, Reason.UNPATCHABLE, *warnings, f"eco-pulse: {error}; no region affinity added"
+            resolution.refs,
+            Reason.UNPATCHABLE,
+            *warnings,
+            f"eco-pulse: {error}; no region affinity added",
+            annotation_problems=hints.warnings,
         )
     return ReviewOutcome(
         outcome=Outcome.MUTATED,
@@ -315,6 +329,7 @@ def decide(
         decision=explanation.annotation,
         ranking=ranking,
         log_fields=explanation.log_fields,
+        annotation_problems=hints.warnings,
         policy=resolution.refs,
     )
 

@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from core.config import EcoPulseConfiguration, PlacementMode
-from core.kube.caches import NamespaceInfo
-from core.model import SignalSnapshot
+from core.managed import subject_of, unmanaged
+from core.model import NamespaceInfo, SignalSnapshot
 from core.placement import Ineligible, Ranking, extender_scores, rank_regions
 from core.podspec import (
     as_mapping,
@@ -25,7 +25,7 @@ from core.podspec import (
 )
 from core.policy import EMPTY_POLICY_SET, PolicySet, Resolution, placement_config, resolve
 from webhook.extender.types import MAX_PRIORITY, ExtenderArgs, HostPriority
-from webhook.pods import effective_annotations, exemption
+from webhook.pods import effective_annotations
 
 NEUTRAL_SCORE = MAX_PRIORITY // 2
 
@@ -73,7 +73,9 @@ def skip_reason(
 ) -> str | None:
     namespace = str(as_mapping(pod.get("metadata")).get("namespace") or "")
     annotations = effective_annotations(pod, namespace_info)
-    exempt = exemption(pod, namespace=namespace, namespace_info=namespace_info, annotations=annotations)
+    exempt = unmanaged(
+        subject_of(pod, namespace=namespace, annotations=annotations), namespace=namespace_info
+    )
     if exempt is not None:
         return str(exempt)
     if resolution is not None and resolution.opts_out(annotations):

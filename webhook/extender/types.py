@@ -8,33 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import msgspec
 
 from core.model import REGION_LABEL
 
-# A full NodeList for a big cluster is megabytes: 5,000 nodes at ~4 KiB each is 20 MiB.
-MAX_BODY_BYTES = 128 * 1024 * 1024
-MIN_PRIORITY = 0
+# Measured (bench/request_sizes.py): for 5,000 nodes, NodeNames mode (what we ship) is 0.2 MiB
+# with a typical pod and 2.7 MiB at worst (253-character names, a 1.5 MiB pod); full mode is
+# 10-12 MiB with kwok-sized Nodes and 84 MiB with production Nodes (managedFields, 50 images).
+# 8 MiB: 3x the worst NodeNames call; full mode up to ~3,500 small or ~450 production Nodes.
+# Beyond: nodeCacheCapable (shipped), or raise the cap and the memory limit together.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# Kubernetes supports clusters of up to 5,000 nodes; 3x that. Checked right after decoding: a
+# list of millions of tiny names fits in the byte cap and would cost ~300 bytes each to judge.
+MAX_NODES = 15_000
 MAX_PRIORITY = 10
 
 
 class MalformedArgs(ValueError):
     """Not ExtenderArgs; the message says what is wrong."""
-
-
-class NodeListWire(TypedDict):
-    metadata: dict[str, object]
-    items: list[Any]
-
-
-class FilterResultWire(TypedDict):
-    Nodes: NodeListWire | None
-    NodeNames: list[str] | None
-    FailedNodes: dict[str, str]
-    FailedAndUnresolvableNodes: dict[str, str]
-    Error: str
 
 
 class HostPriority(msgspec.Struct, frozen=True):
@@ -121,11 +114,20 @@ class ExtenderArgs:
         return [raw for raw, (name, _) in zip(items, self.node_regions, strict=True) if name not in failed]
 
 
-def parse_args(body: bytes, *, keep_node_objects: bool = True) -> ExtenderArgs:
+def parse_args(
+    body: bytes, *, keep_node_objects: bool = True, max_body_bytes: int = MAX_BODY_BYTES
+) -> ExtenderArgs:
     """Decode ExtenderArgs once. ``keep_node_objects`` keeps the Node objects as received (raw), for
     /filter, which answers with them; /prioritize answers with names and decodes in one pass."""
-    if len(body) > MAX_BODY_BYTES:
-        raise MalformedArgs(f"body is larger than {MAX_BODY_BYTES} bytes")
+    if len(body) > max_body_bytes:
+        raise MalformedArgs(f"body is larger than {max_body_bytes} bytes")
+    args = _parse_args(body, keep_node_objects=keep_node_objects)
+    if args.node_count > MAX_NODES:
+        raise MalformedArgs(f"more than {MAX_NODES} nodes ({args.node_count})")
+    return args
+
+
+def _parse_args(body: bytes, *, keep_node_objects: bool) -> ExtenderArgs:
     try:
         if not keep_node_objects:
             slim = _ARGS_NAMES_ONLY.decode(body)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from rebalancer.report.prometheus import Sample, Series
+from report.prometheus import Sample, Series
 
 POD_SECONDS = "ecopulse_pod_seconds_total"
 ENERGY = "ecopulse_energy_kwh_total"

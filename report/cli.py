@@ -1,4 +1,4 @@
-"""``python -m rebalancer report``: avoided CO2 and savings per namespace and region over a time range, from
+"""``python -m report``: avoided CO2 and savings per namespace and region over a time range, from
 Prometheus, as namespaces.csv, regions.csv, report.json and report.html."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from core.cli import reject_unknown_options
-from rebalancer.report import figures
-from rebalancer.report.prometheus import PrometheusClient, PrometheusError, Sample, Series, redact_url
-from rebalancer.report.render import (
+from report import figures
+from report.prometheus import PrometheusClient, PrometheusError, Sample, Series, redact_url
+from report.render import (
     NO_CHARTS,
     charts,
     iso,
@@ -85,7 +85,7 @@ def resolve_range(start: str, end: str | None, now: datetime) -> tuple[datetime,
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m rebalancer report",
+        prog="python -m report",
         description="Write per-namespace and per-region avoided CO2 and savings over a time range, read "
         "from the Eco-Pulse counters in Prometheus, as CSV, JSON and an HTML page with charts.",
     )

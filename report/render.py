@@ -4,7 +4,6 @@ when matplotlib is installed, inline SVG charts), written so that a reader never
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import secrets
@@ -14,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rebalancer.report.figures import Row, Table, Timeline
+from report.figures import Row, Table, Timeline
+from report.html import escape, figures, page, svg, table
 
 DECIMALS = 6
 COLUMNS = (
@@ -113,13 +113,6 @@ def report_data(
     }
 
 
-def _svg(figure: Any) -> str:  # a matplotlib Figure
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.find("<svg") :]
-
-
 def _lines(series: Mapping[str, list[float]], order: Sequence[str]) -> list[tuple[str, list[float]]]:
     shown = list(order[:MAX_CHART_LINES])
     rest = [ns for ns in order if ns not in shown]
@@ -166,29 +159,26 @@ def charts(timeline: Timeline) -> list[tuple[str, str]]:
         ax.set_ylabel(unit)
         if series:
             ax.legend(loc="upper left", fontsize="small")
-        out.append((title, _svg(fig)))
+        out.append((title, svg(fig)))
         plt.close(fig)
     return out
 
 
 def _table_html(rows: Sequence[dict[str, Any]], total: dict[str, Any], key: str) -> str:
-    header = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            key,
-            "pod-hours",
-            "share cleaner than baseline",
-            "energy (kWh)",
-            "emissions (kg)",
-            "net CO2 avoided (kg)",
-            "cost (USD)",
-            "net cost saved (USD)",
-        )
+    header = (
+        key,
+        "pod-hours",
+        "share cleaner than baseline",
+        "energy (kWh)",
+        "emissions (kg)",
+        "net CO2 avoided (kg)",
+        "cost (USD)",
+        "net cost saved (USD)",
     )
 
-    def line(r: dict[str, Any], cls: str = "") -> str:
+    def cells(r: dict[str, Any]) -> tuple[object, ...]:
         share = r["sharePodHoursCleanerThanBaseline"]
-        cells = (
+        return (
             r[key],
             f"{r['podHours']:,.1f}",
             "" if share is None else f"{share * 100:.1f} %",
@@ -198,19 +188,14 @@ def _table_html(rows: Sequence[dict[str, Any]], total: dict[str, Any], key: str)
             f"{r['costUsd']:,.2f}",
             f"{r['netCostSavedUsd']:+,.2f}",
         )
-        attr = f' class="{cls}"' if cls else ""
-        return f"<tr{attr}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
 
-    body = "\n".join([*(line(r) for r in rows), line(total, "total")])
-    return f"<table><tr>{header}</tr>\n{body}\n</table>"
+    return table(header, [cells(r) for r in rows], total=cells(total))
 
 
-def render_html(
-    data: Mapping[str, Any], figures: Sequence[tuple[str, str]], *, charts_note: str | None
-) -> str:
+def render_html(data: Mapping[str, Any], drawn: Sequence[tuple[str, str]], *, charts_note: str | None) -> str:
     meta = data["meta"]
-    esc = html.escape
-    sections = "".join(f"<h2>{esc(title)}</h2>\n<div>{svg}</div>\n" for title, svg in figures)
+    esc = escape
+    sections = figures(drawn)
     if charts_note:
         sections += f'<p class="note">{esc(charts_note)}</p>\n'
     queries = "\n".join(
@@ -220,16 +205,7 @@ def render_html(
     warnings_html = f'<h2>Warnings</h2><ul class="note">{warnings}</ul>\n' if warnings else ""
     regex = meta.get("namespaceRegex")
     scope = f", namespaces matching <code>{esc(regex)}</code>" if regex else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Eco-Pulse savings report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
-table{{border-collapse:collapse;margin-bottom:1.5em}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}tr.total td{{font-weight:bold;border-top:2px solid #666}}
-.note{{color:#8a5a00}}code{{font-size:90%}}</style>
-</head><body>
-<h1>Eco-Pulse savings report</h1>
-<p>{esc(meta["start"])} to {esc(meta["end"])}{scope};
+    body = f"""<p>{esc(meta["start"])} to {esc(meta["end"])}{scope};
 from Prometheus at <code>{esc(meta["prometheus"])}</code>, generated {esc(meta["generatedAt"])}.
 Net CO2 avoided and net cost saved are measured against the baseline region; negative figures mean
 more emissions or cost than the baseline.</p>
@@ -242,8 +218,8 @@ more emissions or cost than the baseline.</p>
 <details><summary>PromQL used</summary><ul>
 {queries}
 </ul></details>
-</body></html>
 """
+    return page(title="Eco-Pulse savings report", body=body)
 
 
 def render_files(

@@ -1,0 +1,200 @@
+"""Events (events.k8s.io/v1) on the objects an app acts on, and the API answers' messages.
+
+Shared by every app that writes: the rebalancer on pods and their owners, fleet mode on policies.
+
+One model pitfall concerns Events: ``eventTime`` is a MicroTime that the API server parses with exactly
+six fractional digits, while the client re-serialises the model's ``datetime`` with ``isoformat()``,
+which drops the fraction when the microseconds are exactly 0 (the server then answers 400).
+:func:`event_time` never hands the client such a value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import urllib3
+from kubernetes import client
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_SECONDS = 10
+MESSAGE_LIMIT = 300
+# events.k8s.io/v1 validation limits: note <= 1024 bytes; reason, action, reportingInstance <= 128.
+NOTE_LIMIT_BYTES = 1024
+SHORT_FIELD_LIMIT = 128
+# Keys an ObjectReference may carry (the model rejects any other).
+REFERENCE_KEYS = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")
+
+
+def event_time(now: datetime | None = None) -> datetime:
+    """An aware UTC datetime that the client serialises as a valid MicroTime (six fractional digits).
+
+    ``isoformat()`` omits the fraction when microseconds are 0, and the API server rejects that; one
+    microsecond later is the same moment for anyone reading an Event.
+    """
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return moment.replace(microsecond=1) if moment.microsecond == 0 else moment
+
+
+def trim(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def trim_bytes(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes (the server counts bytes), never splitting a character."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "…"
+
+
+def name_prefix(name: str) -> str:
+    """A base for generateName from the involved object's name: lowercase, DNS-subdomain characters."""
+    base = re.sub(r"[^a-z0-9.-]+", "-", name.lower())[:50].strip(".-")
+    return base or "eco-pulse"
+
+
+def event_body(
+    *,
+    namespace: str,
+    involved: Mapping[str, str],
+    reason: str,
+    message: str,
+    action: str,
+    event_type: str,
+    reporting_controller: str,
+    reporting_instance: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The events.k8s.io/v1 Event as handed to the client (eventTime as a datetime, see module doc)."""
+    regarding = {key: involved[key] for key in REFERENCE_KEYS if involved.get(key)}
+    regarding.setdefault("namespace", namespace)  # the server requires it to match the Event's
+    base = name_prefix(regarding.get("name", ""))
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        # generateName: the server appends five random characters, so names never collide. It must be
+        # a DNS-subdomain prefix: a trailing "-" is allowed, a trailing "." is not (422).
+        "metadata": {"generateName": f"{base}-", "namespace": namespace},
+        "eventTime": event_time(now),
+        "regarding": regarding,
+        "reason": trim(reason, SHORT_FIELD_LIMIT),
+        "note": trim_bytes(message, NOTE_LIMIT_BYTES),
+        "action": trim(action, SHORT_FIELD_LIMIT),
+        "type": event_type,
+        "reportingController": reporting_controller,
+        "reportingInstance": trim(reporting_instance, SHORT_FIELD_LIMIT),
+    }
+
+
+def status_message(body: str | bytes | None, fallback: str) -> str:
+    """The ``message`` of a ``Status`` body, with its ``details.causes`` messages; `fallback` otherwise."""
+    status: Any = None
+    if body:
+        try:
+            status = json.loads(body)
+        except ValueError:
+            status = None
+    if not isinstance(status, dict) or not isinstance(status.get("message"), str):
+        return trim(fallback, MESSAGE_LIMIT)
+    message: str = status["message"]
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    if isinstance(causes, list):
+        extra = [
+            cause["message"]
+            for cause in causes
+            if isinstance(cause, dict) and isinstance(cause.get("message"), str) and cause["message"]
+        ]
+        if extra:
+            message = f"{message} ({'; '.join(extra)})"
+    return trim(message, MESSAGE_LIMIT)
+
+
+class EventRecorder:
+    """Posts Events as one reporting controller and instance. Thread-safe as far as ApiClient is."""
+
+    def __init__(
+        self, api_client: client.ApiClient, *, reporting_controller: str, reporting_instance: str
+    ) -> None:
+        self._events = client.EventsV1Api(api_client)
+        self.reporting_controller = reporting_controller
+        self.reporting_instance = trim(reporting_instance, SHORT_FIELD_LIMIT)
+
+    def event_body(
+        self,
+        *,
+        namespace: str,
+        involved: Mapping[str, str],
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        action: str = "Evict",
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        return event_body(
+            namespace=namespace,
+            involved=involved,
+            reason=reason,
+            message=message,
+            action=action,
+            event_type=event_type,
+            reporting_controller=self.reporting_controller,
+            reporting_instance=self.reporting_instance,
+            now=now,
+        )
+
+    def post(
+        self,
+        *,
+        namespace: str,
+        involved: Mapping[str, str],
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        action: str = "Evict",
+    ) -> bool:
+        """Record an Event (shown by ``kubectl get events`` and ``kubectl describe``). Never raises."""
+        try:
+            body = client.EventsV1Event.model_validate(
+                self.event_body(
+                    namespace=namespace,
+                    involved=involved,
+                    reason=reason,
+                    message=message,
+                    event_type=event_type,
+                    action=action,
+                )
+            )
+            response = cast(
+                urllib3.BaseHTTPResponse,
+                self._events.create_namespaced_event(
+                    namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                ),
+            )
+            response.drain_conn()
+            response.release_conn()
+        except client.ApiException as error:
+            log.warning(
+                "event not recorded",
+                extra={
+                    "namespace": namespace,
+                    "reason": reason,
+                    "status": error.status,
+                    "detail": status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
+                },
+            )
+            return False
+        except Exception as error:  # timeouts, refused connections, a value the model rejects
+            log.warning(
+                "event not recorded",
+                extra={"namespace": namespace, "reason": reason, "detail": trim(repr(error), MESSAGE_LIMIT)},
+            )
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""Fleet mode: Eco-Pulse as the placement brain of a Karmada fleet (``python -m fleet``)."""
