@@ -75,7 +75,9 @@ def test_helm_lint_is_clean(helm: Path) -> None:
 
 
 def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
-    chart = names(render(helm, crds=True))
+    chart = names(
+        render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidr=10.0.0.0/24", crds=True)
+    )
     base = names(OBJECTS)
     # The release namespace is helm's (--create-namespace), and a Secret of credentials is yours
     # (carbon.credentialsSecret); the chart adds the generated serving certificate and the
@@ -84,10 +86,21 @@ def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
     assert chart - base == {("Secret", "eco-pulse-webhook-tls"), ("ConfigMap", "eco-pulse-scheduler-config")}
 
 
-@pytest.mark.parametrize("service_account", sorted(APPS))
+@pytest.mark.parametrize("service_account", ["eco-pulse-webhook", "eco-pulse-rebalancer"])
 def test_the_chart_grants_exactly_what_the_code_calls(helm: Path, service_account: str) -> None:
     objects = render(helm)
     assert granted(rules_of(service_account, objects)) == calls_of(APPS[service_account])
+
+
+def test_the_network_policy_needs_the_control_plane_range(helm: Path) -> None:
+    assert not find(render(helm), "NetworkPolicy", "eco-pulse-webhook")  # off by default
+    done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", "networkPolicy.enabled=true")
+    assert done.returncode != 0 and "networkPolicy.controlPlaneCidr" in done.stderr
+    (policy,) = find(
+        render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidr=10.0.0.0/24"),
+        "NetworkPolicy",
+    )
+    assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == "10.0.0.0/24"
 
 
 def test_the_defaults_are_safe_and_valid(helm: Path) -> None:
