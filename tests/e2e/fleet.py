@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from certs.issue import ca_bundle_b64, issue_ca, issue_leaf_cert, issue_serving_cert, write_bundle
+from core.model import DECISION_ANNOTATION
 from tests.e2e.cluster import (
     DEMO_CONFIG,
     REGIONS,
@@ -502,7 +503,7 @@ class Fleet:
         return self.members[cluster].kubectl(*args, input_text=input_text)
 
     def check_alive(self) -> None:
-        """Raise FleetError naming the first process of the fleet that exited, with its log's tail."""
+        """Raise ClusterError naming the first process of the fleet that exited, with its log's tail."""
         self.karmada.check_alive()
 
     def wait_for(self, what: str, ready: Callable[[], Any], *, timeout_seconds: float) -> None:
@@ -704,7 +705,6 @@ spec:
       weightPreference: {dynamicWeight: AvailableReplicas}
 """
 )
-DECISION_ANNOTATION = "ecopulse.io/decision"
 
 
 def clusters_table(fleet: Fleet) -> str:
