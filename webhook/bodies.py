@@ -59,22 +59,24 @@ class BodyBudget:
     max_bytes: int
     held_bytes: int = 0
 
+    def __post_init__(self) -> None:
+        # Read at scrape time: nothing to update on the request path (the budget of the webhook
+        # built last is the one shown: one per process outside tests).
+        BODY_MEMORY_BYTES.set_function(lambda: self.held_bytes)
+
     def take(self, size_bytes: int) -> bool:
         if self.held_bytes + size_bytes > self.max_bytes:
             return False
         self.held_bytes += size_bytes
-        BODY_MEMORY_BYTES.set(self.held_bytes)
         return True
 
     def give_back(self, size_bytes: int) -> None:
         self.held_bytes -= size_bytes
-        BODY_MEMORY_BYTES.set(self.held_bytes)
 
     def charge_until_released(self, body_bytes: int) -> Callable[[], None]:
         """Charge a body once more; the returned release may be called from any thread."""
         size_bytes = body_bytes * MEMORY_PER_BODY_BYTE
         self.held_bytes += size_bytes
-        BODY_MEMORY_BYTES.set(self.held_bytes)
         loop = asyncio.get_running_loop()
 
         def release() -> None:
