@@ -8,18 +8,53 @@ a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
 
 from core.catalog import load_price_table, load_region_locations, load_region_zones, load_zone_rtt_ms
+from core.config_reader import Reader, join, read_settings, setting, settings_rows
+from core.latency import EARTH_RADIUS_KM, FIBRE_KM_PER_MS, ROUTE_INFLATION, RTT_OVERHEAD_MS, estimated_rtt_ms
 from core.model import PriceRates, Region
 from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_CONFIG_YAML",
+    "EARTH_RADIUS_KM",
+    "ELECTRICITYMAPS_FORECAST_HOURS",
+    "FIBRE_KM_PER_MS",
+    "KIND",
+    "MAX_CONFIG_BYTES",
+    "MAX_TRACE_FORECAST_HOURS",
+    "MAX_TRACE_SPEEDUP",
+    "ROUTE_INFLATION",
+    "RTT_OVERHEAD_MS",
+    "SETTINGS_SECTIONS",
+    "WATTTIME_FORECAST_HOURS",
+    "CarbonProviderName",
+    "CarbonSettings",
+    "ConfigError",
+    "EcoPulseConfiguration",
+    "EconomicsSettings",
+    "ElectricityMapsSettings",
+    "FleetSettings",
+    "PlacementMode",
+    "PlacementSettings",
+    "PowerSettings",
+    "RebalancerSettings",
+    "TraceSettings",
+    "WattTimeSettings",
+    "default_config",
+    "estimated_rtt_ms",
+    "load_config",
+    "parse_config",
+    "parse_config_text",
+    "settings_table",
+]
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "EcoPulseConfiguration"
@@ -50,16 +85,31 @@ class PlacementMode(StrEnum):
     REQUIRED = "required"
 
 
+# Each setting is declared once, on its field (core.config_reader.setting): default, unit, one-line
+# doc, bounds. The YAML key is the field name in camelCase; reading, checking and the settings table
+# (docs/configuration.md) follow from the declaration. Fields without one are read by hand below.
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ElectricityMapsSettings:
-    base_url: str = "https://api.electricitymap.org/v3"
-    emission_factor_type: str = "lifecycle"
-    forecast: bool = False
+    base_url: str = setting(
+        "https://api.electricitymap.org/v3",
+        kind="url",
+        doc="API base URL (env ELECTRICITYMAPS_BASE_URL overrides it); token: env ELECTRICITYMAPS_API_TOKEN",
+    )
+    emission_factor_type: str = setting(
+        "lifecycle", choices=("lifecycle", "direct"), doc="which intensity the API is asked for"
+    )
+    forecast: bool = setting(False, doc="also fetch the 24 h forecast")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WattTimeSettings:
-    base_url: str = "https://api.watttime.org"
+    base_url: str = setting(
+        "https://api.watttime.org",
+        kind="url",
+        doc="API base URL (env WATTTIME_BASE_URL overrides it); env WATTTIME_USERNAME, WATTTIME_PASSWORD",
+    )
     # our region name -> WattTime balancing-authority code (e.g. CAISO_NORTH)
     regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -81,21 +131,58 @@ class TraceSettings:
     hours per wall hour, wrapping round to the first hour after the last.
     """
 
-    path: str = ""
-    intensity: str = "lifecycle"  # or direct: which column of the CSV
-    start: datetime | None = None
-    speedup: float = 1.0
-    forecast_hours: int = 0  # > 0: the next hours of the trace as the forecast (a perfect one)
-    wall_clock_start: datetime | None = None
+    path: str = setting(
+        "",
+        doc="hourly CSV(.gz) in the simulator's format; each region reads its zone",
+        default_doc="required",
+    )
+    intensity: str = setting("lifecycle", choices=("lifecycle", "direct"), doc="which column of the CSV")
+    start: datetime | None = setting(
+        None,
+        kind="instant",
+        doc="the trace instant the replay is at when the process starts (at wallClockStart if set)",
+        default_doc="first row",
+    )
+    speedup: float = setting(
+        1.0,
+        exclusive_minimum=0.0,
+        maximum=MAX_TRACE_SPEEDUP,
+        doc="trace hours per wall hour (3600: a trace hour per wall second); wraps round",
+    )
+    forecast_hours: int = setting(
+        0,
+        unit="h",
+        minimum=0,
+        maximum=MAX_TRACE_FORECAST_HOURS,
+        doc="> 0: the next trace hours as the forecast, a perfect one no real provider gives",
+    )
+    wall_clock_start: datetime | None = setting(
+        None,
+        kind="instant",
+        doc="the wall-clock instant mapped to start; give every app the same",
+        default_doc="process start",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CarbonSettings:
-    provider: CarbonProviderName = CarbonProviderName.STATIC
+    provider: CarbonProviderName = setting(
+        CarbonProviderName.STATIC,
+        doc="mock (forced values), static (bundled 2022 annual means), electricitymaps, watttime, trace",
+    )
     mock_g_per_kwh: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    refresh_seconds: float = 300.0
-    max_stale_seconds: float = 3600.0
-    request_timeout_seconds: float = 10.0
+    refresh_seconds: float = setting(
+        300.0, unit="s", minimum=1.0, doc="how often the background refresher fetches"
+    )
+    max_stale_seconds: float = setting(
+        3600.0,
+        unit="s",
+        minimum=1.0,
+        doc="how long the last good value is served after failures (≥ refreshSeconds); then unknown",
+    )
+    request_timeout_seconds: float = setting(
+        10.0, unit="s", exclusive_minimum=0.0, maximum=120.0, doc="per provider request"
+    )
     electricitymaps: ElectricityMapsSettings = field(default_factory=ElectricityMapsSettings)
     watttime: WattTimeSettings = field(default_factory=WattTimeSettings)
     trace: TraceSettings = field(default_factory=TraceSettings)
@@ -114,17 +201,33 @@ class CarbonSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EconomicsSettings:
-    horizon_hours: float = 6.0
-    carbon_price_usd_per_tonne: float = 100.0
-    max_carbon_price_usd_per_tonne: float = 1000.0
-    migration_cost_usd: float = 0.01
+    horizon_hours: float = setting(
+        6.0, unit="h", exclusive_minimum=0.0, maximum=8760.0, doc="horizon of every comparison"
+    )
+    carbon_price_usd_per_tonne: float = setting(
+        100.0, unit="USD/tCO2eq", minimum=0.0, doc="price of a tonne of CO2eq, capped by the next"
+    )
+    max_carbon_price_usd_per_tonne: float = setting(
+        1000.0, unit="USD/tCO2eq", minimum=0.0, doc="cap on carbonPriceUsdPerTonne"
+    )
+    migration_cost_usd: float = setting(0.01, unit="USD", minimum=0.0, doc="per move (rebalancer, fleet)")
     # While a moved pod restarts, the old and the new copy both run (and the work waits).
-    restart_downtime_seconds: float = 60.0
-    egress_usd_per_gb: float = 0.02
+    restart_downtime_seconds: float = setting(
+        60.0, unit="s", minimum=0.0, doc="a move's restart, priced at the pod's hourly cost"
+    )
+    egress_usd_per_gb: float = setting(
+        0.02,
+        unit="USD/GB",
+        minimum=0.0,
+        maximum=10.0,
+        doc="between regions; egressUsdPerGbOverrides: [{from, to, usdPerGb, bothWays}] per pair",
+    )
     egress_usd_per_gb_overrides: Mapping[tuple[str, str], float] = field(
         default_factory=lambda: MappingProxyType({})
     )
-    latency_penalty_usd_per_ms_hour: float = 0.0
+    latency_penalty_usd_per_ms_hour: float = setting(
+        0.0, unit="USD/(ms·h)", minimum=0.0, doc="soft latency cost"
+    )
 
     @property
     def effective_carbon_price_usd_per_tonne(self) -> float:
@@ -141,57 +244,86 @@ class EconomicsSettings:
 class PowerSettings:
     """The power model; defaults are the Cloud Carbon Footprint coefficients for AWS (see README)."""
 
-    min_watts_per_vcpu: float = 0.74
-    max_watts_per_vcpu: float = 3.5
-    cpu_utilisation: float = 0.5
-    watts_per_gib: float = 0.392
-    pue: float = 1.135
+    min_watts_per_vcpu: float = setting(0.74, unit="W", minimum=0.0, maximum=1000.0, doc="a vCPU at idle")
+    max_watts_per_vcpu: float = setting(
+        3.5, unit="W", minimum=0.0, maximum=1000.0, doc="a vCPU at full load (≥ minWattsPerVcpu)"
+    )
+    cpu_utilisation: float = setting(0.5, minimum=0.0, maximum=1.0, doc="the load requests are counted at")
+    watts_per_gib: float = setting(0.392, unit="W", minimum=0.0, maximum=100.0, doc="a GiB of memory")
+    pue: float = setting(1.135, minimum=1.0, maximum=3.0, doc="power usage effectiveness of the data centre")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlacementSettings:
-    mode: PlacementMode = PlacementMode.PREFERRED
-    max_preferred_regions: int = 3
-    required_region_count: int = 2
+    mode: PlacementMode = setting(
+        PlacementMode.PREFERRED, doc="preferred (weighted soft affinity) or required (a hard region set)"
+    )
+    max_preferred_regions: int = setting(3, minimum=1, doc="regions in the preferred terms")
+    required_region_count: int = setting(2, minimum=1, doc="regions in the required set")
     # In required mode a region must beat the baseline by at least this much to be allowed.
-    min_net_benefit_usd: float = 0.0
+    min_net_benefit_usd: float = setting(
+        0.0, unit="USD", doc="required mode: a region must beat the baseline by this much"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RebalancerSettings:
-    interval_seconds: float = 300.0
+    interval_seconds: float = setting(300.0, unit="s", minimum=1.0, doc="between cycles")
     # Safe by default: acting needs an explicit `dryRun: false` in the configuration.
-    dry_run: bool = True
-    min_pod_age_seconds: float = 1800.0
-    min_net_benefit_usd: float = 0.05
-    max_evictions_per_cycle: int = 10
-    max_evictions_per_namespace: int = 5
-    max_evictions_per_node: int = 2
-    max_evictions_per_workload: int = 1
-    evict_local_storage_pods: bool = False
-    evict_pvc_pods: bool = False
-    eviction_grace_period_seconds: int | None = None
+    dry_run: bool = setting(True, doc="decide and report, evict nothing (the API server still checks)")
+    min_pod_age_seconds: float = setting(
+        1800.0, unit="s", minimum=0.0, doc="younger pods stay (also the cooldown against bouncing)"
+    )
+    min_net_benefit_usd: float = setting(0.05, unit="USD", minimum=0.0, doc="a move must pay at least this")
+    max_evictions_per_cycle: int = setting(10, minimum=0, doc="evictions per cycle")
+    max_evictions_per_namespace: int = setting(5, minimum=0, doc="evictions per namespace per cycle")
+    max_evictions_per_node: int = setting(2, minimum=0, doc="evictions per node per cycle")
+    max_evictions_per_workload: int = setting(1, minimum=0, doc="evictions per workload per cycle")
+    evict_local_storage_pods: bool = setting(False, doc="move pods with emptyDir or hostPath volumes")
+    evict_pvc_pods: bool = setting(False, doc="move pods with PersistentVolumeClaims")
+    eviction_grace_period_seconds: int | None = setting(
+        None,
+        kind="integer",
+        unit="s",
+        minimum=0,
+        doc="the evicted pod's grace period",
+        default_doc="the pod's own",
+    )
     # The robust rule (core.history, core.economics.robust_net_benefit_usd): a move must pay with its
     # carbon gap cut to the smallest of the last hold_hours hourly gaps, less gap_error_margin times
     # the gap's recent horizon error over history_window_hours. 0 and 0 turn it off.
-    hold_hours: int = 2
-    gap_error_margin: float = 1.0
-    history_window_hours: int = 168
+    hold_hours: int = setting(
+        2, unit="h", minimum=0, doc="the greener region must have been greener this many hours (0: off)"
+    )
+    gap_error_margin: float = setting(
+        2.0, minimum=0.0, doc="times the gap's recent horizon error, taken off the predicted gap (0: off)"
+    )
+    history_window_hours: int = setting(
+        168, unit="h", minimum=1, doc="how much grid history the robust rule reads"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FleetSettings:
     """``fleet``: placement across the member clusters of a Karmada fleet (``python -m fleet``)."""
 
-    interval_seconds: float = 60.0
+    interval_seconds: float = setting(60.0, unit="s", minimum=1.0, doc="between passes")
     # Safe by default: writing placements needs an explicit `dryRun: false` in the configuration.
-    dry_run: bool = True
+    dry_run: bool = setting(True, doc="decide and report, write no placement")
     # A move of a workload's replicas to another cluster must pay at least this much, net.
-    min_net_benefit_usd: float = 0.05
-    max_moves_per_pass: int = 10
-    max_moves_per_namespace: int = 5
+    min_net_benefit_usd: float = setting(
+        0.05, unit="USD", minimum=0.0, doc="a move of a workload's replicas must pay at least this"
+    )
+    max_moves_per_pass: int = setting(10, minimum=0, doc="placement changes per pass")
+    max_moves_per_namespace: int = setting(5, minimum=0, doc="placement changes per namespace per pass")
     # After a move, a policy stays where it went for this long (no bouncing back and forth).
-    cooldown_seconds: float = 1800.0
+    cooldown_seconds: float = setting(
+        1800.0, unit="s", minimum=0.0, doc="after a move, a policy stays where it went"
+    )
+    # A move whose new replicas are not all available within this long is rolled back.
+    move_timeout_seconds: float = setting(
+        600.0, unit="s", exclusive_minimum=0.0, doc="a move not available within this long is rolled back"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,97 +368,9 @@ def _region_set(regions: tuple[Region, ...]) -> frozenset[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing
+# Parsing: the declared settings by core.config_reader; what is not a plain value, by hand.
 
-
-T = TypeVar("T")
-
-
-class _Reader:
-    """Walks a parsed YAML document, collecting every problem with its dotted key."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
-
-    def mapping(self, value: object, key: str) -> Mapping[str, object]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            self.fail(key, f"must be a mapping with string keys, got {_describe(value)}")
-            return {}
-        return value
-
-    def only_keys(self, value: Mapping[str, object], key: str, allowed: set[str]) -> None:
-        for unknown in sorted(set(value) - allowed):
-            self.fail(_join(key, unknown), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-    def number(
-        self,
-        value: Mapping[str, object],
-        key: str,
-        name: str,
-        default: float,
-        *,
-        minimum: float | None = None,
-        exclusive_minimum: float | None = None,
-        maximum: float | None = None,
-    ) -> float:
-        raw = value.get(name, default)
-        full = _join(key, name)
-        try:
-            number = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
-        except OverflowError:  # an integer too large for a float
-            number = math.nan
-        if not math.isfinite(number):
-            self.fail(full, f"must be a number, got {_describe(raw)}")
-            return default
-        if minimum is not None and number < minimum:
-            self.fail(full, f"must be >= {minimum:g}, got {number:g}")
-        if exclusive_minimum is not None and number <= exclusive_minimum:
-            self.fail(full, f"must be > {exclusive_minimum:g}, got {number:g}")
-        if maximum is not None and number > maximum:
-            self.fail(full, f"must be <= {maximum:g}, got {number:g}")
-        return number
-
-    def integer(self, value: Mapping[str, object], key: str, name: str, default: int, *, minimum: int) -> int:
-        raw = value.get(name, default)
-        full = _join(key, name)
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            self.fail(full, f"must be an integer, got {_describe(raw)}")
-            return default
-        if raw < minimum:
-            self.fail(full, f"must be >= {minimum}, got {raw}")
-        return raw
-
-    def boolean(self, value: Mapping[str, object], key: str, name: str, default: bool) -> bool:
-        raw = value.get(name, default)
-        if not isinstance(raw, bool):
-            self.fail(_join(key, name), f"must be true or false, got {_describe(raw)}")
-            return default
-        return raw
-
-    def string(self, value: Mapping[str, object], key: str, name: str, default: str | None) -> str:
-        raw = value.get(name, default)
-        if not isinstance(raw, str) or not raw:
-            self.fail(_join(key, name), not_a_string(raw))
-            return default or ""
-        return raw
-
-    def choice(self, value: Mapping[str, object], key: str, name: str, enum: type[T], default: T) -> T:
-        raw = value.get(name, default)
-        try:
-            return enum(raw)  # type: ignore[call-arg]
-        except ValueError:
-            allowed = ", ".join(str(member) for member in enum)  # type: ignore[attr-defined]
-            self.fail(_join(key, name), f"must be one of {allowed}, got {_describe(raw)}")
-            return default
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
+_Reader = Reader
 
 
 def _describe(value: object) -> str:
@@ -437,7 +481,7 @@ def _region_number_map(
     result: dict[str, float] = {}
     for name in values:
         if name not in names:
-            reader.fail(_join(key, name), "not one of the configured regions")
+            reader.fail(join(key, name), "not one of the configured regions")
             continue
         result[name] = reader.number(values, key, name, 0.0, minimum=0.0, maximum=maximum)
     return result
@@ -445,46 +489,25 @@ def _region_number_map(
 
 def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -> CarbonSettings:
     key = "carbon"
-    reader.only_keys(
-        raw,
-        key,
-        {
-            "provider",
-            "mock",
-            "refreshSeconds",
-            "maxStaleSeconds",
-            "requestTimeoutSeconds",
-            "electricitymaps",
-            "watttime",
-            "trace",
-        },
+    values = read_settings(
+        reader, raw, key, CarbonSettings, also=frozenset({"mock", "electricitymaps", "watttime", "trace"})
     )
     defaults = CarbonSettings()
-    provider = reader.choice(raw, key, "provider", CarbonProviderName, defaults.provider)
+    provider = values.get("provider", defaults.provider)
     mock = _region_number_map(reader, raw.get("mock"), "carbon.mock", names, maximum=5000.0)
     if provider is CarbonProviderName.MOCK:
         for missing in sorted(names - set(mock)):
             reader.fail(f"carbon.mock.{missing}", "missing: the mock provider needs a value for every region")
 
     em_raw = reader.mapping(raw.get("electricitymaps"), "carbon.electricitymaps")
-    reader.only_keys(em_raw, "carbon.electricitymaps", {"baseUrl", "emissionFactorType", "forecast"})
-    em_defaults = ElectricityMapsSettings()
-    factor = reader.string(
-        em_raw, "carbon.electricitymaps", "emissionFactorType", em_defaults.emission_factor_type
-    )
-    if factor not in {"lifecycle", "direct"}:
-        reader.fail(
-            "carbon.electricitymaps.emissionFactorType",
-            f"must be lifecycle or direct, got {_describe(factor)}",
-        )
     electricitymaps = ElectricityMapsSettings(
-        base_url=_url(reader, em_raw, "carbon.electricitymaps", "baseUrl", em_defaults.base_url),
-        emission_factor_type=factor,
-        forecast=reader.boolean(em_raw, "carbon.electricitymaps", "forecast", em_defaults.forecast),
+        **read_settings(reader, em_raw, "carbon.electricitymaps", ElectricityMapsSettings)
     )
 
     wt_raw = reader.mapping(raw.get("watttime"), "carbon.watttime")
-    reader.only_keys(wt_raw, "carbon.watttime", {"baseUrl", "regions"})
+    wt_values = read_settings(
+        reader, wt_raw, "carbon.watttime", WattTimeSettings, also=frozenset({"regions"})
+    )
     wt_regions_raw = reader.mapping(wt_raw.get("regions"), "carbon.watttime.regions")
     wt_regions: dict[str, str] = {}
     for name in wt_regions_raw:
@@ -497,10 +520,7 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
             reader.fail(
                 f"carbon.watttime.regions.{missing}", "missing: map every region to a WattTime region code"
             )
-    watttime = WattTimeSettings(
-        base_url=_url(reader, wt_raw, "carbon.watttime", "baseUrl", WattTimeSettings().base_url),
-        regions=MappingProxyType(wt_regions),
-    )
+    watttime = WattTimeSettings(**wt_values, regions=MappingProxyType(wt_regions))
 
     trace = _parse_trace(
         reader,
@@ -508,25 +528,15 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
         required=provider is CarbonProviderName.TRACE,
     )
 
-    refresh = reader.number(raw, key, "refreshSeconds", defaults.refresh_seconds, minimum=1.0)
-    max_stale = reader.number(raw, key, "maxStaleSeconds", defaults.max_stale_seconds, minimum=1.0)
+    refresh = values.get("refresh_seconds", defaults.refresh_seconds)
+    max_stale = values.get("max_stale_seconds", defaults.max_stale_seconds)
     if max_stale < refresh:
         reader.fail(
             "carbon.maxStaleSeconds", f"must be >= carbon.refreshSeconds ({refresh:g}), got {max_stale:g}"
         )
     return CarbonSettings(
-        provider=provider,
+        **values,
         mock_g_per_kwh=MappingProxyType(mock),
-        refresh_seconds=refresh,
-        max_stale_seconds=max_stale,
-        request_timeout_seconds=reader.number(
-            raw,
-            key,
-            "requestTimeoutSeconds",
-            defaults.request_timeout_seconds,
-            exclusive_minimum=0.0,
-            maximum=120.0,
-        ),
         electricitymaps=electricitymaps,
         watttime=watttime,
         trace=trace,
@@ -535,79 +545,18 @@ def _parse_carbon(reader: _Reader, raw: Mapping[str, object], names: set[str]) -
 
 def _parse_trace(reader: _Reader, raw: Mapping[str, object], *, required: bool) -> TraceSettings:
     key = "carbon.trace"
-    reader.only_keys(raw, key, {"path", "intensity", "start", "speedup", "forecastHours", "wallClockStart"})
-    d = TraceSettings()
-    path = d.path
-    if "path" in raw:
-        path = reader.string(raw, key, "path", None)
-    elif required:
+    values = read_settings(reader, raw, key, TraceSettings)
+    if "path" not in raw and required:
         reader.fail(
             f"{key}.path", "missing: the trace provider needs an hourly intensity CSV (.csv or .csv.gz)"
         )
-    intensity = reader.string(raw, key, "intensity", d.intensity)
-    if intensity not in {"lifecycle", "direct"}:
-        reader.fail(f"{key}.intensity", f"must be lifecycle or direct, got {_describe(intensity)}")
-    forecast_hours = reader.integer(raw, key, "forecastHours", d.forecast_hours, minimum=0)
-    if forecast_hours > MAX_TRACE_FORECAST_HOURS:
-        reader.fail(f"{key}.forecastHours", f"must be <= {MAX_TRACE_FORECAST_HOURS}, got {forecast_hours}")
-    return TraceSettings(
-        path=path,
-        intensity=intensity,
-        start=_instant(reader, raw, key, "start"),
-        speedup=reader.number(
-            raw, key, "speedup", d.speedup, exclusive_minimum=0.0, maximum=MAX_TRACE_SPEEDUP
-        ),
-        forecast_hours=forecast_hours,
-        wall_clock_start=_instant(reader, raw, key, "wallClockStart"),
-    )
-
-
-def _instant(reader: _Reader, raw: Mapping[str, object], key: str, name: str) -> datetime | None:
-    """An RFC 3339 time with an offset (YAML may already have made it a datetime), in UTC."""
-    value = raw.get(name)
-    if value is None:
-        return None
-    parsed: datetime | None = None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        reader.fail(
-            _join(key, name),
-            f"must be an RFC 3339 time with an offset, like 2022-06-01T00:00:00Z, got {_describe(value)}",
-        )
-        return None
-    return parsed.astimezone(UTC)
-
-
-def _url(reader: _Reader, raw: Mapping[str, object], key: str, name: str, default: str) -> str:
-    url = reader.string(raw, key, name, default)
-    if not url.startswith(("https://", "http://")):
-        reader.fail(_join(key, name), f"must be an http(s) URL, got {_describe(url)}")
-    return url.rstrip("/")
+    return TraceSettings(**values)
 
 
 def _parse_economics(reader: _Reader, raw: Mapping[str, object], names: set[str]) -> EconomicsSettings:
-    key = "economics"
-    reader.only_keys(
-        raw,
-        key,
-        {
-            "horizonHours",
-            "carbonPriceUsdPerTonne",
-            "maxCarbonPriceUsdPerTonne",
-            "migrationCostUsd",
-            "restartDowntimeSeconds",
-            "egressUsdPerGb",
-            "egressUsdPerGbOverrides",
-            "latencyPenaltyUsdPerMsHour",
-        },
+    values = read_settings(
+        reader, raw, "economics", EconomicsSettings, also=frozenset({"egressUsdPerGbOverrides"})
     )
-    d = EconomicsSettings()
     overrides: dict[tuple[str, str], float] = {}
     raw_overrides = raw.get("egressUsdPerGbOverrides", [])
     if not isinstance(raw_overrides, list):
@@ -626,146 +575,27 @@ def _parse_economics(reader: _Reader, raw: Mapping[str, object], names: set[str]
         overrides[(source, target)] = price
         if reader.boolean(entry, item_key, "bothWays", True):
             overrides.setdefault((target, source), price)
-    return EconomicsSettings(
-        horizon_hours=reader.number(
-            raw, key, "horizonHours", d.horizon_hours, exclusive_minimum=0.0, maximum=8760.0
-        ),
-        carbon_price_usd_per_tonne=reader.number(
-            raw, key, "carbonPriceUsdPerTonne", d.carbon_price_usd_per_tonne, minimum=0.0
-        ),
-        max_carbon_price_usd_per_tonne=reader.number(
-            raw, key, "maxCarbonPriceUsdPerTonne", d.max_carbon_price_usd_per_tonne, minimum=0.0
-        ),
-        migration_cost_usd=reader.number(raw, key, "migrationCostUsd", d.migration_cost_usd, minimum=0.0),
-        restart_downtime_seconds=reader.number(
-            raw, key, "restartDowntimeSeconds", d.restart_downtime_seconds, minimum=0.0
-        ),
-        egress_usd_per_gb=reader.number(
-            raw, key, "egressUsdPerGb", d.egress_usd_per_gb, minimum=0.0, maximum=10.0
-        ),
-        egress_usd_per_gb_overrides=MappingProxyType(overrides),
-        latency_penalty_usd_per_ms_hour=reader.number(
-            raw, key, "latencyPenaltyUsdPerMsHour", d.latency_penalty_usd_per_ms_hour, minimum=0.0
-        ),
-    )
+    return EconomicsSettings(**values, egress_usd_per_gb_overrides=MappingProxyType(overrides))
 
 
 def _parse_power(reader: _Reader, raw: Mapping[str, object]) -> PowerSettings:
-    key = "power"
-    reader.only_keys(raw, key, {"minWattsPerVcpu", "maxWattsPerVcpu", "cpuUtilisation", "wattsPerGib", "pue"})
-    d = PowerSettings()
-    low = reader.number(raw, key, "minWattsPerVcpu", d.min_watts_per_vcpu, minimum=0.0, maximum=1000.0)
-    high = reader.number(raw, key, "maxWattsPerVcpu", d.max_watts_per_vcpu, minimum=0.0, maximum=1000.0)
+    power = PowerSettings(**read_settings(reader, raw, "power", PowerSettings))
+    low, high = power.min_watts_per_vcpu, power.max_watts_per_vcpu
     if high < low:
         reader.fail("power.maxWattsPerVcpu", f"must be >= power.minWattsPerVcpu ({low:g}), got {high:g}")
-    return PowerSettings(
-        min_watts_per_vcpu=low,
-        max_watts_per_vcpu=high,
-        cpu_utilisation=reader.number(
-            raw, key, "cpuUtilisation", d.cpu_utilisation, minimum=0.0, maximum=1.0
-        ),
-        watts_per_gib=reader.number(raw, key, "wattsPerGib", d.watts_per_gib, minimum=0.0, maximum=100.0),
-        pue=reader.number(raw, key, "pue", d.pue, minimum=1.0, maximum=3.0),
-    )
+    return power
 
 
 def _parse_placement(reader: _Reader, raw: Mapping[str, object]) -> PlacementSettings:
-    key = "placement"
-    reader.only_keys(raw, key, {"mode", "maxPreferredRegions", "requiredRegionCount", "minNetBenefitUsd"})
-    d = PlacementSettings()
-    return PlacementSettings(
-        mode=reader.choice(raw, key, "mode", PlacementMode, d.mode),
-        max_preferred_regions=reader.integer(
-            raw, key, "maxPreferredRegions", d.max_preferred_regions, minimum=1
-        ),
-        required_region_count=reader.integer(
-            raw, key, "requiredRegionCount", d.required_region_count, minimum=1
-        ),
-        min_net_benefit_usd=reader.number(raw, key, "minNetBenefitUsd", d.min_net_benefit_usd),
-    )
+    return PlacementSettings(**read_settings(reader, raw, "placement", PlacementSettings))
 
 
 def _parse_rebalancer(reader: _Reader, raw: Mapping[str, object]) -> RebalancerSettings:
-    key = "rebalancer"
-    reader.only_keys(
-        raw,
-        key,
-        {
-            "intervalSeconds",
-            "dryRun",
-            "minPodAgeSeconds",
-            "minNetBenefitUsd",
-            "maxEvictionsPerCycle",
-            "maxEvictionsPerNamespace",
-            "maxEvictionsPerNode",
-            "maxEvictionsPerWorkload",
-            "evictLocalStoragePods",
-            "evictPvcPods",
-            "evictionGracePeriodSeconds",
-            "holdHours",
-            "gapErrorMargin",
-            "historyWindowHours",
-        },
-    )
-    d = RebalancerSettings()
-    grace: int | None = None
-    if "evictionGracePeriodSeconds" in raw:
-        grace = reader.integer(raw, key, "evictionGracePeriodSeconds", 30, minimum=0)
-    return RebalancerSettings(
-        interval_seconds=reader.number(raw, key, "intervalSeconds", d.interval_seconds, minimum=1.0),
-        dry_run=reader.boolean(raw, key, "dryRun", d.dry_run),
-        min_pod_age_seconds=reader.number(raw, key, "minPodAgeSeconds", d.min_pod_age_seconds, minimum=0.0),
-        min_net_benefit_usd=reader.number(raw, key, "minNetBenefitUsd", d.min_net_benefit_usd, minimum=0.0),
-        max_evictions_per_cycle=reader.integer(
-            raw, key, "maxEvictionsPerCycle", d.max_evictions_per_cycle, minimum=0
-        ),
-        max_evictions_per_namespace=reader.integer(
-            raw, key, "maxEvictionsPerNamespace", d.max_evictions_per_namespace, minimum=0
-        ),
-        max_evictions_per_node=reader.integer(
-            raw, key, "maxEvictionsPerNode", d.max_evictions_per_node, minimum=0
-        ),
-        max_evictions_per_workload=reader.integer(
-            raw, key, "maxEvictionsPerWorkload", d.max_evictions_per_workload, minimum=0
-        ),
-        evict_local_storage_pods=reader.boolean(
-            raw, key, "evictLocalStoragePods", d.evict_local_storage_pods
-        ),
-        evict_pvc_pods=reader.boolean(raw, key, "evictPvcPods", d.evict_pvc_pods),
-        eviction_grace_period_seconds=grace,
-        hold_hours=reader.integer(raw, key, "holdHours", d.hold_hours, minimum=0),
-        gap_error_margin=reader.number(raw, key, "gapErrorMargin", d.gap_error_margin, minimum=0.0),
-        history_window_hours=reader.integer(
-            raw, key, "historyWindowHours", d.history_window_hours, minimum=1
-        ),
-    )
+    return RebalancerSettings(**read_settings(reader, raw, "rebalancer", RebalancerSettings))
 
 
 def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
-    key = "fleet"
-    reader.only_keys(
-        raw,
-        key,
-        {
-            "intervalSeconds",
-            "dryRun",
-            "minNetBenefitUsd",
-            "maxMovesPerPass",
-            "maxMovesPerNamespace",
-            "cooldownSeconds",
-        },
-    )
-    d = FleetSettings()
-    return FleetSettings(
-        interval_seconds=reader.number(raw, key, "intervalSeconds", d.interval_seconds, minimum=1.0),
-        dry_run=reader.boolean(raw, key, "dryRun", d.dry_run),
-        min_net_benefit_usd=reader.number(raw, key, "minNetBenefitUsd", d.min_net_benefit_usd, minimum=0.0),
-        max_moves_per_pass=reader.integer(raw, key, "maxMovesPerPass", d.max_moves_per_pass, minimum=0),
-        max_moves_per_namespace=reader.integer(
-            raw, key, "maxMovesPerNamespace", d.max_moves_per_namespace, minimum=0
-        ),
-        cooldown_seconds=reader.number(raw, key, "cooldownSeconds", d.cooldown_seconds, minimum=0.0),
-    )
+    return FleetSettings(**read_settings(reader, raw, "fleet", FleetSettings))
 
 
 _PRICE_KEYS = {
@@ -844,23 +674,6 @@ def _parse_latency(
     return result
 
 
-EARTH_RADIUS_KM = 6371.0
-# Light in fibre covers about 200 km per ms; real paths run about 1.5x the great circle.
-FIBRE_KM_PER_MS = 200.0
-ROUTE_INFLATION = 1.5
-RTT_OVERHEAD_MS = 2.0
-
-
-def estimated_rtt_ms(source: tuple[float, float], target: tuple[float, float]) -> float:
-    """Round-trip estimate from (latitude, longitude) in degrees, for pairs with no measurement."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*source, *target))
-    haversine = (
-        math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    distance_km = 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, haversine)))
-    return round(2 * distance_km * ROUTE_INFLATION / FIBRE_KM_PER_MS + RTT_OVERHEAD_MS, 1)
-
-
 def load_config(path: Path) -> EcoPulseConfiguration:
     """Read and validate a configuration file; every failure is a ConfigError naming the file."""
     source = str(path)
@@ -898,3 +711,24 @@ carbon:
 def default_config() -> EcoPulseConfiguration:
     """The embedded default: three AWS regions and the bundled annual averages, no API key needed."""
     return parse_config_text(DEFAULT_CONFIG_YAML, source="<embedded default>")
+
+
+# The sections whose declared settings the table in docs/configuration.md lists, in its order.
+SETTINGS_SECTIONS: tuple[tuple[str, type], ...] = (
+    ("carbon", CarbonSettings),
+    ("carbon.electricitymaps", ElectricityMapsSettings),
+    ("carbon.watttime", WattTimeSettings),
+    ("carbon.trace", TraceSettings),
+    ("economics", EconomicsSettings),
+    ("power", PowerSettings),
+    ("placement", PlacementSettings),
+    ("rebalancer", RebalancerSettings),
+    ("fleet", FleetSettings),
+)
+
+
+def settings_table() -> str:
+    """The Markdown table of every declared setting (docs/configuration.md holds it; a test compares)."""
+    rows = [row for prefix, cls in SETTINGS_SECTIONS for row in settings_rows(prefix, cls)]
+    header = "| key | type | default | unit | allowed | meaning |\n|---|---|---|---|---|---|\n"
+    return header + "\n".join(rows) + "\n"

@@ -82,6 +82,7 @@ class Reason(StrEnum):
     LIMIT_NAMESPACE = "limit-namespace"
     MOVE_IN_PROGRESS = "move-in-progress"  # the new cluster's replicas are not all available yet
     NEW_CLUSTER_AVAILABLE = "new-cluster-available"  # the move's second step: the old copy may go
+    MOVE_TIMED_OUT = "move-timed-out"  # the new replicas never all came up: back where they ran
 
 
 class MoveStep(StrEnum):
@@ -507,20 +508,27 @@ def plan(
             # A move's first step is done: finish it once its replicas are available there.
             wanted = sum(w.replicas for w, _ in running)
             available = sum(b.available_in(policy.moving_to) for _, b in running if b is not None)
-            if available < wanted:
+            elapsed = (now - policy.moved_at).total_seconds() if policy.moved_at is not None else 0.0
+            back = next((c for c in target.ranked_clusters if c in sources and c != policy.moving_to), None)
+            settle_in, settle_reason = None, Reason.NEW_CLUSTER_AVAILABLE
+            if available >= wanted:
+                settle_in = policy.moving_to
+            elif elapsed > settings.move_timeout_seconds and back is not None:
+                settle_in, settle_reason = back, Reason.MOVE_TIMED_OUT  # the old copy still serves
+            if settle_in is None:
                 outcome, reason = Outcome.KEEP, Reason.MOVE_IN_PROGRESS
             else:
-                settled = _settled(target, policy.moving_to)
+                settled = _settled(target, settle_in)
                 result.decisions.append(
                     Decision(
                         policy=policy,
                         outcome=Outcome.MOVE,
-                        reason=Reason.NEW_CLUSTER_AVAILABLE,
+                        reason=settle_reason,
                         workloads=keys,
                         replicas=replicas,
                         ranked_clusters=settled.ranked_clusters,
                         source_clusters=sources,
-                        target_cluster=policy.moving_to,
+                        target_cluster=settle_in,
                         desired=settled.desired,
                         step=MoveStep.SETTLE,
                     )

@@ -122,8 +122,9 @@ def run_cycle(inputs: CycleInputs) -> CycleReport:
 
 
 def _cycle(inputs: CycleInputs) -> CycleReport:
-    if inputs.history is not None:
-        inputs.history.record(inputs.signals())
+    observed = inputs.signals() if inputs.history is not None else None
+    if inputs.history is not None and observed is not None:
+        inputs.history.record(observed)
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
@@ -134,7 +135,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
         log.warning("caches not synced yet; skipping this cycle")
         return CycleReport(outcome="not-synced")
     config = inputs.config()
-    signals = inputs.signals()
+    signals = observed if observed is not None else inputs.signals()  # one snapshot a cycle
     policies = inputs.policies(config.known_regions)
     ledger = None
     if inputs.accountant is not None:

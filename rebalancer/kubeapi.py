@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -175,28 +174,6 @@ class KubeApi:
         return result
 
     # --- events ------------------------------------------------------------------------------------
-    def event_body(
-        self,
-        *,
-        namespace: str,
-        involved: Mapping[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-        now: datetime | None = None,
-    ) -> dict[str, Any]:
-        """The events.k8s.io/v1 Event as handed to the client (see core.kube.events)."""
-        return self._recorder.event_body(
-            namespace=namespace,
-            involved=involved,
-            reason=reason,
-            message=message,
-            event_type=event_type,
-            action=action,
-            now=now,
-        )
-
     def post_event(
         self,
         *,

@@ -14,7 +14,8 @@ is proposed only if its net benefit from where the pod runs exceeds ``rebalancer
 and is positive. Given the grid's recent history (``core.history``, fed by the cycle), that net
 benefit is the robust one (``core.economics.robust_net_benefit_usd``): the carbon gap counted is the
 smallest of the predicted one and those of the last ``rebalancer.holdHours`` hours, less
-``rebalancer.gapErrorMargin`` times the gap's recent horizon error; with too little history to say,
+``rebalancer.gapErrorMargin`` times the gap's recent horizon error, and it must stay positive (the
+predicted one must still beat the minimum); with too little history to say,
 nothing moves (``history-too-short``). The scheduler lands the replacement in the first landing
 region with room, so that is the move judged; when it does not pay, the move is refused.
 
@@ -312,9 +313,7 @@ def _price_moves(
         worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
         refusal: str | None = BELOW_MIN_BENEFIT
         if worth_it and robust is not None:
-            refusal = _robust_refusal(
-                benefit, source_cost, assessment.cost, robust=robust, minimum_usd=minimum_usd, config=config
-            )
+            refusal = _robust_refusal(benefit, source_cost, assessment.cost, robust=robust, config=config)
             worth_it = refusal is None
         options.append(
             _Option(
@@ -335,7 +334,6 @@ def _robust_refusal(
     target: RegionCost,
     *,
     robust: _Robust,
-    minimum_usd: float,
     config: EcoPulseConfiguration,
 ) -> str | None:
     """Why a move that pays as predicted is not taken by the robust rule; None if it is."""
@@ -360,7 +358,10 @@ def _robust_refusal(
         confidence_z=settings.gap_error_margin,
         config=config,
     )
-    return None if counted > minimum_usd and counted > 0.0 else NOT_ROBUST
+    # minNetBenefitUsd asks whether the predicted move is worth the disruption; this asks whether it
+    # still pays at the gap the grid has lately shown. Asking both of the robust figure would count
+    # the same safety twice.
+    return None if counted > 0.0 else NOT_ROBUST
 
 
 def _free_capacity(pods: list[PodRecord], nodes: Mapping[str, NodeRecord]) -> dict[str, list[float]]:

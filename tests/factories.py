@@ -19,6 +19,7 @@ def pod(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     owner: tuple[str, str, str] | None = ("apps/v1", "ReplicaSet", "web-abc"),
+    owner_uid: str | None = None,
     cpu: str = "2",
     memory: str = "4Gi",
     node_name: str | None = None,
@@ -49,7 +50,7 @@ def pod(
                 "apiVersion": api_version,
                 "kind": kind,
                 "name": owner_name,
-                "uid": f"uid-{owner_name}",
+                "uid": owner_uid or f"uid-{owner_name}",
                 "controller": True,
             }
         ]

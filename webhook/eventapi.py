@@ -1,6 +1,7 @@
 """The webhook's one write to the Kubernetes API: events.k8s.io/v1 ``create``, off the request path.
 
-Kept apart from webhook.events so that the routes never import the Kubernetes client.
+Kept apart from webhook.events so that the routes never import the Kubernetes client. The Event is
+written by core.kube.events, the one Event writer every app shares.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ from kubernetes import client
 from core.kube.events import EventRecorder
 from webhook.events import REASON, REPORTING_CONTROLLER, AnnotationEvent
 
+REQUEST_TIMEOUT_SECONDS = 5
+
 
 def api_poster(api_client: client.ApiClient, *, reporting_instance: str) -> Callable[[AnnotationEvent], bool]:
-    """Post through core's EventRecorder (it never raises; False when the Event was not recorded)."""
+    """Post with events.k8s.io/v1 ``create``: the webhook's one write to the API. Never raises."""
     recorder = EventRecorder(
-        api_client, reporting_controller=REPORTING_CONTROLLER, reporting_instance=reporting_instance
+        api_client,
+        reporting_controller=REPORTING_CONTROLLER,
+        reporting_instance=reporting_instance,
+        request_timeout_seconds=REQUEST_TIMEOUT_SECONDS,
     )
 
     def post(event: AnnotationEvent) -> bool:

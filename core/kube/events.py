@@ -2,10 +2,7 @@
 
 Shared by every app that writes: the rebalancer on pods and their owners, fleet mode on policies.
 
-One model pitfall concerns Events: ``eventTime`` is a MicroTime that the API server parses with exactly
-six fractional digits, while the client re-serialises the model's ``datetime`` with ``isoformat()``,
-which drops the fraction when the microseconds are exactly 0 (the server then answers 400).
-:func:`event_time` never hands the client such a value.
+``eventTime`` is a MicroTime: :func:`event_time` gives the client one it cannot spoil (core.kube.microtime).
 """
 
 from __future__ import annotations
@@ -20,6 +17,8 @@ from typing import Any, cast
 import urllib3
 from kubernetes import client
 
+from core.kube.microtime import model_micro_time
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 10
@@ -32,13 +31,8 @@ REFERENCE_KEYS = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVer
 
 
 def event_time(now: datetime | None = None) -> datetime:
-    """An aware UTC datetime that the client serialises as a valid MicroTime (six fractional digits).
-
-    ``isoformat()`` omits the fraction when microseconds are 0, and the API server rejects that; one
-    microsecond later is the same moment for anyone reading an Event.
-    """
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.replace(microsecond=1) if moment.microsecond == 0 else moment
+    """Now (or ``now``) as the Event's MicroTime, through the client's models."""
+    return model_micro_time(now or datetime.now(UTC))
 
 
 def trim(text: str, limit: int) -> str:
@@ -121,11 +115,17 @@ class EventRecorder:
     """Posts Events as one reporting controller and instance. Thread-safe as far as ApiClient is."""
 
     def __init__(
-        self, api_client: client.ApiClient, *, reporting_controller: str, reporting_instance: str
+        self,
+        api_client: client.ApiClient,
+        *,
+        reporting_controller: str,
+        reporting_instance: str,
+        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self._events = client.EventsV1Api(api_client)
         self.reporting_controller = reporting_controller
         self.reporting_instance = trim(reporting_instance, SHORT_FIELD_LIMIT)
+        self._timeout_seconds = request_timeout_seconds
 
     def event_body(
         self,
@@ -175,7 +175,7 @@ class EventRecorder:
             response = cast(
                 urllib3.BaseHTTPResponse,
                 self._events.create_namespaced_event(
-                    namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                    namespace, body, _preload_content=False, _request_timeout=self._timeout_seconds
                 ),
             )
             response.drain_conn()

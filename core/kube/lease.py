@@ -18,7 +18,7 @@ Wire format: the generated 37.x client coerces any create/replace body, dicts in
 ``V1Lease`` model and re-serialises its MicroTime fields with ``datetime.isoformat()``, which drops
 the fraction when the microseconds are 0 and the API server then answers 400. So Lease reads and
 writes go through the client's own HTTP layer (``api.api_client``: same configuration, TLS and
-auth) with plain JSON and timestamps formatted here with exactly six fractional digits.
+auth) with plain JSON and timestamps as core.kube.microtime writes them.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from typing import Any, ClassVar
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
+
+from core.kube.microtime import micro_time
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +59,6 @@ def utc_now() -> datetime:
     stale leader would keep acting). The value tracks wall time except for steps made after import.
     """
     return _WALL_AT_IMPORT + timedelta(seconds=time.monotonic() - _MONOTONIC_AT_IMPORT)
-
-
-def micro_time(moment: datetime) -> str:
-    """RFC 3339 with exactly six fractional digits, as the API server's MicroTime requires."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: a MicroTime needs a timezone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- pure decision helpers ---------------------------------------------------------------------

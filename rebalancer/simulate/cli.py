@@ -154,6 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workload": str(args.workload),
         "intensity": args.intensity,
         "replaySeconds": round(seconds, 2),
+        # The planner's rule the moves were judged by (docs/robust-moves.md).
+        "rule": {
+            "minNetBenefitUsd": config.rebalancer.min_net_benefit_usd,
+            "holdHours": config.rebalancer.hold_hours,
+            "gapErrorMargin": config.rebalancer.gap_error_margin,
+            "historyWindowHours": config.rebalancer.history_window_hours,
+        },
     }
     try:
         data = write_report(result, args.out, meta=meta)

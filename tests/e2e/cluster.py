@@ -83,6 +83,10 @@ rebalancer:
   dryRun: false
   minPodAgeSeconds: 10
   minNetBenefitUsd: 0.0001
+  # The plain rule: the demo's grid is a mock you edit, to be followed within seconds, not a grid
+  # with a week of history (the robust rule would wait a day for one, docs/robust-moves.md).
+  holdHours: 0
+  gapErrorMargin: 0
   maxEvictionsPerCycle: 10
   maxEvictionsPerNamespace: 5
   maxEvictionsPerNode: 2

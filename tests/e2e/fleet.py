@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from certs.issue import ca_bundle_b64, issue_ca, issue_leaf_cert, issue_serving_cert, write_bundle
+from core.model import DECISION_ANNOTATION
 from tests.e2e.cluster import (
     DEMO_CONFIG,
     REGIONS,
@@ -502,7 +503,7 @@ class Fleet:
         return self.members[cluster].kubectl(*args, input_text=input_text)
 
     def check_alive(self) -> None:
-        """Raise FleetError naming the first process of the fleet that exited, with its log's tail."""
+        """Raise ClusterError naming the first process of the fleet that exited, with its log's tail."""
         self.karmada.check_alive()
 
     def wait_for(self, what: str, ready: Callable[[], Any], *, timeout_seconds: float) -> None:
@@ -659,6 +660,32 @@ class Fleet:
         ]
 
 
+# Fleet mode's own namespace on the Karmada API server (its Lease lives there), opted out.
+FLEET_MODE_NAMESPACE = {
+    "apiVersion": "v1",
+    "kind": "Namespace",
+    "metadata": {"name": "eco-pulse", "labels": {"ecopulse.io/opt-out": "true"}},
+}
+
+
+def start_fleet_mode(fleet: Fleet, name: str, *, metrics_port: int) -> Process:
+    """``python -m fleet`` against the fleet's Karmada API server, reading its live config.yaml."""
+    fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(FLEET_MODE_NAMESPACE))
+    return fleet.start_process(
+        name,
+        [sys.executable, "-m", "fleet"],
+        env={
+            "ECOPULSE_CONFIG": str(fleet.config_file),
+            "ECOPULSE_KARMADA_KUBECONFIG": str(fleet.karmada_kubeconfig),
+            "POD_NAME": name,
+            "POD_NAMESPACE": "eco-pulse",
+            "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
+            "ECOPULSE_METRICS_PORT": str(metrics_port),
+            "PYTHONPATH": str(REPO),
+        },
+    )
+
+
 SAMPLE_NAMESPACE = "demo"
 # cluster.py's sample Deployment, plus the PropagationPolicy a Karmada user writes for it.
 SAMPLE_WORKLOAD = (
@@ -678,7 +705,6 @@ spec:
       weightPreference: {dynamicWeight: AvailableReplicas}
 """
 )
-DECISION_ANNOTATION = "ecopulse.io/decision"
 
 
 def clusters_table(fleet: Fleet) -> str:
@@ -778,6 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             started = time.monotonic()
             fleet.up()
+            # Fleet mode beside it, as cluster-up starts the webhook: the demo's "why" is its decision.
+            fleet_mode_port = free_port()
+            start_fleet_mode(fleet, "fleet-mode", metrics_port=fleet_mode_port)
             print(
                 f"fleet ready in {time.monotonic() - started:.0f}s; resident memory {rss_bytes(fleet) / 2**30:.1f} GiB"
             )
@@ -788,6 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  kubectl: {fleet.kubectl_binary}; karmadactl: {fleet.karmada.karmada_binary('karmadactl')}"
             )
             print(f"  config (edit the mock grid, it reloads): {fleet.config_file}")
+            print(f"  fleet mode: python -m fleet, metrics http://127.0.0.1:{fleet_mode_port}/metrics")
             print(f"  logs: {fleet.root}/karmada/logs/, {fleet.root}/members/<cluster>/logs/")
         elif args.command == "down":
             fleet.down()

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from core.kube import events as event_module
+from core.kube import events as event_writer
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, KubeApi
 from tests.e2e.cluster import LocalCluster
 
@@ -270,7 +270,7 @@ def test_post_event_is_visible_to_kubectl_get_events(
     note = "Evicted to move from us-east-1 (450 gCO2/kWh) to eu-north-1 (30 gCO2/kWh)"
 
     # A timestamp whose microseconds are exactly 0: the client's isoformat() would drop the fraction
-    # and the server would answer 400; event_time() must keep it valid.
+    # and the server would answer 400; event_time() (core.kube.microtime) must keep it valid.
     class WholeSecond(datetime):
         @classmethod
         def now(cls, tz: Any = None) -> WholeSecond:
@@ -279,7 +279,7 @@ def test_post_event_is_visible_to_kubectl_get_events(
     assert kube.post_event(namespace=namespace, involved=involved, reason="CarbonRebalance", message=note)
     long_note = "g/kWh — " * 300  # 3000 bytes of UTF-8, multi-byte characters at the cut
     with monkeypatch.context() as patch:
-        patch.setattr(event_module, "datetime", WholeSecond)  # where event_time() reads the clock
+        patch.setattr(event_writer, "datetime", WholeSecond)  # where event_time() reads the clock
         assert kube.post_event(
             namespace=namespace,
             involved=involved,

@@ -29,6 +29,7 @@ def pod(**spec: Any) -> dict[str, Any]:
         generate_name="web-7d4b9c-",
         labels={"app": "web"},
         owner=("apps/v1", "ReplicaSet", "web-7d4b9c"),
+        owner_uid="u1",
         **spec,
     )
 

@@ -769,3 +769,80 @@ def test_collapsing_onto_a_cluster_that_already_runs_every_replica_is_one_step()
         )
     )
     assert decision.step is MoveStep.SETTLE and not decision.desired.duplicated
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    replicas=st.integers(min_value=1, max_value=20),
+    source=st.sampled_from(sorted(CLUSTERS.values())),
+    cpu_millis=st.integers(min_value=10, max_value=8000),
+)
+def test_the_per_replica_shortcut_prices_a_move_as_the_full_sum_does(
+    replicas: int, source: str, cpu_millis: int
+) -> None:
+    flipped = signals({"us-east-1": 450, "eu-west-1": 20, "eu-north-1": 500})
+
+    def benefit(clusters: dict[str, int]) -> Any:
+        decision = only(
+            plan(
+                snapshot(
+                    policies=[policy("web", selects="web")],
+                    deployments=[deployment("web", replicas=replicas, cpu=f"{cpu_millis}m")],
+                    bindings=[binding("web", clusters)],
+                ),
+                signals=flipped,
+                config=config(),
+                now=NOW,
+            )
+        )
+        return decision.benefit
+
+    other = next(c for c in CLUSTERS.values() if c != source)
+    shortcut = benefit({source: replicas})  # one cluster, all replicas: priced per replica, scaled
+    full = benefit({source: replicas, other: 0})  # the same replicas, through the general sum
+    for part in (
+        "price_savings_usd",
+        "carbon_value_usd",
+        "migration_cost_usd",
+        "egress_cost_usd",
+        "avoided_grams",
+    ):
+        assert getattr(shortcut, part) == pytest.approx(getattr(full, part), rel=1e-9, abs=1e-12), part
+
+
+def test_a_move_whose_new_replicas_never_come_up_is_rolled_back_after_the_timeout() -> None:
+    flipped = signals({"us-east-1": 450, "eu-west-1": 20, "eu-north-1": 500})
+
+    def pass_after(seconds: float) -> Any:
+        started = (NOW - timedelta(seconds=seconds)).isoformat()
+        moving = policy(
+            "web",
+            selects="web",
+            annotations={MOVING_TO_ANNOTATION: "member-eu-west-1", MOVED_AT_ANNOTATION: started},
+        )
+        both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
+        both["status"] = {
+            "aggregatedStatus": [
+                {"clusterName": "member-eu-west-1", "status": {"availableReplicas": 0}},
+                {"clusterName": "member-eu-north-1", "status": {"availableReplicas": 3}},
+            ]
+        }
+        return only(
+            plan(
+                snapshot(policies=[moving], deployments=[deployment("web")], bindings=[both]),
+                signals=flipped,
+                config=parse_config_text(
+                    CONFIG.replace("cooldownSeconds: 600}", "cooldownSeconds: 600, moveTimeoutSeconds: 300}")
+                ),
+                now=NOW,
+            )
+        )
+
+    assert pass_after(200).reason is Reason.MOVE_IN_PROGRESS
+    rolled_back = pass_after(400)
+    assert (rolled_back.outcome, rolled_back.reason, rolled_back.step) == (
+        Outcome.MOVE,
+        Reason.MOVE_TIMED_OUT,
+        MoveStep.SETTLE,
+    )
+    assert rolled_back.desired.cluster_affinities[0].cluster_names == ("member-eu-north-1",)

@@ -19,11 +19,11 @@ from core.kube.lease import (
     LeaseRecord,
     lease_expired,
     may_take,
-    micro_time,
     next_record,
     released_record,
     validate_timing,
 )
+from core.kube.microtime import micro_time
 from rebalancer.leader import LeaderElector
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)  # microsecond 0: the MicroTime pitfall

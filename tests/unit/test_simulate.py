@@ -626,3 +626,24 @@ rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, ma
     assert result.cost_reduction_percent(ECOPULSE) == pytest.approx(50.0)
     with pytest.raises(WorkloadError, match=r"workloads\[0\].capacityType: must be one of"):
         parse_workload({**workload, "workloads": [{**batch, "capacityType": "cheap"}]})
+
+
+def test_cli_names_the_forecast_model_and_the_rule(tmp_path: Path) -> None:
+    cfg_text = """
+regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}]
+prices: {rza: PRICE, rzb: PRICE}
+rebalancer: {holdHours: 3}
+""".replace("PRICE", PRICE)
+    (tmp_path / "config.yaml").write_text(cfg_text)
+    (tmp_path / "trace.csv").write_text(trace_text(HAND_SERIES))
+    (tmp_path / "workload.yaml").write_text(json.dumps(HAND_WORKLOAD))
+    common = ["--config", str(tmp_path / "config.yaml"), "--trace", str(tmp_path / "trace.csv"),
+              "--workload", str(tmp_path / "workload.yaml")]  # fmt: skip
+    assert simulate_main([*common, "--out", str(tmp_path / "a"), "--forecast", "noisy", "--seed", "7"]) == 0
+    meta = json.loads((tmp_path / "a" / "report.json").read_text())["meta"]
+    assert meta["forecastModel"]["model"] == "noisy" and meta["forecastModel"]["seed"] == 7
+    assert meta["rule"]["holdHours"] == 3 and meta["rule"]["gapErrorMargin"] == 2.0
+    with pytest.raises(SystemExit) as usage:
+        simulate_main([*common, "--out", str(tmp_path / "b"), "--forecast", "psychic"])
+    assert usage.value.code == 2
+    assert simulate_main([*common, "--out", str(tmp_path / "c"), "--forecast-hours", "0"]) == 2
