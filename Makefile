@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s karmada fleet-up fleet-down fleet-demo run-fleet prometheus image dashboards test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s karmada helm crds fleet-up fleet-down fleet-demo run-fleet prometheus image image-tools test-image dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ k8s:
 karmada:
 	hack/build-karmada.sh >/dev/null
 
+## helm: build (or find cached) helm from its pinned module, for the chart's tests
+helm:
+	hack/build-helm.sh >/dev/null
+
+## crds: regenerate the policy CRDs (manifests/crds and the chart's crds/) from hack/crds.py
+crds: $(STAMP)
+	$(BIN)/python hack/crds.py
+
 ## prometheus: Prometheus and promtool (Debian's package when missing) for the dashboards' tests and cluster-up
 prometheus:
 	hack/install-prometheus.sh
@@ -66,11 +74,21 @@ dashboards:
 	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/fleet.json \
 		dashboards/alerts.yaml \
 		manifests/base/dashboards/
+	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
+		charts/eco-pulse/files/
 
 ## image: the OCI image (Debian root from mmdebstrap + our wheel, packed by umoci) in .build/image/oci,
 ##        tagged with the project version; prints its digest (needs root; hack/build-image.sh --help)
 image: $(STAMP)
 	PYTHON=$(BIN)/python hack/build-image.sh
+
+## image-tools: install mmdebstrap and umoci with apt-get when missing (a fresh CI machine)
+image-tools:
+	hack/build-image.sh --tools-only
+
+## test-image: build the image, unpack it and start the webhook from it (root; tests/image/)
+test-image: $(STAMP)
+	$(BIN)/pytest -q -m image tests/image
 
 ## webhook: just the webhook, on development certificates and the example config (mock grid)
 webhook: $(STAMP)
@@ -82,7 +100,7 @@ webhook: $(STAMP)
 
 ## test: format check, lint, strict types, layering contracts, then the whole suite (unit,
 ##       integration over TLS, contract, and e2e on the real control plane)
-test: check k8s karmada prometheus pytest
+test: check k8s karmada helm prometheus pytest
 
 check: lint typecheck contracts
 

@@ -16,7 +16,13 @@ of one template send byte-identical objects, so after the first the decision is 
 and with a different pod in every review (a new generateName and label each time: every
 decision is worked out, only the placement for the same requests is remembered).
 
+With --policies N (default 1000), N EcoPulsePolicies are in the webhook's cache, as a watch would
+have them: spread over 100 namespaces, the bench pod's namespace holding its share (ten, one of
+which selects the pod), plus a few ClusterEcoPulsePolicies; --policies-namespaces 1 puts them
+all in the pod's namespace (the worst case: every review scans them all).
+
 Usage: python bench/webhook.py [--seconds 8] [--connections 16] [--latency-requests 4000] [--interval-ms 0]
+                               [--policies 1000] [--policies-namespaces 100]
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.logs import configure_logging
+from core.policy import Policy, PolicySet, build_policy_set, parse_policy
 from tests.conftest import MOCK_CONFIG, launch_webhook
 
 REVIEW = {
@@ -138,12 +145,58 @@ async def noop(request: Request) -> Response:
     )
 
 
-def serve(directory: str, log_pipe: str, pipe: Connection) -> None:
+def bench_policies(count: int, namespaces: int) -> list[Policy]:
+    """``count`` policies, the first namespace being the bench pod's ("shop"); one selects its pod."""
+    policies = []
+    for index in range(count):
+        namespace = "shop" if index % namespaces == 0 else f"team-{index % namespaces:03d}"
+        app = "web" if index == 0 else f"svc-{index:04d}"
+        spec: dict[str, object] = {
+            "selector": {"matchLabels": {"app": app}},
+            "allowedRegions": ["eu-west-1", "eu-north-1"],
+            "maxLatencyMs": 200,
+        }
+        policies.append(
+            parse_policy(
+                {
+                    "kind": "EcoPulsePolicy",
+                    "metadata": {"name": f"p-{index:04d}", "namespace": namespace, "generation": 1},
+                    "spec": spec,
+                }
+            )
+        )
+    for index in range(min(5, count)):
+        policies.append(
+            parse_policy(
+                {
+                    "kind": "ClusterEcoPulsePolicy",
+                    "metadata": {"name": f"cluster-{index}"},
+                    "spec": {"selector": {"matchLabels": {"tier": f"t{index}"}}, "egressGbPerHour": 0.1},
+                }
+            )
+        )
+    return policies
+
+
+def serve(directory: str, log_pipe: str, pipe: Connection, policy_count: int, namespaces: int) -> None:
     os.sched_setaffinity(0, {0})
     os.dup2(os.open(log_pipe, os.O_WRONLY), sys.stdout.fileno())
     configure_logging("INFO")
+    policies = bench_policies(policy_count, namespaces)
+    built: dict[frozenset[str], PolicySet] = {}
+
+    def policy_set(known_regions: frozenset[str]) -> PolicySet:
+        # What core.kube.caches.PolicyCache does: built once, returned while nothing changes.
+        found = built.get(known_regions)
+        if found is None:
+            found = built[known_regions] = build_policy_set(policies, known_regions=known_regions)
+        return found
+
     webhook = launch_webhook(
-        Path(directory), MOCK_CONFIG, extra_routes=[Route("/noop", noop, methods=["POST"])]
+        Path(directory),
+        MOCK_CONFIG,
+        extra_routes=[Route("/noop", noop, methods=["POST"])],
+        policies=policy_set,
     )
     webhook.wait_ready()
     pipe.send((webhook.running.port, str(webhook.ca_file)))
@@ -270,6 +323,8 @@ def main() -> int:
     parser.add_argument("--latency-requests", type=int, default=4000)
     parser.add_argument("--interval-ms", type=float, default=0.0, help="between latency-phase requests")
     parser.add_argument("--rounds", type=int, default=20, help="latency-phase turns per endpoint")
+    parser.add_argument("--policies", type=int, default=1000, help="EcoPulsePolicies in the cache")
+    parser.add_argument("--policies-namespaces", type=int, default=100, help="namespaces they spread over")
     args = parser.parse_args()
     if os.cpu_count() is None or (os.cpu_count() or 1) < 2:
         print("needs two cores: one for the server, one for the load", file=sys.stderr)
@@ -283,7 +338,9 @@ def main() -> int:
         drainer = threading.Thread(target=drain, args=(log_pipe, log_lines), daemon=True)
         drainer.start()
         child = multiprocessing.get_context("spawn").Process(
-            target=serve, args=(directory, log_pipe, theirs), daemon=True
+            target=serve,
+            args=(directory, log_pipe, theirs, args.policies, max(1, args.policies_namespaces)),
+            daemon=True,
         )
         child.start()
         port, ca_file = ours.recv()
@@ -335,7 +392,8 @@ def main() -> int:
     ratio = results["mutate"]["p99_ms"] / results["noop"]["p99_ms"]
     distinct_ratio = results["distinct"]["p99_ms"] / results["noop"]["p99_ms"]
     rate = results["mutate"]["reviews_per_second"]
-    print(f"\nserver log lines written to its stdout pipe: {log_lines[0]}")
+    print(f"\npolicies in the cache: {args.policies} over {args.policies_namespaces} namespaces")
+    print(f"server log lines written to its stdout pipe: {log_lines[0]}")
     print(f"mutate handler time inside the server (mean): {server_mean_seconds * 1e6:.0f} us")
     pacing = f"one every {args.interval_ms:g} ms" if args.interval_ms > 0 else "back to back"
     print(f"p99 mutate / no-op (unloaded, {pacing}): {ratio:.2f}x (target <= 1.5x)")

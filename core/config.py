@@ -19,7 +19,7 @@ from core.catalog import load_price_table, load_region_locations, load_region_zo
 from core.config_reader import Reader, join, read_settings, setting, settings_rows
 from core.latency import EARTH_RADIUS_KM, FIBRE_KM_PER_MS, ROUTE_INFLATION, RTT_OVERHEAD_MS, estimated_rtt_ms
 from core.model import PriceRates, Region
-from core.yaml_input import YamlInputError, describe, load_yaml
+from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
 __all__ = [
     "API_VERSION",
@@ -289,6 +289,18 @@ class RebalancerSettings:
         doc="the evicted pod's grace period",
         default_doc="the pod's own",
     )
+    # The robust rule (core.history, core.economics.robust_net_benefit_usd): a move must pay with its
+    # carbon gap cut to the smallest of the last hold_hours hourly gaps, less gap_error_margin times
+    # the gap's recent horizon error over history_window_hours. 0 and 0 turn it off.
+    hold_hours: int = setting(
+        2, unit="h", minimum=0, doc="the greener region must have been greener this many hours (0: off)"
+    )
+    gap_error_margin: float = setting(
+        2.0, minimum=0.0, doc="times the gap's recent horizon error, taken off the predicted gap (0: off)"
+    )
+    history_window_hours: int = setting(
+        168, unit="h", minimum=1, doc="how much grid history the robust rule reads"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,6 +319,10 @@ class FleetSettings:
     # After a move, a policy stays where it went for this long (no bouncing back and forth).
     cooldown_seconds: float = setting(
         1800.0, unit="s", minimum=0.0, doc="after a move, a policy stays where it went"
+    )
+    # A move whose new replicas are not all available within this long is rolled back.
+    move_timeout_seconds: float = setting(
+        600.0, unit="s", exclusive_minimum=0.0, doc="a move not available within this long is rolled back"
     )
 
 
@@ -445,6 +461,9 @@ def _parse_regions(reader: _Reader, raw: object) -> tuple[Region, ...]:
             continue
         seen.add(name)
         zone_raw = entry.get("zone", known_zones.get(name))
+        if "zone" in entry and not isinstance(zone_raw, str):
+            reader.fail(f"{key}.zone", not_a_string(zone_raw))
+            continue
         if not isinstance(zone_raw, str) or not zone_raw:
             reader.fail(
                 f"{key}.zone",

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal, TypeVar
 
-from core.yaml_input import describe
+from core.yaml_input import describe, not_a_string
 
 T = TypeVar("T")
 Kind = Literal["number", "integer", "boolean", "string", "url", "choice", "instant"]
@@ -192,7 +192,7 @@ class Reader:
     def string(self, value: Mapping[str, object], key: str, name: str, default: str | None) -> str:
         raw = value.get(name, default)
         if not isinstance(raw, str) or not raw:
-            self.fail(join(key, name), f"must be a non-empty string, got {describe(raw)}")
+            self.fail(join(key, name), not_a_string(raw))
             return default or ""
         return raw
 

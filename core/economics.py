@@ -159,3 +159,28 @@ def net_benefit(source: RegionCost, target: RegionCost, *, migration_usd: float)
         latency_penalty_usd=target.latency_penalty_usd - source.latency_penalty_usd,
         avoided_grams=source.emissions_grams - target.emissions_grams,
     )
+
+
+def robust_net_benefit_usd(
+    benefit: NetBenefit,
+    source: RegionCost,
+    target: RegionCost,
+    *,
+    held_gaps_g_per_kwh: tuple[float, ...],
+    gap_error_g_per_kwh: float,
+    confidence_z: float,
+    config: EcoPulseConfiguration,
+) -> float:
+    """The net benefit a move can count on: its carbon value at a gap the grid has lately shown.
+
+    The predicted gap (source minus target mean intensity over the horizon) is replaced by the
+    smallest of it and the gaps of the last hours (a gap that has not held is not counted on), less
+    ``confidence_z`` times the spread the gap's horizon mean has had around its starting value
+    (``core.history``). Everything else (prices, egress, latency, migration) is as predicted. Never
+    more than ``benefit.net_usd``: the margin only takes away.
+    """
+    predicted_gap = source.carbon_g_per_kwh - target.carbon_g_per_kwh
+    counted_gap = min((predicted_gap, *held_gaps_g_per_kwh)) - confidence_z * gap_error_g_per_kwh
+    price = config.economics.effective_carbon_price_usd_per_tonne
+    margin_usd = (predicted_gap - counted_gap) * source.energy_kwh / GRAMS_PER_TONNE * price
+    return benefit.net_usd - max(0.0, margin_usd)

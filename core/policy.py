@@ -39,6 +39,7 @@ from core.model import (
     MAX_LATENCY_ANNOTATION,
     OPT_OUT_ANNOTATION,
 )
+from core.yaml_input import not_a_string
 
 GROUP_VERSION = "ecopulse.io/v1alpha1"
 NAMESPACED_KIND = "EcoPulsePolicy"
@@ -186,7 +187,7 @@ def _mapping(value: object, where: str) -> Mapping[str, object]:
 
 def _string(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise PolicyError(f"{where}: must be a non-empty string")
+        raise PolicyError(f"{where}: {not_a_string(value)}")
     return value
 
 
@@ -275,9 +276,9 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
         raise PolicyError("spec.rebalance: must be allow or never") from None
     allowed: frozenset[str] | None = None
     if regions is not None:
-        if not isinstance(regions, list) or not regions or not all(isinstance(r, str) and r for r in regions):
+        if not isinstance(regions, list) or not regions:
             raise PolicyError("spec.allowedRegions: must be a non-empty list of region names")
-        allowed = frozenset(str(r) for r in regions)
+        allowed = frozenset(_string(r, f"spec.allowedRegions[{i}]") for i, r in enumerate(regions))
     data_region = spec.get("dataRegion")
     return _selector(spec.get("selector")), PolicySpec(
         mode=parsed_mode,
@@ -331,6 +332,48 @@ def problems(policy: Policy, *, known_regions: frozenset[str]) -> tuple[str, ...
     return tuple(found)
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """One layer's policies (a namespace's, or the cluster's) for lookup by a pod's labels.
+
+    A policy with matchLabels can only match a pod carrying its first (key, value) pair, so it is
+    filed under that pair; a pod's few labels then name the few policies worth testing, and a
+    namespace with a thousand policies costs a review a handful of dict lookups, not a thousand
+    selector tests. Policies without matchLabels are always tested.
+    """
+
+    by_label: Mapping[tuple[str, str], tuple[Policy, ...]]
+    always: tuple[Policy, ...]
+    rank: Mapping[int, int]  # id(policy) -> its place in the layer, oldest first
+
+    @classmethod
+    def of(cls, policies: tuple[Policy, ...]) -> _Index:
+        by_label: dict[tuple[str, str], list[Policy]] = {}
+        always: list[Policy] = []
+        for policy in policies:
+            if policy.selector.match_labels:
+                by_label.setdefault(policy.selector.match_labels[0], []).append(policy)
+            else:
+                always.append(policy)
+        return cls(
+            by_label={pair: tuple(items) for pair, items in by_label.items()},
+            always=tuple(always),
+            rank={id(policy): index for index, policy in enumerate(policies)},
+        )
+
+    def candidates(self, labels: Mapping[str, str]) -> tuple[Policy, ...]:
+        found = list(self.always)
+        if self.by_label:
+            for pair in labels.items():
+                found.extend(self.by_label.get(pair, ()))
+        if len(found) > 1:
+            found.sort(key=lambda policy: self.rank[id(policy)])
+        return tuple(found)
+
+
+_NO_INDEX = _Index(by_label={}, always=(), rank={})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicySet:
     """The valid policies, grouped for lookup: built once per change, read by every request."""
@@ -339,9 +382,24 @@ class PolicySet:
     cluster: tuple[Policy, ...] = ()  # oldest first
     invalid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # ref -> problems
     all: tuple[Policy, ...] = ()  # every policy given, valid or not, oldest first
+    _namespace_index: Mapping[str, _Index] = field(init=False, repr=False, compare=False)
+    _cluster_index: _Index = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_namespace_index", {ns: _Index.of(items) for ns, items in self.namespaced.items()}
+        )
+        object.__setattr__(self, "_cluster_index", _Index.of(self.cluster))
 
     def __len__(self) -> int:
         return len(self.all)
+
+    def candidates(
+        self, namespace: str, labels: Mapping[str, str]
+    ) -> tuple[tuple[Policy, ...], tuple[Policy, ...]]:
+        """(namespaced, cluster) policies that may select a pod with these labels, oldest first."""
+        index = self._namespace_index.get(namespace, _NO_INDEX)
+        return index.candidates(labels), self._cluster_index.candidates(labels)
 
 
 EMPTY_POLICY_SET = PolicySet()
@@ -455,8 +513,9 @@ def resolve(policies: PolicySet, *, namespace: str, pod_labels: Mapping[str, str
     """The policies that apply to a pod in ``namespace`` with ``pod_labels``. Pure, no I/O."""
     if not policies.cluster and not policies.namespaced:
         return NO_POLICY
-    namespaced, namespaced_ties = _pick(policies.namespaced.get(namespace, ()), pod_labels)
-    cluster, cluster_ties = _pick(policies.cluster, pod_labels)
+    in_namespace, in_cluster = policies.candidates(namespace, pod_labels)
+    namespaced, namespaced_ties = _pick(in_namespace, pod_labels)
+    cluster, cluster_ties = _pick(in_cluster, pod_labels)
     if namespaced is None and cluster is None:
         return NO_POLICY
     return Resolution(namespaced=namespaced, cluster=cluster, conflicts=namespaced_ties + cluster_ties)
@@ -573,6 +632,7 @@ class PolicyStatus:
             "podsMatched": self.pods_matched,
             "podsPlacedLastHour": self.pods_placed_last_hour,
             "podsMovedLastHour": self.pods_moved_last_hour,
-            "carbonAvoidedGrams": round(self.carbon_avoided_grams, 3),
-            "costSavedUsd": round(self.cost_saved_usd, 6),
+            # Fine enough that one small interval's increment is never rounded away.
+            "carbonAvoidedGrams": round(self.carbon_avoided_grams, 6),
+            "costSavedUsd": round(self.cost_saved_usd, 9),
         }

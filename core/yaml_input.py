@@ -84,6 +84,24 @@ def load_yaml(text: str) -> object:
         loader.dispose()
 
 
+def not_a_string(value: object) -> str:
+    """What is wrong with a value where a string belongs, and the fix when YAML typed an unquoted word.
+
+    YAML 1.1 (PyYAML) reads unquoted yes/no, on/off, y/n and true/false as booleans and digits as
+    numbers, so `zone: NO` (Norway) arrives as False: say so, and suggest the quotes.
+    """
+    if isinstance(value, bool):
+        word = "true" if value else "false"
+        return (
+            f"must be a string, but YAML read an unquoted word as the boolean {word} (yes/no, on/off, "
+            'y/n and true/false are booleans in YAML): quote it, for example zone: "NO"'
+        )
+    if isinstance(value, int | float):
+        number = describe(value)
+        return f'must be a string, but YAML read it as the number {number}: quote it, like "{number}"'
+    return f"must be a non-empty string, got {describe(value)}"
+
+
 def describe(value: object) -> str:
     """A short, bounded rendering of a value for an error message (at most DESCRIBE_CHARS)."""
     if value is None:

@@ -29,15 +29,16 @@ from typing import Protocol
 
 from core.accounting import RunningPod, accrue
 from core.config import EcoPulseConfiguration
-from core.managed import Unmanaged, unmanaged
+from core.managed import unmanaged
 from core.metrics import inc_signed
-from core.model import DECISION_ANNOTATION, SignalSnapshot, Subject
+from core.model import DECISION_ANNOTATION, SignalSnapshot
 from fleet import metrics
 from fleet.karmada import WriteOutcome, WriteResult
 from fleet.planner import (
     Decision,
     FleetPlan,
     FleetSnapshot,
+    MoveStep,
     Outcome,
     Reason,
     decision_annotation,
@@ -45,13 +46,21 @@ from fleet.planner import (
     placement_patch,
     plan,
 )
-from fleet.records import MOVED_AT_ANNOTATION, PolicyRecord
+from fleet.records import (
+    MOVED_AT_ANNOTATION,
+    MOVING_TO_ANNOTATION,
+    SAVED_SCHEDULING_ANNOTATION,
+    PolicyRecord,
+    workload_subject,
+)
 
 log = logging.getLogger("ecopulse.fleet")
 
 # A pass logs at most this many decisions one per line; the rest are counted in the summary.
 MAX_DECISION_LINES = 200
-NEVER_WRITTEN = frozenset({*Unmanaged, Reason.NO_WORKLOAD})
+NEVER_WRITTEN = frozenset(
+    {Reason.SYSTEM_NAMESPACE, Reason.NAMESPACE_OPTED_OUT, Reason.OPTED_OUT, Reason.NO_WORKLOAD}
+)
 EVENT_REASONS = {
     Outcome.PLACE: "FleetPlaced",
     Outcome.MOVE: "FleetMoved",
@@ -68,7 +77,7 @@ class FleetWriter(Protocol):
         policy: PolicyRecord,
         *,
         placement: dict[str, object] | None,
-        annotations: dict[str, str],
+        annotations: dict[str, str | None],
         dry_run: bool,
     ) -> WriteResult: ...
 
@@ -176,11 +185,20 @@ def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool
         if result.outcome is WriteOutcome.WRITTEN:
             api.post_event(policy, reason=EVENT_REASONS[decision.outcome], message=explain(decision))
         return result.outcome.value
-    annotations = {DECISION_ANNOTATION: annotation}
+    annotations: dict[str, str | None] = {DECISION_ANNOTATION: annotation}
     placement = None
     if decision.writes_placement and decision.desired is not None:
-        placement = placement_patch(decision.desired, policy.placement)
-        if decision.outcome is Outcome.MOVE:
+        restore = None
+        if decision.step is MoveStep.EXPAND:
+            # Where to, and the policy's own replicaScheduling, for the second step to put back.
+            annotations[MOVING_TO_ANNOTATION] = decision.target_cluster
+            annotations[SAVED_SCHEDULING_ANNOTATION] = policy.placement.replica_scheduling
+        elif decision.step is MoveStep.SETTLE and policy.moving_to is not None:
+            restore = policy.saved_scheduling or ""
+            annotations[MOVING_TO_ANNOTATION] = None  # a merge patch's null deletes the key
+            annotations[SAVED_SCHEDULING_ANNOTATION] = None
+        placement = placement_patch(decision.desired, policy.placement, restore=restore)
+        if decision.outcome is Outcome.MOVE and decision.reason is not Reason.NEW_CLUSTER_AVAILABLE:
             annotations[MOVED_AT_ANNOTATION] = now.astimezone(UTC).isoformat()
     elif policy.annotations.get(DECISION_ANNOTATION) == annotation:
         return None  # decided as last time: nothing to write
@@ -232,10 +250,7 @@ def running_replicas(snapshot: FleetSnapshot) -> Iterable[RunningPod]:
     """One RunningPod per replica Karmada scheduled, in its member cluster's region; namespaces that
     opted out (or are the system's) are left out, as one cluster's accounting leaves them out."""
     for workload in snapshot.workloads.values():
-        subject = Subject(
-            namespace=workload.namespace, labels=workload.labels, annotations=workload.hint_annotations
-        )
-        if unmanaged(subject, namespace=snapshot.namespaces.get(workload.namespace)) is not None:
+        if unmanaged(workload_subject(workload), namespace=snapshot.namespaces.get(workload.namespace)):
             continue
         binding = snapshot.bindings.get(("Deployment", workload.namespace, workload.name))
         if binding is None:

@@ -147,7 +147,7 @@ def fleet_caches(api_client: client.ApiClient) -> FleetCaches:
 
 
 def policy_patch_body(
-    policy: PolicyRecord, *, placement: Mapping[str, object] | None, annotations: Mapping[str, str]
+    policy: PolicyRecord, *, placement: Mapping[str, object] | None, annotations: Mapping[str, str | None]
 ) -> dict[str, object]:
     """The merge patch as sent: conditional on the resourceVersion the decision was made on."""
     metadata: dict[str, object] = {"resourceVersion": policy.resource_version}
@@ -190,7 +190,7 @@ class KarmadaApi:
         policy: PolicyRecord,
         *,
         placement: Mapping[str, object] | None,
-        annotations: Mapping[str, str],
+        annotations: Mapping[str, str | None],
         dry_run: bool,
     ) -> WriteResult:
         """Merge-patch the policy; in dry run the server validates it and changes nothing."""

@@ -25,14 +25,14 @@ import json
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 
 from core.config import EcoPulseConfiguration, FleetSettings
 from core.economics import NetBenefit, RegionCost, migration_cost_usd
-from core.managed import Unmanaged
-from core.managed import unmanaged as core_unmanaged
+from core.managed import unmanaged as never_managed
 from core.model import NamespaceInfo, PlacementHints, SignalSnapshot, Subject
 from core.placement import (
     Ineligible,
@@ -54,6 +54,7 @@ from fleet.records import (
     PolicyRecord,
     ReplicaMode,
     WorkloadRecord,
+    workload_subject,
 )
 
 
@@ -68,7 +69,10 @@ class Reason(StrEnum):
     BEST_CLUSTER = "in-best-cluster"
     NEW_WORKLOAD = "not-scheduled-yet"
     PAYS = "net-benefit-above-minimum"
-    # Never managed (system-namespace, namespace-opted-out, opted-out): core.managed.Unmanaged.
+    # core.managed.Unmanaged's names, for the objects fleet mode never touches
+    SYSTEM_NAMESPACE = "system-namespace"
+    NAMESPACE_OPTED_OUT = "namespace-opted-out"
+    OPTED_OUT = "opted-out"
     NO_WORKLOAD = "no-workload"
     NO_SIGNAL = "no-usable-signals"
     NO_ELIGIBLE_CLUSTER = "no-eligible-cluster"
@@ -76,12 +80,21 @@ class Reason(StrEnum):
     COOLDOWN = "cooldown"
     LIMIT_PASS = "limit-pass"  # noqa: S105 - a reason, not a password
     LIMIT_NAMESPACE = "limit-namespace"
+    MOVE_IN_PROGRESS = "move-in-progress"  # the new cluster's replicas are not all available yet
+    NEW_CLUSTER_AVAILABLE = "new-cluster-available"  # the move's second step: the old copy may go
+    MOVE_TIMED_OUT = "move-timed-out"  # the new replicas never all came up: back where they ran
+
+
+class MoveStep(StrEnum):
+    EXPAND = "expand"  # start the replicas in the new cluster, keep the old ones (Duplicated)
+    SETTLE = "settle"  # the final placement: the old cluster's copy goes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredPlacement:
     cluster_affinities: tuple[AffinityTerm, ...]
     static_weights: tuple[tuple[str, int], ...] = ()  # only for Divided replicas with static weights
+    duplicated: bool = False  # a move's first step: every cluster of the first term runs all replicas
 
     def matches(self, current: Placement) -> bool:
         return (
@@ -95,7 +108,7 @@ class DesiredPlacement:
 class Decision:
     policy: PolicyRecord
     outcome: Outcome
-    reason: Reason | Unmanaged
+    reason: Reason
     workloads: tuple[str, ...] = ()  # namespace/name of the Deployments the policy propagates
     replicas: int = 0
     ranked_clusters: tuple[str, ...] = ()  # eligible clusters, best first
@@ -106,6 +119,7 @@ class Decision:
     # The placement is already what we want and Karmada still runs the replicas elsewhere (a
     # failover term stuck, a steady division): a WorkloadRebalancer asks for a fresh schedule.
     reschedule: bool = False
+    step: MoveStep | None = None  # for a move: which of its two steps this is
 
     @property
     def writes_placement(self) -> bool:
@@ -114,10 +128,7 @@ class Decision:
     @property
     def namespace_key(self) -> str:
         """The namespace the limits and metrics count this policy in."""
-        if self.policy.namespace:
-            return self.policy.namespace
-        namespaces = {w.split("/", 1)[0] for w in self.workloads}
-        return namespaces.pop() if len(namespaces) == 1 else ""
+        return _namespace_key(self.policy, self.workloads)
 
 
 @dataclass(slots=True)
@@ -202,33 +213,23 @@ def unmanaged(
     namespaces: Mapping[str, NamespaceInfo],
     *,
     own_namespace: str = "",
-) -> Unmanaged | None:
-    """Why fleet mode never touches this policy: core.managed's rule, the one every app asks, of each
-    Deployment the policy propagates (the policy's annotations under the Deployment's own) and of the
-    policy itself. A ClusterPropagationPolicy is left alone if any namespace it reaches opts out; of
-    several reasons, the namespace's come first, as in the rule."""
+) -> Reason | None:
+    """Why fleet mode never touches this policy: core.managed's rule, as in one cluster, asked of
+    the policy in each namespace it reaches and of each workload it propagates (the policy's
+    annotations over the Deployment's own, the namespace's defaults applied by the rule). A
+    ClusterPropagationPolicy is left alone if any namespace it reaches opts out."""
     subjects = [
-        Subject(
-            namespace=w.namespace, labels=w.labels, annotations={**policy.annotations, **w.hint_annotations}
-        )
-        for w in workloads
+        Subject(namespace=space, labels={}, annotations=policy.annotations)
+        for space in sorted({policy.namespace} if policy.namespace else set())
     ]
-    if policy.namespace or not workloads:
-        subjects.append(Subject(namespace=policy.namespace, labels={}, annotations=policy.annotations))
-    reasons = [
-        reason
-        for subject in subjects
-        if (
-            reason := core_unmanaged(
-                subject, namespace=namespaces.get(subject.namespace), own_namespace=own_namespace
-            )
+    subjects += [workload_subject(w, policy_annotations=policy.annotations) for w in workloads]
+    for subject in subjects:
+        reason = never_managed(
+            subject, namespace=namespaces.get(subject.namespace), own_namespace=own_namespace
         )
-        is not None
-    ]
-    return min(reasons, key=_RULE_ORDER.index) if reasons else None
-
-
-_RULE_ORDER = list(Unmanaged)
+        if reason is not None:
+            return Reason(reason.value)
+    return None
 
 
 # --- costs -----------------------------------------------------------------------------------------
@@ -367,6 +368,39 @@ def _target(
     )
 
 
+def _settled(target: _Target, cluster: str) -> _Target:
+    """The final placement of a move to ``cluster``: that cluster first, then the others in rank order."""
+    if cluster == target.ranked_clusters[0] or cluster not in target.ranked_clusters:
+        return target
+    ranked = (cluster, *(c for c in target.ranked_clusters if c != cluster))
+    if target.desired.static_weights:
+        return target  # a weighted group: the ranking's group stands
+    terms = tuple(
+        AffinityTerm(name=f"{AFFINITY_PREFIX}{rank}", cluster_names=(c,)) for rank, c in enumerate(ranked)
+    )
+    return _Target(
+        ranked_clusters=ranked,
+        desired=DesiredPlacement(cluster_affinities=terms),
+        distribution=((cluster, 1.0),),
+    )
+
+
+def _expanded(target: _Target, sources: tuple[str, ...]) -> DesiredPlacement:
+    """A move's first step: the best cluster and those the replicas run in now, Duplicated, so the
+    old copies keep serving until the new ones are available; then the other clusters to fail over to."""
+    best = target.ranked_clusters[0]
+    group = (best, *(c for c in sources if c != best))
+    rest = tuple(c for c in target.ranked_clusters if c not in group)
+    terms = (
+        AffinityTerm(name=f"{AFFINITY_PREFIX}0", cluster_names=group),
+        *(
+            AffinityTerm(name=f"{AFFINITY_PREFIX}{rank + 1}", cluster_names=(c,))
+            for rank, c in enumerate(rest)
+        ),
+    )
+    return DesiredPlacement(cluster_affinities=terms, duplicated=True)
+
+
 # --- the pass --------------------------------------------------------------------------------------
 
 
@@ -394,9 +428,10 @@ def plan(
     rankings: dict[tuple[int, int], Ranking] = {}
     targets: dict[tuple[object, ...], _Target | None] = {}
     result = FleetPlan()
-    moves: list[Decision] = []
+    moves: list[_Proposal] = []
+    moves_of: dict[tuple[int, str, int], _Move | None] = {}
 
-    for policy in sorted(snapshot.policies, key=lambda p: (p.kind, p.namespace, p.name)):
+    for policy in sorted(snapshot.policies, key=attrgetter("kind", "namespace", "name")):
         result.policies_considered += 1
         workloads = index.of(policy)
         keys = tuple(w.key for w in workloads)
@@ -418,7 +453,7 @@ def plan(
         shape_keys: list[tuple[int, int, int]] = []
         for workload in workloads:
             annotations = effective_annotations(policy, workload, snapshot.namespaces.get(workload.namespace))
-            hints_key = tuple(sorted(annotations.items()))
+            hints_key = tuple(sorted(annotations.items())) if annotations else ()
             hints = hints_of.get(hints_key)
             if hints is None:
                 hints = hints_of[hints_key] = placement_hints(annotations, known_regions=known).hints
@@ -463,49 +498,84 @@ def plan(
             )
             continue
 
-        base = Decision(
-            policy=policy,
-            outcome=Outcome.REFUSE,
-            reason=Reason.NO_SIGNAL,
-            workloads=keys,
-            replicas=replicas,
-            ranked_clusters=target.ranked_clusters,
-            target_cluster=target.ranked_clusters[0],
-            desired=target.desired,
-        )
         running = [
             (workload, snapshot.bindings.get((DEPLOYMENT, workload.namespace, workload.name)))
             for workload in workloads
         ]
         sources = tuple(sorted({c for _, b in running if b is not None for c, n in b.clusters if n > 0}))
-        if not sources:
-            # Karmada has not scheduled it yet: our placement is its first one, and nothing moves.
-            result.decisions.append(replace(base, outcome=Outcome.PLACE, reason=Reason.NEW_WORKLOAD))
-            continue
-        base = replace(base, source_clusters=sources)
-        move = _move(running, shapes, target, region_of, config)
-        if move is None:
-            result.decisions.append(base)  # a cluster in an unknown region or with no signal now
-            continue
-        base = replace(base, benefit=move.benefit)
-        if not move.changes:
-            result.decisions.append(replace(base, outcome=Outcome.KEEP, reason=Reason.BEST_CLUSTER))
-        elif not (move.benefit.net_usd > settings.min_net_benefit_usd and move.benefit.net_usd > 0):
-            result.decisions.append(replace(base, reason=Reason.BELOW_MIN_BENEFIT))
-        elif (
-            policy.moved_at is not None
-            and (now - policy.moved_at).total_seconds() < settings.cooldown_seconds
-        ):
-            result.decisions.append(replace(base, reason=Reason.COOLDOWN))
-        else:
-            moves.append(
-                replace(
-                    base,
-                    outcome=Outcome.MOVE,
-                    reason=Reason.PAYS,
-                    reschedule=target.desired.matches(policy.placement),
+        outcome, reason, benefit = Outcome.REFUSE, Reason.NO_SIGNAL, None
+        if policy.moving_to is not None:
+            # A move's first step is done: finish it once its replicas are available there.
+            wanted = sum(w.replicas for w, _ in running)
+            available = sum(b.available_in(policy.moving_to) for _, b in running if b is not None)
+            elapsed = (now - policy.moved_at).total_seconds() if policy.moved_at is not None else 0.0
+            back = next((c for c in target.ranked_clusters if c in sources and c != policy.moving_to), None)
+            settle_in, settle_reason = None, Reason.NEW_CLUSTER_AVAILABLE
+            if available >= wanted:
+                settle_in = policy.moving_to
+            elif elapsed > settings.move_timeout_seconds and back is not None:
+                settle_in, settle_reason = back, Reason.MOVE_TIMED_OUT  # the old copy still serves
+            if settle_in is None:
+                outcome, reason = Outcome.KEEP, Reason.MOVE_IN_PROGRESS
+            else:
+                settled = _settled(target, settle_in)
+                result.decisions.append(
+                    Decision(
+                        policy=policy,
+                        outcome=Outcome.MOVE,
+                        reason=settle_reason,
+                        workloads=keys,
+                        replicas=replicas,
+                        ranked_clusters=settled.ranked_clusters,
+                        source_clusters=sources,
+                        target_cluster=settle_in,
+                        desired=settled.desired,
+                        step=MoveStep.SETTLE,
+                    )
                 )
+                continue
+        elif not sources:
+            # Karmada has not scheduled it yet: our placement is its first one, and nothing moves.
+            outcome, reason = Outcome.PLACE, Reason.NEW_WORKLOAD
+        elif (move := _move(running, shapes, target, region_of, config, cache=moves_of)) is not None:
+            benefit = move.benefit
+            if not move.changes:
+                outcome, reason = Outcome.KEEP, Reason.BEST_CLUSTER
+            elif not (benefit.net_usd > settings.min_net_benefit_usd and benefit.net_usd > 0):
+                reason = Reason.BELOW_MIN_BENEFIT
+            elif (
+                policy.moved_at is not None
+                and (now - policy.moved_at).total_seconds() < settings.cooldown_seconds
+            ):
+                reason = Reason.COOLDOWN
+            else:
+                # Decided after the limits, best moves first.
+                moves.append(
+                    _Proposal(
+                        policy=policy,
+                        workloads=keys,
+                        replicas=replicas,
+                        target=target,
+                        sources=sources,
+                        benefit=benefit,
+                    )
+                )
+                continue
+        # else: a cluster in an unknown region, or a grid we know nothing of now: do nothing.
+        result.decisions.append(
+            Decision(
+                policy=policy,
+                outcome=outcome,
+                reason=reason,
+                workloads=keys,
+                replicas=replicas,
+                ranked_clusters=target.ranked_clusters,
+                source_clusters=sources,
+                target_cluster=target.ranked_clusters[0],
+                desired=target.desired,
+                benefit=benefit,
             )
+        )
 
     result.decisions.extend(_within_limits(moves, settings))
     return result
@@ -518,6 +588,55 @@ class _Move:
 
 
 def _move(
+    running: Sequence[tuple[WorkloadRecord, BindingRecord | None]],
+    shapes: Sequence[tuple[Ranking, int]],
+    target: _Target,
+    region_of: Mapping[str, str],
+    config: EcoPulseConfiguration,
+    *,
+    cache: dict[tuple[int, str, int], _Move | None],
+) -> _Move | None:
+    """The move of a policy's replicas. The common case, one workload all of whose replicas run in
+    one cluster, is linear in the replicas: priced once per (shape, cluster, target) for one replica."""
+    if len(running) == 1:
+        workload, binding = running[0]
+        if binding is not None and len(binding.clusters) == 1 and binding.clusters[0][1] == workload.replicas:
+            key = (id(shapes[0][0]), binding.clusters[0][0], id(target))
+            if key not in cache:
+                one = BindingRecord(
+                    namespace="", kind=DEPLOYMENT, name="", clusters=((binding.clusters[0][0], 1),)
+                )
+                single = WorkloadRecord(
+                    namespace="",
+                    name="",
+                    uid="",
+                    labels={},
+                    replicas=1,
+                    max_unavailable="",
+                    demand=workload.demand,
+                    hint_annotations={},
+                    claimed_by=None,
+                )
+                cache[key] = _priced([(single, one)], shapes, target, region_of, config)
+            per_replica = cache[key]
+            if per_replica is None:
+                return None
+            b, n = per_replica.benefit, float(workload.replicas)
+            benefit = NetBenefit(
+                source=binding.clusters[0][0],
+                target=target.ranked_clusters[0],
+                price_savings_usd=b.price_savings_usd * n,
+                carbon_value_usd=b.carbon_value_usd * n,
+                migration_cost_usd=b.migration_cost_usd * n,
+                egress_cost_usd=b.egress_cost_usd * n,
+                latency_penalty_usd=b.latency_penalty_usd * n,
+                avoided_grams=b.avoided_grams * n,
+            )
+            return _Move(benefit=benefit, changes=per_replica.changes)
+    return _priced(running, shapes, target, region_of, config)
+
+
+def _priced(
     running: Sequence[tuple[WorkloadRecord, BindingRecord | None]],
     shapes: Sequence[tuple[Ranking, int]],
     target: _Target,
@@ -571,38 +690,68 @@ def _move(
     )
 
 
-def _within_limits(moves: list[Decision], settings: FleetSettings) -> list[Decision]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Proposal:
+    policy: PolicyRecord
+    workloads: tuple[str, ...]
+    replicas: int
+    target: _Target
+    sources: tuple[str, ...]
+    benefit: NetBenefit
+
+    @property
+    def namespace_key(self) -> str:
+        return _namespace_key(self.policy, self.workloads)
+
+
+def _namespace_key(policy: PolicyRecord, workloads: tuple[str, ...]) -> str:
+    if policy.namespace:
+        return policy.namespace
+    namespaces = {w.split("/", 1)[0] for w in workloads}
+    return namespaces.pop() if len(namespaces) == 1 else ""
+
+
+def _within_limits(moves: list[_Proposal], settings: FleetSettings) -> list[Decision]:
     """Best moves first, as many as the pass and each namespace allow; the rest are refused."""
-    moves.sort(key=lambda d: (-(d.benefit.net_usd if d.benefit else 0.0), d.policy.kind, d.policy.key))
+    moves.sort(key=lambda m: (-m.benefit.net_usd, m.policy.kind, m.policy.key))
     per_namespace: Tally[str] = Tally()
     total = 0
     decided: list[Decision] = []
     for move in moves:
         space = move.namespace_key
+        outcome, reason = Outcome.REFUSE, Reason.LIMIT_PASS
         if total + 1 > settings.max_moves_per_pass:
-            decided.append(_refused(move, Reason.LIMIT_PASS))
+            pass
         elif per_namespace[space] + 1 > settings.max_moves_per_namespace:
-            decided.append(_refused(move, Reason.LIMIT_NAMESPACE))
+            reason = Reason.LIMIT_NAMESPACE
         else:
             total += 1
             per_namespace[space] += 1
-            decided.append(move)
+            outcome, reason = Outcome.MOVE, Reason.PAYS
+        desired = move.target.desired
+        reschedule = outcome is Outcome.MOVE and desired.matches(move.policy.placement)
+        # No new copy needed where one already runs all the replicas: straight to the final placement.
+        direct = reschedule or move.target.ranked_clusters[0] in move.sources
+        step = MoveStep.SETTLE if direct else MoveStep.EXPAND
+        if outcome is Outcome.MOVE and step is MoveStep.EXPAND:
+            desired = _expanded(move.target, move.sources)
+        decided.append(
+            Decision(
+                policy=move.policy,
+                outcome=outcome,
+                reason=reason,
+                workloads=move.workloads,
+                replicas=move.replicas,
+                ranked_clusters=move.target.ranked_clusters,
+                source_clusters=move.sources,
+                target_cluster=move.target.ranked_clusters[0],
+                desired=desired,
+                benefit=move.benefit,
+                reschedule=reschedule,
+                step=step if outcome is Outcome.MOVE else None,
+            )
+        )
     return decided
-
-
-def _refused(move: Decision, reason: Reason) -> Decision:
-    return Decision(
-        policy=move.policy,
-        outcome=Outcome.REFUSE,
-        reason=reason,
-        workloads=move.workloads,
-        replicas=move.replicas,
-        ranked_clusters=move.ranked_clusters,
-        source_clusters=move.source_clusters,
-        target_cluster=move.target_cluster,
-        desired=move.desired,
-        benefit=move.benefit,
-    )
 
 
 # --- what the decision says -----------------------------------------------------------------------
@@ -641,9 +790,14 @@ def decision_annotation(decision: Decision) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def placement_patch(desired: DesiredPlacement, current: Placement) -> dict[str, object]:
+def placement_patch(
+    desired: DesiredPlacement, current: Placement, *, restore: str | None = None
+) -> dict[str, object]:
     """The JSON merge patch of ``spec.placement``: our affinity terms, the single clusterAffinity
-    removed (Karmada allows only one of the two), static weights for divided replicas."""
+    removed (Karmada allows only one of the two), static weights for divided replicas.
+
+    A move's first step makes the replicas Duplicated over its first term; ``restore`` (the
+    replicaScheduling saved then, as JSON; "" when there was none) puts the policy's own back."""
     placement: dict[str, object] = {
         "clusterAffinities": [
             {"affinityName": term.name, "clusterNames": list(term.cluster_names)}
@@ -652,13 +806,25 @@ def placement_patch(desired: DesiredPlacement, current: Placement) -> dict[str, 
     }
     if current.has_cluster_affinity:
         placement["clusterAffinity"] = None
-    if desired.static_weights:
-        placement["replicaScheduling"] = {
-            "weightPreference": {
-                "staticWeightList": [
-                    {"targetCluster": {"clusterNames": [cluster]}, "weight": weight}
-                    for cluster, weight in desired.static_weights
-                ]
-            }
+    scheduling: dict[str, object] | None = None
+    if desired.duplicated:
+        scheduling = {
+            "replicaSchedulingType": "Duplicated",
+            "replicaDivisionPreference": None,
+            "weightPreference": None,
         }
+    elif restore is not None:
+        saved = json.loads(restore) if restore else None
+        scheduling = dict(saved) if isinstance(saved, dict) else None
+        placement["replicaScheduling"] = scheduling
+    if desired.static_weights and not desired.duplicated:
+        scheduling = dict(scheduling or {})
+        scheduling["weightPreference"] = {
+            "staticWeightList": [
+                {"targetCluster": {"clusterNames": [cluster]}, "weight": weight}
+                for cluster, weight in desired.static_weights
+            ]
+        }
+    if scheduling is not None:
+        placement["replicaScheduling"] = scheduling
     return placement

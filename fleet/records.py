@@ -7,13 +7,14 @@ The records are what the watch caches hold, so a fleet of thousands of policies 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from core.kube.slim import intern_demand
-from core.model import ANNOTATION_PREFIX, REGION_LABEL, PodDemand
+from core.model import ANNOTATION_PREFIX, OPT_OUT_LABEL, REGION_LABEL, PodDemand, Subject
 from core.podspec import as_list, as_mapping, pod_demand, string_map
 
 POLICY_GROUP = "policy.karmada.io"
@@ -26,6 +27,12 @@ CLAIMED_BY_NAME = "propagationpolicy.karmada.io/name"
 CLAIMED_BY_CLUSTER_POLICY = "clusterpropagationpolicy.karmada.io/name"
 # When fleet mode last moved a policy's workloads (RFC 3339): the cooldown counts from it.
 MOVED_AT_ANNOTATION = "ecopulse.io/moved-at"
+# A move in two steps (make before break): while the replicas start in the new cluster the old
+# ones keep running. Karmada deletes a cluster's copy at once when a placement change drops it
+# (its graceful eviction serves failover only), so the first step keeps both clusters, Duplicated,
+# and says where to (this annotation) and what the policy's replicaScheduling was (the next one).
+MOVING_TO_ANNOTATION = "ecopulse.io/moving-to"
+SAVED_SCHEDULING_ANNOTATION = "ecopulse.io/replica-scheduling"
 # Affinity terms fleet mode writes are named with this prefix and their rank: ecopulse-0 is the best.
 AFFINITY_PREFIX = "ecopulse-"
 
@@ -146,6 +153,7 @@ class Placement:
     has_cluster_affinity: bool = False  # the single clusterAffinity form (replaced when we write)
     replica_mode: ReplicaMode = ReplicaMode.DUPLICATED
     static_weights: tuple[tuple[str, int], ...] = ()
+    replica_scheduling: str = ""  # spec.placement.replicaScheduling as compact JSON; "" when absent
 
     @property
     def ours(self) -> bool:
@@ -185,6 +193,11 @@ def _placement(raw: object) -> Placement:
         has_cluster_affinity=fields.get("clusterAffinity") is not None,
         replica_mode=mode,
         static_weights=tuple(weights),
+        replica_scheduling=(
+            json.dumps(fields["replicaScheduling"], separators=(",", ":"), sort_keys=True)
+            if isinstance(fields.get("replicaScheduling"), dict)
+            else ""
+        ),
     )
 
 
@@ -214,6 +227,8 @@ class PolicyRecord:
     placement: Placement
     annotations: Mapping[str, str]  # only ecopulse.io/ keys
     moved_at: datetime | None
+    moving_to: str | None = None  # the first step of a move is done: replicas start there
+    saved_scheduling: str | None = None  # the replicaScheduling to restore when the move settles
 
     @property
     def key(self) -> str:
@@ -250,6 +265,8 @@ def slim_policy(obj: Mapping[str, object]) -> PolicyRecord | None:
         placement=_placement(spec.get("placement")),
         annotations=annotations,
         moved_at=parse_time(annotations.get(MOVED_AT_ANNOTATION)),
+        moving_to=annotations.get(MOVING_TO_ANNOTATION) or None,
+        saved_scheduling=annotations.get(SAVED_SCHEDULING_ANNOTATION),
     )
 
 
@@ -320,6 +337,10 @@ class BindingRecord:
     kind: str
     name: str  # the resource template's name
     clusters: tuple[tuple[str, int], ...]  # (cluster, replicas) as scheduled
+    available: Mapping[str, int] = field(default_factory=dict)  # cluster -> available replicas there
+
+    def available_in(self, cluster: str) -> int:
+        return self.available.get(cluster, 0)
 
     @property
     def resource_key(self) -> tuple[str, str, str]:
@@ -339,4 +360,34 @@ def slim_binding(obj: Mapping[str, object]) -> BindingRecord | None:
         cluster, replicas = t.get("name"), t.get("replicas", 0)
         if isinstance(cluster, str):
             clusters.append((cluster, replicas if isinstance(replicas, int) else 0))
-    return BindingRecord(namespace=namespace, kind=kind, name=name, clusters=tuple(clusters))
+    # Karmada aggregates each member's status of the workload: availableReplicas for a Deployment.
+    available: dict[str, int] = {}
+    for item in as_list(as_mapping(obj.get("status")).get("aggregatedStatus")):
+        fields = as_mapping(item)
+        cluster, count = (
+            fields.get("clusterName"),
+            as_mapping(fields.get("status")).get("availableReplicas", 0),
+        )
+        if isinstance(cluster, str) and isinstance(count, int):
+            available[cluster] = count
+    return BindingRecord(
+        namespace=namespace, kind=kind, name=name, clusters=tuple(clusters), available=available
+    )
+
+
+def workload_subject(
+    workload: WorkloadRecord, *, policy_annotations: Mapping[str, str] | None = None
+) -> Subject:
+    """A workload as core.managed's never-managed rule reads it: its opt-out label, and its
+    ecopulse.io/ annotations over the policy's that propagates it (the most specific wins)."""
+    label = workload.labels.get(OPT_OUT_LABEL)
+    annotations = (
+        {**policy_annotations, **workload.hint_annotations}
+        if policy_annotations
+        else workload.hint_annotations
+    )
+    return Subject(
+        namespace=workload.namespace,
+        labels={OPT_OUT_LABEL: label} if label is not None else {},
+        annotations=annotations,
+    )

@@ -2,14 +2,17 @@
 # Build the Eco-Pulse OCI image without a container engine: a minimal Debian root filesystem
 # from mmdebstrap (Debian's own python3) plus our wheel and its dependencies, packed with umoci
 # as an OCI image layout. The manifests reference ghcr.io/eco-pulse/eco-pulse:<version>; this
-# layout's tag is that same <version> (pyproject.toml).
+# layout's tag is that same <version> (pyproject.toml), and --print-ref prints the reference.
 #
 #   hack/build-image.sh [--out DIR] [--install-tools] [--refresh-base] [--force]
+#   hack/build-image.sh --tools-only | --print-ref
 #
 #   --out DIR         where the layout goes (default .build/image; the layout is DIR/oci)
 #   --install-tools   install missing mmdebstrap/umoci with apt-get (also when CI is set)
+#   --tools-only      only install the missing tools (make image-tools), then exit
 #   --refresh-base    rebuild the cached Debian root filesystem (new security updates)
 #   --force           rebuild even when the inputs of the last build are unchanged
+#   --print-ref       print the image reference the build tags (what manifests/ must use), exit
 #
 # Layers: 1. the Debian root filesystem, cached under ~/.cache/eco-pulse/image keyed on
 # everything that goes into it (suite, mirrors, packages, this recipe), so a rebuild takes
@@ -30,6 +33,8 @@ OUT=.build/image
 INSTALL_TOOLS=false
 REFRESH_BASE=false
 FORCE=false
+TOOLS_ONLY=false
+PRINT_REF=false
 case "${CI:-}" in "" | 0 | false) ;; *) INSTALL_TOOLS=true ;; esac
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,12 +42,13 @@ while [ $# -gt 0 ]; do
         --install-tools) INSTALL_TOOLS=true; shift ;;
         --refresh-base) REFRESH_BASE=true; shift ;;
         --force) FORCE=true; shift ;;
-        -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --tools-only) INSTALL_TOOLS=true; TOOLS_ONLY=true; shift ;;
+        --print-ref) PRINT_REF=true; shift ;;
+        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-image: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
-PYTHON=${PYTHON:-python3}
 SUITE=bookworm                 # Debian 12: python3 is 3.11, our oldest supported Python
 UID_GID=65532:65532            # the conventional "nonroot" (distroless); runAsUser in manifests/
 # python-is-python3: the manifests' command is `python -m ...`, as in the python:3.11 images.
@@ -52,6 +58,18 @@ BASE_RECIPE=1                  # bump when the mmdebstrap call below changes mea
 
 log() { echo "build-image: $*" >&2; }
 die() { log "$*"; exit 1; }
+
+PYTHON=${PYTHON:-python3}
+# The one name the image is published under; manifests/ reference REPOSITORY:<version>
+# (tests/contract/test_manifests.py checks it against --print-ref).
+REPOSITORY=ghcr.io/eco-pulse/eco-pulse
+project_version() {
+    "$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])'
+}
+if $PRINT_REF; then
+    echo "$REPOSITORY:$(project_version)"
+    exit 0
+fi
 
 # --- tools ---------------------------------------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "needs root (mmdebstrap root mode, chroot, umoci); run it as root, e.g. sudo make image, or use the Dockerfile where Docker exists"
@@ -68,13 +86,17 @@ if [ ${#missing[@]} -gt 0 ]; then
         die "missing: ${missing[*]}. On Debian/Ubuntu: apt-get install --no-install-recommends ${missing[*]} (or rerun with --install-tools)"
     fi
 fi
+if $TOOLS_ONLY; then
+    log "mmdebstrap and umoci are installed"
+    exit 0
+fi
 for tool in tar chroot sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || die "missing: $tool"
 done
 "$PYTHON" -c 'import sys, tomllib, pip' 2>/dev/null \
     || die "$PYTHON needs to be Python >= 3.11 with pip (set PYTHON=.venv/bin/python)"
 
-VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+VERSION=$(project_version)
 ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 case "$ARCH" in
     amd64) PY_ARCH=x86_64 ;;
@@ -157,7 +179,7 @@ MMDEBSTRAP_ARGS=(
     # A passwd entry for the numeric user, so getpass and ~ expansion work; no home directory.
     --customize-hook='echo "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin" >>"$1/etc/passwd"'
     --customize-hook='echo "nonroot:x:65532:" >>"$1/etc/group"'
-    # Mount points: the Deployment's volumes, and /dev (the runtime mounts it).
+    # Mount points: the Deployment's volumes (/dev is added with our layer, see below).
     --customize-hook='mkdir -p "$1/etc/ecopulse/config" "$1/etc/ecopulse/tls" "$1/dev"'
     --customize-hook='rm -rf "$1/var/cache/apt" "$1/var/lib/apt/lists" "$1/var/log"/*.log "$1/var/cache/debconf"/*-old'
 )
@@ -220,9 +242,16 @@ rm -rf "$STAGE$SITE/bin"   # console scripts with this machine's interpreter in 
 # and a timestamp check would be invalidated by the layer's clamped mtimes.
 chroot "$STAGE" python3 -m compileall -q --invalidation-mode unchecked-hash "$SITE" >&2
 
+# /dev as an empty mount point: mmdebstrap's --skip=output/dev leaves out the directory too, and
+# a runtime (or tests/image/) mounting /dev over a read-only root cannot create it.
+mkdir -p "$STAGE/dev"
+chmod 0755 "$STAGE/dev"
 tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --clamp-mtime --owner=0 --group=0 --numeric-owner \
     --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-    -cf "$WORK/app.tar" -C "$STAGE" ./usr/local
+    --no-recursion -cf "$WORK/app.tar" -C "$STAGE" ./dev
+tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --clamp-mtime --owner=0 --group=0 --numeric-owner \
+    --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+    -rf "$WORK/app.tar" -C "$STAGE" ./usr/local
 
 # --- the OCI image layout ----------------------------------------------------------------------------
 mkdir -p "$OUT"
@@ -276,5 +305,5 @@ mv "$NEW" "$LAYOUT"
 rm -rf "$LAYOUT.old"
 echo "$DIGEST" >"$OUT/digest"
 echo "$INPUTS_KEY" >"$OUT/inputs"
-log "wrote $LAYOUT:$VERSION (ghcr.io/eco-pulse/eco-pulse:$VERSION), $(du -sh "$LAYOUT" | cut -f1)"
+log "wrote $LAYOUT:$VERSION ($REPOSITORY:$VERSION), $(du -sh "$LAYOUT" | cut -f1)"
 echo "$DIGEST"

@@ -97,51 +97,15 @@ if grep -E '^[[:space:]]*k8s\.io/[a-z-]+ => ' "$HACK_DIR/k8s/go.mod" | grep -vq 
   die "hack/k8s/go.mod: every k8s.io staging replace must point at ${STAGING_VERSION}"
 fi
 
-if [[ $MODE == check ]]; then
-  build_complete && exit 0
-  log "no complete build in $BIN_DIR"; exit 1
-fi
-
-if [[ $MODE == build ]] && build_complete; then
-  log "up to date: $VERSIONS_KEY"
-  printf '%s\n' "$BIN_DIR"; exit 0
-fi
+NAME=$VERSIONS_KEY
+# shellcheck source=hack/lib/build.sh
+source "$HACK_DIR/lib/build.sh"
+exit_if_done
 
 # ---- build ------------------------------------------------------------------
-command -v go >/dev/null || die "go not found in PATH (need go >= 1.${MIN_GO_MINOR})"
-go_ver=$(GOTOOLCHAIN=local go env GOVERSION)   # e.g. go1.26.8
-[[ $go_ver =~ ^go1\.([0-9]+) ]] || die "cannot parse go version '$go_ver'"
-(( BASH_REMATCH[1] >= MIN_GO_MINOR )) || die "need go >= 1.${MIN_GO_MINOR}, found $go_ver"
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/.build.lock"
-if ! flock -n 9; then
-  log "another build-k8s.sh is running; waiting for it (lock $CACHE_ROOT/.build.lock)"
-  flock 9
-  if [[ $MODE == build ]] && build_complete; then
-    log "up to date: $VERSIONS_KEY"; printf '%s\n' "$BIN_DIR"; exit 0
-  fi
-fi
-
-export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
-export GOFLAGS="-p=${BUILD_K8S_JOBS:-2} -buildvcs=false"
-rm -f "$STAMP"
-mkdir -p "$BIN_DIR"
-TMP_BIN=$(mktemp -d "$OUT_DIR/.bin.XXXXXX")
-trap 'rm -rf "$TMP_BIN"' EXIT
-
+begin_build
 log "pins: k8s $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION; $go_ver; GOFLAGS=$GOFLAGS"
 log "output: $BIN_DIR"
-
-declare -A SECONDS_FOR=()
-timed() {  # timed LABEL CMD...: run CMD under nice, record its wall time
-  local label=$1; shift
-  local t0=$SECONDS
-  log "$label ..."
-  if ! nice -n 15 "$@"; then die "$label failed: $*"; fi
-  SECONDS_FOR[$label]=$((SECONDS - t0))
-  log "$label done in ${SECONDS_FOR[$label]}s"
-}
 
 k8s_pkg=k8s.io/kubernetes/cmd
 ver_ldflags=""
@@ -168,24 +132,6 @@ timed "build etcd" go -C "$HACK_DIR/etcd" build -mod=readonly -trimpath \
 timed "build kwok" go -C "$HACK_DIR/kwok" build -mod=readonly -trimpath \
   -ldflags "-s -w" -o "$TMP_BIN/kwok" sigs.k8s.io/kwok/cmd/kwok
 
-for b in "${BINARIES[@]}"; do
-  [[ -x "$TMP_BIN/$b" ]] || die "expected binary $TMP_BIN/$b was not produced"
-  mv -f "$TMP_BIN/$b" "$BIN_DIR/$b"
-done
-for b in "${BINARIES[@]}"; do
-  version_ok "$b" || die "$BIN_DIR/$b does not report the pinned version"
-done
-
-{
-  echo "fingerprint=$(fingerprint)"
-  echo "versions=$VERSIONS_KEY"
-  echo "go=$go_ver"
-  echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for k in "${!SECONDS_FOR[@]}"; do echo "seconds[$k]=${SECONDS_FOR[$k]}"; done | sort
-} > "$STAMP.tmp"
-mv -f "$STAMP.tmp" "$STAMP"
-
-log "built all binaries in ${SECONDS}s:"
-(cd "$BIN_DIR" && ls -l "${BINARIES[@]}" >&2)
+finish_build "versions=$VERSIONS_KEY"
 log "kwok stages: $HACK_DIR/kwok/stages.yaml"
 printf '%s\n' "$BIN_DIR"

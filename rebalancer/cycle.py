@@ -13,13 +13,23 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from core.accounting import Ledger
 from core.config import EcoPulseConfiguration
+from core.history import IntensityHistory
 from core.managed import Unmanaged
 from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from core.policy import EMPTY_POLICY_SET, PolicySet
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
 from rebalancer.kubeapi import EvictionOutcome
-from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, NO_SIGNAL, POLICY_NEVER, WORKLOAD_MOVING, plan
+from rebalancer.planner import (
+    BELOW_MIN_BENEFIT,
+    HISTORY_SHORT,
+    NO_ROOM,
+    NO_SIGNAL,
+    NOT_ROBUST,
+    POLICY_NEVER,
+    WORKLOAD_MOVING,
+    plan,
+)
 from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.protections import Protected
 
@@ -50,7 +60,17 @@ LAST_CYCLE = Gauge(
 )
 for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
     CYCLES.labels(outcome=_outcome)
-for _reason in (*Unmanaged, *Protected, NO_SIGNAL, BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, POLICY_NEVER):
+for _reason in (
+    *Unmanaged,
+    *Protected,
+    NO_SIGNAL,
+    BELOW_MIN_BENEFIT,
+    NOT_ROBUST,
+    HISTORY_SHORT,
+    NO_ROOM,
+    WORKLOAD_MOVING,
+    POLICY_NEVER,
+):
     REFUSALS.labels(reason=str(_reason))
 # A cycle logs at most this many refused moves one per line; the rest are counted and summed up.
 MAX_REFUSAL_LINES = 200
@@ -82,6 +102,9 @@ class CycleInputs:
     # The policies from a watch (core.kube.caches.PolicyCache), for the configured regions.
     policies: Callable[[frozenset[str]], PolicySet] = lambda _: EMPTY_POLICY_SET
     status_writer: PolicyStatusWriter | None = None
+    # The grid's recent hours, for the planner's robust rule; every replica keeps it, so a new
+    # leader starts with a warm one.
+    history: IntensityHistory | None = None
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
@@ -99,6 +122,9 @@ def run_cycle(inputs: CycleInputs) -> CycleReport:
 
 
 def _cycle(inputs: CycleInputs) -> CycleReport:
+    observed = inputs.signals() if inputs.history is not None else None
+    if inputs.history is not None and observed is not None:
+        inputs.history.record(observed)
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
@@ -109,7 +135,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
         log.warning("caches not synced yet; skipping this cycle")
         return CycleReport(outcome="not-synced")
     config = inputs.config()
-    signals = inputs.signals()
+    signals = observed if observed is not None else inputs.signals()  # one snapshot a cycle
     policies = inputs.policies(config.known_regions)
     ledger = None
     if inputs.accountant is not None:
@@ -123,6 +149,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
         now=inputs.clock(),
         own_namespace=inputs.own_namespace,
         policies=policies,
+        history=inputs.history,
     )
     report = CycleReport(outcome="completed", candidates=len(result.candidates))
     CANDIDATES.set(len(result.candidates))

@@ -12,6 +12,7 @@ from types import FrameType
 from kubernetes import client
 
 from core.config import ConfigError, EcoPulseConfiguration, default_config
+from core.history import IntensityHistory
 from core.kube.caches import (
     PolicyCache,
     namespace_reflector,
@@ -109,6 +110,7 @@ def main() -> int:
         accountant=Accountant(),
         policies=policy_cache.policy_set,
         status_writer=PolicyStatusWriter(api=api, records=policy_cache.records),
+        history=IntensityHistory(window_hours=config.current.rebalancer.history_window_hours),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds

@@ -11,8 +11,13 @@ no affinity), and the scheduler puts it in the most preferred one that has room.
 the first of those regions, in ranking order and ranked above the pod's own region, with room for
 the pod's requests (on a schedulable node, after the moves already planned this cycle); the move
 is proposed only if its net benefit from where the pod runs exceeds ``rebalancer.minNetBenefitUsd``
-and is positive. Net benefit falls along the ranking (the ranking is by total cost, and the source
-is the same), so when the first region with room does not pay, no later one would: refused.
+and is positive. Given the grid's recent history (``core.history``, fed by the cycle), that net
+benefit is the robust one (``core.economics.robust_net_benefit_usd``): the carbon gap counted is the
+smallest of the predicted one and those of the last ``rebalancer.holdHours`` hours, less
+``rebalancer.gapErrorMargin`` times the gap's recent horizon error, and it must stay positive (the
+predicted one must still beat the minimum); with too little history to say,
+nothing moves (``history-too-short``). The scheduler lands the replacement in the first landing
+region with room, so that is the move judged; when it does not pay, the move is refused.
 
 A move is proposed only if the pod is not protected and its workload has no replica already on the
 move. Candidates come out in the order their room was reserved (by the net benefit of the pod's
@@ -30,7 +35,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from core.config import EcoPulseConfiguration
-from core.economics import NetBenefit, RegionCost, migration_cost_usd, net_benefit, region_cost
+from core.economics import (
+    NetBenefit,
+    RegionCost,
+    migration_cost_usd,
+    net_benefit,
+    region_cost,
+    robust_net_benefit_usd,
+)
+from core.history import IntensityHistory
 from core.model import (
     CapacityType,
     NamespaceInfo,
@@ -95,6 +108,10 @@ def moving_allowed(resolution: Resolution, *, workload_pods: int) -> int:
     return 1
 
 
+NOT_ROBUST = "not-robust-to-recent-grid"  # pays as predicted, not at the gap the grid has lately shown
+HISTORY_SHORT = "history-too-short"  # too little recent history to tell whether it would pay
+
+
 def plan(
     *,
     pods: Iterable[PodRecord],
@@ -105,6 +122,7 @@ def plan(
     now: datetime,
     own_namespace: str = "",
     policies: PolicySet = EMPTY_POLICY_SET,
+    history: IntensityHistory | None = None,
 ) -> Plan:
     pods = list(pods)
     result = Plan(pods_considered=len(pods))
@@ -179,6 +197,7 @@ def plan(
                 hints=hints,
                 minimum_usd=settings.min_net_benefit_usd,
                 config=effective,
+                robust=_Robust(history=history, now=now) if history is not None else None,
             )
         move = moves[move_key]
         if move is None:
@@ -189,7 +208,7 @@ def plan(
             result.refusals.append(
                 Refusal(
                     pod=pod,
-                    reason=BELOW_MIN_BENEFIT,
+                    reason=move.options[0].refusal if move.options else BELOW_MIN_BENEFIT,
                     target_region=best.region,
                     net_benefit_usd=move.to_best.net_usd,
                     policy=refs,
@@ -223,7 +242,14 @@ class _Option:
     benefit: NetBenefit
     source_cost: RegionCost
     target_cost: RegionCost
-    worth_it: bool  # above rebalancer.minNetBenefitUsd and positive
+    worth_it: bool  # above rebalancer.minNetBenefitUsd and positive (robustly, given a history)
+    refusal: str = BELOW_MIN_BENEFIT  # why not, when not worth it
+
+
+@dataclass(frozen=True, slots=True)
+class _Robust:
+    history: IntensityHistory
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,6 +283,7 @@ def _price_moves(
     hints: PlacementHints,
     minimum_usd: float,
     config: EcoPulseConfiguration,
+    robust: _Robust | None = None,
 ) -> _Moves | None:
     """The net benefit of moving a pod of this shape from ``source`` to each region it could land in."""
     best = ranking.best
@@ -284,11 +311,57 @@ def _price_moves(
             continue
         benefit = net_benefit(source_cost, assessment.cost, migration_usd=migration_usd)
         worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
+        refusal: str | None = BELOW_MIN_BENEFIT
+        if worth_it and robust is not None:
+            refusal = _robust_refusal(benefit, source_cost, assessment.cost, robust=robust, config=config)
+            worth_it = refusal is None
         options.append(
-            _Option(benefit=benefit, source_cost=source_cost, target_cost=assessment.cost, worth_it=worth_it)
+            _Option(
+                benefit=benefit,
+                source_cost=source_cost,
+                target_cost=assessment.cost,
+                worth_it=worth_it,
+                refusal=refusal or BELOW_MIN_BENEFIT,
+            )
         )
     to_best = net_benefit(source_cost, best.cost, migration_usd=migration_usd)
     return _Moves(to_best=to_best, options=tuple(options))
+
+
+def _robust_refusal(
+    benefit: NetBenefit,
+    source: RegionCost,
+    target: RegionCost,
+    *,
+    robust: _Robust,
+    config: EcoPulseConfiguration,
+) -> str | None:
+    """Why a move that pays as predicted is not taken by the robust rule; None if it is."""
+    settings = config.rebalancer
+    if settings.hold_hours <= 0 and settings.gap_error_margin <= 0:
+        return None  # the rule is off
+    gap = robust.history.gap(
+        source.region,
+        target.region,
+        now=robust.now,
+        horizon_hours=source.hours,
+        hold_hours=settings.hold_hours,
+    )
+    if gap is None:
+        return HISTORY_SHORT
+    counted = robust_net_benefit_usd(
+        benefit,
+        source,
+        target,
+        held_gaps_g_per_kwh=gap.held_gaps_g_per_kwh,
+        gap_error_g_per_kwh=gap.error_g_per_kwh,
+        confidence_z=settings.gap_error_margin,
+        config=config,
+    )
+    # minNetBenefitUsd asks whether the predicted move is worth the disruption; this asks whether it
+    # still pays at the gap the grid has lately shown. Asking both of the robust figure would count
+    # the same safety twice.
+    return None if counted > 0.0 else NOT_ROBUST
 
 
 def _free_capacity(pods: list[PodRecord], nodes: Mapping[str, NodeRecord]) -> dict[str, list[float]]:
@@ -348,7 +421,7 @@ def _fit(
             result.refusals.append(
                 Refusal(
                     pod=item.pod,
-                    reason=BELOW_MIN_BENEFIT,
+                    reason=chosen.refusal,
                     target_region=chosen.benefit.target,
                     net_benefit_usd=chosen.benefit.net_usd,
                     policy=item.policy,

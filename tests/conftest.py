@@ -14,6 +14,7 @@ import pytest
 from starlette.routing import BaseRoute
 
 from certs.issue import CertificateAuthority, issue_ca, issue_serving_cert, write_bundle
+from core.policy import PolicySet
 from webhook.server import RunningWebhook, build
 from webhook.settings import WebhookSettings
 
@@ -95,6 +96,7 @@ def launch_webhook(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     node_region: Callable[[str], str | None] | None = None,
+    policies: Callable[[frozenset[str]], PolicySet] | None = None,
     **overrides: object,
 ) -> Webhook:
     """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
@@ -122,6 +124,7 @@ def launch_webhook(
         sock=sock,
         extra_routes=extra_routes,
         node_region=node_region,
+        policies=policies,
     )
     return Webhook(
         running=running,

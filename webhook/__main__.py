@@ -18,7 +18,7 @@ ENVIRONMENT = (
     ("ECOPULSE_BODY_MEMORY_MAX_BYTES", "memory for bodies read at once (14 B/byte), else 503 (128 MiB)"),
     ("ECOPULSE_HEADER_TIMEOUT_SECONDS", "a request's headers must be in within this long (5)"),
     ("ECOPULSE_BODY_TIMEOUT_SECONDS", "a request's body must be in within this long (10)"),
-    ("ECOPULSE_KEEP_ALIVE_SECONDS", "idle time allowed between requests on a connection (30)"),
+    ("ECOPULSE_KEEP_ALIVE_SECONDS", "idle time allowed between requests on a connection (120)"),
     ("ECOPULSE_MAX_CONNECTIONS", "connections beyond this many are closed at once (500)"),
     ("ECOPULSE_RELOAD_INTERVAL_SECONDS", "how often mounted files are checked for changes"),
     ("ECOPULSE_WATCH_CLUSTER", "use a reachable cluster: watch namespaces and nodes, post Events (true)"),

@@ -47,7 +47,7 @@ from webhook.admission.review import (
     parse_review,
     review_response,
 )
-from webhook.bodies import BodyBudget, BodyRefused, received_body
+from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
 from webhook.events import EventQueue, annotation_event
 from webhook.extender.decide import (
     FilterReason,
@@ -181,7 +181,11 @@ async def _extender_answer(body: bytes, context: WebhookContext, *, verb: str, s
     judgement: Judgement | None = None
     try:
         args, nodes, judgement = await within_deadline(
-            work, body_bytes=len(body), deadline_seconds=context.extender_deadline_seconds, started=started
+            work,
+            body_bytes=len(body),
+            deadline_seconds=context.extender_deadline_seconds,
+            started=started,
+            bodies=context.bodies,
         )
     except MalformedArgs as error:
         _child(EXTENDER_REQUESTS, verb, "malformed").inc()
@@ -340,18 +344,37 @@ INLINE_DECISION_MAX_BYTES = 64 * 1024
 
 
 async def within_deadline(
-    work: Callable[[], T], *, body_bytes: int, deadline_seconds: float, started: float
+    work: Callable[[], T],
+    *,
+    body_bytes: int,
+    deadline_seconds: float,
+    started: float,
+    bodies: BodyBudget | None = None,
 ) -> T:
     """Run ``work`` and raise TimeoutError if it finishes later than ``started + deadline_seconds``.
 
     Small bodies decide inline (cheaper than a thread hand-off); big ones in a worker thread under
-    a hard deadline, whose abandoned thread finishes on its own and whose result is dropped.
+    a hard deadline, whose abandoned thread finishes on its own and whose result is dropped. Until
+    it does, the body stays charged against ``bodies`` (see webhook.bodies.Straggler).
     """
     if body_bytes <= INLINE_DECISION_MAX_BYTES:
         result = work()
     else:
-        with anyio.fail_after(deadline_seconds):
-            result = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        straggler = Straggler()
+
+        def tracked() -> T:
+            try:
+                return work()
+            finally:
+                straggler.finished()
+
+        try:
+            with anyio.fail_after(deadline_seconds):
+                result = await anyio.to_thread.run_sync(tracked, abandon_on_cancel=True)
+        except TimeoutError:
+            if bodies is not None:
+                straggler.abandon(lambda: bodies.charge_until_released(body_bytes))
+            raise
     if time.perf_counter() - started > deadline_seconds:
         # Late is as bad as wrong: the caller may already have given up on us.
         raise TimeoutError
@@ -384,7 +407,11 @@ async def _decide_within_deadline(
 
     try:
         return await within_deadline(
-            run, body_bytes=body_bytes, deadline_seconds=context.deadline_seconds, started=time.perf_counter()
+            run,
+            body_bytes=body_bytes,
+            deadline_seconds=context.deadline_seconds,
+            started=time.perf_counter(),
+            bodies=context.bodies,
         )
     except TimeoutError:
         return fail_open(Reason.DEADLINE, f"decision took longer than {context.deadline_seconds:g}s")

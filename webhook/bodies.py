@@ -14,9 +14,12 @@ error of an ``ignorable`` extender (the node list is left as is).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -66,6 +69,46 @@ class BodyBudget:
     def give_back(self, size_bytes: int) -> None:
         self.held_bytes -= size_bytes
         BODY_MEMORY_BYTES.set(self.held_bytes)
+
+    def charge_until_released(self, body_bytes: int) -> Callable[[], None]:
+        """Charge a body once more; the returned release may be called from any thread."""
+        size_bytes = body_bytes * MEMORY_PER_BODY_BYTE
+        self.held_bytes += size_bytes
+        BODY_MEMORY_BYTES.set(self.held_bytes)
+        loop = asyncio.get_running_loop()
+
+        def release() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is gone anyway
+                loop.call_soon_threadsafe(self.give_back, size_bytes)
+
+        return release
+
+
+@dataclass
+class Straggler:
+    """A decision's worker thread, which may outlive the request that started it.
+
+    A decision abandoned at its deadline still holds its body (and what it decoded from it) until
+    its thread ends: ``abandon`` keeps the body charged against the budget until then, so callers
+    cannot pile up abandoned decisions past the memory the budget allows."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _finished: bool = False
+    _release: Callable[[], None] | None = None
+
+    def finished(self) -> None:
+        """Called by the worker thread when the decision ends, however it ends."""
+        with self._lock:
+            self._finished = True
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def abandon(self, charge: Callable[[], Callable[[], None]]) -> None:
+        """Called on the event loop when the request stops waiting for the decision."""
+        with self._lock:
+            if not self._finished:
+                self._release = charge()
 
 
 def _refuse(*, status: int, reason: str, message: str) -> BodyRefused:

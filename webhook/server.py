@@ -31,6 +31,7 @@ from core.kube.reflector import Reflector
 from core.logs import configure_logging
 from core.metrics import serve_metrics
 from core.model import NamespaceInfo
+from core.policy import PolicySet
 from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
 from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
@@ -161,8 +162,12 @@ def build(
     sock: socket.socket | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     node_region: Callable[[str], str | None] | None = None,
+    policies: Callable[[frozenset[str]], PolicySet] | None = None,
 ) -> RunningWebhook:
-    """Create everything and start the background threads; the caller serves ``server``."""
+    """Create everything and start the background threads; the caller serves ``server``.
+
+    ``node_region`` and ``policies`` replace what the cluster watches would give (tests, bench).
+    """
     if settings.config_path is not None:
         config = ConfigSource.from_file(settings.config_path)
     else:
@@ -200,7 +205,7 @@ def build(
         admission_max_body_bytes=settings.admission_max_body_bytes,
         extender_max_body_bytes=settings.extender_max_body_bytes,
         bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
-        policies=policy_cache.policy_set,
+        policies=policies or policy_cache.policy_set,
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -222,6 +227,9 @@ def build(
                 max_connections=settings.max_connections,
             )
         ),
+        # Never hand a connection to a WebSocket protocol (were a library for it installed): it
+        # would escape the deadlines above, and we serve no WebSocket route.
+        ws="none",
         lifespan="off",
     )
     uv_config.load()

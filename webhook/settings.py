@@ -44,7 +44,9 @@ class WebhookSettings:
     header_timeout_seconds: float = 5.0
     body_timeout_seconds: float = 10.0
     # Idle time allowed between requests on one connection (uvicorn's keep-alive timeout).
-    keep_alive_seconds: int = 30
+    # Longer than the API server keeps an idle connection to a webhook (90 s, net/http's
+    # default): the client closes first, so a review is never sent on a connection we close.
+    keep_alive_seconds: int = 120
     # Connections beyond this many are closed as soon as they are made (docs/hardening.md).
     max_connections: int = 500
 

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     # The engine reaches the Kubernetes client (through the evictor), whose import already opens a
     # socket; --help and usage errors must exit before that.
-    from rebalancer.simulate.engine import POLICIES, Simulator  # noqa: PLC0415
+    from rebalancer.simulate.engine import REPORTED, Simulator  # noqa: PLC0415
     from rebalancer.simulate.report import write_report  # noqa: PLC0415
 
     trace_path: Path = args.trace or SAMPLE_TRACE
@@ -154,6 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workload": str(args.workload),
         "intensity": args.intensity,
         "replaySeconds": round(seconds, 2),
+        # The planner's rule the moves were judged by (docs/robust-moves.md).
+        "rule": {
+            "minNetBenefitUsd": config.rebalancer.min_net_benefit_usd,
+            "holdHours": config.rebalancer.hold_hours,
+            "gapErrorMargin": config.rebalancer.gap_error_margin,
+            "historyWindowHours": config.rebalancer.history_window_hours,
+        },
     }
     try:
         data = write_report(result, args.out, meta=meta)
@@ -168,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'policy':<14} {'emissions kg':>14} {'reduction':>10} {'compute':>9} {'migrations':>11} "
         f"{'per pod-day':>12}"
     )
-    for name in POLICIES:
+    for name in REPORTED:
         p = data["policies"][name]
         print(
             f"{name:<14} {p['emissionsGrams'] / 1000:>14,.1f} {p['reductionVsCarbonBlindPercent']:>9.1f}% "

@@ -5,6 +5,8 @@
   the eligible regions that cost it least at the MEAN intensity over the trace, within capacity;
 - ``hourly-oracle`` (hindsight): every hour, the same greedy fill at that hour's intensities;
   moves are free;
+- ``carbon-oracle`` (hindsight): every hour, the greedy fill by that hour's intensity alone, blind
+  to prices and egress: the most carbon any placement within capacity and latency could avoid;
 - ``ecopulse``: what the cluster would do live. Each hour (every ``rebalancer.intervalSeconds`` of
   simulated time within it) the real ``rebalancer.planner.plan`` sees a SignalSnapshot with that
   hour's values (and, when the configured provider forecasts, ``carbon.forecast_hours`` of the
@@ -40,6 +42,7 @@ from datetime import datetime, timedelta
 
 from core.config import EcoPulseConfiguration
 from core.economics import RegionCost, horizon_hours, mean_intensity_g_per_kwh, net_benefit, region_cost
+from core.history import IntensityHistory
 from core.kube.caches import NodeRecord, PodRecord, intern_demand
 from core.model import (
     DATA_REGION_ANNOTATION,
@@ -66,7 +69,10 @@ CARBON_BLIND = "carbon-blind"
 STATIC_BEST = "static-best"
 HOURLY_ORACLE = "hourly-oracle"
 ECOPULSE = "ecopulse"
+CARBON_ORACLE = "carbon-oracle"
 POLICIES = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, ECOPULSE)
+# Every policy replayed and reported: the carbon oracle bounds the carbon any placement could avoid.
+REPORTED = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, CARBON_ORACLE, ECOPULSE)
 # Pods already running when the trace starts are old enough to move.
 _ANCIENT = timedelta(days=3650)
 # What a named forecast model looks ahead when the configured provider does not forecast.
@@ -91,6 +97,7 @@ class PolicyResult:
     emissions_grams: float = 0.0
     energy_kwh: float = 0.0
     compute_usd: float = 0.0
+    spot_compute_usd: float = 0.0  # the part paid by spot workloads
     egress_usd: float = 0.0
     migrations: int = 0
     pod_hours: float = 0.0
@@ -120,12 +127,14 @@ class SimulationResult:
             return 0.0
         return 100.0 * (1.0 - self.policies[name].emissions_grams / blind)
 
-    def cost_reduction_percent(self, name: str) -> float:
-        """Compute cost below carbon-blind's, in percent."""
-        blind = self.policies[CARBON_BLIND].compute_usd
-        if blind <= 0:
+    def cost_reduction_percent(self, name: str, *, spot_only: bool = False) -> float:
+        """Compute cost below carbon-blind's, in percent (of spot workloads only, if asked)."""
+        blind = self.policies[CARBON_BLIND]
+        before = blind.spot_compute_usd if spot_only else blind.compute_usd
+        if before <= 0:
             return 0.0
-        return 100.0 * (1.0 - self.policies[name].compute_usd / blind)
+        policy = self.policies[name]
+        return 100.0 * (1.0 - (policy.spot_compute_usd if spot_only else policy.compute_usd) / before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +255,8 @@ class Simulator:
                 result.energy_kwh += n * shape.energy_kwh
                 grams += n * shape.energy_kwh * self.intensity[r][hour]
                 result.compute_usd += n * shape.base_cost[r].compute_usd
+                if shape.demand.capacity_type is CapacityType.SPOT:
+                    result.spot_compute_usd += n * shape.base_cost[r].compute_usd
                 result.egress_usd += n * shape.base_cost[r].egress_usd
                 result.pod_hours += n
         if previous is not None:
@@ -264,9 +275,10 @@ class Simulator:
                 counts[w][shape.start] = shape.workload.replicas
         return counts
 
-    def _greedy(self, intensities: list[float], hour: int) -> Counts:
+    def _greedy(self, intensities: list[float], hour: int, *, by_cost: bool = True) -> Counts:
         """Fill each workload's cheapest regions first at these intensities, biggest energy per pod
-        first, within capacity. Cheapest by ``region_cost``'s total: what the planner ranks by."""
+        first, within capacity. Cheapest by ``region_cost``'s total (what the planner ranks by), or
+        with ``by_cost=False`` simply the lowest intensity."""
         free_cpu = list(self.cap_cpu)
         free_mem = list(self.cap_mem)
         counts = [[0] * len(self.regions) for _ in self.shapes]
@@ -277,7 +289,10 @@ class Simulator:
         for w in order:
             shape = self.shapes[w]
             remaining = shape.workload.replicas
-            costs = {r: self.hour_cost(w, r, intensities[r]).total_usd for r in shape.eligible}
+            costs = {
+                r: self.hour_cost(w, r, intensities[r]).total_usd if by_cost else intensities[r]
+                for r in shape.eligible
+            }
             for r in sorted(shape.eligible, key=lambda r: (costs[r], r)):
                 fit = remaining
                 if shape.workload.cpu > 0:
@@ -299,11 +314,11 @@ class Simulator:
     # -- the replay ---------------------------------------------------------------------------
 
     def run(self, progress: Callable[[int], None] | None = None) -> SimulationResult:
-        results = {name: PolicyResult(name=name) for name in POLICIES}
+        results = {name: PolicyResult(name=name) for name in REPORTED}
         means = [sum(series) / len(series) for series in self.intensity]
         static = self._greedy(means, 0)
         live = _Ecopulse(self)
-        previous: dict[str, Counts | None] = dict.fromkeys(POLICIES)
+        previous: dict[str, Counts | None] = dict.fromkeys(REPORTED)
         for hour in range(self.hours):
             start = self._start_counts(hour)
             placements: dict[str, Counts] = {
@@ -313,9 +328,10 @@ class Simulator:
                     for s, row in zip(self.shapes, static, strict=True)
                 ],
                 HOURLY_ORACLE: self._greedy([series[hour] for series in self.intensity], hour),
+                CARBON_ORACLE: self._greedy([series[hour] for series in self.intensity], hour, by_cost=False),
                 ECOPULSE: live.step(hour),
             }
-            for name in POLICIES:
+            for name in REPORTED:
                 before = previous[name] if previous[name] is not None else (start if hour == 0 else None)
                 self._account(results[name], hour, placements[name], before)
                 previous[name] = placements[name]
@@ -477,6 +493,8 @@ class _Ecopulse:
         self._api = _SimulatedEvictionApi(self)
         self._signals: SignalSnapshot | None = None
         self._webhook_choice: dict[int, tuple[int, ...]] = {}
+        # The grid's recent hours, fed one snapshot an hour as the live cycle feeds it every cycle.
+        self.history = IntensityHistory(window_hours=settings.history_window_hours)
         self._now = sim.trace.times[0]
         self._hour = 0
 
@@ -609,7 +627,15 @@ class _Ecopulse:
             for kind in sim.capacity_types
         }
         assert self._signals is not None
-        result = plan(pods=pods, nodes=nodes, namespaces={}, signals=self._signals, config=config, now=now)
+        result = plan(
+            pods=pods,
+            nodes=nodes,
+            namespaces={},
+            signals=self._signals,
+            config=config,
+            now=now,
+            history=self.history,
+        )
         evictor = Evictor(api=self._api, settings=config.rebalancer)
         evicted = 0
         for candidate in result.candidates:
@@ -635,6 +661,7 @@ class _Ecopulse:
         """Run the hour's rebalancer cycles; return the placement the hour is accounted at."""
         self._hour = hour
         self._signals = self.sim.signals_at(hour)
+        self.history.record(self._signals)
         self._webhook_choice = {}
         self._api.moving_this_hour = {}
         start = self.sim.trace.times[hour]

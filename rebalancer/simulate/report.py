@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, POLICIES, SimulationResult
+from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, REPORTED, SimulationResult
 from report.html import escape, figures, page, scatter, svg, table
 
 # Plots of more hours than this are drawn from daily means (a year of hourly points is unreadable).
@@ -15,7 +15,7 @@ MAX_PLOT_POINTS = 2000
 
 def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     policies: dict[str, Any] = {}
-    for name in POLICIES:
+    for name in REPORTED:
         p = result.policies[name]
         entry: dict[str, Any] = {
             "emissionsGrams": round(p.emissions_grams, 3),
@@ -26,6 +26,10 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             "migrationsPerPodDay": round(p.migrations_per_pod_day, 6),
             "reductionVsCarbonBlindPercent": round(result.reduction_percent(name), 3),
             "computeCostReductionVsCarbonBlindPercent": round(result.cost_reduction_percent(name), 3),
+            "spotComputeCostUsd": round(p.spot_compute_usd, 4),
+            "spotComputeCostReductionVsCarbonBlindPercent": round(
+                result.cost_reduction_percent(name, spot_only=True), 3
+            ),
         }
         if name == ECOPULSE:
             entry["moves"] = [
@@ -92,8 +96,8 @@ def plots(result: SimulationResult) -> list[tuple[str, str]]:
     out.append((f"Carbon intensity per region (per {unit})", svg(fig)))
     plt.close(fig)
 
-    fig, axes = plt.subplots(len(POLICIES), 1, figsize=(10, 2.2 * len(POLICIES)), sharex=True)
-    for ax, name in zip(axes, POLICIES, strict=True):
+    fig, axes = plt.subplots(len(REPORTED), 1, figsize=(10, 2.2 * len(REPORTED)), sharex=True)
+    for ax, name in zip(axes, REPORTED, strict=True):
         rows = result.policies[name].pods_per_region
         stacks = [_bucket([float(row[r]) for row in rows], size) for r in range(len(result.regions))]
         ax.stackplot(x, stacks, labels=list(result.regions))
@@ -105,7 +109,7 @@ def plots(result: SimulationResult) -> list[tuple[str, str]]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    for name in POLICIES:
+    for name in REPORTED:
         cumulative = result.policies[name].cumulative_grams
         ax.plot(x, [cumulative[i] / 1000.0 for i in x], label=name, linewidth=1.2)
     ax.set_xlabel(x_label)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from core.model import CapacityType
 from core.quantity import QuantityError, cpu_cores, memory_gib
-from core.yaml_input import YamlInputError, describe, load_yaml
+from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "SimulatedWorkload"
@@ -103,7 +103,7 @@ def parse_workload(
 
     def region_ok(key: str, name: object) -> bool:
         if not isinstance(name, str) or not name:
-            problems.append(f"{key}: must be a region name, got {_describe(name)}")
+            problems.append(f"{key}: {not_a_string(name)} (a region name)")
             return False
         if regions is not None and name not in regions:
             problems.append(f"{key}: {_describe(name)} is not one of the configured regions")
@@ -177,7 +177,7 @@ def parse_workload(
         name, namespace = entry.get("name"), entry.get("namespace", "default")
         for field_name, value in (("name", name), ("namespace", namespace)):
             if not isinstance(value, str) or not value:
-                problems.append(f"{key}.{field_name}: must be a non-empty string, got {_describe(value)}")
+                problems.append(f"{key}.{field_name}: {not_a_string(value)}")
         replicas = integer(f"{key}.replicas", entry.get("replicas"), 1)
         cpu = quantity(f"{key}.cpu", entry.get("cpu"), "cpu")
         memory = quantity(f"{key}.memory", entry.get("memory", 0), "memory")

@@ -83,6 +83,10 @@ rebalancer:
   dryRun: false
   minPodAgeSeconds: 10
   minNetBenefitUsd: 0.0001
+  # The plain rule: the demo's grid is a mock you edit, to be followed within seconds, not a grid
+  # with a week of history (the robust rule would wait a day for one, docs/robust-moves.md).
+  holdHours: 0
+  gapErrorMargin: 0
   maxEvictionsPerCycle: 10
   maxEvictionsPerNamespace: 5
   maxEvictionsPerNode: 2
@@ -229,6 +233,9 @@ class LocalCluster:
             self.wait_for("nodes Ready", self._nodes_ready, timeout_seconds=60)
             # Our own namespace (the rebalancer's Lease lives there), opted out as in production.
             self.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
+            # The policy CRDs before our processes start, as a chart installs them: their watches
+            # then list at once instead of backing off.
+            self.kubectl("apply", "-k", str(REPO / "manifests" / "crds"))
             if webhook:
                 self.start_webhook()
                 self.register_webhook()
@@ -271,6 +278,17 @@ class LocalCluster:
                 self.processes.remove(process)
         if self.metrics_targets.pop(name, None) is not None:
             self._write_scrape_targets()
+        self._write_state()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no cleanup, no graceful shutdown."""
+        for process in list(self.processes):
+            if process.name == name:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(process.pid, 0)
+                self.processes.remove(process)
         self._write_state()
 
     def pause(self, name: str) -> None:
@@ -371,6 +389,10 @@ class LocalCluster:
             ip_addresses=["127.0.0.1"],
         )
         write_bundle(self.webhook_tls, ca=webhook_ca, leaf=serving)
+        # Kept outside the webhook's directory, for drills that renew its certificate (same CA).
+        (self.pki / "webhook-ca.crt").write_bytes(webhook_ca.cert_pem)
+        (self.pki / "webhook-ca.key").write_bytes(webhook_ca.key_pem)
+        (self.pki / "webhook-ca.key").chmod(0o600)
 
     def _write_kubeconfig(self) -> None:
         config = {
@@ -637,24 +659,36 @@ class LocalCluster:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
-    def start_webhook(self) -> None:
+    def start_webhook(
+        self,
+        name: str = "webhook",
+        *,
+        port: int | None = None,
+        metrics_port: int | None = None,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Our webhook; drills start a second one with its own ports, config and environment."""
+        port = port or self.ports["webhook"]
+        metrics_port = metrics_port or self.ports["webhook_metrics"]
         self._spawn(
-            "webhook",
+            name,
             [sys.executable, "-m", "webhook"],
             env={
-                "ECOPULSE_CONFIG": str(self.config_file),
+                "ECOPULSE_CONFIG": str(config_file or self.config_file),
                 "ECOPULSE_TLS_DIR": str(self.webhook_tls),
                 "ECOPULSE_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_WEBHOOK_PORT": str(self.ports["webhook"]),
+                "ECOPULSE_WEBHOOK_PORT": str(port),
                 "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
-                "ECOPULSE_METRICS_PORT": str(self.ports["webhook_metrics"]),
+                "ECOPULSE_METRICS_PORT": str(metrics_port),
                 "PYTHONPATH": str(REPO),
                 "KUBECONFIG": str(self.kubeconfig),  # to watch namespace labels and annotations
+                **(env or {}),
             },
         )
-        self.metrics_targets["webhook"] = self.ports["webhook_metrics"]
+        self.metrics_targets[name] = metrics_port
         self._write_scrape_targets()
-        self.wait_for("webhook", self._webhook_ready, timeout_seconds=30)
+        self.wait_for(name, lambda: self._webhook_ready_on(port), timeout_seconds=30)
 
     def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
         port = metrics_port or self.ports["rebalancer_metrics"]
@@ -674,14 +708,14 @@ class LocalCluster:
             },
         )
 
-    def register_webhook(self) -> None:
-        """The shipped MutatingWebhookConfiguration, pointed at our local process by URL."""
+    def register_webhook(self, url: str | None = None) -> None:
+        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``)."""
         manifest = yaml.safe_load(
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
         for hook in manifest["webhooks"]:
             hook["clientConfig"] = {
-                "url": f"{self.webhook_url}/mutate",
+                "url": url or f"{self.webhook_url}/mutate",
                 "caBundle": ca_bundle_b64((self.webhook_tls / "ca.crt").read_bytes()),
             }
         self.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
@@ -718,8 +752,12 @@ class LocalCluster:
         return len(ready) == len(self.regions) * self.nodes_per_region
 
     def _webhook_ready(self) -> bool:
+        return self._webhook_ready_on(self.ports["webhook"])
+
+    def _webhook_ready_on(self, port: int) -> bool:
         context = ssl.create_default_context(cafile=str(self.webhook_tls / "ca.crt"))
-        with urllib.request.urlopen(f"{self.webhook_url}/readyz", context=context, timeout=2) as answer:
+        url = f"https://127.0.0.1:{port}/readyz"
+        with urllib.request.urlopen(url, context=context, timeout=2) as answer:
             body = json.loads(answer.read())
         return len(body.get("freshRegions", [])) == len(REGIONS)
 

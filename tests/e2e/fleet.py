@@ -35,9 +35,9 @@ from typing import Any
 import yaml
 
 from certs.issue import ca_bundle_b64, issue_ca, issue_leaf_cert, issue_serving_cert, write_bundle
+from core.model import DECISION_ANNOTATION
 from tests.e2e.cluster import (
     DEMO_CONFIG,
-    NODES_PER_REGION,
     REGIONS,
     REPO,
     ClusterError,
@@ -80,6 +80,20 @@ KARMADA_CONTROLLERS = (
 )
 # The shipped webhooks answer within 3 s; on a loaded two-core machine they sometimes do not.
 WEBHOOK_TIMEOUT_SECONDS = 10
+# The local fleet's EcoPulseConfiguration (`.fleet/config.yaml`): cluster.py's regions, mock grid and
+# prices, and a fleet mode that plans every 5 s and acts (dryRun: false), so a flipped grid shows.
+FLEET_CONFIG = (
+    DEMO_CONFIG
+    + """\
+fleet:
+  intervalSeconds: 5
+  dryRun: false
+  minNetBenefitUsd: 0.0001
+  maxMovesPerPass: 10
+  maxMovesPerNamespace: 5
+  cooldownSeconds: 30
+"""
+)
 
 
 class FleetError(ClusterError):
@@ -172,6 +186,8 @@ class KarmadaPlane(LocalCluster):
         # No workload controllers: the Karmada API server holds templates, members run them.
         self._start_controller_manager(controllers=("namespace", "garbage-collector"))
         self.kubectl("create", "namespace", KARMADA_SYSTEM)
+        # Our own namespace (fleet mode's Lease lives there), opted out as in production.
+        self.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
         self._apply_crds()
         self._start_webhook()
         self._register_webhooks()
@@ -406,7 +422,7 @@ class Fleet:
     """A Karmada control plane and its member clusters. The ``fleet`` fixture yields one."""
 
     root: Path = DEFAULT_ROOT
-    members_by_region: Mapping[str, str] = field(default_factory=lambda: dict(MEMBERS))
+    member_regions: Mapping[str, str] = field(default_factory=lambda: dict(MEMBERS))  # cluster -> region
     karmada: KarmadaPlane = field(init=False)
     members: dict[str, LocalCluster] = field(init=False)
 
@@ -426,7 +442,7 @@ class Fleet:
                 kubeconfig_path=self.root / "members" / f"{name}.kubeconfig",
                 apiserver_args=LEAN_APISERVER_ARGS,
             )
-            for name, region in self.members_by_region.items()
+            for name, region in self.member_regions.items()
         }
         self.karmada.members = list(self.members.values())
 
@@ -443,11 +459,11 @@ class Fleet:
     @property
     def regions(self) -> dict[str, str]:
         """Cluster name -> region (the Cluster's spec.region and its nodes' region label)."""
-        return dict(self.members_by_region)
+        return dict(self.member_regions)
 
     def cluster_in(self, region: str) -> str:
         """The member cluster of ``region``."""
-        return next(name for name, r in self.members_by_region.items() if r == region)
+        return next(name for name, r in self.member_regions.items() if r == region)
 
     @property
     def config_file(self) -> Path:
@@ -479,7 +495,7 @@ class Fleet:
         staging.replace(self.config_file)
 
     def karmada_kubectl(self, *args: str, input_text: str | None = None) -> str:
-        """kubectl against the Karmada API server; raises FleetError with its stderr on failure."""
+        """kubectl against the Karmada API server; raises ClusterError with its stderr on failure."""
         return self.karmada.kubectl(*args, input_text=input_text)
 
     def member_kubectl(self, cluster: str, *args: str, input_text: str | None = None) -> str:
@@ -487,7 +503,7 @@ class Fleet:
         return self.members[cluster].kubectl(*args, input_text=input_text)
 
     def check_alive(self) -> None:
-        """Raise FleetError naming the first process of the fleet that exited, with its log's tail."""
+        """Raise ClusterError naming the first process of the fleet that exited, with its log's tail."""
         self.karmada.check_alive()
 
     def wait_for(self, what: str, ready: Callable[[], Any], *, timeout_seconds: float) -> None:
@@ -516,7 +532,7 @@ class Fleet:
         return items
 
     # --- lifecycle -------------------------------------------------------------------------
-    def up(self, *, config_text: str = DEMO_CONFIG) -> None:
+    def up(self, *, config_text: str = FLEET_CONFIG) -> None:
         if self.state_file.exists():
             raise FleetError(f"a fleet is already running here ({self.state_file}); run `make fleet-down`")
         k8s_bins = bin_dir()
@@ -557,8 +573,8 @@ class Fleet:
         """The real Push-mode registration: karmadactl creates the member's service account and the
         Cluster object, with the member's region and zones."""
         member = self.members[name]
-        region = self.members_by_region[name]
-        zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(NODES_PER_REGION)})  # as its nodes'
+        region = self.member_regions[name]
+        zones = sorted({f"{region}{'abc'[i % 3]}" for i in range(member.nodes_per_region)})  # as its nodes'
         done = subprocess.run(
             [
                 self.karmada.karmada_binary("karmadactl"),
@@ -628,7 +644,7 @@ class Fleet:
             "karmada": {"root": str(self.karmada.root), "kubeconfig": str(self.karmada_kubeconfig)},
             "members": {
                 name: {
-                    "region": self.members_by_region[name],
+                    "region": self.member_regions[name],
                     "root": str(m.root),
                     "kubeconfig": str(m.kubeconfig),
                 }
@@ -642,6 +658,32 @@ class Fleet:
         return [
             (c.label.rstrip(": "), p) for c in (self.karmada, *self.members.values()) for p in c.processes
         ]
+
+
+# Fleet mode's own namespace on the Karmada API server (its Lease lives there), opted out.
+FLEET_MODE_NAMESPACE = {
+    "apiVersion": "v1",
+    "kind": "Namespace",
+    "metadata": {"name": "eco-pulse", "labels": {"ecopulse.io/opt-out": "true"}},
+}
+
+
+def start_fleet_mode(fleet: Fleet, name: str, *, metrics_port: int) -> Process:
+    """``python -m fleet`` against the fleet's Karmada API server, reading its live config.yaml."""
+    fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(FLEET_MODE_NAMESPACE))
+    return fleet.start_process(
+        name,
+        [sys.executable, "-m", "fleet"],
+        env={
+            "ECOPULSE_CONFIG": str(fleet.config_file),
+            "ECOPULSE_KARMADA_KUBECONFIG": str(fleet.karmada_kubeconfig),
+            "POD_NAME": name,
+            "POD_NAMESPACE": "eco-pulse",
+            "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
+            "ECOPULSE_METRICS_PORT": str(metrics_port),
+            "PYTHONPATH": str(REPO),
+        },
+    )
 
 
 SAMPLE_NAMESPACE = "demo"
@@ -663,7 +705,6 @@ spec:
       weightPreference: {dynamicWeight: AvailableReplicas}
 """
 )
-DECISION_ANNOTATION = "ecopulse.io/decision"
 
 
 def clusters_table(fleet: Fleet) -> str:
@@ -763,6 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             started = time.monotonic()
             fleet.up()
+            # Fleet mode beside it, as cluster-up starts the webhook: the demo's "why" is its decision.
+            fleet_mode_port = free_port()
+            start_fleet_mode(fleet, "fleet-mode", metrics_port=fleet_mode_port)
             print(
                 f"fleet ready in {time.monotonic() - started:.0f}s; resident memory {rss_bytes(fleet) / 2**30:.1f} GiB"
             )
@@ -773,6 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  kubectl: {fleet.kubectl_binary}; karmadactl: {fleet.karmada.karmada_binary('karmadactl')}"
             )
             print(f"  config (edit the mock grid, it reloads): {fleet.config_file}")
+            print(f"  fleet mode: python -m fleet, metrics http://127.0.0.1:{fleet_mode_port}/metrics")
             print(f"  logs: {fleet.root}/karmada/logs/, {fleet.root}/members/<cluster>/logs/")
         elif args.command == "down":
             fleet.down()

@@ -14,7 +14,7 @@ KINDS = ("EcoPulsePolicy", "ClusterEcoPulsePolicy")
 
 @pytest.fixture(scope="module")
 def crds(cluster: LocalCluster) -> LocalCluster:
-    cluster.kubectl("apply", "-f", str(REPO / "manifests" / "crds"))
+    cluster.kubectl("apply", "-k", str(REPO / "manifests" / "crds"))
     cluster.kubectl(
         "wait",
         "--for=condition=Established",

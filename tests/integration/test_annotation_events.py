@@ -129,7 +129,7 @@ def test_an_unnamed_pod_is_reported_on_its_controller_once_per_template(
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "name": "web-7d4b9c",
-        "uid": "u1",
+        "uid": misspelt()["metadata"]["ownerReferences"][0]["uid"],  # as tests.factories.pod() sets it
         "namespace": "shop",
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,3 +218,35 @@ def test_connections_beyond_the_cap_are_refused_and_counted(start_webhook: Start
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_decision_abandoned_at_its_deadline_keeps_its_body_charged_until_it_ends(
+    start_webhook: StartWebhook,
+) -> None:
+    # The node watch lookup is where the decision blocks (the seam the server injects); it runs
+    # in the decision's worker thread for bodies over 64 KiB.
+    release = threading.Event()
+
+    def node_region(_name: str) -> str | None:
+        release.wait(30)
+        return None
+
+    webhook = start_webhook(extender_deadline_seconds=0.2, node_region=node_region)
+    names = [f"ip-10-0-{i}.eu-north-1.compute.internal" for i in range(3000)]
+    body = json.dumps(
+        {"Pod": {"metadata": {"name": "p", "namespace": "shop"}, "spec": {}}, "NodeNames": names}
+    )
+    assert len(body) > 64 * 1024
+    try:
+        with webhook.client() as client:
+            answer = client.post("/prioritize", content=body)
+        assert answer.status_code == 200  # failed open: neutral scores for every node
+        assert len({entry["Score"] for entry in answer.json()}) == 1
+        # Answered, but the decision still runs on the body: its memory is still charged.
+        assert sample("ecopulse_webhook_body_memory_bytes") == len(body) * 14
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while sample("ecopulse_webhook_body_memory_bytes") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sample("ecopulse_webhook_body_memory_bytes") == 0

@@ -14,7 +14,13 @@ from core.model import DECISION_ANNOTATION
 from fleet.cycle import FleetAccountant, PassInputs, run_pass
 from fleet.karmada import WriteOutcome, WriteResult, policy_patch_body, rebalancer_body
 from fleet.planner import FleetSnapshot
-from fleet.records import MOVED_AT_ANNOTATION, PolicyRecord, slim_policy
+from fleet.records import (
+    MOVED_AT_ANNOTATION,
+    MOVING_TO_ANNOTATION,
+    SAVED_SCHEDULING_ANNOTATION,
+    PolicyRecord,
+    slim_policy,
+)
 from tests.unit.test_fleet_planner import NOW, binding, config, deployment, policy, signals, snapshot
 
 
@@ -23,7 +29,9 @@ class FakeWriter:
     """Records each write; answers with ``outcome`` (written, or a dry run when asked for one)."""
 
     outcome: WriteOutcome = WriteOutcome.WRITTEN
-    patches: list[tuple[str, dict[str, Any] | None, dict[str, str], bool]] = field(default_factory=list)
+    patches: list[tuple[str, dict[str, Any] | None, dict[str, str | None], bool]] = field(
+        default_factory=list
+    )
     rebalancers: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
     on_write: Any = None
@@ -36,7 +44,7 @@ class FakeWriter:
         return WriteResult(outcome=self.outcome, status=200 if self.outcome is WriteOutcome.WRITTEN else 409)
 
     def write_policy(
-        self, policy: PolicyRecord, *, placement: Any, annotations: dict[str, str], dry_run: bool
+        self, policy: PolicyRecord, *, placement: Any, annotations: dict[str, str | None], dry_run: bool
     ) -> WriteResult:
         self.patches.append((policy.key, placement, dict(annotations), dry_run))
         return self._answer(dry_run)
@@ -82,19 +90,49 @@ def moving_fleet(**namespaces: NamespaceInfo) -> FleetSnapshot:
     )
 
 
-def test_live_a_move_is_one_conditional_patch_with_its_reasons_and_an_event() -> None:
+def test_live_a_move_is_made_in_two_steps_old_copies_serving_until_the_new_are_available() -> None:
     writer = FakeWriter()
     report = run_pass(inputs(moving_fleet(), writer, live=True))
     assert report.outcome == "completed"
     assert [key for key, *_ in writer.patches] == ["shop/web"]  # the opted-out namespace: nothing
     _, placement, annotations, dry_run = writer.patches[0]
     assert not dry_run
-    assert placement is not None and placement["clusterAffinities"][0]["clusterNames"] == [
-        "member-eu-north-1"
-    ]
-    assert json.loads(annotations[DECISION_ANNOTATION])["decision"] == "move"
+    # Step 1: the new cluster first, the old one kept, every cluster of the term runs all replicas.
+    assert placement is not None
+    assert placement["clusterAffinities"][0]["clusterNames"] == ["member-eu-north-1", "member-us-east-1"]
+    assert placement["replicaScheduling"]["replicaSchedulingType"] == "Duplicated"
+    assert placement["clusterAffinity"] is None
+    assert json.loads(annotations[DECISION_ANNOTATION] or "")["decision"] == "move"
     assert annotations[MOVED_AT_ANNOTATION] == NOW.isoformat()
+    assert annotations[MOVING_TO_ANNOTATION] == "member-eu-north-1"
+    assert annotations[SAVED_SCHEDULING_ANNOTATION] == ""  # the policy had no replicaScheduling
     assert writer.events == [("shop/web", "FleetMoved")]
+
+    # Not all replicas available there yet: wait, write nothing.
+    raw = policy("web", selects="web", annotations={k: v for k, v in annotations.items() if v is not None})
+    raw["spec"]["placement"] = placement
+    halfway = binding("web", {"member-eu-north-1": 3, "member-us-east-1": 3})
+    halfway["status"] = {
+        "aggregatedStatus": [{"clusterName": "member-eu-north-1", "status": {"availableReplicas": 2}}]
+    }
+    fleet = snapshot(policies=[raw], deployments=[deployment("web")], bindings=[halfway])
+    run_pass(inputs(fleet, writer, live=True))
+    assert len(writer.patches) == 2  # only the decision annotation changed (move -> keep)
+    assert writer.patches[1][1] is None
+
+    # All available in the new cluster: step 2, the final placement; the old copy goes.
+    halfway["status"]["aggregatedStatus"][0]["status"]["availableReplicas"] = 3
+    fleet = snapshot(policies=[raw], deployments=[deployment("web")], bindings=[halfway])
+    run_pass(inputs(fleet, writer, live=True))
+    _, final, settled, _ = writer.patches[-1]
+    assert final is not None
+    assert [t["clusterNames"] for t in final["clusterAffinities"]] == [
+        ["member-eu-north-1"],
+        ["member-eu-west-1"],
+        ["member-us-east-1"],
+    ]
+    assert final["replicaScheduling"] is None  # the policy's own (none) is back
+    assert settled[MOVING_TO_ANNOTATION] is None and settled[SAVED_SCHEDULING_ANNOTATION] is None
 
 
 def test_dry_run_sends_only_server_side_dry_runs_and_reports_the_change() -> None:
@@ -148,7 +186,7 @@ def test_an_unchanged_refusal_is_not_written_again() -> None:
     assert len(writer.patches) == 1
     _, placement, annotations, _ = writer.patches[0]
     assert placement is None  # a refusal never touches the placement
-    raw = policy("tiny", selects="tiny", annotations=annotations)
+    raw = policy("tiny", selects="tiny", annotations={k: v for k, v in annotations.items() if v is not None})
     again = snapshot(policies=[raw], deployments=[tiny], bindings=[binding("tiny", {"member-us-east-1": 1})])
     run_pass(inputs(again, writer, live=True))
     assert len(writer.patches) == 1

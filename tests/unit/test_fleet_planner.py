@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, parse_config_text
 from core.kube.caches import NamespaceInfo
-from core.managed import Unmanaged
 from core.model import CarbonSignal, SignalSnapshot
 from fleet.planner import (
     FleetSnapshot,
+    MoveStep,
     Outcome,
     Reason,
     decision_annotation,
@@ -26,6 +26,7 @@ from fleet.planner import (
 )
 from fleet.records import (
     MOVED_AT_ANNOTATION,
+    MOVING_TO_ANNOTATION,
     AffinityTerm,
     ReplicaMode,
     slim_binding,
@@ -399,22 +400,22 @@ def test_a_move_that_does_not_pay_is_refused_with_its_figures() -> None:
 @pytest.mark.parametrize(
     ("namespaces", "policy_annotations", "template_annotations", "reason"),
     [
-        ({"shop": NamespaceInfo(opted_out=True)}, {}, {}, Unmanaged.NAMESPACE_OPTED_OUT),
+        ({"shop": NamespaceInfo(opted_out=True)}, {}, {}, Reason.NAMESPACE_OPTED_OUT),
         (
             {"shop": NamespaceInfo(hint_annotations={"ecopulse.io/opt-out": "true"})},
             {},
             {},
-            Unmanaged.OPTED_OUT,
+            Reason.OPTED_OUT,
         ),
-        ({}, {"ecopulse.io/opt-out": "true"}, {}, Unmanaged.OPTED_OUT),
-        ({}, {}, {"ecopulse.io/opt-out": "True"}, Unmanaged.OPTED_OUT),
+        ({}, {"ecopulse.io/opt-out": "true"}, {}, Reason.OPTED_OUT),
+        ({}, {}, {"ecopulse.io/opt-out": "True"}, Reason.OPTED_OUT),
     ],
 )
 def test_opted_out_policies_are_never_touched(
     namespaces: dict[str, NamespaceInfo],
     policy_annotations: dict[str, str],
     template_annotations: dict[str, str],
-    reason: Unmanaged,
+    reason: Reason,
 ) -> None:
     result = plan(
         snapshot(
@@ -432,21 +433,6 @@ def test_opted_out_policies_are_never_touched(
     assert decision.desired is None and not decision.writes_placement
 
 
-def test_a_deployment_labelled_opt_out_is_never_touched() -> None:
-    """The opt-out as a label, as for a pod in one cluster (core.managed reads both)."""
-    result = plan(
-        snapshot(
-            policies=[policy("web", selects="web")],
-            deployments=[deployment("web", labels={"app": "web", "ecopulse.io/opt-out": "true"})],
-            bindings=[binding("web", {"member-us-east-1": 3})],
-        ),
-        signals=signals(),
-        config=config(),
-        now=NOW,
-    )
-    assert (only(result).outcome, only(result).reason) == (Outcome.REFUSE, Unmanaged.OPTED_OUT)
-
-
 @pytest.mark.parametrize("space", ["kube-system", "eco-pulse"])
 def test_system_and_own_namespaces_are_never_touched(space: str) -> None:
     result = plan(
@@ -459,8 +445,7 @@ def test_system_and_own_namespaces_are_never_touched(space: str) -> None:
         now=NOW,
         own_namespace="eco-pulse",
     )
-    # One name for the case across the apps (fleet mode said namespace-opted-out).
-    assert only(result).reason is Unmanaged.SYSTEM_NAMESPACE
+    assert only(result).reason is Reason.SYSTEM_NAMESPACE  # core.managed's name for it
 
 
 def test_a_cluster_policy_reaching_an_opted_out_namespace_is_left_alone() -> None:
@@ -476,7 +461,7 @@ def test_a_cluster_policy_reaching_an_opted_out_namespace_is_left_alone() -> Non
         config=config(),
         now=NOW,
     )
-    assert only(result).reason is Unmanaged.NAMESPACE_OPTED_OUT
+    assert only(result).reason is Reason.NAMESPACE_OPTED_OUT
 
 
 def test_a_policy_without_deployments_is_refused() -> None:
@@ -709,3 +694,155 @@ def test_moves_never_exceed_the_limits_and_the_best_go_first(
         # The pass limit keeps the moves that pay most.
         kept = [d.benefit.net_usd for d in moves if d.benefit is not None]
         assert min(kept) >= max(d.benefit.net_usd for d in passed_over if d.benefit is not None)
+
+
+def test_the_opt_out_label_on_the_deployment_is_honoured_as_in_one_cluster() -> None:
+    labelled = deployment("web", labels={"app": "web", "ecopulse.io/opt-out": "true"})
+    result = plan(
+        snapshot(policies=[policy("web", selects="web")], deployments=[labelled]),
+        signals=signals(),
+        config=config(),
+        now=NOW,
+    )
+    assert only(result).reason is Reason.OPTED_OUT
+
+
+def test_a_move_starts_with_both_clusters_duplicated_and_settles_when_the_new_is_available() -> None:
+    flipped = signals({"us-east-1": 450, "eu-west-1": 20, "eu-north-1": 500})
+    first = only(
+        plan(
+            snapshot(
+                policies=[policy("web", selects="web")],
+                deployments=[deployment("web")],
+                bindings=[binding("web", {"member-eu-north-1": 3})],
+            ),
+            signals=flipped,
+            config=config(),
+            now=NOW,
+        )
+    )
+    assert first.step is MoveStep.EXPAND and first.desired.duplicated
+    assert first.desired.cluster_affinities[0].cluster_names == ("member-eu-west-1", "member-eu-north-1")
+
+    def pass_with(available: int) -> Any:
+        moving = policy("web", selects="web", annotations={MOVING_TO_ANNOTATION: "member-eu-west-1"})
+        both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
+        both["status"] = {
+            "aggregatedStatus": [
+                {"clusterName": "member-eu-west-1", "status": {"availableReplicas": available}},
+                {"clusterName": "member-eu-north-1", "status": {"availableReplicas": 3}},
+            ]
+        }
+        return only(
+            plan(
+                snapshot(policies=[moving], deployments=[deployment("web")], bindings=[both]),
+                signals=flipped,
+                config=config(),
+                now=NOW,
+            )
+        )
+
+    waiting = pass_with(2)
+    assert (waiting.outcome, waiting.reason) == (Outcome.KEEP, Reason.MOVE_IN_PROGRESS)
+    assert not waiting.writes_placement
+    settled = pass_with(3)
+    assert (settled.outcome, settled.reason, settled.step) == (
+        Outcome.MOVE,
+        Reason.NEW_CLUSTER_AVAILABLE,
+        MoveStep.SETTLE,
+    )
+    assert settled.desired.cluster_affinities[0].cluster_names == ("member-eu-west-1",)
+    assert not settled.desired.duplicated
+
+
+def test_collapsing_onto_a_cluster_that_already_runs_every_replica_is_one_step() -> None:
+    decision = only(
+        plan(
+            snapshot(
+                policies=[policy("web", selects="web")],
+                deployments=[deployment("web")],
+                bindings=[binding("web", dict.fromkeys(CLUSTERS.values(), 3))],
+            ),
+            signals=signals(),
+            config=config(),
+            now=NOW,
+        )
+    )
+    assert decision.step is MoveStep.SETTLE and not decision.desired.duplicated
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    replicas=st.integers(min_value=1, max_value=20),
+    source=st.sampled_from(sorted(CLUSTERS.values())),
+    cpu_millis=st.integers(min_value=10, max_value=8000),
+)
+def test_the_per_replica_shortcut_prices_a_move_as_the_full_sum_does(
+    replicas: int, source: str, cpu_millis: int
+) -> None:
+    flipped = signals({"us-east-1": 450, "eu-west-1": 20, "eu-north-1": 500})
+
+    def benefit(clusters: dict[str, int]) -> Any:
+        decision = only(
+            plan(
+                snapshot(
+                    policies=[policy("web", selects="web")],
+                    deployments=[deployment("web", replicas=replicas, cpu=f"{cpu_millis}m")],
+                    bindings=[binding("web", clusters)],
+                ),
+                signals=flipped,
+                config=config(),
+                now=NOW,
+            )
+        )
+        return decision.benefit
+
+    other = next(c for c in CLUSTERS.values() if c != source)
+    shortcut = benefit({source: replicas})  # one cluster, all replicas: priced per replica, scaled
+    full = benefit({source: replicas, other: 0})  # the same replicas, through the general sum
+    for part in (
+        "price_savings_usd",
+        "carbon_value_usd",
+        "migration_cost_usd",
+        "egress_cost_usd",
+        "avoided_grams",
+    ):
+        assert getattr(shortcut, part) == pytest.approx(getattr(full, part), rel=1e-9, abs=1e-12), part
+
+
+def test_a_move_whose_new_replicas_never_come_up_is_rolled_back_after_the_timeout() -> None:
+    flipped = signals({"us-east-1": 450, "eu-west-1": 20, "eu-north-1": 500})
+
+    def pass_after(seconds: float) -> Any:
+        started = (NOW - timedelta(seconds=seconds)).isoformat()
+        moving = policy(
+            "web",
+            selects="web",
+            annotations={MOVING_TO_ANNOTATION: "member-eu-west-1", MOVED_AT_ANNOTATION: started},
+        )
+        both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
+        both["status"] = {
+            "aggregatedStatus": [
+                {"clusterName": "member-eu-west-1", "status": {"availableReplicas": 0}},
+                {"clusterName": "member-eu-north-1", "status": {"availableReplicas": 3}},
+            ]
+        }
+        return only(
+            plan(
+                snapshot(policies=[moving], deployments=[deployment("web")], bindings=[both]),
+                signals=flipped,
+                config=parse_config_text(
+                    CONFIG.replace("cooldownSeconds: 600}", "cooldownSeconds: 600, moveTimeoutSeconds: 300}")
+                ),
+                now=NOW,
+            )
+        )
+
+    assert pass_after(200).reason is Reason.MOVE_IN_PROGRESS
+    rolled_back = pass_after(400)
+    assert (rolled_back.outcome, rolled_back.reason, rolled_back.step) == (
+        Outcome.MOVE,
+        Reason.MOVE_TIMED_OUT,
+        MoveStep.SETTLE,
+    )
+    assert rolled_back.desired.cluster_affinities[0].cluster_names == ("member-eu-north-1",)

@@ -271,3 +271,44 @@ def test_a_nearer_layer_always_wins(annotation: int, namespaced: int, cluster: i
     assert without.max_latency_ms == namespaced
     cluster_only, _ = hints_for(objects[:1], labels={}, annotations={})
     assert cluster_only.max_latency_ms == cluster
+
+
+expressions = st.lists(
+    st.fixed_dictionaries(
+        {
+            "key": st.sampled_from(["app", "tier"]),
+            "operator": st.sampled_from(["In", "NotIn"]),
+            "values": st.just(["a"]),
+        }
+    )
+    | st.fixed_dictionaries(
+        {"key": st.sampled_from(["app", "team"]), "operator": st.sampled_from(["Exists", "DoesNotExist"])}
+    ),
+    max_size=2,
+)
+
+
+@given(
+    specs=st.lists(st.tuples(selectors, expressions, st.integers(0, 100)), min_size=1, max_size=8),
+    labels=st.dictionaries(st.sampled_from(["app", "tier", "team"]), label_values, max_size=3),
+)
+def test_the_label_index_finds_what_a_full_scan_finds(
+    specs: list[tuple[dict[str, str], list[dict[str, Any]], int]], labels: dict[str, str]
+) -> None:
+    objects = [
+        parse_policy(
+            wire(
+                f"p{i}",
+                {"selector": {"matchLabels": m, "matchExpressions": e}, "maxLatencyMs": 5},
+                age_minutes=a,
+            )
+        )
+        for i, (m, e, a) in enumerate(specs)
+    ]
+    resolution = resolve(build_policy_set(objects, known_regions=KNOWN), namespace="shop", pod_labels=labels)
+    matching = sorted((p for p in objects if p.selector.matches(labels)), key=lambda p: p.order)
+    if not matching:
+        assert resolution.namespaced is None
+        return
+    top = max(p.selector.terms for p in matching)
+    assert resolution.namespaced == next(p for p in matching if p.selector.terms == top)

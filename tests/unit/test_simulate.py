@@ -57,7 +57,11 @@ def config(
     horizon: float = 1.0,
     carbon_price: float = 1000.0,
     carbon: str = "{provider: static}",
+    hold_hours: int = 0,
+    gap_error_margin: float = 0.0,
 ) -> EcoPulseConfiguration:
+    # The plain rule unless asked: these traces are hours long, shorter than any history the robust
+    # rule needs, and they pin what the plain rule does.
     regions = "\n".join(f"  - {{name: r{zone.lower()}, zone: {zone}}}" for zone in zones)
     prices = "\n".join(f"  r{zone.lower()}: {PRICE}" for zone in zones)
     return parse_config_text(
@@ -78,6 +82,8 @@ rebalancer:
   intervalSeconds: {interval}
   minPodAgeSeconds: {min_age}
   minNetBenefitUsd: 0
+  holdHours: {hold_hours}
+  gapErrorMargin: {gap_error_margin}
 """
     )
 
@@ -479,7 +485,7 @@ regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}]
 power: {minWattsPerVcpu: 1000, maxWattsPerVcpu: 1000, wattsPerGib: 0, pue: 1}
 economics: {horizonHours: 1, carbonPriceUsdPerTonne: 1000, migrationCostUsd: 0, restartDowntimeSeconds: 0}
 prices: {rza: PRICE, rzb: PRICE}
-rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 7200, minNetBenefitUsd: 0}
+rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 7200, minNetBenefitUsd: 0, holdHours: 0, gapErrorMargin: 0}
 """.replace("PRICE", PRICE)
     (tmp_path / "config.yaml").write_text(cfg_text)
     (tmp_path / "trace.csv").write_text(trace_text(HAND_SERIES))
@@ -602,7 +608,8 @@ economics: {horizonHours: 6, carbonPriceUsdPerTonne: 0, migrationCostUsd: 0, res
 prices:
   rza: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.02, spotGibHour: 0.002}
   rzb: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}
-rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, maxEvictionsPerWorkload: 2}
+rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, maxEvictionsPerWorkload: 2,
+             holdHours: 0, gapErrorMargin: 0}
 """
     )
     batch: dict[str, Any] = {"name": "batch", "replicas": 2, "cpu": "1", "memory": "2Gi", "startRegion": "rza",
@@ -619,3 +626,24 @@ rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, ma
     assert result.cost_reduction_percent(ECOPULSE) == pytest.approx(50.0)
     with pytest.raises(WorkloadError, match=r"workloads\[0\].capacityType: must be one of"):
         parse_workload({**workload, "workloads": [{**batch, "capacityType": "cheap"}]})
+
+
+def test_cli_names_the_forecast_model_and_the_rule(tmp_path: Path) -> None:
+    cfg_text = """
+regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}]
+prices: {rza: PRICE, rzb: PRICE}
+rebalancer: {holdHours: 3}
+""".replace("PRICE", PRICE)
+    (tmp_path / "config.yaml").write_text(cfg_text)
+    (tmp_path / "trace.csv").write_text(trace_text(HAND_SERIES))
+    (tmp_path / "workload.yaml").write_text(json.dumps(HAND_WORKLOAD))
+    common = ["--config", str(tmp_path / "config.yaml"), "--trace", str(tmp_path / "trace.csv"),
+              "--workload", str(tmp_path / "workload.yaml")]  # fmt: skip
+    assert simulate_main([*common, "--out", str(tmp_path / "a"), "--forecast", "noisy", "--seed", "7"]) == 0
+    meta = json.loads((tmp_path / "a" / "report.json").read_text())["meta"]
+    assert meta["forecastModel"]["model"] == "noisy" and meta["forecastModel"]["seed"] == 7
+    assert meta["rule"]["holdHours"] == 3 and meta["rule"]["gapErrorMargin"] == 2.0
+    with pytest.raises(SystemExit) as usage:
+        simulate_main([*common, "--out", str(tmp_path / "b"), "--forecast", "psychic"])
+    assert usage.value.code == 2
+    assert simulate_main([*common, "--out", str(tmp_path / "c"), "--forecast-hours", "0"]) == 2

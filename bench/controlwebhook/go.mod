@@ -1,0 +1,3 @@
+module ecopulse.io/bench/controlwebhook
+
+go 1.26

@@ -1,0 +1,74 @@
+# Shared by hack/build-k8s.sh and hack/build-karmada.sh; sourced, never run on its own.
+# The sourcing script defines log, die, fingerprint, version_ok and build_complete, and sets
+# MODE, NAME (for messages), CACHE_ROOT, OUT_DIR, BIN_DIR, STAMP, MIN_GO_MINOR and BINARIES.
+
+# exit_if_done: --check answers, and a complete build is reused; both exit here.
+exit_if_done() {
+  if [[ $MODE == check ]]; then
+    build_complete && exit 0
+    log "no complete build in $BIN_DIR"; exit 1
+  fi
+  if [[ $MODE == build ]] && build_complete; then
+    log "up to date: $NAME"; printf '%s\n' "$BIN_DIR"; exit 0
+  fi
+}
+
+# begin_build: check go, take the lock (reusing what a concurrent build finished meanwhile), set
+# the Go environment and a temporary bin dir; sets go_ver and TMP_BIN.
+begin_build() {
+  command -v go >/dev/null || die "go not found in PATH (need go >= 1.${MIN_GO_MINOR})"
+  go_ver=$(GOTOOLCHAIN=local go env GOVERSION)   # e.g. go1.26.8
+  [[ $go_ver =~ ^go1\.([0-9]+) ]] || die "cannot parse go version '$go_ver'"
+  (( BASH_REMATCH[1] >= MIN_GO_MINOR )) || die "need go >= 1.${MIN_GO_MINOR}, found $go_ver"
+
+  mkdir -p "$CACHE_ROOT"
+  exec 9>"$CACHE_ROOT/.build.lock"
+  if ! flock -n 9; then
+    log "another build of $NAME is running; waiting for it (lock $CACHE_ROOT/.build.lock)"
+    flock 9
+    if [[ $MODE == build ]] && build_complete; then
+      log "up to date: $NAME"; printf '%s\n' "$BIN_DIR"; exit 0
+    fi
+  fi
+
+  export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
+  export GOFLAGS="-p=${BUILD_K8S_JOBS:-2} -buildvcs=false"
+  rm -f "$STAMP"
+  mkdir -p "$BIN_DIR"
+  TMP_BIN=$(mktemp -d "$OUT_DIR/.bin.XXXXXX")
+  trap 'rm -rf "$TMP_BIN"' EXIT
+}
+
+declare -A SECONDS_FOR=()
+timed() {  # timed LABEL CMD...: run CMD under nice, record its wall time
+  local label=$1; shift
+  local t0=$SECONDS
+  log "$label ..."
+  if ! nice -n 15 "$@"; then die "$label failed: $*"; fi
+  SECONDS_FOR[$label]=$((SECONDS - t0))
+  log "$label done in ${SECONDS_FOR[$label]}s"
+}
+
+# finish_build STAMP_LINE...: move the binaries in, check their versions, then write the stamp
+# (last: it says the build is complete) with the given lines and the times.
+finish_build() {
+  local b
+  for b in "${BINARIES[@]}"; do
+    [[ -x "$TMP_BIN/$b" ]] || die "expected binary $TMP_BIN/$b was not produced"
+    mv -f "$TMP_BIN/$b" "$BIN_DIR/$b"
+  done
+  for b in "${BINARIES[@]}"; do
+    version_ok "$b" || die "$BIN_DIR/$b does not report the pinned version"
+  done
+  {
+    echo "fingerprint=$(fingerprint)"
+    printf '%s\n' "$@"
+    echo "go=$go_ver"
+    echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    local k
+    for k in "${!SECONDS_FOR[@]}"; do echo "seconds[$k]=${SECONDS_FOR[$k]}"; done | sort
+  } > "$STAMP.tmp"
+  mv -f "$STAMP.tmp" "$STAMP"
+  log "built all binaries in ${SECONDS}s:"
+  (cd "$BIN_DIR" && ls -l "${BINARIES[@]}" >&2)
+}

@@ -1,0 +1,221 @@
+"""charts/eco-pulse: lint-clean, the same objects as the kustomize base, RBAC exactly what the code
+calls, and values that reach the configuration. Renders with the helm that hack/build-helm.sh
+builds (`make helm`); a missing helm fails these tests (ECOPULSE_SKIP_HELM=1 skips them, say why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.config import parse_config_text
+from tests.contract.test_manifests import OBJECTS, find, load_yaml_documents, rules_of, the
+from tests.contract.test_rbac import APPS, calls_of, granted
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "eco-pulse"
+NAMESPACE = "eco-pulse"
+Manifest = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    if os.environ.get("ECOPULSE_SKIP_HELM") == "1":
+        pytest.skip("ECOPULSE_SKIP_HELM=1")
+    check = subprocess.run(
+        [str(REPO / "hack" / "build-helm.sh"), "--check"], capture_output=True, check=False
+    )
+    if check.returncode != 0:
+        pytest.fail("no helm build: run `make helm` (hack/build-helm.sh)")
+    out = subprocess.run(
+        [str(REPO / "hack" / "build-helm.sh"), "--print-bin-dir"], capture_output=True, text=True, check=True
+    )
+    return Path(out.stdout.strip()) / "helm"
+
+
+def run_helm(helm: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def render(helm: Path, *values: str, crds: bool = False, file: Manifest | None = None) -> list[Manifest]:
+    """`helm template`, with ``--set`` values and a values file (given on stdin) as a user writes them."""
+    argv = ["template", "eco-pulse", str(CHART), "--namespace", NAMESPACE]
+    if crds:
+        argv.append("--include-crds")
+    if file is not None:
+        argv += ["--values", "-"]
+    for value in values:
+        argv += ["--set", value]
+    done = run_helm(helm, *argv, stdin=yaml.safe_dump(file) if file is not None else None)
+    assert done.returncode == 0, done.stderr
+    return load_yaml_documents(done.stdout)
+
+
+def names(objects: list[Manifest]) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+def config_of(objects: list[Manifest]) -> Any:
+    text = the(objects, "ConfigMap", "eco-pulse-config")["data"]["config.yaml"]
+    return parse_config_text(text, source="the chart's ConfigMap")
+
+
+def test_helm_lint_is_clean(helm: Path) -> None:
+    done = run_helm(helm, "lint", "--strict", str(CHART))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout, done.stdout
+
+
+def test_the_network_policy_needs_the_control_plane_s_ranges(helm: Path) -> None:
+    assert ("NetworkPolicy", "eco-pulse-webhook") not in names(render(helm))  # off by default
+    done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", "networkPolicy.enabled=true")
+    assert done.returncode != 0 and "networkPolicy.controlPlaneCidrs" in done.stderr
+    (policy,) = find(
+        render(
+            helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidrs={10.0.0.0/24,10.1.0.0/24}"
+        ),
+        "NetworkPolicy",
+        "eco-pulse-webhook",
+    )
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p] == ["10.0.0.0/24", "10.1.0.0/24"]
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8443, "protocol": "TCP"}]
+
+
+def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
+    chart = names(
+        render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidrs={10.0.0.0/24}", crds=True)
+    )
+    base = names(OBJECTS)
+    # The release namespace is helm's (--create-namespace), and a Secret of credentials is yours
+    # (carbon.credentialsSecret); the chart adds the generated serving certificate and the
+    # scheduler configuration the base keeps as a file.
+    assert base - chart == {("Namespace", NAMESPACE), ("Secret", "eco-pulse-provider-credentials")}
+    assert chart - base == {("Secret", "eco-pulse-webhook-tls"), ("ConfigMap", "eco-pulse-scheduler-config")}
+
+
+# Fleet mode is installed into the Karmada API server (manifests/fleet), not by this chart.
+@pytest.mark.parametrize("service_account", sorted(set(APPS) - {"eco-pulse-fleet"}))
+def test_the_chart_grants_exactly_what_the_code_calls(helm: Path, service_account: str) -> None:
+    objects = render(helm)
+    assert granted(rules_of(service_account, objects)) == calls_of(APPS[service_account])
+
+
+def test_the_defaults_are_safe_and_valid(helm: Path) -> None:
+    objects = render(helm)
+    config = config_of(objects)
+    assert config.rebalancer.dry_run is True
+    assert config.region_names == ("us-east-1", "eu-west-1", "eu-north-1")
+    for name in ("eco-pulse-webhook", "eco-pulse-rebalancer"):
+        spec = the(objects, "Deployment", name)["spec"]["template"]["spec"]
+        assert "envFrom" not in spec["containers"][0]  # no credentials unless a Secret is named
+    hook = the(objects, "MutatingWebhookConfiguration", "eco-pulse")["webhooks"][0]
+    assert hook["failurePolicy"] == "Ignore"
+    secret = the(objects, "Secret", "eco-pulse-webhook-tls")
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+
+
+def test_values_reach_the_configuration_and_the_pods(helm: Path) -> None:
+    objects = render(
+        helm,
+        "rebalancer.dryRun=false",
+        "carbon.provider=electricitymaps",
+        "carbon.credentialsSecret=em-token",
+        "nodeSelector.pool=system",
+        "tolerations[0].key=dedicated",
+        "tolerations[0].operator=Exists",
+        "webhook.replicas=3",
+        "image.tag=9.9.9",
+        file={
+            "regions": [
+                {"name": "eu-north-1", "zone": "SE-SE3"},
+                {"name": "no-1", "zone": "NO"},  # safe_dump quotes it, as a user must
+                {"name": "eu-west-1", "zone": "IE"},
+            ],
+            "baselineRegion": "eu-west-1",
+            "prices": {
+                "no-1": {"vcpuHour": 0.03, "gibHour": 0.004, "spotVcpuHour": 0.01, "spotGibHour": 0.001}
+            },
+        },
+    )
+    config = config_of(objects)
+    assert config.rebalancer.dry_run is False
+    region = config.region("no-1")
+    assert region is not None and region.zone == "NO"  # stays a string through toYaml
+    for name in ("eco-pulse-webhook", "eco-pulse-rebalancer"):
+        spec = the(objects, "Deployment", name)["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        assert container["envFrom"] == [{"secretRef": {"name": "em-token", "optional": True}}]
+        assert container["image"] == "ghcr.io/eco-pulse/eco-pulse:9.9.9"
+        assert spec["nodeSelector"] == {"pool": "system"}
+        assert spec["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert the(objects, "Deployment", "eco-pulse-webhook")["spec"]["replicas"] == 3
+
+
+def test_cert_manager_mode_uses_an_issuer_and_the_ca_injector(helm: Path) -> None:
+    objects = render(helm, "certificates.mode=cert-manager")
+    assert not find(objects, "Secret", "eco-pulse-webhook-tls")  # cert-manager writes it
+    certificate = the(objects, "Certificate", "eco-pulse-webhook")
+    assert certificate["spec"]["secretName"] == "eco-pulse-webhook-tls"
+    assert "eco-pulse-webhook.eco-pulse.svc" in certificate["spec"]["dnsNames"]
+    hook = the(objects, "MutatingWebhookConfiguration", "eco-pulse")
+    assert hook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "eco-pulse/eco-pulse-webhook"
+    assert "caBundle" not in hook["webhooks"][0]["clientConfig"]
+
+
+def test_switches_leave_out_what_is_off(helm: Path) -> None:
+    objects = render(
+        helm,
+        "rebalancer.enabled=false",
+        "extender.enabled=false",
+        "grafanaDashboards.enabled=false",
+        "alerts.configMap=false",
+    )
+    present = names(objects)
+    for gone in (
+        ("Deployment", "eco-pulse-rebalancer"),
+        ("ClusterRole", "eco-pulse-rebalancer"),
+        ("ConfigMap", "eco-pulse-scheduler-config"),
+        ("ConfigMap", "eco-pulse-dashboards"),
+        ("ConfigMap", "eco-pulse-alert-rules"),
+    ):
+        assert gone not in present
+    rule = render(helm, "alerts.prometheusRule=true")
+    (prometheus_rule,) = find(rule, "PrometheusRule", "eco-pulse")
+    alerts = yaml.safe_load((REPO / "dashboards" / "alerts.yaml").read_text())
+    assert prometheus_rule["spec"] == alerts  # templating left the {{ $labels }} alone
+
+
+def test_the_dashboards_are_the_repository_s(helm: Path) -> None:
+    dashboards = the(render(helm), "ConfigMap", "eco-pulse-dashboards")
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    for name, text in dashboards["data"].items():
+        assert json.loads(text) == json.loads((REPO / "dashboards" / name).read_text())
+    for name in ("overview.json", "namespaces.json", "operations.json", "alerts.yaml"):
+        assert (CHART / "files" / name).read_text() == (REPO / "dashboards" / name).read_text(), (
+            "run make dashboards"
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("carbon.provider=coal", "carbon/provider"),
+        ("certificates.mode=self", "certificates/mode"),
+        ("regions[0].zone=false", "regions/0/zone"),
+        ("webhook.replicas=0", "webhook/replicas"),
+        ("rebalancer.dryrun=false", "dryrun"),
+    ],
+)
+def test_values_schema_refuses_bad_values(helm: Path, value: str, complaint: str) -> None:
+    done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", value)
+    assert done.returncode != 0
+    assert complaint in done.stderr, done.stderr
