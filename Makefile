@@ -74,8 +74,8 @@ dashboards:
 	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/fleet.json \
 		dashboards/alerts.yaml \
 		manifests/base/dashboards/
-	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/alerts.yaml \
-		charts/eco-pulse/files/
+	cp dashboards/overview.json dashboards/namespaces.json dashboards/operations.json dashboards/fleet.json \
+		dashboards/alerts.yaml charts/eco-pulse/files/
 
 ## image: the OCI image (Debian root from mmdebstrap + our wheel, packed by umoci) in .build/image/oci,
 ##        tagged with the project version; prints its digest (needs root; hack/build-image.sh --help)

@@ -257,11 +257,15 @@ async def latency_rounds(
     ratio compares like with like. A request every ``interval_seconds`` (open loop), or back to
     back if 0.
     """
-    connections = {name: await connect(port, context) for name in phases}
+    # Each connection opened just before its first request, as HTTP clients do: the server drops
+    # a connection that sends no request within its header timeout (5 s).
+    connections: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
     samples: dict[str, list[float]] = {name: [] for name in phases}
     sent = dict.fromkeys(phases, 0)
 
     async def run(name: str, requests: int, keep: bool) -> None:
+        if name not in connections:
+            connections[name] = await connect(port, context)
         reader, writer = connections[name]
         payloads = phases[name]
         send_at = time.perf_counter()

@@ -48,17 +48,20 @@ fingerprint() {
     sha256sum | cut -d' ' -f1
 }
 
-version_ok() {
+BINARIES=(helm)
+NAME="$VERSIONS_KEY"
+
+version_ok() {  # version_ok NAME: does $BIN_DIR/NAME run and report the pinned version?
   local out
-  [[ -x "$BIN_DIR/helm" ]] || return 1
-  out=$(timeout 20 "$BIN_DIR/helm" version --template '{{.Version}}' 2>/dev/null) || return 1
+  [[ -x "$BIN_DIR/$1" ]] || return 1
+  out=$(timeout 20 "$BIN_DIR/$1" version --template '{{.Version}}' 2>/dev/null) || return 1
   [[ $out == "$HELM_VERSION" ]]
 }
 
 build_complete() {
   [[ -f "$STAMP" ]] || return 1
   grep -qx "fingerprint=$(fingerprint)" "$STAMP" || return 1
-  version_ok
+  version_ok helm
 }
 
 for f in helm/go.mod helm/go.sum; do
@@ -67,69 +70,18 @@ done
 grep -Eq "^[[:space:]]*(require[[:space:]]+)?helm.sh/helm/v4 ${HELM_VERSION}( |$)" "$HACK_DIR/helm/go.mod" ||
   die "hack/helm/go.mod does not require helm.sh/helm/v4 $HELM_VERSION; update the pin here or there"
 
-if [[ $MODE == check ]]; then
-  build_complete && exit 0
-  log "no complete build in $BIN_DIR"; exit 1
-fi
-
-if [[ $MODE == build ]] && build_complete; then
-  log "up to date: $VERSIONS_KEY"
-  printf '%s\n' "$BIN_DIR"; exit 0
-fi
+# shellcheck source=hack/lib/build.sh
+source "$HACK_DIR/lib/build.sh"
+exit_if_done
 
 # ---- build ------------------------------------------------------------------
-command -v go >/dev/null || die "go not found in PATH (need go >= 1.${MIN_GO_MINOR})"
-go_ver=$(GOTOOLCHAIN=local go env GOVERSION)
-[[ $go_ver =~ ^go1\.([0-9]+) ]] || die "cannot parse go version '$go_ver'"
-(( BASH_REMATCH[1] >= MIN_GO_MINOR )) || die "need go >= 1.${MIN_GO_MINOR}, found $go_ver"
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/.build.lock"
-if ! flock -n 9; then
-  log "another build-helm.sh is running; waiting for it (lock $CACHE_ROOT/.build.lock)"
-  flock 9
-  if [[ $MODE == build ]] && build_complete; then
-    log "up to date: $VERSIONS_KEY"; printf '%s\n' "$BIN_DIR"; exit 0
-  fi
-fi
-
-export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
-export GOFLAGS="-p=${BUILD_K8S_JOBS:-2} -buildvcs=false"
-rm -f "$STAMP"
-mkdir -p "$BIN_DIR"
-TMP_BIN=$(mktemp -d "$OUT_DIR/.bin.XXXXXX")
-trap 'rm -rf "$TMP_BIN"' EXIT
-
+begin_build
 log "pin: helm $HELM_VERSION; $go_ver; GOFLAGS=$GOFLAGS"
 log "output: $BIN_DIR"
-
-declare -A SECONDS_FOR=()
-timed() {  # timed LABEL CMD...: run CMD under nice, record its wall time
-  local label=$1; shift
-  local t0=$SECONDS
-  log "$label ..."
-  if ! nice -n 15 "$@"; then die "$label failed: $*"; fi
-  SECONDS_FOR[$label]=$((SECONDS - t0))
-  log "$label done in ${SECONDS_FOR[$label]}s"
-}
 
 timed "download helm modules" go -C "$HACK_DIR/helm" mod download
 timed "build helm" go -C "$HACK_DIR/helm" build -mod=readonly -trimpath \
   -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
   -o "$TMP_BIN/helm" helm.sh/helm/v4/cmd/helm
-
-[[ -x "$TMP_BIN/helm" ]] || die "expected binary $TMP_BIN/helm was not produced"
-mv -f "$TMP_BIN/helm" "$BIN_DIR/helm"
-version_ok || die "$BIN_DIR/helm does not report the pinned version"
-
-{
-  echo "fingerprint=$(fingerprint)"
-  echo "versions=$VERSIONS_KEY"
-  echo "go=$go_ver"
-  echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for k in "${!SECONDS_FOR[@]}"; do echo "seconds[$k]=${SECONDS_FOR[$k]}"; done | sort
-} > "$STAMP.tmp"
-mv -f "$STAMP.tmp" "$STAMP"
-
-log "built helm in ${SECONDS}s"
+finish_build "versions=$VERSIONS_KEY"
 printf '%s\n' "$BIN_DIR"

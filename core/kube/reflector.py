@@ -197,6 +197,11 @@ class Reflector(Generic[T]):
                 failure = error
             if self._stop.is_set():
                 return
+            if needs_list:
+                # The server no longer has our resourceVersion: we missed events, and the items
+                # may name pods that are gone. Out of step until the next list succeeds, so that
+                # nobody plans from them while we wait (seen after an API server restart).
+                self.synced.clear()
             lasted_seconds = self._timer.monotonic() - started_seconds
             if lasted_seconds >= MIN_WATCH_SECONDS:
                 self._backoff.reset()  # a healthy watch: the next trouble starts from a short pause

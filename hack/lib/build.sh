@@ -1,4 +1,4 @@
-# Shared by hack/build-k8s.sh and hack/build-karmada.sh; sourced, never run on its own.
+# Shared by hack/build-k8s.sh, hack/build-karmada.sh and hack/build-helm.sh; sourced, never run on its own.
 # The sourcing script defines log, die, fingerprint, version_ok and build_complete, and sets
 # MODE, NAME (for messages), CACHE_ROOT, OUT_DIR, BIN_DIR, STAMP, MIN_GO_MINOR and BINARIES.
 

@@ -74,25 +74,9 @@ def test_helm_lint_is_clean(helm: Path) -> None:
     assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout, done.stdout
 
 
-def test_the_network_policy_needs_the_control_plane_s_ranges(helm: Path) -> None:
-    assert ("NetworkPolicy", "eco-pulse-webhook") not in names(render(helm))  # off by default
-    done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", "networkPolicy.enabled=true")
-    assert done.returncode != 0 and "networkPolicy.controlPlaneCidrs" in done.stderr
-    (policy,) = find(
-        render(
-            helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidrs={10.0.0.0/24,10.1.0.0/24}"
-        ),
-        "NetworkPolicy",
-        "eco-pulse-webhook",
-    )
-    peers = policy["spec"]["ingress"][0]["from"]
-    assert [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p] == ["10.0.0.0/24", "10.1.0.0/24"]
-    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8443, "protocol": "TCP"}]
-
-
 def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
     chart = names(
-        render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidrs={10.0.0.0/24}", crds=True)
+        render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidr=10.0.0.0/24", crds=True)
     )
     base = names(OBJECTS)
     # The release namespace is helm's (--create-namespace), and a Secret of credentials is yours
@@ -102,11 +86,21 @@ def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
     assert chart - base == {("Secret", "eco-pulse-webhook-tls"), ("ConfigMap", "eco-pulse-scheduler-config")}
 
 
-# Fleet mode is installed into the Karmada API server (manifests/fleet), not by this chart.
-@pytest.mark.parametrize("service_account", sorted(set(APPS) - {"eco-pulse-fleet"}))
+@pytest.mark.parametrize("service_account", ["eco-pulse-webhook", "eco-pulse-rebalancer"])
 def test_the_chart_grants_exactly_what_the_code_calls(helm: Path, service_account: str) -> None:
     objects = render(helm)
     assert granted(rules_of(service_account, objects)) == calls_of(APPS[service_account])
+
+
+def test_the_network_policy_needs_the_control_plane_range(helm: Path) -> None:
+    assert not find(render(helm), "NetworkPolicy", "eco-pulse-webhook")  # off by default
+    done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", "networkPolicy.enabled=true")
+    assert done.returncode != 0 and "networkPolicy.controlPlaneCidr" in done.stderr
+    (policy,) = find(
+        render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidr=10.0.0.0/24"),
+        "NetworkPolicy",
+    )
+    assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == "10.0.0.0/24"
 
 
 def test_the_defaults_are_safe_and_valid(helm: Path) -> None:
@@ -199,7 +193,7 @@ def test_the_dashboards_are_the_repository_s(helm: Path) -> None:
     assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
     for name, text in dashboards["data"].items():
         assert json.loads(text) == json.loads((REPO / "dashboards" / name).read_text())
-    for name in ("overview.json", "namespaces.json", "operations.json", "alerts.yaml"):
+    for name in ("overview.json", "namespaces.json", "operations.json", "fleet.json", "alerts.yaml"):
         assert (CHART / "files" / name).read_text() == (REPO / "dashboards" / name).read_text(), (
             "run make dashboards"
         )

@@ -27,6 +27,7 @@ from cryptography import x509
 
 from certs.issue import issue_serving_cert, load_ca, write_bundle
 from tests.e2e.cluster import REPO, LocalCluster, free_port
+from tests.e2e.test_rebalancer_e2e import EU_GREEN, set_grid, start_in_us, wait_regions
 
 WEBHOOK_TIMEOUT_SECONDS = 2  # manifests/base/mutatingwebhookconfiguration.yaml, timeoutSeconds
 PREFERRED = "ecopulse.io/preferred-region"
@@ -498,3 +499,61 @@ def test_provider_failures_serve_the_last_signals_then_admit_unchanged_and_alert
         finally:
             cluster.register_webhook()
             cluster.stop(name)
+
+
+# --- the API server restarts in the middle of a rebalancing ---------------------------------------
+
+REPLICAS = 3  # as the rebalancer e2e tests: the default spreading keeps 3 in one region
+
+
+def cycle_lines(cluster: LocalCluster, name: str) -> list[dict[str, Any]]:
+    lines = []
+    for raw in (cluster.logs / f"{name}.log").read_text(errors="replace").splitlines():
+        if raw.startswith("{") and '"rebalancing cycle"' in raw:
+            lines.append(json.loads(raw))
+    return lines
+
+
+def relists(port: int) -> float:
+    return metric_sum(port, "ecopulse_watch_relists_total")
+
+
+def test_an_api_server_restart_mid_rebalancing_relists_and_keeps_every_limit(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    original = cluster.config_file.read_text()
+    port = free_port()
+    try:
+        start_in_us(cluster, namespace, "move", replicas=REPLICAS)
+        cluster.start_rebalancer("rebalancer-r", metrics_port=port)
+        wait_until("the rebalancer cycles", lambda: bool(cycle_lines(cluster, "rebalancer-r")), 60, every=0.5)
+        time.sleep(8)  # past minPodAgeSeconds (10 s since the pods started)
+        set_grid(cluster, EU_GREEN)
+        wait_until(
+            "the first eviction of the move",
+            lambda: any(c["results"].get("evicted") for c in cycle_lines(cluster, "rebalancer-r")),
+            60,
+            every=0.2,
+        )
+        relisted_before = relists(port)
+        cluster.stop("kube-apiserver")  # mid-move: the other replicas are still to go, one per cycle
+        time.sleep(6)  # at least one cycle runs without an API server
+        cluster._start_apiserver()
+        cluster.wait_for("kube-apiserver", cluster._apiserver_ready, timeout_seconds=90)
+        restarted_at = time.time()
+        wait_until("the rebalancer's watches re-list", lambda: relists(port) > relisted_before, 60, every=0.5)
+        # The move completes from the re-listed state: every replica ends in the green region.
+        wait_regions(cluster, namespace, "move", ["eu-north-1"] * REPLICAS, 120)
+    finally:
+        cluster.stop("rebalancer-r")
+        cluster.config_file.write_text(original)
+    cycles = cycle_lines(cluster, "rebalancer-r")
+    for cycle in cycles:
+        results = cycle["results"]
+        # The local limits: 10 per cycle, 5 per namespace, 2 per node, one replica per workload.
+        assert results.get("evicted", 0) <= 1, cycle
+    after = [c for c in cycles if datetime.fromisoformat(c["ts"]).timestamp() > restarted_at]
+    assert after, "no cycle after the API server came back"
+    # Planned from fresh state: no attempt on a pod that was already gone before the restart.
+    assert not any(c["results"].get("gone") for c in after), after
+    assert sum(c["results"].get("evicted", 0) for c in cycles) >= REPLICAS

@@ -125,11 +125,12 @@ def test_an_unnamed_pod_is_reported_on_its_controller_once_per_template(
     eventually("the Event is posted", lambda: len(api.events) == 1)
     time.sleep(0.3)  # a second (duplicate) Event would have been posted by now
     assert len(api.events) == 1
+    (owner,) = pod()["metadata"]["ownerReferences"]
     assert api.events[0]["regarding"] == {
-        "apiVersion": "apps/v1",
+        "apiVersion": owner["apiVersion"],
         "kind": "ReplicaSet",
-        "name": "web-7d4b9c",
-        "uid": misspelt()["metadata"]["ownerReferences"][0]["uid"],  # as tests.factories.pod() sets it
+        "name": owner["name"],
+        "uid": owner["uid"],
         "namespace": "shop",
     }
 

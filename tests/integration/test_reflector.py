@@ -308,3 +308,37 @@ def test_watch_timeouts_are_spread(make_server: Any) -> None:
         reflector = reflector_for(fake, "nodes-timeouts", random_fraction=fraction)
         run_until_the_horizon(reflector, fake)
         assert fake.of_kind("watch")[0].timeout_seconds == expected
+
+
+@dataclass
+class SyncWatchingTimer(FakeTimer):
+    """Also notes, at every pause, whether the reflector then claims to be in step."""
+
+    reflector: Reflector[str] | None = None
+    synced_at_pauses: list[bool] = field(default_factory=list)
+
+    def __init__(self, horizon_seconds: float) -> None:
+        super().__init__(horizon_seconds)
+        self.reflector = None
+        self.synced_at_pauses = []
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        assert self.reflector is not None
+        self.synced_at_pauses.append(self.reflector.synced.is_set())
+        return super().wait(seconds, stop)
+
+
+@pytest.mark.parametrize("how", ["expired", "gone"])
+def test_an_expired_cache_is_not_synced_until_it_is_listed_again(make_server: Any, how: str) -> None:
+    """Issue 17 drill (API server restart): after a 410 the cache has missed events; while the
+    reflector waits to list again, readers such as the rebalancer must not plan from it."""
+    timer = SyncWatchingTimer(horizon_seconds=5)
+    fake = make_server(FakeApiServer(timer=timer, watches=[how], list_resource_versions=["100", "200"]))
+    reflector = reflector_for(fake, f"nodes-stale-{how}", random_fraction=1.0)
+    timer.reflector = reflector
+
+    run_until_the_horizon(reflector, fake)
+
+    assert len(fake.of_kind("list")) == 2
+    assert timer.synced_at_pauses[0] is False, "synced while waiting to re-list an expired cache"
+    assert reflector.synced.is_set(), "in step again after the second list"

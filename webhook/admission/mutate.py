@@ -120,9 +120,15 @@ def _skip(
     )
 
 
-def fail_open(reason: Reason, detail: str) -> ReviewOutcome:
+def fail_open(reason: Reason, detail: str, *, annotation_problems: tuple[str, ...] = ()) -> ReviewOutcome:
     return ReviewOutcome(
-        outcome=Outcome.FAILED_OPEN, reason=reason, warnings=[f"eco-pulse: pod admitted unchanged ({detail})"]
+        outcome=Outcome.FAILED_OPEN,
+        reason=reason,
+        warnings=[
+            f"eco-pulse: pod admitted unchanged ({detail})",
+            *(f"eco-pulse: {problem}" for problem in annotation_problems),
+        ],
+        annotation_problems=annotation_problems,
     )
 
 
@@ -277,23 +283,32 @@ def decide(
             f"eco-pulse: region left to you ({', '.join(constraints)}); no region affinity added",
         )
 
-    if not signals.carbon:
-        return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals")
+    # Read before anything can fail open: a misspelt key is named even when we cannot decide.
     hints = placement_hints(
         resolution.annotations(pod_annotations), known_regions=frozenset(config.region_names)
     )
     warnings = [f"eco-pulse: {w}" for w in hints.warnings]
+    if not signals.carbon:
+        return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals", annotation_problems=hints.warnings)
     try:
         demand = pod_demand(pod, strict=True)
     except QuantityOutOfRange as error:
-        return fail_open(Reason.DEMAND_OUT_OF_RANGE, f"resource requests out of range: {error}")
+        return fail_open(
+            Reason.DEMAND_OUT_OF_RANGE,
+            f"resource requests out of range: {error}",
+            annotation_problems=hints.warnings,
+        )
     effective = placement_config(config, resolution)
     if memo is not None:
         ranking, choice, explanation = memo.place(demand, hints.hints, signals, config, effective)
     else:
         ranking, choice, explanation = place(demand, hints.hints, signals, effective)
     if choice is NoChoice.BASELINE_UNKNOWN:
-        return fail_open(Reason.BASELINE_UNKNOWN, f"no fresh signal for baseline {config.baseline_region}")
+        return fail_open(
+            Reason.BASELINE_UNKNOWN,
+            f"no fresh signal for baseline {config.baseline_region}",
+            annotation_problems=hints.warnings,
+        )
     if choice is NoChoice.NO_ELIGIBLE_REGION:
         return _skip(
             resolution.refs,
