@@ -157,7 +157,13 @@ def test_a_burst_survives_the_webhook_being_killed_and_restarted(
     """Every pod is created and scheduled; no call to the webhook outlasts its timeout."""
     before = webhook_call_buckets(cluster)
     creates = Creates(cluster, namespace)
-    burst = threading.Thread(target=creates.run, args=([f"burst-{i}" for i in range(BURST_PODS)],))
+    # Paced, so the burst lasts at least BURST_PODS / clients * pause (12 s) however fast the
+    # machine is: long enough for several kill-and-restart rounds (about 4 s each).
+    burst = threading.Thread(
+        target=creates.run,
+        args=([f"burst-{i}" for i in range(BURST_PODS)],),
+        kwargs={"pause_seconds": 0.4},
+    )
     kills = 0
     burst.start()
     try:

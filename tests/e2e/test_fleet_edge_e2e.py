@@ -57,6 +57,8 @@ CLUSTER_STAND_IN = {
         ],
     },
 }
+# Every namespace the tests here create.
+NAMESPACES = ("shop", "dry", "private", "race", "fresh")
 MEMBERS = {
     "us-east-1": "member-us-east-1",
     "eu-west-1": "member-eu-west-1",
@@ -133,6 +135,11 @@ def karmada(cluster: LocalCluster) -> Iterator[tuple[kubernetes.client.ApiClient
     finally:
         for reflector in caches.all():
             reflector.stop()
+        # The session's cluster is shared: leave it as we found it (no Deployments taking room).
+        for namespace in NAMESPACES:
+            cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+        cluster.kubectl("delete", "workloadrebalancers.apps.karmada.io", "--all", "--ignore-not-found")
+        cluster.kubectl("delete", "clusters.cluster.karmada.io", "--all", "--ignore-not-found")
 
 
 def workload(
