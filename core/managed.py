@@ -19,6 +19,7 @@ from core.model import (
     SYSTEM_NAMESPACES,
     NamespaceInfo,
     Subject,
+    SubjectView,
 )
 from core.podspec import as_mapping, owner_kinds, read_annotations
 
@@ -72,7 +73,7 @@ def subject_of(
 
 
 def unmanaged(
-    subject: Subject, *, namespace: NamespaceInfo | None, own_namespace: str = ""
+    subject: SubjectView, *, namespace: NamespaceInfo | None, own_namespace: str = ""
 ) -> Unmanaged | None:
     """Why Eco-Pulse never places nor moves this object, or None if it may."""
     if subject.namespace in SYSTEM_NAMESPACES or (own_namespace and subject.namespace == own_namespace):

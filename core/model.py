@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 REGION_LABEL = "topology.kubernetes.io/region"
 # Karpenter's label; the most common way clusters say whether a node is spot.
@@ -61,6 +62,24 @@ class NamespaceInfo:
 
     opted_out: bool = False
     hint_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+class SubjectView(Protocol):
+    """What the never-managed rule reads of an object: a Subject, or a record that has the same
+    attributes (PodRecord does, so the rebalancer asks the rule of its cache without a copy)."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+    @property
+    def owner_kinds(self) -> tuple[str, ...]: ...
+    @property
+    def mirror(self) -> bool: ...
+    @property
+    def static(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,14 +223,24 @@ class PodRecord:
             return None
         return f"{self.namespace}/{self.owner_kind}/{self.owner_name}"
 
+    # With namespace, labels, mirror and static these make a PodRecord a SubjectView: the rule
+    # (core.managed) reads the cache's records as they are, with no copy per pod and cycle.
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.hint_annotations
+
+    @property
+    def owner_kinds(self) -> tuple[str, ...]:
+        return (self.owner_kind,) if self.owner_kind is not None else ()
+
     @property
     def subject(self) -> Subject:
-        """The pod as the never-managed rule (core.managed) reads it."""
+        """The pod as a Subject value (the rule also reads the record itself)."""
         return Subject(
             namespace=self.namespace,
             labels=self.labels,
             annotations=self.hint_annotations,
-            owner_kinds=(self.owner_kind,) if self.owner_kind is not None else (),
+            owner_kinds=self.owner_kinds,
             mirror=self.mirror,
             static=self.static,
         )

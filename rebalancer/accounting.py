@@ -105,7 +105,7 @@ def accountable(
         if pod.phase != "Running" or not pod.node_name:
             continue
         namespace = namespaces.get(pod.namespace)
-        if unmanaged(pod.subject, namespace=namespace, own_namespace=own_namespace) is not None:
+        if unmanaged(pod, namespace=namespace, own_namespace=own_namespace) is not None:
             continue
         node = nodes.get(pod.node_name)
         if node is None:

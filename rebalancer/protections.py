@@ -32,7 +32,7 @@ def protection(
     own_namespace: str = "",
 ) -> Unmanaged | Protected | None:
     """The first reason this pod must stay where it is, or None if it may be evicted."""
-    reason = unmanaged(pod.subject, namespace=namespace, own_namespace=own_namespace)
+    reason = unmanaged(pod, namespace=namespace, own_namespace=own_namespace)
     if reason is not None:
         return reason
     if pod.owner_kind is None:

@@ -67,7 +67,7 @@ def test_the_webhook_and_the_rebalancer_read_the_same_reason(
     assert unmanaged(admitted, namespace=namespace, own_namespace="eco-pulse") is reason
     record = slim_pod(document)
     assert record is not None
-    assert unmanaged(record.subject, namespace=namespace, own_namespace="eco-pulse") is reason
+    assert unmanaged(record, namespace=namespace, own_namespace="eco-pulse") is reason
 
 
 def test_a_pod_labelled_opt_out_is_never_evicted() -> None:
