@@ -428,48 +428,45 @@ def build_policy_set(policies: Iterable[Policy], *, known_regions: frozenset[str
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resolution:
-    """Which policies apply to one pod, and what they ask (annotations still to be laid on top)."""
+    """Which policies apply to one pod, and what they ask (annotations still to be laid on top).
+
+    What it asks is worked out once, here: the planner reads it for every pod of every cycle.
+    """
 
     namespaced: Policy | None = None
     cluster: Policy | None = None
     # Policies of one layer tied for the pod (the winner first): each gets a Conflict condition.
     conflicts: tuple[Policy, ...] = ()
+    applied: tuple[Policy, ...] = field(init=False)
+    # What decision lines and the ecopulse.io/policy annotation say ("" when none applied).
+    refs: str = field(init=False)
+    mode: PolicyMode | None = field(init=False)
+    rebalance: Rebalance | None = field(init=False)
+    min_net_benefit_usd: float | None = field(init=False)
+    max_unavailable: int | str | None = field(init=False)
 
-    @property
-    def applied(self) -> tuple[Policy, ...]:
-        return tuple(p for p in (self.namespaced, self.cluster) if p is not None)
+    def __post_init__(self) -> None:
+        applied = tuple(p for p in (self.namespaced, self.cluster) if p is not None)
 
-    @property
-    def refs(self) -> str:
-        """What decision lines and the ecopulse.io/policy annotation say ("" when none applied)."""
-        return ",".join(p.ref for p in self.applied)
+        def first(name: str) -> object:
+            for policy in applied:
+                value = getattr(policy.spec, name)
+                if value is not None:
+                    return value
+            return None
 
-    def _field(self, name: str) -> object:
-        for policy in self.applied:
-            value = getattr(policy.spec, name)
-            if value is not None:
-                return value
-        return None
-
-    @property
-    def mode(self) -> PolicyMode | None:
-        value = self._field("mode")
-        return value if isinstance(value, PolicyMode) else None
-
-    @property
-    def rebalance(self) -> Rebalance | None:
-        value = self._field("rebalance")
-        return value if isinstance(value, Rebalance) else None
-
-    @property
-    def min_net_benefit_usd(self) -> float | None:
-        value = self._field("min_net_benefit_usd")
-        return value if isinstance(value, float) else None
-
-    @property
-    def max_unavailable(self) -> int | str | None:
-        value = self._field("max_unavailable")
-        return value if isinstance(value, int | str) else None
+        mode, rebalance = first("mode"), first("rebalance")
+        floor, limit = first("min_net_benefit_usd"), first("max_unavailable")
+        derived = {
+            "applied": applied,
+            "refs": ",".join(p.ref for p in applied),
+            "mode": mode if isinstance(mode, PolicyMode) else None,
+            "rebalance": rebalance if isinstance(rebalance, Rebalance) else None,
+            "min_net_benefit_usd": floor if isinstance(floor, float) else None,
+            "max_unavailable": limit if isinstance(limit, int | str) else None,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def annotations(self, own: Mapping[str, str]) -> Mapping[str, str]:
         """``own`` (the pod's over its namespace's) over the namespaced policy over the cluster one."""
