@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from core.config import ConfigError, EcoPulseConfiguration, load_config
+from core.config import ConfigError, EcoPulseConfiguration, default_config, load_config
 from core.metrics import CONFIG_RELOADS
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,11 @@ class ConfigSource:
     def from_file(cls, path: Path) -> ConfigSource:
         """Load once (raising ConfigError if the file is bad at start) and watch for changes."""
         return cls(path, load_config(path))
+
+    @classmethod
+    def open(cls, path: Path | None) -> ConfigSource:
+        """What every app starts from: the file at ``path`` (ConfigError if bad), else the default."""
+        return cls.from_file(path) if path is not None else cls(None, default_config())
 
     @property
     def current(self) -> EcoPulseConfiguration:

@@ -12,14 +12,14 @@ from types import FrameType
 
 from kubernetes import client, config
 
-from core.config import ConfigError, default_config
+from core.config import ConfigError
 from core.kube import lease
 from core.kube.client import load_api_client
 from core.logs import configure_logging
 from core.metrics import serve_metrics
 from core.reload import ConfigSource
 from core.settings import SettingsError
-from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from core.signals.refresher import following
 from core.version import VERSION
 from fleet import metrics
 from fleet.cycle import FleetAccountant, PassInputs, run_pass
@@ -68,11 +68,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        source = (
-            ConfigSource.from_file(settings.config_path)
-            if settings.config_path is not None
-            else ConfigSource(None, default_config())
-        )
+        source = ConfigSource.open(settings.config_path)
     except ConfigError as error:
         log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
         return 2
@@ -93,10 +89,7 @@ def main() -> int:
         log.error("no Karmada API server to talk to: set ECOPULSE_KARMADA_KUBECONFIG or KUBECONFIG")
         return 2
 
-    refresher = SignalRefresher(config=source.current, cache=SignalCache())
-    source.add_check(refresher.check_config)
-    source.subscribe(refresher.update_config)
-    install_signal_metrics(refresher, lambda: source.current)
+    refresher = following(source)
     caches = fleet_caches(api_client)
     for reflector in caches.all():
         reflector.start()

@@ -11,7 +11,7 @@ from types import FrameType
 
 from kubernetes import client
 
-from core.config import ConfigError, EcoPulseConfiguration, default_config
+from core.config import ConfigError, EcoPulseConfiguration
 from core.history import IntensityHistory
 from core.kube.caches import (
     PolicyCache,
@@ -25,7 +25,7 @@ from core.logs import configure_logging
 from core.metrics import serve_metrics
 from core.reload import ConfigSource
 from core.settings import SettingsError
-from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from core.signals.refresher import following
 from core.version import VERSION
 from rebalancer.accounting import Accountant
 from rebalancer.cycle import CycleInputs, run_cycle
@@ -46,11 +46,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        config = (
-            ConfigSource.from_file(settings.config_path)
-            if settings.config_path is not None
-            else ConfigSource(None, default_config())
-        )
+        config = ConfigSource.open(settings.config_path)
     except ConfigError as error:
         log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
         return 2
@@ -67,10 +63,7 @@ def main() -> int:
         log.error("no cluster to talk to: run in-cluster or set KUBECONFIG")
         return 2
 
-    refresher = SignalRefresher(config=config.current, cache=SignalCache())
-    config.add_check(refresher.check_config)  # a reload that cannot produce signals is refused
-    config.subscribe(refresher.update_config)
-    install_signal_metrics(refresher, lambda: config.current)
+    refresher = following(config)
     pods, nodes, namespaces = (
         pod_reflector(api_client),
         node_reflector(api_client),

@@ -18,7 +18,7 @@ import uvicorn
 from kubernetes.client import ApiClient
 from starlette.routing import BaseRoute
 
-from core.config import ConfigError, default_config
+from core.config import ConfigError
 from core.kube.caches import (
     PolicyCache,
     PolicyRecord,
@@ -34,7 +34,7 @@ from core.model import NamespaceInfo
 from core.policy import PolicySet
 from core.reload import ConfigSource, FileWatcher
 from core.settings import SettingsError
-from core.signals.refresher import SignalCache, SignalRefresher, install_signal_metrics
+from core.signals.refresher import SignalRefresher, following
 from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
@@ -168,14 +168,8 @@ def build(
 
     ``node_region`` and ``policies`` replace what the cluster watches would give (tests, bench).
     """
-    if settings.config_path is not None:
-        config = ConfigSource.from_file(settings.config_path)
-    else:
-        config = ConfigSource(None, default_config())
-    refresher = SignalRefresher(config=config.current, cache=SignalCache())
-    config.add_check(refresher.check_config)  # a reload that cannot produce signals is refused
-    config.subscribe(refresher.update_config)
-    install_signal_metrics(refresher, lambda: config.current)
+    config = ConfigSource.open(settings.config_path)
+    refresher = following(config)
 
     api_client = _cluster_client() if settings.watch_cluster else None
     namespaces, nodes, policy_watches = _cluster_watches(api_client)

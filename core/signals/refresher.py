@@ -21,6 +21,7 @@ from core.catalog import load_region_locations
 from core.config import CarbonProviderName, CarbonSettings, EcoPulseConfiguration
 from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
 from core.model import CapacityType, CarbonSignal, SignalSnapshot
+from core.reload import ConfigSource
 from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
 from core.signals.providers import Clock, build_provider, utc_now
 
@@ -383,6 +384,19 @@ def _initialise_metrics(provider: str, config: EcoPulseConfiguration) -> None:
 
 
 _installed: list[SignalMetricsCollector] = []
+
+
+def following(source: ConfigSource) -> SignalRefresher:
+    """A refresher for ``source``'s configuration that follows its reloads, with its metrics.
+
+    A reload that cannot produce working signals is refused (the last good configuration stays).
+    Not started: the app starts it once it is ready to serve.
+    """
+    refresher = SignalRefresher(config=source.current, cache=SignalCache())
+    source.add_check(refresher.check_config)
+    source.subscribe(refresher.update_config)
+    install_signal_metrics(refresher, lambda: source.current)
+    return refresher
 
 
 def install_signal_metrics(refresher: SignalRefresher, config: Callable[[], EcoPulseConfiguration]) -> None:
