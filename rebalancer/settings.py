@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import env_port, redacted
+from core.settings import controller_env, redacted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,18 +25,7 @@ class RebalancerProcessSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RebalancerProcessSettings:
         env = os.environ if environ is None else environ
-        defaults = cls()
-        config_raw = env.get("ECOPULSE_CONFIG", "").strip()
-        return cls(
-            config_path=Path(config_raw) if config_raw else None,
-            metrics_bind_address=env.get("ECOPULSE_METRICS_BIND_ADDRESS", defaults.metrics_bind_address),
-            metrics_port=env_port(env, "ECOPULSE_METRICS_PORT", defaults.metrics_port),
-            identity=env.get("POD_NAME") or socket.gethostname(),
-            namespace=env.get("POD_NAMESPACE", defaults.namespace),
-            leader_election=env.get("ECOPULSE_LEADER_ELECTION", "true").strip().lower() != "false",
-            lease_name=env.get("ECOPULSE_LEASE_NAME", defaults.lease_name),
-            log_level=env.get("ECOPULSE_LOG_LEVEL", defaults.log_level),
-        )
+        return cls(**controller_env(env, defaults=cls()))
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
         return redacted(self, environ)
