@@ -31,6 +31,7 @@ from core.kube.events import (
     MESSAGE_LIMIT,
     REQUEST_TIMEOUT_SECONDS,
     EventRecorder,
+    call_quietly,
     status_message,
     trim,
 )
@@ -201,9 +202,10 @@ class KubeApi:
         if plural is None:
             return False
         body = {"status": dict(status)}
-        try:
+
+        def patch() -> object:
             if namespace:
-                response = self._custom.patch_namespaced_custom_object_status(
+                return self._custom.patch_namespaced_custom_object_status(
                     POLICY_GROUP,
                     POLICY_VERSION,
                     namespace,
@@ -213,33 +215,14 @@ class KubeApi:
                     _preload_content=False,
                     _request_timeout=REQUEST_TIMEOUT_SECONDS,
                 )
-            else:
-                response = self._custom.patch_cluster_custom_object_status(
-                    POLICY_GROUP,
-                    POLICY_VERSION,
-                    plural,
-                    name,
-                    body,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                )
-            cast(urllib3.BaseHTTPResponse, response).drain_conn()
-            cast(urllib3.BaseHTTPResponse, response).release_conn()
-        except client.ApiException as error:
-            log.warning(
-                "policy status not written",
-                extra={
-                    "namespace": namespace,
-                    "policy": name,
-                    "status": error.status,
-                    "detail": status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
-                },
+            return self._custom.patch_cluster_custom_object_status(
+                POLICY_GROUP,
+                POLICY_VERSION,
+                plural,
+                name,
+                body,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
-            return False
-        except Exception as error:  # timeouts, refused connections
-            log.warning(
-                "policy status not written",
-                extra={"namespace": namespace, "policy": name, "detail": trim(repr(error), MESSAGE_LIMIT)},
-            )
-            return False
-        return True
+
+        return call_quietly("policy status not written", {"namespace": namespace, "policy": name}, patch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -111,6 +111,32 @@ def status_message(body: str | bytes | None, fallback: str) -> str:
     return trim(message, MESSAGE_LIMIT)
 
 
+def call_quietly(failure: str, fields: Mapping[str, object], call: Callable[[], object]) -> bool:
+    """Make one raw API call (``_preload_content=False``) and drop its answer; never raise.
+
+    A refusal or a transport error is logged as ``failure`` with ``fields`` and the server's message,
+    and reported as False: a write that is only a record (an Event, a status) must not stop the app.
+    """
+    try:
+        response = cast(urllib3.BaseHTTPResponse, call())
+        response.drain_conn()
+        response.release_conn()
+    except client.ApiException as error:
+        log.warning(
+            failure,
+            extra={
+                **fields,
+                "status": error.status,
+                "detail": status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
+            },
+        )
+        return False
+    except Exception as error:  # timeouts, refused connections, a value the model rejects
+        log.warning(failure, extra={**fields, "detail": trim(repr(error), MESSAGE_LIMIT)})
+        return False
+    return True
+
+
 class EventRecorder:
     """Posts Events as one reporting controller and instance. Thread-safe as far as ApiClient is."""
 
@@ -161,7 +187,8 @@ class EventRecorder:
         action: str = "Evict",
     ) -> bool:
         """Record an Event (shown by ``kubectl get events`` and ``kubectl describe``). Never raises."""
-        try:
+
+        def create() -> object:
             body = client.EventsV1Event.model_validate(
                 self.event_body(
                     namespace=namespace,
@@ -172,29 +199,8 @@ class EventRecorder:
                     action=action,
                 )
             )
-            response = cast(
-                urllib3.BaseHTTPResponse,
-                self._events.create_namespaced_event(
-                    namespace, body, _preload_content=False, _request_timeout=self._timeout_seconds
-                ),
+            return self._events.create_namespaced_event(
+                namespace, body, _preload_content=False, _request_timeout=self._timeout_seconds
             )
-            response.drain_conn()
-            response.release_conn()
-        except client.ApiException as error:
-            log.warning(
-                "event not recorded",
-                extra={
-                    "namespace": namespace,
-                    "reason": reason,
-                    "status": error.status,
-                    "detail": status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
-                },
-            )
-            return False
-        except Exception as error:  # timeouts, refused connections, a value the model rejects
-            log.warning(
-                "event not recorded",
-                extra={"namespace": namespace, "reason": reason, "detail": trim(repr(error), MESSAGE_LIMIT)},
-            )
-            return False
-        return True
+
+        return call_quietly("event not recorded", {"namespace": namespace, "reason": reason}, create)
