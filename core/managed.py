@@ -84,7 +84,9 @@ def unmanaged(
     annotation = subject.annotations.get(OPT_OUT_ANNOTATION)
     if annotation is None and namespace is not None:
         annotation = namespace.hint_annotations.get(OPT_OUT_ANNOTATION)
-    if says_opt_out(subject.labels.get(OPT_OUT_LABEL)) or says_opt_out(annotation):
+    label = subject.labels.get(OPT_OUT_LABEL)
+    # Most objects carry neither: only a value present is read (this runs for every pod a cycle).
+    if (label is not None and says_opt_out(label)) or (annotation is not None and says_opt_out(annotation)):
         return Unmanaged.OPTED_OUT
     if subject.mirror:
         return Unmanaged.MIRROR_POD

@@ -188,6 +188,15 @@ class PlacementHints:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyPlacement:
+    """The ecopulse.io/policy annotation the webhook wrote on a pod, and when the pod was created:
+    what a policy's status counts. One field on the few pods that have it, none on the others."""
+
+    refs: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PodRecord:
     """A scheduled pod, reduced to what the rebalancer decides on (a few hundred bytes, not a V1Pod)."""
 
@@ -210,8 +219,7 @@ class PodRecord:
     pvc: bool
     labels: Mapping[str, str] = field(default_factory=dict)  # interned: the opt-out, policy selectors
     owner_api_version: str = ""  # the controller owner's, as its reference says ("" if none)
-    created_at: datetime | None = None
-    placed_by: str = ""  # the ecopulse.io/policy annotation the webhook wrote, if any
+    placed: PolicyPlacement | None = None  # only on pods the webhook placed by a policy
 
     @property
     def key(self) -> str:

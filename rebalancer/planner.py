@@ -33,6 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from core.config import EcoPulseConfiguration
 from core.economics import (
@@ -127,35 +128,37 @@ def plan(
     pods = list(pods)
     result = Plan(pods_considered=len(pods))
     free = _free_capacity(pods, nodes)
-    moving = Counter(p.workload for p in pods if p.workload is not None and (p.deleting or not p.ready))
-    workload_sizes = Counter(p.workload for p in pods if p.workload is not None)
+    workloads = [p.workload for p in pods]  # a string built per pod: build it once
+    moving = Counter(
+        w for p, w in zip(pods, workloads, strict=True) if w is not None and (p.deleting or not p.ready)
+    )
+    workload_sizes = Counter(w for w in workloads if w is not None)
     known = frozenset(config.region_names)
     rankings: dict[tuple[int, int, int], tuple[Ranking, tuple[str, ...]]] = {}
     # ... and price each (shape, source region, capacity type) move once.
     moves: dict[tuple[tuple[int, int, int], str, CapacityType], _Moves | None] = {}
     hints_of: dict[tuple[tuple[str, str], ...], PlacementHints] = {}
+    # What a pod's namespace, labels and hint annotations make of it. The cache interns labels
+    # and hints, so the replicas of a template share both objects and this is worked out once.
+    intents: dict[tuple[str, int, int], _Intent | None] = {}
     settings = config.rebalancer
     pending: list[_Pending] = []
 
-    for pod in pods:
+    for pod, workload in zip(pods, workloads, strict=True):
         node = nodes.get(pod.node_name)
         source = node.region if node is not None else None
         if source is None or source not in known:
             continue  # not in a region we manage: nothing to say
-        namespace = namespaces.get(pod.namespace)
-        annotations = pod.hint_annotations
-        if namespace is not None and namespace.hint_annotations:
-            annotations = {**namespace.hint_annotations, **annotations}
-        # The same resolution as the webhook's, so a move lands where admission would send it.
-        resolution = resolve(policies, namespace=pod.namespace, pod_labels=pod.labels)
-        if resolution.opts_out(annotations):
+        intent_key = (pod.namespace, id(pod.labels), id(pod.hint_annotations))
+        if intent_key in intents:
+            intent = intents[intent_key]
+        else:
+            intent = intents[intent_key] = _intent(
+                pod, namespaces=namespaces, policies=policies, config=config, known=known, hints_of=hints_of
+            )
+        if intent is None:
             continue  # mode: off: neither placed nor moved
-        annotations = resolution.annotations(annotations)
-        effective = placement_config(config, resolution)
-        hints_key = tuple(sorted(annotations.items())) if annotations else ()
-        hints = hints_of.get(hints_key)
-        if hints is None:
-            hints = hints_of[hints_key] = placement_hints(annotations, known_regions=known).hints
+        namespace, resolution, hints, effective = intent
         # Thousands of replicas share a shape: rank each (demand, hints) once per cycle. Demands
         # are interned by the pod cache, so their identity is a cheap key for a shape.
         key = (id(pod.demand), id(hints), id(effective))
@@ -216,8 +219,8 @@ def plan(
             )
             continue
         first = move.options[0]
-        if pod.workload is not None and moving[pod.workload] >= moving_allowed(
-            resolution, workload_pods=workload_sizes[pod.workload]
+        if workload is not None and moving[workload] >= moving_allowed(
+            resolution, workload_pods=workload_sizes[workload]
         ):
             result.refusals.append(
                 Refusal(
@@ -233,6 +236,41 @@ def plan(
 
     pending.sort(key=lambda p: (-p.options[0].benefit.net_usd, p.pod.key))
     return _fit(result, pending, free, nodes)
+
+
+class _Intent(NamedTuple):
+    """What a pod's namespace, labels and hints ask for: the policies and placement it is decided with."""
+
+    namespace: NamespaceInfo | None
+    resolution: Resolution
+    hints: PlacementHints
+    config: EcoPulseConfiguration  # the file's, with the policy's mode and floor
+
+
+def _intent(
+    pod: PodRecord,
+    *,
+    namespaces: Mapping[str, NamespaceInfo],
+    policies: PolicySet,
+    config: EcoPulseConfiguration,
+    known: frozenset[str],
+    hints_of: dict[tuple[tuple[str, str], ...], PlacementHints],
+) -> _Intent | None:
+    """None when a policy's mode: off takes the pod out of Eco-Pulse's hands."""
+    namespace = namespaces.get(pod.namespace)
+    annotations = pod.hint_annotations
+    if namespace is not None and namespace.hint_annotations:
+        annotations = {**namespace.hint_annotations, **annotations}
+    # The same resolution as the webhook's, so a move lands where admission would send it.
+    resolution = resolve(policies, namespace=pod.namespace, pod_labels=pod.labels)
+    if resolution.opts_out(annotations):
+        return None
+    annotations = resolution.annotations(annotations)
+    hints_key = tuple(sorted(annotations.items())) if annotations else ()
+    hints = hints_of.get(hints_key)
+    if hints is None:
+        hints = hints_of[hints_key] = placement_hints(annotations, known_regions=known).hints
+    return _Intent(namespace, resolution, hints, placement_config(config, resolution))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,10 +297,10 @@ class _Moves:
     to_best: NetBenefit  # to the ranking's best region: what a refusal cites
     # The landing regions ranked above the source, in the scheduler's order of preference.
     options: tuple[_Option, ...]
+    worth_it: bool = field(init=False)  # read for every pod of the shape: worked out once
 
-    @property
-    def worth_it(self) -> bool:
-        return any(option.worth_it for option in self.options)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "worth_it", any(option.worth_it for option in self.options))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -103,8 +103,9 @@ def statuses(
             tally.conflicts_with.update(p.ref for p in conflicts if p is not policy)
             if policy in resolution.applied:
                 tally.won_a_tie = True
-        if pod.placed_by and pod.created_at is not None and now - pod.created_at <= HOUR:
-            for ref in pod.placed_by.split(","):
+        placed = pod.placed
+        if placed is not None and placed.created_at is not None and now - placed.created_at <= HOUR:
+            for ref in placed.refs.split(","):
                 tallies.setdefault(ref, _Tally()).placed += 1
 
     result: dict[str, tuple[PolicyRecord, PolicyStatus]] = {}

@@ -6,7 +6,8 @@ the reflectors in core.kube.caches feed them from the API server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from core.model import (
     NodeRecord,
     PodDemand,
     PodRecord,
+    PolicyPlacement,
 )
 from core.podspec import SPOT_SELECTORS, controller_owner, pod_demand
 from core.quantity import QuantityError, cpu_cores, memory_gib
@@ -73,25 +75,39 @@ def intern_demand(demand: PodDemand) -> PodDemand:
     return shared
 
 
+_string_maps: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+
+
+def _intern_map(pairs: Iterable[tuple[str, str]]) -> Mapping[str, str]:
+    """One shared mapping per distinct set of pairs: the replicas of a template share theirs, and
+    planners can key on its identity."""
+    key = tuple(sorted(pairs))
+    if not key:
+        return _NO_HINTS
+    shared = _string_maps.get(key)
+    if shared is None:
+        if len(_string_maps) > 100_000:  # bounded, like the demands
+            _string_maps.clear()
+        shared = _string_maps[key] = dict(key)
+    return shared
+
+
 def _hints(annotations: Mapping[str, Any]) -> Mapping[str, str]:
-    hints = {k: v for k, v in annotations.items() if k in HINT_ANNOTATIONS and isinstance(v, str)}
-    return hints or _NO_HINTS
-
-
-_label_sets: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+    return _intern_map((k, v) for k, v in annotations.items() if k in HINT_ANNOTATIONS and isinstance(v, str))
 
 
 def intern_labels(labels: object) -> Mapping[str, str]:
     """One shared mapping per distinct label set: the replicas of a ReplicaSet share theirs."""
     if not isinstance(labels, dict) or not labels:
         return _NO_HINTS
-    key = tuple(sorted((k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)))
-    shared = _label_sets.get(key)
-    if shared is None:
-        if len(_label_sets) > 100_000:  # bounded, like the demands
-            _label_sets.clear()
-        shared = _label_sets[key] = dict(key)
-    return shared
+    return _intern_map((k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str))
+
+
+def _placed(annotations: Mapping[str, Any], metadata: Mapping[str, Any]) -> PolicyPlacement | None:
+    refs = annotations.get(POLICY_ANNOTATION)
+    if not refs:
+        return None  # most pods: no object, no creation time kept
+    return PolicyPlacement(refs=str(refs)[:512], created_at=_parse_time(metadata.get("creationTimestamp")))
 
 
 def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
@@ -121,7 +137,8 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         ready=ready,
         deleting=metadata.get("deletionTimestamp") is not None,
         started_at=_parse_time(status.get("startTime")),
-        owner_kind=owner.kind if owner else None,
+        # A cluster has few owner kinds and API versions: one string each, not one per pod.
+        owner_kind=sys.intern(owner.kind) if owner else None,
         owner_name=owner.name if owner else None,
         demand=intern_demand(pod_demand(obj)),
         hint_annotations=_hints(annotations),
@@ -131,9 +148,8 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         local_storage=any("emptyDir" in v or "hostPath" in v for v in volumes),
         pvc=any("persistentVolumeClaim" in v for v in volumes),
         labels=intern_labels(metadata.get("labels")),
-        owner_api_version=owner.api_version if owner else "",
-        created_at=_parse_time(metadata.get("creationTimestamp")),
-        placed_by=str(annotations.get(POLICY_ANNOTATION, ""))[:512],
+        owner_api_version=sys.intern(owner.api_version) if owner else "",
+        placed=_placed(annotations, metadata),
     )
 
 

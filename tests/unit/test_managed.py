@@ -14,7 +14,7 @@ import pytest
 from core.config import parse_config_text
 from core.kube.slim import slim_pod
 from core.managed import Unmanaged, subject_of, unmanaged
-from core.model import NamespaceInfo
+from core.model import NamespaceInfo, PolicyPlacement
 from rebalancer.protections import protection
 from tests.factories import pod
 
@@ -85,3 +85,29 @@ def test_the_slim_record_shares_one_label_set_between_replicas() -> None:
     second = slim_pod(pod(name="web-2", labels=dict(labels), node_name="n"))
     assert first is not None and second is not None
     assert dict(first.labels) == labels and first.labels is second.labels
+
+
+def test_replicas_share_one_hint_mapping_and_other_hints_get_their_own() -> None:
+    # The planner works out a pod's policies and hints once per (namespace, labels, hints) by the
+    # mappings' identity: replicas must share them, and different hints must never be confused.
+    hints = {"ecopulse.io/max-latency-ms": "80", "ecopulse.io/data-region": "us-east-1"}
+    first = slim_pod(pod(name="web-1", annotations=hints, node_name="n"))
+    second = slim_pod(pod(name="web-2", annotations={**hints, "unrelated": "x"}, node_name="n"))
+    other = slim_pod(pod(name="web-3", annotations={"ecopulse.io/max-latency-ms": "90"}, node_name="n"))
+    bare = slim_pod(pod(name="web-4", node_name="n"))
+    assert first is not None and second is not None and other is not None and bare is not None
+    assert dict(first.hint_annotations) == hints and first.hint_annotations is second.hint_annotations
+    assert dict(other.hint_annotations) == {"ecopulse.io/max-latency-ms": "90"}
+    assert dict(bare.hint_annotations) == {}
+
+
+def test_only_a_pod_a_policy_placed_keeps_its_policy_and_creation_time() -> None:
+    document = pod(name="web-1", annotations={"ecopulse.io/policy": "EcoPulsePolicy/shop/web"}, node_name="n")
+    document["metadata"]["creationTimestamp"] = "2026-11-20T06:00:00Z"
+    placed = slim_pod(document)
+    plain = slim_pod(pod(name="web-2", node_name="n"))
+    assert placed is not None and plain is not None
+    assert placed.placed == PolicyPlacement(
+        refs="EcoPulsePolicy/shop/web", created_at=datetime(2026, 11, 20, 6, tzinfo=UTC)
+    )
+    assert plain.placed is None

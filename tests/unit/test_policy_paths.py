@@ -9,7 +9,7 @@ from typing import Any
 
 from core.accounting import Accrual
 from core.kube.caches import NodeRecord, PolicyRecord, slim_policy
-from core.model import CapacityType, PodDemand
+from core.model import CapacityType, PodDemand, PolicyPlacement
 from core.policy import PolicySet, PolicyStatus, build_policy_set, parse_policy
 from rebalancer.planner import POLICY_NEVER, plan
 from rebalancer.policy_status import statuses
@@ -202,14 +202,12 @@ def test_status_counts_conflicts_invalid_and_totals() -> None:
     placed = east_pod(
         "web-9",
         labels={"app": "web", "tier": "front"},
-        created_at=T0 - timedelta(minutes=5),
-        placed_by="EcoPulsePolicy/shop/older",
+        placed=PolicyPlacement(refs="EcoPulsePolicy/shop/older", created_at=T0 - timedelta(minutes=5)),
     )
     stale = east_pod(
         "web-8",
         labels={"app": "web"},
-        created_at=T0 - timedelta(hours=2),
-        placed_by="EcoPulsePolicy/shop/older",
+        placed=PolicyPlacement(refs="EcoPulsePolicy/shop/older", created_at=T0 - timedelta(hours=2)),
     )
     result = statuses(
         records(*objects),
