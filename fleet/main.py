@@ -4,23 +4,15 @@ election on a Lease there, the pass loop, metrics."""
 from __future__ import annotations
 
 import logging
-import signal
-import sys
-import threading
 from collections.abc import Mapping
-from types import FrameType
 
 from kubernetes import client, config
 
-from core.config import ConfigError
 from core.kube import lease
 from core.kube.client import load_api_client
-from core.logs import configure_logging
 from core.metrics import serve_metrics
-from core.reload import ConfigSource
-from core.settings import SettingsError
 from core.signals.refresher import following
-from core.version import VERSION
+from core.startup import start_controller, stop_on_signals
 from fleet import metrics
 from fleet.cycle import FleetAccountant, PassInputs, run_pass
 from fleet.karmada import FleetCaches, KarmadaApi, fleet_caches
@@ -61,25 +53,18 @@ def snapshot_of(caches: FleetCaches) -> FleetSnapshot:
 
 
 def main() -> int:
-    try:
-        settings = FleetProcessSettings.from_env()
-    except SettingsError as error:
-        print(f"eco-pulse fleet: {error}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
-        source = ConfigSource.open(settings.config_path)
-    except ConfigError as error:
-        log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
-        return 2
-    # The first line says whether this process may write placements, before it touches a cluster.
-    dry_run = source.current.fleet.dry_run
-    log.info(
-        "starting eco-pulse fleet mode in dry run mode: no placement is changed"
-        if dry_run
-        else "starting eco-pulse fleet mode in LIVE mode: policy placements may be changed",
-        extra={"mode": "dry-run" if dry_run else "live", "version": VERSION, "settings": settings.redacted()},
+    started = start_controller(
+        log,
+        app="fleet",
+        title="fleet mode",
+        from_env=FleetProcessSettings.from_env,
+        dry_run=lambda config: config.fleet.dry_run,
+        dry_run_effect="no placement is changed",
+        live_effect="policy placements may be changed",
     )
+    if started is None:
+        return 2
+    settings, source = started
     try:
         api_client = karmada_api_client(settings)
     except Exception as error:  # an unreadable kubeconfig: say which, and stop
@@ -118,14 +103,7 @@ def main() -> int:
     refresher.start()
     source.start_watching(interval_seconds=settings.reload_interval_seconds)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(log)
     log.info(
         "running",
         extra={

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
-import sys
-import threading
 from datetime import UTC, datetime
-from types import FrameType
 
 from kubernetes import client
 
-from core.config import ConfigError, EcoPulseConfiguration
+from core.config import EcoPulseConfiguration
 from core.history import IntensityHistory
 from core.kube.caches import (
     PolicyCache,
@@ -21,12 +17,9 @@ from core.kube.caches import (
     policy_reflectors,
 )
 from core.kube.client import load_api_client
-from core.logs import configure_logging
 from core.metrics import serve_metrics
-from core.reload import ConfigSource
-from core.settings import SettingsError
 from core.signals.refresher import following
-from core.version import VERSION
+from core.startup import start_controller, stop_on_signals
 from rebalancer.accounting import Accountant
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
@@ -39,25 +32,17 @@ log = logging.getLogger("ecopulse.rebalancer")
 
 
 def main() -> int:
-    try:
-        settings = RebalancerProcessSettings.from_env()
-    except SettingsError as error:
-        print(f"eco-pulse rebalancer: {error}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
-        config = ConfigSource.open(settings.config_path)
-    except ConfigError as error:
-        log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
-        return 2
-    # The first line says whether this process may evict, before it touches a cluster.
-    dry_run = config.current.rebalancer.dry_run
-    log.info(
-        "starting eco-pulse rebalancer in dry run mode: nothing is evicted"
-        if dry_run
-        else "starting eco-pulse rebalancer in LIVE mode: pods may be evicted",
-        extra={"mode": "dry-run" if dry_run else "live", "version": VERSION, "settings": settings.redacted()},
+    started = start_controller(
+        log,
+        app="rebalancer",
+        from_env=RebalancerProcessSettings.from_env,
+        dry_run=lambda config: config.rebalancer.dry_run,
+        dry_run_effect="nothing is evicted",
+        live_effect="pods may be evicted",
     )
+    if started is None:
+        return 2
+    settings, config = started
     api_client = load_api_client()
     if api_client is None:
         log.error("no cluster to talk to: run in-cluster or set KUBECONFIG")
@@ -126,14 +111,7 @@ def main() -> int:
         },
     )
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(log)
     stop.wait()
     schedule.stop()
     if leader is not None:

@@ -6,7 +6,6 @@ import gc
 import logging
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,13 +27,12 @@ from core.kube.caches import (
 )
 from core.kube.client import load_api_client
 from core.kube.reflector import Reflector
-from core.logs import configure_logging
 from core.metrics import serve_metrics
 from core.model import NamespaceInfo
 from core.policy import PolicySet
 from core.reload import ConfigSource, FileWatcher
-from core.settings import SettingsError
 from core.signals.refresher import SignalRefresher, following
+from core.startup import log_config_error, read_settings
 from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
@@ -267,17 +265,14 @@ def build(
 
 
 def main() -> int:
-    try:
-        settings = WebhookSettings.from_env()
-    except SettingsError as error:
-        print(f"eco-pulse webhook: {error}", file=sys.stderr)
+    settings = read_settings("webhook", WebhookSettings.from_env)
+    if settings is None:
         return 2
-    configure_logging(settings.log_level)
     log.info("starting eco-pulse webhook", extra={"settings": settings.redacted()})
     try:
         running = build(settings)
     except ConfigError as error:
-        log.error("configuration invalid", extra={"path": error.source, "problems": error.problems})
+        log_config_error(log, error)
         return 2
     except (OSError, ssl.SSLError) as error:
         log.error("cannot load TLS key pair", extra={"tls_dir": str(settings.tls_dir), "reason": str(error)})
