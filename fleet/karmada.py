@@ -25,7 +25,14 @@ import urllib3
 from kubernetes import client
 
 from core.kube.caches import namespace_reflector
-from core.kube.events import MESSAGE_LIMIT, REQUEST_TIMEOUT_SECONDS, EventRecorder, status_message, trim
+from core.kube.events import (
+    MESSAGE_LIMIT,
+    REQUEST_TIMEOUT_SECONDS,
+    EventRecorder,
+    EventRequest,
+    status_message,
+    trim,
+)
 from core.kube.reflector import Reflector
 from core.model import NamespaceInfo
 from fleet.records import (
@@ -254,12 +261,14 @@ class KarmadaApi:
         if policy.namespace:
             involved["namespace"] = policy.namespace
         return self._recorder.post(
-            namespace=policy.namespace or CLUSTER_EVENTS_NAMESPACE,
-            involved=involved,
-            reason=reason,
-            message=message,
-            event_type=event_type,
-            action="Place",
+            EventRequest(
+                namespace=policy.namespace or CLUSTER_EVENTS_NAMESPACE,
+                involved=involved,
+                reason=reason,
+                message=message,
+                event_type=event_type,
+                action="Place",
+            )
         )
 
     def _answer(

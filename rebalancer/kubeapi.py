@@ -31,6 +31,7 @@ from core.kube.events import (
     MESSAGE_LIMIT,
     REQUEST_TIMEOUT_SECONDS,
     EventRecorder,
+    EventRequest,
     call_quietly,
     status_message,
     trim,
@@ -175,25 +176,9 @@ class KubeApi:
         return result
 
     # --- events ------------------------------------------------------------------------------------
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: Mapping[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
+    def post_event(self, request: EventRequest) -> bool:
         """Record an Event (shown by ``kubectl get events`` and ``kubectl describe``). Never raises."""
-        return self._recorder.post(
-            namespace=namespace,
-            involved=involved,
-            reason=reason,
-            message=message,
-            event_type=event_type,
-            action=action,
-        )
+        return self._recorder.post(request)
 
     # --- policy status -----------------------------------------------------------------------------
     def write_policy_status(self, *, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> bool:

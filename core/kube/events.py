@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -54,19 +55,27 @@ def name_prefix(name: str) -> str:
     return base or "eco-pulse"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRequest:
+    """One Event to record, as every app asks for it; the recorder adds who reports it and when."""
+
+    namespace: str  # the Event's namespace; the object's own for a namespaced one
+    involved: Mapping[str, str]  # an ObjectReference: apiVersion, kind, name[, namespace, uid]
+    reason: str  # CamelCase, why the app acted (CarbonRebalance, FleetMoved, AnnotationIgnored)
+    message: str  # the note: what was done and why, for ``kubectl describe``
+    event_type: str = "Normal"  # or "Warning"
+    action: str = "Evict"  # what the app did (Evict, Place, Admit)
+
+
 def event_body(
+    request: EventRequest,
     *,
-    namespace: str,
-    involved: Mapping[str, str],
-    reason: str,
-    message: str,
-    action: str,
-    event_type: str,
     reporting_controller: str,
     reporting_instance: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The events.k8s.io/v1 Event as handed to the client (eventTime as a datetime, see module doc)."""
+    namespace, involved = request.namespace, request.involved
     regarding = {key: involved[key] for key in REFERENCE_KEYS if involved.get(key)}
     regarding.setdefault("namespace", namespace)  # the server requires it to match the Event's
     base = name_prefix(regarding.get("name", ""))
@@ -78,10 +87,10 @@ def event_body(
         "metadata": {"generateName": f"{base}-", "namespace": namespace},
         "eventTime": event_time(now),
         "regarding": regarding,
-        "reason": trim(reason, SHORT_FIELD_LIMIT),
-        "note": trim_bytes(message, NOTE_LIMIT_BYTES),
-        "action": trim(action, SHORT_FIELD_LIMIT),
-        "type": event_type,
+        "reason": trim(request.reason, SHORT_FIELD_LIMIT),
+        "note": trim_bytes(request.message, NOTE_LIMIT_BYTES),
+        "action": trim(request.action, SHORT_FIELD_LIMIT),
+        "type": request.event_type,
         "reportingController": reporting_controller,
         "reportingInstance": trim(reporting_instance, SHORT_FIELD_LIMIT),
     }
@@ -153,54 +162,22 @@ class EventRecorder:
         self.reporting_instance = trim(reporting_instance, SHORT_FIELD_LIMIT)
         self._timeout_seconds = request_timeout_seconds
 
-    def event_body(
-        self,
-        *,
-        namespace: str,
-        involved: Mapping[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-        now: datetime | None = None,
-    ) -> dict[str, Any]:
+    def event_body(self, request: EventRequest, *, now: datetime | None = None) -> dict[str, Any]:
         return event_body(
-            namespace=namespace,
-            involved=involved,
-            reason=reason,
-            message=message,
-            action=action,
-            event_type=event_type,
+            request,
             reporting_controller=self.reporting_controller,
             reporting_instance=self.reporting_instance,
             now=now,
         )
 
-    def post(
-        self,
-        *,
-        namespace: str,
-        involved: Mapping[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
+    def post(self, request: EventRequest) -> bool:
         """Record an Event (shown by ``kubectl get events`` and ``kubectl describe``). Never raises."""
 
         def create() -> object:
-            body = client.EventsV1Event.model_validate(
-                self.event_body(
-                    namespace=namespace,
-                    involved=involved,
-                    reason=reason,
-                    message=message,
-                    event_type=event_type,
-                    action=action,
-                )
-            )
+            body = client.EventsV1Event.model_validate(self.event_body(request))
             return self._events.create_namespaced_event(
-                namespace, body, _preload_content=False, _request_timeout=self._timeout_seconds
+                request.namespace, body, _preload_content=False, _request_timeout=self._timeout_seconds
             )
 
-        return call_quietly("event not recorded", {"namespace": namespace, "reason": reason}, create)
+        fields = {"namespace": request.namespace, "reason": request.reason}
+        return call_quietly("event not recorded", fields, create)
