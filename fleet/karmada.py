@@ -19,18 +19,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-import urllib3
 from kubernetes import client
 
 from core.kube.caches import namespace_reflector
 from core.kube.events import (
-    MESSAGE_LIMIT,
     REQUEST_TIMEOUT_SECONDS,
     EventRecorder,
     EventRequest,
-    status_message,
+    raw_write,
     trim,
 )
 from core.kube.reflector import Reflector
@@ -274,27 +272,12 @@ class KarmadaApi:
     def _answer(
         self, call: Callable[[], object], *, what: str, policy: PolicyRecord, dry_run: bool
     ) -> WriteResult:
-        try:
-            response = cast(urllib3.BaseHTTPResponse, call())
-        except client.ApiException as error:
-            status = int(error.status) if error.status else None
-            result = WriteResult(
-                outcome=_outcome_for(status) if status else WriteOutcome.ERROR,
-                status=status,
-                message=status_message(error.body, f"HTTP {error.status} {error.reason or ''}".strip()),
-            )
-        # Timeouts and refused connections; ValueError: a value the client's models reject.
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-            result = WriteResult(
-                outcome=WriteOutcome.ERROR, status=None, message=trim(f"{error}", MESSAGE_LIMIT)
-            )
+        answer = raw_write(call)
+        if answer.accepted:
+            outcome = WriteOutcome.DRY_RUN if dry_run else WriteOutcome.WRITTEN
         else:
-            status = int(response.status)
-            response.drain_conn()
-            response.release_conn()
-            result = WriteResult(
-                outcome=WriteOutcome.DRY_RUN if dry_run else WriteOutcome.WRITTEN, status=status
-            )
+            outcome = _outcome_for(answer.status) if answer.status else WriteOutcome.ERROR
+        result = WriteResult(outcome=outcome, status=answer.status, message=answer.message)
         log.log(
             logging.INFO
             if result.outcome in (WriteOutcome.WRITTEN, WriteOutcome.DRY_RUN)

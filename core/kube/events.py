@@ -1,6 +1,8 @@
-"""Events (events.k8s.io/v1) on the objects an app acts on, and the API answers' messages.
+"""Events (events.k8s.io/v1) on the objects an app acts on, and how every app reads a write's answer.
 
-Shared by every app that writes: the rebalancer on pods and their owners, fleet mode on policies.
+Shared by every app that writes: the rebalancer on pods and their owners, fleet mode on policies,
+the webhook on pods whose annotations it ignored. :func:`raw_write` is the one reading of a raw write's answer
+(refused, unanswered, accepted); each app maps a :class:`WriteAnswer` to its own outcomes.
 
 ``eventTime`` is a MicroTime: :func:`event_time` gives the client one it cannot spoil (core.kube.microtime).
 """
@@ -120,30 +122,49 @@ def status_message(body: str | bytes | None, fallback: str) -> str:
     return trim(message, MESSAGE_LIMIT)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteAnswer:
+    """What the API server said to one write; each app maps it to its own outcomes."""
+
+    accepted: bool  # a 2xx answer
+    status: int | None  # the HTTP status; None when no answer came (timeout, refused connection)
+    message: str = ""  # a refusal's Status message (and causes), or the transport error; at most 300
+
+
+def raw_write(call: Callable[[], object]) -> WriteAnswer:
+    """Make one raw API write (``_preload_content=False``) and read its answer; the connection goes back
+    to the pool. Never raises on a refusal, a timeout, a refused connection or a value the client's
+    models reject (pydantic's ValueError)."""
+    try:
+        response = cast(urllib3.BaseHTTPResponse, call())
+    except client.ApiException as error:
+        return WriteAnswer(
+            accepted=False,
+            status=int(error.status) if error.status else None,
+            message=status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
+        )
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        return WriteAnswer(accepted=False, status=None, message=trim(f"{error}", MESSAGE_LIMIT))
+    status = int(response.status)
+    response.drain_conn()  # an unread body would keep the connection out of the pool
+    response.release_conn()
+    return WriteAnswer(accepted=True, status=status)
+
+
 def call_quietly(failure: str, fields: Mapping[str, object], call: Callable[[], object]) -> bool:
-    """Make one raw API call (``_preload_content=False``) and drop its answer; never raise.
+    """Make one raw API write (see :func:`raw_write`) and drop its answer; never raise.
 
     A refusal or a transport error is logged as ``failure`` with ``fields`` and the server's message,
     and reported as False: a write that is only a record (an Event, a status) must not stop the app.
     """
     try:
-        response = cast(urllib3.BaseHTTPResponse, call())
-        response.drain_conn()
-        response.release_conn()
-    except client.ApiException as error:
-        log.warning(
-            failure,
-            extra={
-                **fields,
-                "status": error.status,
-                "detail": status_message(error.body, f"HTTP {error.status} {error.reason or ''}"),
-            },
-        )
-        return False
-    except Exception as error:  # timeouts, refused connections, a value the model rejects
+        answer = raw_write(call)
+    except Exception as error:  # anything else the client raises: a record is not worth a crash
         log.warning(failure, extra={**fields, "detail": trim(repr(error), MESSAGE_LIMIT)})
         return False
-    return True
+    if not answer.accepted:
+        log.warning(failure, extra={**fields, "status": answer.status, "detail": answer.message})
+    return answer.accepted
 
 
 class EventRecorder:
