@@ -74,13 +74,13 @@ class WriteResult:
     message: str = ""
 
 
-def _outcome_for(status: int) -> WriteOutcome:
-    return {
-        409: WriteOutcome.CONFLICT,
-        404: WriteOutcome.GONE,
-        403: WriteOutcome.FORBIDDEN,
-        422: WriteOutcome.INVALID,
-    }.get(status, WriteOutcome.ERROR)
+# A refusal's status, named; any other, and no answer, is an ERROR: the outcome is unknown.
+REFUSAL_OUTCOMES = {
+    409: WriteOutcome.CONFLICT,
+    404: WriteOutcome.GONE,
+    403: WriteOutcome.FORBIDDEN,
+    422: WriteOutcome.INVALID,
+}
 
 
 # --- reads -----------------------------------------------------------------------------------------
@@ -273,24 +273,15 @@ class KarmadaApi:
         self, call: Callable[[], object], *, what: str, policy: PolicyRecord, dry_run: bool
     ) -> WriteResult:
         answer = raw_write(call)
-        if answer.accepted:
-            outcome = WriteOutcome.DRY_RUN if dry_run else WriteOutcome.WRITTEN
-        else:
-            outcome = _outcome_for(answer.status) if answer.status else WriteOutcome.ERROR
-        result = WriteResult(outcome=outcome, status=answer.status, message=answer.message)
-        log.log(
-            logging.INFO
-            if result.outcome in (WriteOutcome.WRITTEN, WriteOutcome.DRY_RUN)
-            else logging.WARNING,
-            "%s %s",
-            what,
-            result.outcome.value,
-            extra={
-                "policy": policy.key,
-                "kind": policy.kind,
-                "status": result.status,
-                "detail": result.message,
-                "dry_run": dry_run,
-            },
+        result = WriteResult(
+            outcome=answer.outcome(
+                accepted=WriteOutcome.DRY_RUN if dry_run else WriteOutcome.WRITTEN,
+                refusals=REFUSAL_OUTCOMES,
+                unknown=WriteOutcome.ERROR,
+            ),
+            status=answer.status,
+            message=answer.message,
         )
+        fields = {"policy": policy.key, "kind": policy.kind}
+        answer.log(log, "%s %s", what, result.outcome.value, fields=fields, dry_run=dry_run)
         return result

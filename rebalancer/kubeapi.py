@@ -67,14 +67,12 @@ class EvictionResult:
     message: str  # the Status body's message (and its causes), at most 300 characters; never the body
 
 
-def _outcome_for_error(status: int) -> EvictionOutcome:
-    if status == 429:
-        return EvictionOutcome.BLOCKED
-    if status == 404:
-        return EvictionOutcome.GONE
-    if status == 403:
-        return EvictionOutcome.FORBIDDEN
-    return EvictionOutcome.ERROR
+# A refusal's status, named; any other (409 precondition, 500 several PDBs, 504) is an ERROR.
+REFUSAL_OUTCOMES = {
+    429: EvictionOutcome.BLOCKED,
+    404: EvictionOutcome.GONE,
+    403: EvictionOutcome.FORBIDDEN,
+}
 
 
 class KubeApi:
@@ -135,24 +133,21 @@ class KubeApi:
             )
 
         answer = raw_write(create)
-        if answer.accepted:
-            outcome = EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED
-        else:
-            outcome = _outcome_for_error(answer.status) if answer.status else EvictionOutcome.ERROR
-        result = EvictionResult(outcome=outcome, status=answer.status, message=answer.message)
-        log.log(
-            logging.INFO
-            if result.outcome in (EvictionOutcome.EVICTED, EvictionOutcome.DRY_RUN)
-            else logging.WARNING,
+        result = EvictionResult(
+            outcome=answer.outcome(
+                accepted=EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED,
+                refusals=REFUSAL_OUTCOMES,
+                unknown=EvictionOutcome.ERROR,
+            ),
+            status=answer.status,
+            message=answer.message,
+        )
+        answer.log(
+            log,
             "eviction %s",
             result.outcome.value,
-            extra={
-                "namespace": namespace,
-                "pod": name,
-                "status": result.status,
-                "detail": result.message,
-                "dry_run": dry_run,
-            },
+            fields={"namespace": namespace, "pod": name},
+            dry_run=dry_run,
         )
         return result
 

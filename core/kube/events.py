@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import urllib3
 from kubernetes import client
@@ -23,6 +23,8 @@ from kubernetes import client
 from core.kube.microtime import model_micro_time
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REQUEST_TIMEOUT_SECONDS = 10
 MESSAGE_LIMIT = 300
@@ -129,6 +131,20 @@ class WriteAnswer:
     accepted: bool  # a 2xx answer
     status: int | None  # the HTTP status; None when no answer came (timeout, refused connection)
     message: str = ""  # a refusal's Status message (and causes), or the transport error; at most 300
+
+    def outcome(self, *, accepted: T, refusals: Mapping[int, T], unknown: T) -> T:
+        """``accepted`` for a 2xx, the refusal's status looked up in ``refusals``, else ``unknown``:
+        no answer, or a status the app has no name for, may have changed something."""
+        if self.accepted:
+            return accepted
+        return refusals.get(self.status, unknown) if self.status is not None else unknown
+
+    def log(
+        self, logger: logging.Logger, message: str, *args: object, fields: Mapping[str, object], dry_run: bool
+    ) -> None:
+        """The write's one log line: INFO when accepted, WARNING otherwise, with status and detail."""
+        extra = {**fields, "status": self.status, "detail": self.message, "dry_run": dry_run}
+        logger.log(logging.INFO if self.accepted else logging.WARNING, message, *args, extra=extra)
 
 
 def raw_write(call: Callable[[], object]) -> WriteAnswer:

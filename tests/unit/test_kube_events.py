@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -142,3 +143,42 @@ def test_only_a_record_swallows_what_the_client_should_never_raise() -> None:
     with pytest.raises(KeyError):
         raw_write(bug)  # an eviction or a policy write must not hide a bug as an unknown outcome
     assert call_quietly("write not made", {}, bug) is False
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (WriteAnswer(accepted=True, status=201), "done"),
+        (WriteAnswer(accepted=False, status=429, message="budget"), "blocked"),
+        (WriteAnswer(accepted=False, status=409, message="conflict"), "unknown"),  # no name for it here
+        (WriteAnswer(accepted=False, status=None, message="timed out"), "unknown"),  # it may have happened
+    ],
+)
+def test_an_answer_names_its_outcome_from_the_app_s_own_table(answer: WriteAnswer, expected: str) -> None:
+    assert answer.outcome(accepted="done", refusals={429: "blocked"}, unknown="unknown") == expected
+
+
+def test_an_answer_logs_one_line_a_warning_unless_it_was_accepted(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("ecopulse.test")
+    with caplog.at_level(logging.INFO, logger="ecopulse.test"):
+        WriteAnswer(accepted=True, status=201).log(
+            logger, "write %s", "done", fields={"pod": "a"}, dry_run=True
+        )
+        WriteAnswer(accepted=False, status=429, message="budget").log(
+            logger, "write %s", "blocked", fields={"pod": "b"}, dry_run=False
+        )
+    lines = [
+        (
+            r.levelno,
+            r.getMessage(),
+            r.__dict__["pod"],
+            r.__dict__["status"],
+            r.__dict__["detail"],
+            r.__dict__["dry_run"],
+        )
+        for r in caplog.records
+    ]
+    assert lines == [
+        (logging.INFO, "write done", "a", 201, "", True),
+        (logging.WARNING, "write blocked", "b", 429, "budget", False),
+    ]
