@@ -1,8 +1,9 @@
 """Events (events.k8s.io/v1) on the objects an app acts on, and how every app reads a write's answer.
 
 Shared by every app that writes: the rebalancer on pods and their owners, fleet mode on policies,
-the webhook on pods whose annotations it ignored. :func:`raw_write` is the one reading of a raw write's answer
-(refused, unanswered, accepted); each app maps a :class:`WriteAnswer` to its own outcomes.
+the webhook on pods whose annotations it ignored. :func:`raw_write` is the one reading of a raw
+write's answer (refused, unanswered, accepted); each app maps a :class:`WriteAnswer` to its own
+outcomes.
 
 ``eventTime`` is a MicroTime: :func:`event_time` gives the client one it cannot spoil (core.kube.microtime).
 """
