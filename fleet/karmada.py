@@ -19,13 +19,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-import urllib3
 from kubernetes import client
 
 from core.kube.caches import namespace_reflector
-from core.kube.events import MESSAGE_LIMIT, REQUEST_TIMEOUT_SECONDS, EventRecorder, status_message, trim
+from core.kube.events import (
+    REQUEST_TIMEOUT_SECONDS,
+    EventRecorder,
+    EventRequest,
+    raw_write,
+    trim,
+)
 from core.kube.reflector import Reflector
 from core.model import NamespaceInfo
 from fleet.records import (
@@ -69,13 +74,13 @@ class WriteResult:
     message: str = ""
 
 
-def _outcome_for(status: int) -> WriteOutcome:
-    return {
-        409: WriteOutcome.CONFLICT,
-        404: WriteOutcome.GONE,
-        403: WriteOutcome.FORBIDDEN,
-        422: WriteOutcome.INVALID,
-    }.get(status, WriteOutcome.ERROR)
+# A refusal's status, named; any other, and no answer, is an ERROR: the outcome is unknown.
+REFUSAL_OUTCOMES = {
+    409: WriteOutcome.CONFLICT,
+    404: WriteOutcome.GONE,
+    403: WriteOutcome.FORBIDDEN,
+    422: WriteOutcome.INVALID,
+}
 
 
 # --- reads -----------------------------------------------------------------------------------------
@@ -254,51 +259,29 @@ class KarmadaApi:
         if policy.namespace:
             involved["namespace"] = policy.namespace
         return self._recorder.post(
-            namespace=policy.namespace or CLUSTER_EVENTS_NAMESPACE,
-            involved=involved,
-            reason=reason,
-            message=message,
-            event_type=event_type,
-            action="Place",
+            EventRequest(
+                namespace=policy.namespace or CLUSTER_EVENTS_NAMESPACE,
+                involved=involved,
+                reason=reason,
+                message=message,
+                event_type=event_type,
+                action="Place",
+            )
         )
 
     def _answer(
         self, call: Callable[[], object], *, what: str, policy: PolicyRecord, dry_run: bool
     ) -> WriteResult:
-        try:
-            response = cast(urllib3.BaseHTTPResponse, call())
-        except client.ApiException as error:
-            status = int(error.status) if error.status else None
-            result = WriteResult(
-                outcome=_outcome_for(status) if status else WriteOutcome.ERROR,
-                status=status,
-                message=status_message(error.body, f"HTTP {error.status} {error.reason or ''}".strip()),
-            )
-        # Timeouts and refused connections; ValueError: a value the client's models reject.
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-            result = WriteResult(
-                outcome=WriteOutcome.ERROR, status=None, message=trim(f"{error}", MESSAGE_LIMIT)
-            )
-        else:
-            status = int(response.status)
-            response.drain_conn()
-            response.release_conn()
-            result = WriteResult(
-                outcome=WriteOutcome.DRY_RUN if dry_run else WriteOutcome.WRITTEN, status=status
-            )
-        log.log(
-            logging.INFO
-            if result.outcome in (WriteOutcome.WRITTEN, WriteOutcome.DRY_RUN)
-            else logging.WARNING,
-            "%s %s",
-            what,
-            result.outcome.value,
-            extra={
-                "policy": policy.key,
-                "kind": policy.kind,
-                "status": result.status,
-                "detail": result.message,
-                "dry_run": dry_run,
-            },
+        answer = raw_write(call)
+        result = WriteResult(
+            outcome=answer.outcome(
+                accepted=WriteOutcome.DRY_RUN if dry_run else WriteOutcome.WRITTEN,
+                refusals=REFUSAL_OUTCOMES,
+                unknown=WriteOutcome.ERROR,
+            ),
+            status=answer.status,
+            message=answer.message,
         )
+        fields = {"policy": policy.key, "kind": policy.kind}
+        answer.log(log, "%s %s", what, result.outcome.value, fields=fields, dry_run=dry_run)
         return result

@@ -16,6 +16,7 @@ from typing import Protocol
 from prometheus_client import Counter
 
 from core.config import RebalancerSettings
+from core.kube.events import EventRequest
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import Candidate
 
@@ -38,16 +39,7 @@ class Limit(StrEnum):
 class EvictionApi(Protocol):
     def evict(self, request: EvictionRequest) -> EvictionResult: ...
 
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: dict[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool: ...
+    def post_event(self, request: EventRequest) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,30 +120,34 @@ class Evictor:
                 self._per_workload[pod.workload] += 1
         if answer.outcome is EvictionOutcome.EVICTED:
             self._api.post_event(
-                namespace=pod.namespace,
-                involved={
-                    "kind": "Pod",
-                    "apiVersion": "v1",
-                    "name": pod.name,
-                    "uid": pod.uid,
-                    "namespace": pod.namespace,
-                },
-                reason=REASON,
-                message=f"Evicted by eco-pulse, {why}",
+                EventRequest(
+                    namespace=pod.namespace,
+                    involved={
+                        "kind": "Pod",
+                        "apiVersion": "v1",
+                        "name": pod.name,
+                        "uid": pod.uid,
+                        "namespace": pod.namespace,
+                    },
+                    reason=REASON,
+                    message=f"Evicted by eco-pulse, {why}",
+                )
             )
             # The owner's apiVersion as its reference gives it (a Job is batch/v1, a
             # ReplicationController v1); without one the Event could not name the object.
             if pod.owner_kind is not None and pod.owner_name is not None and pod.owner_api_version:
                 self._api.post_event(
-                    namespace=pod.namespace,
-                    involved={
-                        "kind": pod.owner_kind,
-                        "apiVersion": pod.owner_api_version,
-                        "name": pod.owner_name,
-                        "namespace": pod.namespace,
-                    },
-                    reason=REASON,
-                    message=f"Evicted pod {pod.name}, {why}",
+                    EventRequest(
+                        namespace=pod.namespace,
+                        involved={
+                            "kind": pod.owner_kind,
+                            "apiVersion": pod.owner_api_version,
+                            "name": pod.owner_name,
+                            "namespace": pod.namespace,
+                        },
+                        reason=REASON,
+                        message=f"Evicted pod {pod.name}, {why}",
+                    )
                 )
         return self._record(candidate, str(answer.outcome), why, detail=answer.message)
 

@@ -21,19 +21,17 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
-import urllib3
 from kubernetes import client
 
 from core.kube.caches import PLURALS, POLICY_GROUP, POLICY_VERSION
 from core.kube.events import (
-    MESSAGE_LIMIT,
     REQUEST_TIMEOUT_SECONDS,
     EventRecorder,
+    EventRequest,
     call_quietly,
-    status_message,
-    trim,
+    raw_write,
 )
 
 log = logging.getLogger(__name__)
@@ -69,14 +67,12 @@ class EvictionResult:
     message: str  # the Status body's message (and its causes), at most 300 characters; never the body
 
 
-def _outcome_for_error(status: int) -> EvictionOutcome:
-    if status == 429:
-        return EvictionOutcome.BLOCKED
-    if status == 404:
-        return EvictionOutcome.GONE
-    if status == 403:
-        return EvictionOutcome.FORBIDDEN
-    return EvictionOutcome.ERROR
+# A refusal's status, named; any other (409 precondition, 500 several PDBs, 504) is an ERROR.
+REFUSAL_OUTCOMES = {
+    429: EvictionOutcome.BLOCKED,
+    404: EvictionOutcome.GONE,
+    403: EvictionOutcome.FORBIDDEN,
+}
 
 
 class KubeApi:
@@ -124,76 +120,41 @@ class KubeApi:
         """Ask the API server to evict one pod. PDBs are enforced server-side; never raises on API errors."""
         body = self.eviction_body(request)
         namespace, name, dry_run = request.namespace, request.name, request.dry_run
-        try:
+
+        def create() -> object:
             # The query dryRun must match deleteOptions.dryRun or the server answers 400; both say All.
-            response = cast(
-                urllib3.BaseHTTPResponse,
-                self._core.create_namespaced_pod_eviction(
-                    name,
-                    namespace,
-                    client.V1Eviction.model_validate(body),
-                    dry_run="All" if dry_run else None,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                ),
-            )  # _preload_content=False: the raw urllib3 response, see the module doc
-        except client.ApiException as error:
-            status = int(error.status) if error.status else None
-            result = EvictionResult(
-                outcome=_outcome_for_error(status) if status else EvictionOutcome.ERROR,
-                status=status,
-                message=status_message(error.body, f"HTTP {error.status} {error.reason or ''}".strip()),
+            return self._core.create_namespaced_pod_eviction(
+                name,
+                namespace,
+                client.V1Eviction.model_validate(body),
+                dry_run="All" if dry_run else None,
+                _preload_content=False,  # the raw urllib3 response, see the module doc
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
-        # Timeouts and refused connections; ValueError: a value the client's models reject (pydantic).
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-            result = EvictionResult(
-                outcome=EvictionOutcome.ERROR, status=None, message=trim(f"{error}", MESSAGE_LIMIT)
-            )
-        else:
-            status = int(response.status)
-            response.drain_conn()  # an unread body would keep the connection out of the pool
-            response.release_conn()
-            result = EvictionResult(
-                outcome=EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED,
-                status=status,
-                message="",
-            )
-        log.log(
-            logging.INFO
-            if result.outcome in (EvictionOutcome.EVICTED, EvictionOutcome.DRY_RUN)
-            else logging.WARNING,
+
+        answer = raw_write(create)
+        result = EvictionResult(
+            outcome=answer.outcome(
+                accepted=EvictionOutcome.DRY_RUN if dry_run else EvictionOutcome.EVICTED,
+                refusals=REFUSAL_OUTCOMES,
+                unknown=EvictionOutcome.ERROR,
+            ),
+            status=answer.status,
+            message=answer.message,
+        )
+        answer.log(
+            log,
             "eviction %s",
             result.outcome.value,
-            extra={
-                "namespace": namespace,
-                "pod": name,
-                "status": result.status,
-                "detail": result.message,
-                "dry_run": dry_run,
-            },
+            fields={"namespace": namespace, "pod": name},
+            dry_run=dry_run,
         )
         return result
 
     # --- events ------------------------------------------------------------------------------------
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: Mapping[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
+    def post_event(self, request: EventRequest) -> bool:
         """Record an Event (shown by ``kubectl get events`` and ``kubectl describe``). Never raises."""
-        return self._recorder.post(
-            namespace=namespace,
-            involved=involved,
-            reason=reason,
-            message=message,
-            event_type=event_type,
-            action=action,
-        )
+        return self._recorder.post(request)
 
     # --- policy status -----------------------------------------------------------------------------
     def write_policy_status(self, *, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> bool:

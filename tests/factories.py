@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.kube.events import EventRequest
 from core.model import PodDemand, PodRecord
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 
@@ -129,16 +130,8 @@ class FakeEvictionApi:
             message="",
         )
 
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: dict[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
-        self.events.append(f"{involved['kind']}/{involved['name']}: {message}")
+    def post_event(self, request: EventRequest) -> bool:
+        involved = request.involved
+        self.events.append(f"{involved['kind']}/{involved['name']}: {request.message}")
         self.involved.append(dict(involved))
         return True

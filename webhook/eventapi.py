@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from kubernetes import client
 
-from core.kube.events import EventRecorder
+from core.kube.events import EventRecorder, EventRequest
 from webhook.events import REASON, REPORTING_CONTROLLER, AnnotationEvent
 
 REQUEST_TIMEOUT_SECONDS = 5
@@ -27,12 +27,14 @@ def api_poster(api_client: client.ApiClient, *, reporting_instance: str) -> Call
 
     def post(event: AnnotationEvent) -> bool:
         return recorder.post(
-            namespace=event.namespace,
-            involved=event.regarding,
-            reason=REASON,
-            message=event.note,
-            event_type="Warning",
-            action="Admit",
+            EventRequest(
+                namespace=event.namespace,
+                involved=event.regarding,
+                reason=REASON,
+                message=event.note,
+                event_type="Warning",
+                action="Admit",
+            )
         )
 
     return post

@@ -44,6 +44,7 @@ from core.config import EcoPulseConfiguration
 from core.economics import RegionCost, horizon_hours, mean_intensity_g_per_kwh, net_benefit, region_cost
 from core.history import IntensityHistory
 from core.kube.caches import NodeRecord, PodRecord, intern_demand
+from core.kube.events import EventRequest
 from core.model import (
     DATA_REGION_ANNOTATION,
     EGRESS_ANNOTATION,
@@ -460,16 +461,8 @@ class _SimulatedEvictionApi:
         self.last_target = self._live.evict_and_recreate(w, region, started)
         return EvictionResult(outcome=EvictionOutcome.EVICTED, status=201, message="")
 
-    def post_event(
-        self,
-        *,
-        namespace: str,
-        involved: dict[str, str],
-        reason: str,
-        message: str,
-        event_type: str = "Normal",
-        action: str = "Evict",
-    ) -> bool:
+    def post_event(self, request: EventRequest) -> bool:
+        del request  # nobody reads the simulated cluster's Events
         return True
 
 

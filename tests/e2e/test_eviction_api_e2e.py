@@ -31,6 +31,7 @@ import pytest
 from kubernetes import client, config
 
 from core.kube import events as event_writer
+from core.kube.events import EventRequest
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, KubeApi
 from tests.e2e.cluster import LocalCluster
 
@@ -276,21 +277,27 @@ def test_post_event_is_visible_to_kubectl_get_events(
         def now(cls, tz: Any = None) -> WholeSecond:
             return cls(2026, 1, 2, 3, 4, 5, 0, tzinfo=UTC)
 
-    assert kube.post_event(namespace=namespace, involved=involved, reason="CarbonRebalance", message=note)
+    assert kube.post_event(
+        EventRequest(namespace=namespace, involved=involved, reason="CarbonRebalance", message=note)
+    )
     long_note = "g/kWh — " * 300  # 3000 bytes of UTF-8, multi-byte characters at the cut
     with monkeypatch.context() as patch:
         patch.setattr(event_writer, "datetime", WholeSecond)  # where event_time() reads the clock
         assert kube.post_event(
-            namespace=namespace,
-            involved=involved,
-            reason="CarbonRebalanceSkipped",
-            message=long_note,
-            event_type="Warning",
-            action="Skip",
+            EventRequest(
+                namespace=namespace,
+                involved=involved,
+                reason="CarbonRebalanceSkipped",
+                message=long_note,
+                event_type="Warning",
+                action="Skip",
+            )
         )
     # Failure is a False, not an exception.
     assert not kube.post_event(
-        namespace=f"{namespace}-missing", involved=involved, reason="CarbonRebalance", message=note
+        EventRequest(
+            namespace=f"{namespace}-missing", involved=involved, reason="CarbonRebalance", message=note
+        )
     )
 
     table = cluster.kubectl("get", "events", "-n", namespace)
