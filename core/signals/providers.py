@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,19 +12,13 @@ import httpx
 from core.catalog import load_zone_intensity
 from core.config import CarbonProviderName, CarbonSettings, TraceSettings
 from core.model import CarbonObservation, ForecastPoint, Region
-from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
+from core.signals.base import CarbonProvider, Clock, ProviderError, ProviderErrorKind, utc_now
 from core.signals.electricitymaps import electricitymaps_from_env
 from core.signals.http import default_client
 from core.signals.watttime import watttime_from_env
 from core.trace import Trace, TraceError, load_trace
 
-Clock = Callable[[], datetime]
 SECONDS_PER_HOUR = 3600.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 # What carbon.trace maps its start to by default: (close enough to) when this process started.
 PROCESS_STARTED_AT = utc_now()
