@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -141,19 +142,28 @@ def _csv_rows(text: str, name: str, header: list[str]) -> list[tuple[int, list[s
     return body
 
 
+def _region_entries(
+    text: str, name: str, keys: frozenset[str]
+) -> Iterator[tuple[str, str, dict[str, object], str]]:
+    """``(region, where, entry, cloud)`` for each entry of a ``{region: {...}}`` file, checked the one
+    way every such file is: an object with exactly ``keys``, among them a known ``cloud``."""
+    for region, raw in _load_json(text, name).items():
+        where = f"{name}: {region}"
+        entry = _json_object(raw, where)
+        _exact_keys(entry, where, keys)
+        cloud = _string(entry["cloud"], f"{where}.cloud")
+        if cloud not in CLOUDS:
+            raise CatalogError(f"{where}.cloud: must be one of {', '.join(sorted(CLOUDS))}, got {cloud!r}")
+        yield region, where, entry, cloud
+
+
 # --- parsers -----------------------------------------------------------------------------------
 
 
 def parse_price_table(text: str, name: str = PRICES_FILE) -> dict[str, PriceRates]:
     """``{region: {vcpuHour, gibHour, spotVcpuHour, spotGibHour, cloud, source}}`` -> PriceRates."""
     table: dict[str, PriceRates] = {}
-    for region, raw in _load_json(text, name).items():
-        where = f"{name}: {region}"
-        entry = _json_object(raw, where)
-        _exact_keys(entry, where, _PRICE_KEYS)
-        cloud = _string(entry["cloud"], f"{where}.cloud")
-        if cloud not in CLOUDS:
-            raise CatalogError(f"{where}.cloud: must be one of {', '.join(sorted(CLOUDS))}, got {cloud!r}")
+    for region, where, entry, _cloud in _region_entries(text, name, _PRICE_KEYS):
         rates = {
             attr: _number(entry[key], f"{where}.{key}", minimum=0.0, maximum=100.0, exclusive_min=True)
             for key, attr in _PRICE_FIELDS.items()
@@ -181,13 +191,7 @@ class CatalogRegion:
 def parse_regions(text: str, name: str = REGIONS_FILE) -> dict[str, CatalogRegion]:
     """``{region: {cloud, zone, latitude, longitude}}`` -> CatalogRegion."""
     regions: dict[str, CatalogRegion] = {}
-    for region, raw in _load_json(text, name).items():
-        where = f"{name}: {region}"
-        entry = _json_object(raw, where)
-        _exact_keys(entry, where, _REGION_KEYS)
-        cloud = _string(entry["cloud"], f"{where}.cloud")
-        if cloud not in CLOUDS:
-            raise CatalogError(f"{where}.cloud: must be one of {', '.join(sorted(CLOUDS))}, got {cloud!r}")
+    for region, where, entry, cloud in _region_entries(text, name, _REGION_KEYS):
         regions[region] = CatalogRegion(
             cloud=cloud,
             zone=_string(entry["zone"], f"{where}.zone"),

@@ -58,8 +58,7 @@ def load_trace(
 
     ``progress(rows_read, rows_total)`` is called as the rows are parsed, about every half percent.
     """
-    if intensity not in COLUMNS:
-        raise TraceError(f"intensity must be one of {', '.join(COLUMNS)}, got {intensity!r}")
+    _column(intensity)  # before reading: a bad choice should not wait for a large file
     try:
         raw = path.read_bytes()
         if path.suffix == ".gz":
@@ -85,9 +84,7 @@ def parse_trace(
     if start is not None and end is not None and start >= end:
         raise TraceError(f"the period is empty: start {_iso(start)} is not before end {_iso(end)}")
     wanted = set(zones) if zones is not None else None
-    column = COLUMNS.get(intensity)
-    if column is None:
-        raise TraceError(f"intensity must be one of {', '.join(COLUMNS)}, got {intensity!r}")
+    column = _column(intensity)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
@@ -173,6 +170,14 @@ def parse_trace(
             )
         series[zone] = tuple(by_hour[t] for t in times)
     return Trace(times=times, zones=series)
+
+
+def _column(intensity: str) -> str:
+    """The CSV column of an ``intensity`` choice (direct or lifecycle)."""
+    column = COLUMNS.get(intensity)
+    if column is None:
+        raise TraceError(f"intensity must be one of {', '.join(COLUMNS)}, got {intensity!r}")
+    return column
 
 
 def _iso(at: datetime) -> str:

@@ -6,10 +6,18 @@ on its own schedule: nothing on a request path ever reaches a provider.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
 from core.model import CarbonObservation, Region
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ProviderErrorKind(StrEnum):

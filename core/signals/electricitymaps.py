@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 
@@ -17,20 +17,17 @@ from core.model import CarbonObservation, ForecastPoint, Region
 from core.signals.base import ProviderError, ProviderErrorKind
 from core.signals.http import (
     DEFAULT_TIMEOUT_SECONDS,
+    HttpProvider,
     Secret,
-    allow_insecure_from_env,
     as_finite_number,
-    as_list,
     as_object,
     as_str,
     bad_response,
     default_client,
-    error_for_status,
+    endpoint_from_env,
     is_plausible_intensity,
+    object_items,
     parse_instant,
-    read_json,
-    require_secure_url,
-    send,
 )
 
 log = logging.getLogger(__name__)
@@ -42,7 +39,7 @@ BASE_URL_ENV = "ELECTRICITYMAPS_BASE_URL"
 BASE_URL_SETTING = f"the base URL ({BASE_URL_ENV} or carbon.electricitymaps.baseUrl)"
 
 
-class ElectricityMapsProvider:
+class ElectricityMapsProvider(HttpProvider):
     """Latest (and optionally forecast) intensity of a Region's zone. Owns its client: close() closes it."""
 
     def __init__(
@@ -55,25 +52,19 @@ class ElectricityMapsProvider:
         fetch_forecast: bool = False,
         allow_insecure_http: bool = False,
     ) -> None:
-        # allow_insecure_http admits an http:// base_url (local test servers only): the token goes in clear.
-        require_secure_url(
-            base_url, provider="electricitymaps", setting=BASE_URL_SETTING, allow_insecure=allow_insecure_http
+        super().__init__(
+            name="electricitymaps",
+            client=client,
+            base_url=base_url,
+            base_url_setting=BASE_URL_SETTING,
+            allow_insecure_http=allow_insecure_http,
         )
-        self._client = client
         self._token = Secret(token)
-        self._base_url = base_url.rstrip("/")
         self._emission_factor_type = emission_factor_type
         self._fetch_forecast = fetch_forecast
 
-    def __repr__(self) -> str:
-        return (
-            f"ElectricityMapsProvider(base_url={self._base_url!r}, "
-            f"emission_factor_type={self._emission_factor_type!r}, fetch_forecast={self._fetch_forecast})"
-        )
-
-    @property
-    def name(self) -> str:
-        return "electricitymaps"
+    def _describe(self) -> str:
+        return f"emission_factor_type={self._emission_factor_type!r}, fetch_forecast={self._fetch_forecast}"
 
     def fetch(self, region: Region) -> CarbonObservation:
         zone = region.zone
@@ -95,21 +86,14 @@ class ElectricityMapsProvider:
                 log.info("%s unavailable, keeping the latest value (%s)", forecast_what, err)
         return CarbonObservation(carbon_g_per_kwh=value, observed_at=observed_at, forecast=forecast)
 
-    def close(self) -> None:
-        self._client.close()
-
     def _get(self, path: str, zone: str, *, what: str) -> object:
-        response = send(
-            self._client,
-            f"{self._base_url}{path}",
+        response = self._send(
+            path,
             what=what,
             params={"zone": zone, "emissionFactorType": self._emission_factor_type},
             headers={"auth-token": self._token.reveal()},
         )
-        error = error_for_status(response, what=what, now=_utcnow())
-        if error is not None:
-            raise error
-        return read_json(response, what=what)
+        return self._read_json(response, what=what)
 
 
 def _parse_latest(body: object, *, zone: str, what: str) -> tuple[float, datetime]:
@@ -138,14 +122,8 @@ def _parse_forecast(body: object, *, what: str) -> tuple[ForecastPoint, ...]:
     obj = as_object(body)
     if obj is None:
         raise bad_response(what, "body is not a JSON object")
-    items = as_list(obj.get("forecast"))
-    if items is None:
-        raise bad_response(what, "forecast is not a list")
     points: list[ForecastPoint] = []
-    for item in items:
-        point = as_object(item)
-        if point is None:
-            raise bad_response(what, "forecast point is not an object")
+    for point in object_items(obj, "forecast", what=what):
         raw = point.get("carbonIntensity")
         if raw is None:  # a point without data: skip it, keep the rest
             continue
@@ -158,10 +136,6 @@ def _parse_forecast(body: object, *, what: str) -> tuple[ForecastPoint, ...]:
         points.append(ForecastPoint(at=at, carbon_g_per_kwh=value))
     points.sort(key=lambda p: p.at)
     return tuple(points)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def electricitymaps_from_env(
@@ -180,13 +154,12 @@ def electricitymaps_from_env(
     token = source.get(TOKEN_ENV, "").strip()
     if not token:
         raise ProviderError(ProviderErrorKind.CONFIG, f"electricitymaps: {TOKEN_ENV} is not set")
-    base_url = source.get(BASE_URL_ENV, "").strip() or base_url
-    allow_insecure_http = allow_insecure_from_env(source)
+    endpoint = endpoint_from_env(source, base_url_env=BASE_URL_ENV, base_url=base_url)
     return ElectricityMapsProvider(
         client=client if client is not None else default_client(timeout_seconds),
         token=token,
-        base_url=base_url,
+        base_url=endpoint.base_url,
         emission_factor_type=emission_factor_type,
         fetch_forecast=fetch_forecast,
-        allow_insecure_http=allow_insecure_http,
+        allow_insecure_http=endpoint.allow_insecure_http,
     )

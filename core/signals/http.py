@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the carbon providers: send (capped, https only), classify a failure, read JSON.
+"""HTTP plumbing shared by the carbon providers: send (capped, https only), classify a failure, read JSON,
+and HttpProvider, the part of a provider that is not about its API (client, base URL, the one way out).
 
 Nothing here ever quotes a credential or a response body in a message. Callers pass `what`
 (e.g. "electricitymaps zone DE"), which names a request by its public parts only.
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from core.signals.base import ProviderError, ProviderErrorKind
+from core.signals.base import Clock, ProviderError, ProviderErrorKind, utc_now
 
 # Anything above this is not a grid: the dirtiest coal plants emit about 1,200 g/kWh.
 MAX_PLAUSIBLE_G_PER_KWH = 5000.0
@@ -85,6 +86,23 @@ def require_secure_url(base_url: str, *, provider: str, setting: str, allow_inse
             f"use https:// (set {ALLOW_INSECURE_ENV}=true only for local test servers)",
         )
     raise ProviderError(ProviderErrorKind.CONFIG, f"{provider}: {setting} must be an https:// URL")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a provider's API is, once the environment has had its say."""
+
+    base_url: str
+    allow_insecure_http: bool
+
+
+def endpoint_from_env(env: Mapping[str, str], *, base_url_env: str, base_url: str) -> Endpoint:
+    """``base_url_env`` (when set) overrides the configured ``base_url``; ALLOW_INSECURE_ENV says whether
+    http:// may do. Callers read it after their credentials, so a missing credential is named first."""
+    return Endpoint(
+        base_url=env.get(base_url_env, "").strip() or base_url,
+        allow_insecure_http=allow_insecure_from_env(env),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +254,23 @@ def as_list(value: object) -> list[object] | None:
     return None
 
 
+def object_items(obj: Mapping[str, object], key: str, *, what: str) -> Iterator[dict[str, object]]:
+    """The JSON objects listed under ``obj[key]``; BAD_RESPONSE names the key if it is not a list (now)
+    or when iteration reaches an item that is not an object (then: earlier points are judged first)."""
+    items = as_list(obj.get(key))
+    if items is None:
+        raise bad_response(what, f"{key} is not a list")
+    return _each_object(items, key=key, what=what)
+
+
+def _each_object(items: list[object], *, key: str, what: str) -> Iterator[dict[str, object]]:
+    for item in items:
+        point = as_object(item)
+        if point is None:
+            raise bad_response(what, f"{key} point is not an object")
+        yield point
+
+
 def as_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -266,3 +301,66 @@ def parse_instant(value: object) -> datetime | None:
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+
+
+class HttpProvider:
+    """What every HTTP carbon provider shares; subclasses keep only what is specific to their API.
+
+    It owns the client (close() closes it), refuses a base URL that would carry credentials in
+    clear, and is the one way a provider reaches its API (_send) and reads an answer (_read_json).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        client: httpx.Client,
+        base_url: str,
+        base_url_setting: str,
+        allow_insecure_http: bool,
+        now: Clock | None = None,
+    ) -> None:
+        # allow_insecure_http admits an http:// base_url (local test servers only): credentials go in clear.
+        require_secure_url(
+            base_url, provider=name, setting=base_url_setting, allow_insecure=allow_insecure_http
+        )
+        self._name = name
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._now = now if now is not None else utc_now
+
+    def __repr__(self) -> str:
+        described = self._describe()
+        more = f", {described}" if described else ""
+        return f"{type(self).__name__}(base_url={self._base_url!r}{more})"
+
+    def _describe(self) -> str:
+        """The public settings a repr shows after the base URL; never a credential."""
+        return ""
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _send(
+        self,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> Reply:
+        return send(
+            self._client, f"{self._base_url}{path}", what=what, params=params, headers=headers, auth=auth
+        )
+
+    def _read_json(self, response: Reply, *, what: str) -> object:
+        """The decoded body of a 2xx answer; any other answer raises its classified ProviderError."""
+        error = error_for_status(response, what=what, now=self._now())
+        if error is not None:
+            raise error
+        return read_json(response, what=what)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,64 +12,58 @@ import httpx
 from core.catalog import load_zone_intensity
 from core.config import CarbonProviderName, CarbonSettings, TraceSettings
 from core.model import CarbonObservation, ForecastPoint, Region
-from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
+from core.signals.base import CarbonProvider, Clock, ProviderError, ProviderErrorKind, utc_now
 from core.signals.electricitymaps import electricitymaps_from_env
 from core.signals.http import default_client
 from core.signals.watttime import watttime_from_env
 from core.trace import Trace, TraceError, load_trace
 
-Clock = Callable[[], datetime]
 SECONDS_PER_HOUR = 3600.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 # What carbon.trace maps its start to by default: (close enough to) when this process started.
 PROCESS_STARTED_AT = utc_now()
 
 
-class MockProvider:
+class _TableProvider:
+    """A fixed value per region or per grid zone, stamped with the clock at each fetch (mock, static)."""
+
+    def __init__(
+        self, name: str, values_g_per_kwh: Mapping[str, float], *, by_zone: bool, missing: str, clock: Clock
+    ) -> None:
+        self._name = name
+        self._values = dict(values_g_per_kwh)
+        self._by_zone = by_zone
+        self._missing = missing  # the NOT_FOUND message, up to the key it did not find
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def fetch(self, region: Region) -> CarbonObservation:
+        key = region.zone if self._by_zone else region.name
+        value = self._values.get(key)
+        if value is None:
+            raise ProviderError(ProviderErrorKind.NOT_FOUND, f"{self._name}: {self._missing} {key}")
+        return CarbonObservation(carbon_g_per_kwh=value, observed_at=self._clock())
+
+    def close(self) -> None:
+        return None
+
+
+class MockProvider(_TableProvider):
     """The configured, forced grid states (carbon.mock): demonstrates high and low carbon on demand."""
 
     def __init__(self, values_g_per_kwh: Mapping[str, float], *, clock: Clock = utc_now) -> None:
-        self._values = dict(values_g_per_kwh)
-        self._clock = clock
-
-    @property
-    def name(self) -> str:
-        return "mock"
-
-    def fetch(self, region: Region) -> CarbonObservation:
-        value = self._values.get(region.name)
-        if value is None:
-            raise ProviderError(ProviderErrorKind.NOT_FOUND, f"mock: no value for region {region.name}")
-        return CarbonObservation(carbon_g_per_kwh=value, observed_at=self._clock())
-
-    def close(self) -> None:
-        return None
+        super().__init__("mock", values_g_per_kwh, by_zone=False, missing="no value for region", clock=clock)
 
 
-class StaticProvider:
+class StaticProvider(_TableProvider):
     """Bundled annual mean lifecycle intensity per grid zone (Electricity Maps 2022, see core/data)."""
 
     def __init__(self, zone_g_per_kwh: Mapping[str, float] | None = None, *, clock: Clock = utc_now) -> None:
-        self._values = dict(zone_g_per_kwh if zone_g_per_kwh is not None else load_zone_intensity())
-        self._clock = clock
-
-    @property
-    def name(self) -> str:
-        return "static"
-
-    def fetch(self, region: Region) -> CarbonObservation:
-        value = self._values.get(region.zone)
-        if value is None:
-            raise ProviderError(ProviderErrorKind.NOT_FOUND, f"static: no annual mean for zone {region.zone}")
-        return CarbonObservation(carbon_g_per_kwh=value, observed_at=self._clock())
-
-    def close(self) -> None:
-        return None
+        values = zone_g_per_kwh if zone_g_per_kwh is not None else load_zone_intensity()
+        super().__init__("static", values, by_zone=True, missing="no annual mean for zone", clock=clock)
 
 
 class TraceProvider:

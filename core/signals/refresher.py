@@ -22,8 +22,8 @@ from core.config import CarbonProviderName, CarbonSettings, EcoPulseConfiguratio
 from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
 from core.model import CapacityType, CarbonSignal, SignalSnapshot
 from core.reload import ConfigSource
-from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
-from core.signals.providers import Clock, build_provider, utc_now
+from core.signals.base import CarbonProvider, Clock, ProviderError, ProviderErrorKind, utc_now
+from core.signals.providers import build_provider
 
 log = logging.getLogger(__name__)
 

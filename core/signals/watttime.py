@@ -10,30 +10,29 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import httpx
 
 from core.model import CarbonObservation, ForecastPoint, Region
-from core.signals.base import ProviderError, ProviderErrorKind
+from core.signals.base import Clock, ProviderError, ProviderErrorKind
 from core.signals.http import (
     DEFAULT_TIMEOUT_SECONDS,
+    HttpProvider,
     Reply,
     Secret,
-    allow_insecure_from_env,
     as_finite_number,
-    as_list,
     as_object,
     as_str,
     bad_response,
     default_client,
+    endpoint_from_env,
     error_for_status,
     is_plausible_intensity,
+    object_items,
     parse_instant,
     read_json,
-    require_secure_url,
-    send,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ DEFAULT_HORIZON_HOURS = 24
 MAX_HORIZON_HOURS = 72
 
 
-class WattTimeProvider:
+class WattTimeProvider(HttpProvider):
     """Current and forecast MOER of a Region, from `GET /v3/forecast`; owns its client: close() closes it.
 
     MOER is a *marginal* rate: the emissions of the plant that would answer one more kWh of demand
@@ -76,37 +75,31 @@ class WattTimeProvider:
         region_map: Mapping[str, str],
         base_url: str = DEFAULT_BASE_URL,
         signal_type: str = "co2_moer",
-        now: Callable[[], datetime] | None = None,
+        now: Clock | None = None,
         horizon_hours: int = DEFAULT_HORIZON_HOURS,
         allow_insecure_http: bool = False,
     ) -> None:
         if not 0 <= horizon_hours <= MAX_HORIZON_HOURS:
             raise ValueError(f"horizon_hours must be within 0..{MAX_HORIZON_HOURS}, got {horizon_hours}")
-        # allow_insecure_http admits an http:// base_url (local test servers only): credentials go in clear.
-        require_secure_url(
-            base_url, provider="watttime", setting=BASE_URL_SETTING, allow_insecure=allow_insecure_http
+        super().__init__(
+            name="watttime",
+            client=client,
+            base_url=base_url,
+            base_url_setting=BASE_URL_SETTING,
+            allow_insecure_http=allow_insecure_http,
+            now=now,
         )
-        self._client = client
         self._username = username
         self._password = Secret(password)
         self._region_map = dict(region_map)
-        self._base_url = base_url.rstrip("/")
         self._signal_type = signal_type
-        self._now = now if now is not None else _utcnow
         self._horizon_hours = horizon_hours
         self._lock = threading.Lock()
         self._token: Secret | None = None
         self._token_at: datetime | None = None
 
-    def __repr__(self) -> str:
-        return (
-            f"WattTimeProvider(base_url={self._base_url!r}, signal_type={self._signal_type!r}, "
-            f"regions={sorted(self._region_map)!r})"
-        )
-
-    @property
-    def name(self) -> str:
-        return "watttime"
+    def _describe(self) -> str:
+        return f"signal_type={self._signal_type!r}, regions={sorted(self._region_map)!r}"
 
     def fetch(self, region: Region) -> CarbonObservation:
         code = self._region_map.get(region.name, "").strip()
@@ -121,21 +114,17 @@ class WattTimeProvider:
             log.info("%s: token rejected (HTTP 401), logging in again", what)
             token = self._valid_token(rejected=token)
             response = self._get_forecast(code, token, what=what)  # once: a second 401 is AUTH below
-        error = error_for_status(response, what=what, now=self._now())
-        if error is not None:
-            raise error
-        return _parse_forecast(read_json(response, what=what), what=what)
+        return _parse_forecast(self._read_json(response, what=what), what=what)
 
     def close(self) -> None:
         with self._lock:
             self._token = None
             self._token_at = None
-        self._client.close()
+        super().close()
 
     def _get_forecast(self, code: str, token: Secret, *, what: str) -> Reply:
-        return send(
-            self._client,
-            f"{self._base_url}/v3/forecast",
+        return self._send(
+            "/v3/forecast",
             what=what,
             params={
                 "region": code,
@@ -164,9 +153,8 @@ class WattTimeProvider:
 
     def _login(self) -> Secret:
         what = "watttime login"
-        response = send(
-            self._client,
-            f"{self._base_url}/login",
+        response = self._send(
+            "/login",
             what=what,
             auth=httpx.BasicAuth(self._username, self._password.reveal()),
         )
@@ -194,14 +182,8 @@ def _parse_forecast(body: object, *, what: str) -> CarbonObservation:
     units = as_str(meta.get("units")) if meta is not None else None
     if units is not None and units != MOER_UNITS:
         raise bad_response(what, f"units are not {MOER_UNITS}")
-    items = as_list(obj.get("data"))
-    if items is None:
-        raise bad_response(what, "data is not a list")
     points: list[ForecastPoint] = []
-    for item in items:
-        point = as_object(item)
-        if point is None:
-            raise bad_response(what, "data point is not an object")
+    for point in object_items(obj, "data", what=what):
         lbs = as_finite_number(point.get("value"))
         if lbs is None:
             raise bad_response(what, "value is missing or not a finite number")
@@ -221,10 +203,6 @@ def _parse_forecast(body: object, *, what: str) -> CarbonObservation:
     )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def watttime_from_env(
     region_map: Mapping[str, str],
     env: Mapping[str, str] | None = None,
@@ -234,7 +212,7 @@ def watttime_from_env(
     base_url: str = DEFAULT_BASE_URL,
     signal_type: str = "co2_moer",
     horizon_hours: int = DEFAULT_HORIZON_HOURS,
-    now: Callable[[], datetime] | None = None,
+    now: Clock | None = None,
 ) -> WattTimeProvider:
     """The provider from WATTTIME_USERNAME, WATTTIME_PASSWORD (required), WATTTIME_BASE_URL (optional:
     it overrides ``base_url``, carbon.watttime.baseUrl; https:// unless
@@ -245,16 +223,15 @@ def watttime_from_env(
     missing = [name for name, value in ((USERNAME_ENV, username), (PASSWORD_ENV, password)) if not value]
     if missing:
         raise ProviderError(ProviderErrorKind.CONFIG, f"watttime: {' and '.join(missing)} not set")
-    base_url = source.get(BASE_URL_ENV, "").strip() or base_url
-    allow_insecure_http = allow_insecure_from_env(source)
+    endpoint = endpoint_from_env(source, base_url_env=BASE_URL_ENV, base_url=base_url)
     return WattTimeProvider(
         client=client if client is not None else default_client(timeout_seconds),
         username=username,
         password=password,
         region_map=region_map,
-        base_url=base_url,
+        base_url=endpoint.base_url,
         signal_type=signal_type,
         now=now,
         horizon_hours=horizon_hours,
-        allow_insecure_http=allow_insecure_http,
+        allow_insecure_http=endpoint.allow_insecure_http,
     )

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from core.config import CarbonSettings, EcoPulseConfiguration, parse_config_text
-from core.signals.base import CarbonProvider
+from core.model import Region
+from core.signals.base import CarbonProvider, ProviderError, ProviderErrorKind
 from core.signals.providers import MockProvider, StaticProvider, build_provider
 from core.signals.refresher import SignalCache, SignalRefresher
 
@@ -218,3 +219,35 @@ def test_mock_provider_serves_the_forced_grid() -> None:
     provider = MockProvider({"us-east-1": 450.0}, clock=FakeClock())
     config = parse_config_text(CONFIG)
     assert provider.fetch(config.regions[0]).carbon_g_per_kwh == 450.0
+
+
+@pytest.mark.parametrize(
+    ("provider", "known", "unknown", "message"),
+    [
+        # mock is keyed by the region's name, static by its grid zone: the other name never matches
+        (
+            MockProvider({"us-east-1": 450.0}, clock=FakeClock()),
+            Region(name="us-east-1", zone="DE"),
+            Region(name="DE", zone="us-east-1"),
+            "mock: no value for region DE",
+        ),
+        (
+            StaticProvider({"DE": 380.0}, clock=FakeClock()),
+            Region(name="eu-central-1", zone="DE"),
+            Region(name="DE", zone="XX"),
+            "static: no annual mean for zone XX",
+        ),
+    ],
+)
+def test_table_providers_name_what_they_lack(
+    provider: MockProvider | StaticProvider, known: Region, unknown: Region, message: str
+) -> None:
+    observation = provider.fetch(known)
+    assert observation.observed_at == START
+    assert observation.forecast == ()
+    with pytest.raises(ProviderError) as caught:
+        provider.fetch(unknown)
+    assert caught.value.kind is ProviderErrorKind.NOT_FOUND
+    assert caught.value.message == message
+    assert provider.name == message.partition(":")[0]
+    provider.close()

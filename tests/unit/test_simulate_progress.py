@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from core.trace import TraceError, parse_trace
+from core.trace import TraceError, load_trace, parse_trace
 from rebalancer.simulate.progress import Progress
 
 HEADER = "datetime_utc,zone,carbon_intensity_direct_g_per_kwh,carbon_intensity_lifecycle_g_per_kwh\n"
@@ -68,3 +69,13 @@ def test_a_period_outside_the_trace_names_what_it_covers() -> None:
 def test_a_zone_absent_from_the_file_names_the_zones_it_has() -> None:
     with pytest.raises(TraceError, match=r"no rows for zone 'ZB'; the trace has ZA, ZC"):
         parse_trace(HEADER + "2022-01-01T00:00:00Z,ZA,1,2\n2022-01-01T00:00:00Z,ZC,1,2\n", zones={"ZA", "ZB"})
+
+
+def test_an_unknown_intensity_is_named_before_anything_is_read(tmp_path: Path) -> None:
+    expected = "intensity must be one of direct, lifecycle, got 'average'"
+    with pytest.raises(TraceError) as parsed:
+        parse_trace(HEADER + "2022-01-01T00:00:00Z,ZA,1,2\n", intensity="average")
+    # The loader refuses before reading: no "cannot read" for a file that is not there.
+    with pytest.raises(TraceError) as loaded:
+        load_trace(tmp_path / "absent.csv", intensity="average")
+    assert str(parsed.value) == str(loaded.value) == expected
