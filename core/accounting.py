@@ -21,7 +21,7 @@ its pod-seconds are reported as skipped with the reason, never guessed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -186,3 +186,29 @@ def by_namespace(ledger: Ledger) -> Mapping[str, Accrual]:
     for (namespace, _region), accrual in ledger.accruals.items():
         totals.setdefault(namespace, Accrual()).add(accrual)
     return totals
+
+
+class Interval:
+    """The accounting interval of a leader's ticks, on a monotonic clock (injected: no clock here).
+
+    The first tick after start, or after ``reset`` (another replica accounted meanwhile, and that
+    time must never count twice), opens the interval: it accrues 0 seconds.
+    """
+
+    __slots__ = ("_last_tick", "_monotonic")
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._last_tick: float | None = None
+
+    def reset(self) -> None:
+        self._last_tick = None
+
+    def accrue(
+        self, pods: Iterable[RunningPod], *, signals: SignalSnapshot, config: EcoPulseConfiguration
+    ) -> Ledger:
+        """``pods`` over the seconds since the last tick (``accrue``); this tick starts the next interval."""
+        now = self._monotonic()
+        elapsed = 0.0 if self._last_tick is None else now - self._last_tick
+        self._last_tick = now
+        return accrue(pods, signals=signals, config=config, elapsed_seconds=elapsed)

@@ -7,14 +7,18 @@ describe the signal cache (age, freshness, intensity, prices) are computed at sc
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import Counter, Gauge, make_wsgi_app
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from core.accounting import Ledger
 from core.version import VERSION
 
 OTHER_LABEL_VALUE = "other"
@@ -51,6 +55,87 @@ def inc_signed(gain: Counter, loss: Counter, *labels: str, amount: float) -> Non
         gain_child.inc(amount)
     else:
         loss_child.inc(-amount)
+
+
+# The labels of every accounting metric, in the order AccrualMetrics passes them.
+BY_PLACE = ("namespace", "region")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccrualMetrics:
+    """Where an accounting interval's ledger goes, per (namespace, region): what runs there as of
+    the last tick (a gauge), emissions and cost, and the signed avoided carbon and saved cost. Each
+    app declares its own metrics (names and help differ); this is the one way a ledger goes in."""
+
+    running: Gauge
+    emissions: Counter
+    cost: Counter
+    # The signed figures, each a (gain, loss) pair of counters for inc_signed:
+    avoided_grams: tuple[Counter, Counter]  # (carbon avoided, carbon added)
+    saved_usd: tuple[Counter, Counter]  # (cost saved, cost added)
+
+    def __post_init__(self) -> None:
+        for metric in (self.running, self.emissions, self.cost, *self.avoided_grams, *self.saved_usd):
+            if tuple(metric._labelnames) != BY_PLACE:
+                raise ValueError(f"{metric._name}: accounting metrics are labelled {BY_PLACE}")
+
+    def record(self, ledger: Ledger, *, namespace_label: Callable[[str], str] = str) -> None:
+        self.running.clear()  # a place no longer accounted has nothing running
+        for (namespace, region), accrual in ledger.accruals.items():
+            space = namespace_label(namespace)  # labels in the order of BY_PLACE
+            self.running.labels(space, region).set(accrual.pods)
+            self.emissions.labels(space, region).inc(accrual.emissions_grams)
+            self.cost.labels(space, region).inc(accrual.cost_usd)
+            inc_signed(*self.avoided_grams, space, region, amount=accrual.avoided_grams)
+            inc_signed(*self.saved_usd, space, region, amount=accrual.saved_usd)
+
+    def forget(self) -> None:
+        """Another replica accounts now: it reports what runs, not us."""
+        self.running.clear()
+
+
+# How every run of a controller loop (a rebalancer cycle, a fleet pass) ends.
+LOOP_OUTCOMES = ("completed", "leadership-lost", "not-leader", "not-synced", "error")
+LOOP_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class LoopReport(Protocol):
+    @property
+    def outcome(self) -> str: ...
+
+
+ReportT = TypeVar("ReportT", bound=LoopReport)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopMetrics:
+    """What a controller loop exports about its runs: each run by outcome (one of ``LOOP_OUTCOMES``,
+    every child there from the start so an alert on ``error`` sees 0 first), how long it took, and
+    when the last one finished (completed or not), for the not-running alert."""
+
+    runs: Counter
+    duration: Histogram
+    last_finished: Gauge
+
+    def __post_init__(self) -> None:
+        for outcome in LOOP_OUTCOMES:
+            self.runs.labels(outcome=outcome)
+
+    def run(
+        self, step: Callable[[], ReportT], *, failed: Callable[[], ReportT], log: logging.Logger, message: str
+    ) -> ReportT:
+        """One run of ``step``, counted. A run that raises is logged (``message``) and counted as the
+        ``failed()`` report; the loop runs the next one as usual."""
+        started = time.perf_counter()
+        try:
+            report = step()
+        except Exception:
+            log.exception(message)
+            report = failed()
+        self.runs.labels(outcome=report.outcome).inc()
+        self.duration.observe(time.perf_counter() - started)
+        self.last_finished.set_to_current_time()
+        return report
 
 
 class _QuietHandler(WSGIRequestHandler):

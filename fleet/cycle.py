@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from core.accounting import RunningPod, accrue
+from core.accounting import Interval, RunningPod
 from core.config import EcoPulseConfiguration
 from core.managed import unmanaged
-from core.metrics import inc_signed
 from core.model import DECISION_ANNOTATION, SignalSnapshot
 from fleet import metrics
 from fleet.karmada import WriteOutcome, WriteResult
@@ -113,16 +112,12 @@ class PassReport:
 
 
 def run_pass(inputs: PassInputs) -> PassReport:
-    started = time.perf_counter()
-    try:
-        report = _pass(inputs)
-    except Exception:
-        log.exception("fleet pass failed")
-        report = PassReport(outcome="error")
-    metrics.PASSES.labels(outcome=report.outcome).inc()
-    metrics.PASS_DURATION.observe(time.perf_counter() - started)
-    metrics.LAST_PASS.set_to_current_time()
-    return report
+    return metrics.PASS.run(
+        lambda: _pass(inputs),
+        failed=lambda: PassReport(outcome="error"),
+        log=log,
+        message="fleet pass failed",
+    )
 
 
 def _pass(inputs: PassInputs) -> PassReport:
@@ -272,32 +267,19 @@ class FleetAccountant:
     """Per-namespace carbon and cost of the fleet's scheduled replicas, integrated between passes."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._last_tick: float | None = None
+        self._interval = Interval(monotonic)
 
     def reset(self) -> None:
-        self._last_tick = None
-        metrics.REPLICAS.clear()
+        self._interval.reset()
+        metrics.ACCRUED.forget()
 
     def tick(
         self, snapshot: FleetSnapshot, *, signals: SignalSnapshot, config: EcoPulseConfiguration
     ) -> None:
         try:
-            now = self._monotonic()
-            elapsed = 0.0 if self._last_tick is None else now - self._last_tick
-            self._last_tick = now
-            ledger = accrue(
-                running_replicas(snapshot), signals=signals, config=config, elapsed_seconds=elapsed
-            )
+            ledger = self._interval.accrue(running_replicas(snapshot), signals=signals, config=config)
         except Exception:
             log.exception("fleet accounting failed; the interval is not counted")
             self.reset()
             return
-        metrics.REPLICAS.clear()
-        for (namespace, region), accrual in ledger.accruals.items():
-            space = metrics.namespace_label(namespace)
-            metrics.REPLICAS.labels(space, region).set(accrual.pods)
-            metrics.EMISSIONS.labels(space, region).inc(accrual.emissions_grams)
-            metrics.COST.labels(space, region).inc(accrual.cost_usd)
-            inc_signed(metrics.AVOIDED, metrics.ADDED, space, region, amount=accrual.avoided_grams)
-            inc_signed(metrics.SAVED, metrics.COST_ADDED, space, region, amount=accrual.saved_usd)
+        metrics.ACCRUED.record(ledger, namespace_label=metrics.namespace_label)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from core.managed import Unmanaged
-from core.metrics import BoundedLabelValues
+from core.metrics import (
+    BY_PLACE,
+    LOOP_DURATION_BUCKETS,
+    LOOP_OUTCOMES,
+    AccrualMetrics,
+    BoundedLabelValues,
+    LoopMetrics,
+)
 from fleet.planner import Outcome, Reason
 
 MAX_NAMESPACE_LABELS = 200
@@ -17,18 +24,19 @@ namespace_label = BoundedLabelValues(cap=MAX_NAMESPACE_LABELS)
 
 PASSES = Counter(
     "ecopulse_fleet_passes_total",
-    "Fleet planning passes by outcome (completed, leadership-lost, not-leader, not-synced, error).",
+    f"Fleet planning passes by outcome ({', '.join(LOOP_OUTCOMES)}).",
     ["outcome"],
 )
 PASS_DURATION = Histogram(
     "ecopulse_fleet_pass_duration_seconds",
     "Time one fleet pass took (planning and writes).",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    buckets=LOOP_DURATION_BUCKETS,
 )
 LAST_PASS = Gauge(
     "ecopulse_fleet_last_pass_timestamp_seconds",
     "Unix time the last fleet pass finished (completed or not).",
 )
+PASS = LoopMetrics(runs=PASSES, duration=PASS_DURATION, last_finished=LAST_PASS)
 DECISIONS = Counter(
     "ecopulse_fleet_decisions_total",
     "Per-policy decisions of each pass by outcome (place, keep, move, refuse) and reason.",
@@ -57,46 +65,51 @@ MOVE_NET_BENEFIT = Counter(
 REPLICAS = Gauge(
     "ecopulse_fleet_replicas",
     "Replicas of managed workloads by namespace and member cluster region, as Karmada scheduled them.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 AVOIDED = Counter(
     "ecopulse_fleet_carbon_avoided_grams_total",
     "Emissions avoided by managed fleet workloads against the baseline region (intervals where cleaner), "
     "gCO2eq. Net avoided = this - ecopulse_fleet_carbon_added_grams_total.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 ADDED = Counter(
     "ecopulse_fleet_carbon_added_grams_total",
     "Emissions above the baseline region for managed fleet workloads, gCO2eq.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 EMISSIONS = Counter(
     "ecopulse_fleet_emissions_grams_total",
     "Emissions of managed fleet workloads at their member cluster's grid intensity, gCO2eq.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 COST = Counter(
     "ecopulse_fleet_cost_usd_total",
     "Compute cost of managed fleet workloads at list prices, USD.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 SAVED = Counter(
     "ecopulse_fleet_cost_saved_usd_total",
     "Compute cost saved against the baseline region, USD. Net = this - ecopulse_fleet_cost_added_usd_total.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 COST_ADDED = Counter(
     "ecopulse_fleet_cost_added_usd_total",
     "Compute cost above the baseline region, USD.",
-    ["namespace", "region"],
+    BY_PLACE,
 )
 LEADER = Gauge(
     "ecopulse_fleet_leader",
     "1 while this process holds the fleet-mode leader Lease and may write placements, else 0.",
 )
+ACCRUED = AccrualMetrics(
+    running=REPLICAS,
+    emissions=EMISSIONS,
+    cost=COST,
+    avoided_grams=(AVOIDED, ADDED),
+    saved_usd=(SAVED, COST_ADDED),
+)
 
-for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
-    PASSES.labels(outcome=_outcome)
 for _decision in Outcome:
     for _reason in (*Unmanaged, *Reason):
         DECISIONS.labels(outcome=_decision.value, reason=_reason.value)

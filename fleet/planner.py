@@ -139,6 +139,16 @@ class FleetPlan:
     def tally(self) -> Tally[tuple[str, str]]:
         return Tally((d.outcome.value, d.reason.value) for d in self.decisions)
 
+    def refuse(
+        self, policy: PolicyRecord, reason: Reason, *, workloads: tuple[str, ...] = (), replicas: int = 0
+    ) -> None:
+        """The policy is left as it is, for ``reason``: nothing to rank it by, nowhere to go."""
+        self.decisions.append(
+            Decision(
+                policy=policy, outcome=Outcome.REFUSE, reason=reason, workloads=workloads, replicas=replicas
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FleetSnapshot:
@@ -437,15 +447,11 @@ def plan(
         keys = tuple(w.key for w in workloads)
         reason = unmanaged(policy, workloads, snapshot.namespaces, own_namespace=own_namespace)
         if reason is not None:
-            result.decisions.append(
-                Decision(policy=policy, outcome=Outcome.REFUSE, reason=reason, workloads=keys)
-            )
+            result.refuse(policy, reason, workloads=keys)
             continue
         replicas = sum(w.replicas for w in workloads)
         if not workloads:
-            result.decisions.append(
-                Decision(policy=policy, outcome=Outcome.REFUSE, reason=Reason.NO_WORKLOAD)
-            )
+            result.refuse(policy, Reason.NO_WORKLOAD)
             continue
 
         # One ranking per (demand, hints) shape: thousands of workloads share a few.
@@ -467,15 +473,7 @@ def plan(
             shape_keys.append((*key, workload.replicas if len(workloads) > 1 else 1))
         policy_ranking = _policy_ranking(shapes)
         if policy_ranking.best is None:
-            result.decisions.append(
-                Decision(
-                    policy=policy,
-                    outcome=Outcome.REFUSE,
-                    reason=Reason.NO_SIGNAL,
-                    workloads=keys,
-                    replicas=replicas,
-                )
-            )
+            result.refuse(policy, Reason.NO_SIGNAL, workloads=keys, replicas=replicas)
             continue
         target_key = (tuple(shape_keys), policy.placement.replica_mode)
         if target_key not in targets:
@@ -487,15 +485,7 @@ def plan(
             )
         target = targets[target_key]
         if target is None:
-            result.decisions.append(
-                Decision(
-                    policy=policy,
-                    outcome=Outcome.REFUSE,
-                    reason=Reason.NO_ELIGIBLE_CLUSTER,
-                    workloads=keys,
-                    replicas=replicas,
-                )
-            )
+            result.refuse(policy, Reason.NO_ELIGIBLE_CLUSTER, workloads=keys, replicas=replicas)
             continue
 
         running = [

@@ -20,57 +20,56 @@ from datetime import UTC
 
 from prometheus_client import Counter, Gauge
 
-from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
+from core.accounting import Interval, Ledger, RunningPod, Skipped, by_namespace
 from core.config import EcoPulseConfiguration
 from core.managed import unmanaged
-from core.metrics import inc_signed
+from core.metrics import BY_PLACE, AccrualMetrics
 from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from core.policy import EMPTY_POLICY_SET, PolicySet, resolve
 
 log = logging.getLogger("ecopulse.rebalancer")
 
-_BY_PLACE = ["namespace", "region"]
 ENERGY = Counter(
     "ecopulse_energy_kwh_total",
     "Energy of managed running pods (power model on requests, PUE included), kWh.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 EMISSIONS = Counter(
     "ecopulse_emissions_grams_total",
     "Emissions of managed running pods at their region's location-based grid intensity, gCO2eq.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 CARBON_AVOIDED = Counter(
     "ecopulse_carbon_avoided_grams_total",
     "Emissions avoided against the same pods in the baseline region, in intervals where the region "
     "was cleaner, gCO2eq. Net avoided = this - ecopulse_carbon_added_grams_total.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 CARBON_ADDED = Counter(
     "ecopulse_carbon_added_grams_total",
     "Emissions above what the same pods would have emitted in the baseline region, gCO2eq.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 COST = Counter(
     "ecopulse_cost_usd_total",
     "Compute cost of managed running pods at list prices (on-demand or spot), USD.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 COST_SAVED = Counter(
     "ecopulse_cost_saved_usd_total",
     "Compute cost saved against the same pods in the baseline region, USD. "
     "Net saved = this - ecopulse_cost_added_usd_total.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 COST_ADDED = Counter(
     "ecopulse_cost_added_usd_total",
     "Compute cost above what the same pods would have cost in the baseline region, USD.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 POD_SECONDS = Counter(
     "ecopulse_pod_seconds_total",
     "Pod-seconds accounted, by whether the region was cleaner than the baseline at the time.",
-    [*_BY_PLACE, "cleaner_than_baseline"],
+    [*BY_PLACE, "cleaner_than_baseline"],
 )
 SKIPPED = Counter(
     "ecopulse_accounting_skipped_pod_seconds_total",
@@ -80,10 +79,17 @@ SKIPPED = Counter(
 MANAGED_PODS = Gauge(
     "ecopulse_managed_pods",
     "Running pods Eco-Pulse manages and accounted at the leader's last cycle, by namespace and region.",
-    _BY_PLACE,
+    BY_PLACE,
 )
 for _reason in Skipped:
     SKIPPED.labels(reason=str(_reason))
+ACCRUED = AccrualMetrics(
+    running=MANAGED_PODS,
+    emissions=EMISSIONS,
+    cost=COST,
+    avoided_grams=(CARBON_AVOIDED, CARBON_ADDED),
+    saved_usd=(COST_SAVED, COST_ADDED),
+)
 
 
 def accountable(
@@ -129,13 +135,12 @@ class Accountant:
     """Integrates between the leader's ticks; forgets its clock when leadership is lost."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._last_tick: float | None = None
+        self._interval = Interval(monotonic)
 
     def reset(self) -> None:
         """Another replica accounts while we are not leader: never count that interval again."""
-        self._last_tick = None
-        MANAGED_PODS.clear()  # the leader reports pods now
+        self._interval.reset()
+        ACCRUED.forget()  # the leader reports pods now
 
     def tick(
         self,
@@ -144,28 +149,19 @@ class Accountant:
         signals: SignalSnapshot,
         config: EcoPulseConfiguration,
     ) -> Ledger:
-        now = self._monotonic()
-        # The first tick after start or after regaining leadership opens the interval.
-        elapsed = 0.0 if self._last_tick is None else now - self._last_tick
-        self._last_tick = now
-        ledger = accrue(pods, signals=signals, config=config, elapsed_seconds=elapsed)
+        ledger = self._interval.accrue(pods, signals=signals, config=config)
         record(ledger)
         return ledger
 
 
 def record(ledger: Ledger) -> None:
     """The ledger into counters, and one log line that says which signals it used."""
-    MANAGED_PODS.clear()
+    ACCRUED.record(ledger)
     for (namespace, region), accrual in ledger.accruals.items():
         ENERGY.labels(namespace, region).inc(accrual.energy_kwh)
-        EMISSIONS.labels(namespace, region).inc(accrual.emissions_grams)
-        COST.labels(namespace, region).inc(accrual.cost_usd)
-        inc_signed(CARBON_AVOIDED, CARBON_ADDED, namespace, region, amount=accrual.avoided_grams)
-        inc_signed(COST_SAVED, COST_ADDED, namespace, region, amount=accrual.saved_usd)
         cleaner = region in ledger.cleaner_than_baseline
         POD_SECONDS.labels(namespace, region, "true" if cleaner else "false").inc(accrual.pod_seconds)
         POD_SECONDS.labels(namespace, region, "false" if cleaner else "true")
-        MANAGED_PODS.labels(namespace, region).set(accrual.pods)
     for reason, seconds in ledger.skipped_pod_seconds.items():
         SKIPPED.labels(reason=str(reason)).inc(seconds)
     if ledger.elapsed_seconds <= 0:

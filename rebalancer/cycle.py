@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from core.accounting import Ledger
 from core.config import EcoPulseConfiguration
 from core.history import IntensityHistory
 from core.managed import Unmanaged
+from core.metrics import LOOP_DURATION_BUCKETS, LOOP_OUTCOMES, LoopMetrics
 from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from core.policy import EMPTY_POLICY_SET, PolicySet
 from rebalancer.accounting import Accountant, accountable
@@ -37,13 +37,13 @@ log = logging.getLogger("ecopulse.rebalancer")
 
 CYCLES = Counter(
     "ecopulse_rebalancer_cycles_total",
-    "Rebalancing cycles by outcome (completed, leadership-lost, not-leader, not-synced, error).",
+    f"Rebalancing cycles by outcome ({', '.join(LOOP_OUTCOMES)}).",
     ["outcome"],
 )
 CYCLE_DURATION = Histogram(
     "ecopulse_rebalancer_cycle_duration_seconds",
     "Time one rebalancing cycle took (plan and evictions).",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    buckets=LOOP_DURATION_BUCKETS,
 )
 CANDIDATES = Gauge(
     "ecopulse_rebalancer_candidates",
@@ -58,8 +58,7 @@ LAST_CYCLE = Gauge(
     "ecopulse_rebalancer_last_cycle_timestamp_seconds",
     "Unix time the last cycle finished (completed or not), for the not-cycling alert.",
 )
-for _outcome in ("completed", "leadership-lost", "not-leader", "not-synced", "error"):
-    CYCLES.labels(outcome=_outcome)
+CYCLE = LoopMetrics(runs=CYCLES, duration=CYCLE_DURATION, last_finished=LAST_CYCLE)
 for _reason in (
     *Unmanaged,
     *Protected,
@@ -108,17 +107,13 @@ class CycleInputs:
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
-    started = time.perf_counter()
-    try:
-        report = _cycle(inputs)
-    except Exception:
-        # A failed cycle is logged and counted; the scheduler runs the next one as usual.
-        log.exception("rebalancing cycle failed")
-        report = CycleReport(outcome="error")
-    CYCLES.labels(outcome=report.outcome).inc()
-    CYCLE_DURATION.observe(time.perf_counter() - started)
-    LAST_CYCLE.set_to_current_time()
-    return report
+    # A failed cycle is logged and counted; the scheduler runs the next one as usual.
+    return CYCLE.run(
+        lambda: _cycle(inputs),
+        failed=lambda: CycleReport(outcome="error"),
+        log=log,
+        message="rebalancing cycle failed",
+    )
 
 
 def _cycle(inputs: CycleInputs) -> CycleReport:

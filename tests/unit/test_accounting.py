@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from core.accounting import Ledger, RunningPod, Skipped, accrue, by_namespace
+from core.accounting import Interval, Ledger, RunningPod, Skipped, accrue, by_namespace
 from core.config import EcoPulseConfiguration, parse_config_text
 from core.model import (
     CapacityType,
@@ -302,3 +302,17 @@ def test_the_accountant_integrates_between_ticks_and_forgets_across_leadership()
     third = accountant.tick(pods, signals=snapshot(), config=CONFIG)
     assert third.elapsed_seconds == 0
     assert sample("ecopulse_carbon_avoided_grams_total", **place) - before == pytest.approx(4.0)
+
+
+def test_the_interval_opens_at_the_first_tick_and_after_a_reset() -> None:
+    now = [100.0]
+    interval = Interval(lambda: now[0])
+    config, signals = CONFIG, snapshot()
+    assert interval.accrue([], signals=signals, config=config).elapsed_seconds == 0.0
+    now[0] = 160.0
+    assert interval.accrue([], signals=signals, config=config).elapsed_seconds == 60.0
+    interval.reset()
+    now[0] = 400.0
+    assert interval.accrue([], signals=signals, config=config).elapsed_seconds == 0.0
+    now[0] = 430.0
+    assert interval.accrue([], signals=signals, config=config).elapsed_seconds == 30.0
