@@ -45,6 +45,7 @@ from core.economics import (
     robust_net_benefit_usd,
 )
 from core.history import IntensityHistory
+from core.managed import Unmanaged, unmanaged
 from core.model import (
     CapacityType,
     NamespaceInfo,
@@ -57,7 +58,7 @@ from core.model import (
 from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
 from core.podspec import placement_hints
 from core.policy import EMPTY_POLICY_SET, PolicySet, Rebalance, Resolution, placement_config, resolve
-from rebalancer.protections import Protected, protection
+from rebalancer.protections import Protected, eviction_protection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,9 +139,9 @@ def plan(
     # ... and price each (shape, source region, capacity type) move once.
     moves: dict[tuple[tuple[int, int, int], str, CapacityType], _Moves | None] = {}
     hints_of: dict[tuple[tuple[str, str], ...], PlacementHints] = {}
-    # What a pod's namespace, labels and hint annotations make of it. The cache interns labels
-    # and hints, so the replicas of a template share both objects and this is worked out once.
-    intents: dict[tuple[str, int, int], _Intent | None] = {}
+    # What a pod's namespace, labels, hint annotations and kind make of it. The cache interns
+    # labels and hints, so the replicas of a template share both objects: worked out once each.
+    intents: dict[tuple[str, int, int, str | None, bool, bool], _Intent | None] = {}
     settings = config.rebalancer
     pending: list[_Pending] = []
 
@@ -149,16 +150,29 @@ def plan(
         source = node.region if node is not None else None
         if source is None or source not in known:
             continue  # not in a region we manage: nothing to say
-        intent_key = (pod.namespace, id(pod.labels), id(pod.hint_annotations))
+        intent_key = (
+            pod.namespace,
+            id(pod.labels),
+            id(pod.hint_annotations),
+            pod.owner_kind,
+            pod.mirror,
+            pod.static,
+        )
         if intent_key in intents:
             intent = intents[intent_key]
         else:
             intent = intents[intent_key] = _intent(
-                pod, namespaces=namespaces, policies=policies, config=config, known=known, hints_of=hints_of
+                pod,
+                namespaces=namespaces,
+                policies=policies,
+                config=config,
+                known=known,
+                hints_of=hints_of,
+                own_namespace=own_namespace,
             )
         if intent is None:
             continue  # mode: off: neither placed nor moved
-        namespace, resolution, hints, effective = intent
+        resolution, hints, effective = intent.resolution, intent.hints, intent.config
         # Thousands of replicas share a shape: rank each (demand, hints) once per cycle. Demands
         # are interned by the pod cache, so their identity is a cheap key for a shape.
         key = (id(pod.demand), id(hints), id(effective))
@@ -178,9 +192,7 @@ def plan(
         if best.region == source:
             result.pods_in_best_region += 1
             continue
-        reason: str | None = protection(
-            pod, namespace=namespace, settings=settings, now=now, own_namespace=own_namespace
-        )
+        reason: str | None = intent.unmanaged or eviction_protection(pod, settings=settings, now=now)
         if reason is None and resolution.rebalance is Rebalance.NEVER:
             reason = POLICY_NEVER
         if reason is not None:
@@ -239,9 +251,10 @@ def plan(
 
 
 class _Intent(NamedTuple):
-    """What a pod's namespace, labels and hints ask for: the policies and placement it is decided with."""
+    """What a pod's namespace, labels, hints and kind make of it: whether Eco-Pulse manages it, and
+    the policies and placement it is decided with."""
 
-    namespace: NamespaceInfo | None
+    unmanaged: Unmanaged | None  # the never-managed rule's verdict (core.managed)
     resolution: Resolution
     hints: PlacementHints
     config: EcoPulseConfiguration  # the file's, with the policy's mode and floor
@@ -255,6 +268,7 @@ def _intent(
     config: EcoPulseConfiguration,
     known: frozenset[str],
     hints_of: dict[tuple[tuple[str, str], ...], PlacementHints],
+    own_namespace: str,
 ) -> _Intent | None:
     """None when a policy's mode: off takes the pod out of Eco-Pulse's hands."""
     namespace = namespaces.get(pod.namespace)
@@ -270,7 +284,8 @@ def _intent(
     hints = hints_of.get(hints_key)
     if hints is None:
         hints = hints_of[hints_key] = placement_hints(annotations, known_regions=known).hints
-    return _Intent(namespace, resolution, hints, placement_config(config, resolution))
+    verdict = unmanaged(pod, namespace=namespace, own_namespace=own_namespace)
+    return _Intent(verdict, resolution, hints, placement_config(config, resolution))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

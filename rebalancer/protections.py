@@ -32,9 +32,14 @@ def protection(
     own_namespace: str = "",
 ) -> Unmanaged | Protected | None:
     """The first reason this pod must stay where it is, or None if it may be evicted."""
-    reason = unmanaged(pod, namespace=namespace, own_namespace=own_namespace)
-    if reason is not None:
-        return reason
+    return unmanaged(pod, namespace=namespace, own_namespace=own_namespace) or eviction_protection(
+        pod, settings=settings, now=now
+    )
+
+
+def eviction_protection(pod: PodRecord, *, settings: RebalancerSettings, now: datetime) -> Protected | None:
+    """Why a pod Eco-Pulse manages must not be evicted now (descheduler's DefaultEvictor), or None.
+    The planner asks the never-managed rule once per template and this once per pod."""
     if pod.owner_kind is None:
         return Protected.BARE_POD
     if pod.priority >= SYSTEM_CRITICAL_PRIORITY:
