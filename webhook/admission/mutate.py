@@ -97,20 +97,9 @@ class ReviewOutcome:
 
 
 def skip(
-    reason: Reason | Unmanaged, *warnings: str, annotation_problems: tuple[str, ...] = ()
+    reason: Reason | Unmanaged, *warnings: str, annotation_problems: tuple[str, ...] = (), policy: str = ""
 ) -> ReviewOutcome:
-    return ReviewOutcome(
-        outcome=Outcome.SKIPPED,
-        reason=reason,
-        warnings=list(warnings),
-        annotation_problems=annotation_problems,
-    )
-
-
-def _skip(
-    policy: str, reason: Reason, *warnings: str, annotation_problems: tuple[str, ...] = ()
-) -> ReviewOutcome:
-    """A skip once policies were resolved: the decision line still names them."""
+    """Admit unchanged; once policies were resolved, ``policy`` names them on the decision line."""
     return ReviewOutcome(
         outcome=Outcome.SKIPPED,
         reason=reason,
@@ -269,18 +258,18 @@ def decide(
     labels = string_map(as_mapping(pod.get("metadata")).get("labels"))
     resolution = resolve(policies, namespace=namespace, pod_labels=labels)
     if resolution.opts_out(pod_annotations):
-        return _skip(resolution.refs, Reason.POLICY_OFF)
+        return skip(Reason.POLICY_OFF, policy=resolution.refs)
     spec = as_mapping(pod.get("spec"))
     if spec.get("nodeName"):
-        return _skip(resolution.refs, Reason.NODE_NAME_SET)
+        return skip(Reason.NODE_NAME_SET, policy=resolution.refs)
     if PREFERRED_REGION_ANNOTATION in pod_annotations:
-        return _skip(resolution.refs, Reason.ALREADY_PLACED)
+        return skip(Reason.ALREADY_PLACED, policy=resolution.refs)
     constraints = region_constraints(spec)
     if constraints:
-        return _skip(
-            resolution.refs,
+        return skip(
             Reason.USER_CONSTRAINED,
             f"eco-pulse: region left to you ({', '.join(constraints)}); no region affinity added",
+            policy=resolution.refs,
         )
 
     # Read before anything can fail open: a misspelt key is named even when we cannot decide.
@@ -310,15 +299,15 @@ def decide(
             annotation_problems=hints.warnings,
         )
     if choice is NoChoice.NO_ELIGIBLE_REGION:
-        return _skip(
-            resolution.refs,
+        return skip(
             Reason.NO_ELIGIBLE_REGION,
             *warnings,
             "eco-pulse: no region fits this pod's constraints",
             annotation_problems=hints.warnings,
+            policy=resolution.refs,
         )
     if choice is NoChoice.BELOW_FLOOR:
-        return _skip(resolution.refs, Reason.BELOW_FLOOR, *warnings, annotation_problems=hints.warnings)
+        return skip(Reason.BELOW_FLOOR, *warnings, annotation_problems=hints.warnings, policy=resolution.refs)
     assert isinstance(choice, PlacementChoice) and explanation is not None
     written = {PREFERRED_REGION_ANNOTATION: choice.best_region, DECISION_ANNOTATION: explanation.annotation}
     if resolution.refs:
@@ -327,12 +316,12 @@ def decide(
         patch = affinity_patch(pod, choice)
         patch += annotation_patch(pod, written)
     except Unpatchable as error:
-        return _skip(
-            resolution.refs,
+        return skip(
             Reason.UNPATCHABLE,
             *warnings,
             f"eco-pulse: {error}; no region affinity added",
             annotation_problems=hints.warnings,
+            policy=resolution.refs,
         )
     return ReviewOutcome(
         outcome=Outcome.MUTATED,
