@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Self, TypedDict
 
 # Provider credentials (from a Secret): never logged, only whether they are there.
 SECRET_ENV = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
@@ -27,7 +27,7 @@ class ControllerEnv(TypedDict):
     log_level: str
 
 
-def controller_env(env: Mapping[str, str], *, defaults: Any) -> ControllerEnv:
+def controller_env(env: Mapping[str, str], *, defaults: ControllerSettings) -> ControllerEnv:
     """The shared settings from ``env``; ``defaults`` is the app's settings class with its defaults."""
     config_raw = env.get("ECOPULSE_CONFIG", "").strip()
     return ControllerEnv(
@@ -40,6 +40,30 @@ def controller_env(env: Mapping[str, str], *, defaults: Any) -> ControllerEnv:
         lease_name=env.get("ECOPULSE_LEASE_NAME", defaults.lease_name),
         log_level=env.get("ECOPULSE_LOG_LEVEL", defaults.log_level),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControllerSettings:
+    """The process settings every controller app shares; each app subclasses it, overriding the
+    Lease name and adding its own."""
+
+    config_path: Path | None = None
+    metrics_bind_address: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
+    metrics_port: int = 9090
+    identity: str = ""  # this replica's name in the leader Lease
+    namespace: str = "eco-pulse"  # where the Lease lives; never placed nor moved
+    leader_election: bool = True
+    lease_name: str = "eco-pulse"
+    log_level: str = "INFO"
+    reload_interval_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        return cls(**controller_env(env, defaults=cls()))
+
+    def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
+        return redacted(self, environ)
 
 
 class SettingsError(ValueError):
