@@ -19,7 +19,13 @@ from core.catalog import load_price_table, load_region_locations, load_region_zo
 from core.config_reader import Reader, join, read_settings, setting, settings_rows
 from core.latency import EARTH_RADIUS_KM, FIBRE_KM_PER_MS, ROUTE_INFLATION, RTT_OVERHEAD_MS, estimated_rtt_ms
 from core.model import PriceRates, Region
-from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
+from core.yaml_input import (
+    InputProblems,
+    describe,
+    load_yaml_file,
+    load_yaml_text,
+    not_a_string,
+)
 
 __all__ = [
     "API_VERSION",
@@ -62,14 +68,8 @@ KIND = "EcoPulseConfiguration"
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-class ConfigError(ValueError):
+class ConfigError(InputProblems):
     """The configuration is invalid; ``problems`` holds one ``key: what is wrong`` line each."""
-
-    def __init__(self, problems: list[str], *, source: str = "") -> None:
-        self.problems = problems
-        self.source = source
-        where = f"{source}: " if source else ""
-        super().__init__(where + "; ".join(problems))
 
 
 class CarbonProviderName(StrEnum):
@@ -676,23 +676,12 @@ def _parse_latency(
 
 def load_config(path: Path) -> EcoPulseConfiguration:
     """Read and validate a configuration file; every failure is a ConfigError naming the file."""
-    source = str(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as error:
-        raise ConfigError([f"cannot read: {error.strerror or error}"], source=source) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"larger than {MAX_CONFIG_BYTES} bytes"], source=source)
-    return parse_config_text(data.decode("utf-8", errors="replace"), source=source)
+    document = load_yaml_file(path, error=ConfigError, max_bytes=MAX_CONFIG_BYTES)
+    return parse_config(document, source=str(path))
 
 
 def parse_config_text(text: str, *, source: str = "") -> EcoPulseConfiguration:
-    try:
-        document = load_yaml(text)
-    except YamlInputError as error:
-        raise ConfigError([error.problem], source=source) from None
-    return parse_config(document, source=source)
+    return parse_config(load_yaml_text(text, error=ConfigError, source=source), source=source)
 
 
 DEFAULT_CONFIG_YAML = """\

@@ -9,6 +9,7 @@ refuses a document past a small budget; ``describe`` formats any value in bounde
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,6 +31,38 @@ class YamlInputError(ValueError):
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(problem)
+
+
+class InputProblems(ValueError):
+    """A document we read is invalid; ``problems`` holds one ``key: what is wrong`` line each and
+    ``source`` names the file (or is empty). Each kind of document has its own subclass."""
+
+    def __init__(self, problems: list[str], *, source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(problems))
+
+
+def load_yaml_file(path: Path, *, error: type[InputProblems], max_bytes: int | None = None) -> object:
+    """The YAML document in ``path``; every failure (unreadable, too large, not YAML we accept)
+    is raised as ``error`` naming the file."""
+    source = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    except OSError as failure:
+        raise error([f"cannot read: {failure.strerror or failure}"], source=source) from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise error([f"larger than {max_bytes} bytes"], source=source)
+    return load_yaml_text(data.decode("utf-8", errors="replace"), error=error, source=source)
+
+
+def load_yaml_text(text: str, *, error: type[InputProblems], source: str = "") -> object:
+    try:
+        return load_yaml(text)
+    except YamlInputError as failure:
+        raise error([failure.problem], source=source) from None
 
 
 class _BoundedLoader(yaml.SafeLoader):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from core.model import CapacityType
 from core.quantity import QuantityError, cpu_cores, memory_gib
-from core.yaml_input import YamlInputError, describe, load_yaml, not_a_string
+from core.yaml_input import InputProblems, describe, load_yaml_file, not_a_string
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "SimulatedWorkload"
@@ -44,11 +44,8 @@ _WORKLOAD_KEYS = {
 }
 
 
-class WorkloadError(ValueError):
-    def __init__(self, problems: list[str], *, source: str = "") -> None:
-        self.problems = problems
-        where = f"{source}: " if source else ""
-        super().__init__(where + "; ".join(problems))
+class WorkloadError(InputProblems):
+    """The workload file is invalid; ``problems`` holds one ``key: what is wrong`` line each."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,13 +239,5 @@ def parse_workload(
 
 
 def load_workload(path: Path, *, regions: frozenset[str] | None = None) -> SimulatedWorkload:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise WorkloadError([f"cannot read: {error.strerror or error}"], source=source) from None
-    try:
-        document = load_yaml(text)
-    except YamlInputError as error:
-        raise WorkloadError([error.problem], source=source) from None
-    return parse_workload(document, regions=regions, source=source)
+    document = load_yaml_file(path, error=WorkloadError)
+    return parse_workload(document, regions=regions, source=str(path))
