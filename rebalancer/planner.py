@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
+from core.collector import collections_paused
 from core.config import EcoPulseConfiguration
 from core.economics import (
     NetBenefit,
@@ -125,6 +126,33 @@ def plan(
     own_namespace: str = "",
     policies: PolicySet = EMPTY_POLICY_SET,
     history: IntensityHistory | None = None,
+) -> Plan:
+    """The moves worth making now, and why every other pod stays; reads its arguments only, no I/O."""
+    with collections_paused():  # a plan allocates per pod and makes no cycles (core.collector)
+        return _plan(
+            pods=pods,
+            nodes=nodes,
+            namespaces=namespaces,
+            signals=signals,
+            config=config,
+            now=now,
+            own_namespace=own_namespace,
+            policies=policies,
+            history=history,
+        )
+
+
+def _plan(
+    *,
+    pods: Iterable[PodRecord],
+    nodes: Mapping[str, NodeRecord],
+    namespaces: Mapping[str, NamespaceInfo],
+    signals: SignalSnapshot,
+    config: EcoPulseConfiguration,
+    now: datetime,
+    own_namespace: str,
+    policies: PolicySet,
+    history: IntensityHistory | None,
 ) -> Plan:
     pods = list(pods)
     result = Plan(pods_considered=len(pods))
