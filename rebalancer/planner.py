@@ -115,6 +115,8 @@ NOT_ROBUST = "not-robust-to-recent-grid"  # pays as predicted, not at the gap th
 HISTORY_SHORT = "history-too-short"  # too little recent history to tell whether it would pay
 
 
+# A plan allocates per pod and makes no cycles: no collection while it runs (core.collector).
+@collections_paused()
 def plan(
     *,
     pods: Iterable[PodRecord],
@@ -128,32 +130,6 @@ def plan(
     history: IntensityHistory | None = None,
 ) -> Plan:
     """The moves worth making now, and why every other pod stays; reads its arguments only, no I/O."""
-    with collections_paused():  # a plan allocates per pod and makes no cycles (core.collector)
-        return _plan(
-            pods=pods,
-            nodes=nodes,
-            namespaces=namespaces,
-            signals=signals,
-            config=config,
-            now=now,
-            own_namespace=own_namespace,
-            policies=policies,
-            history=history,
-        )
-
-
-def _plan(
-    *,
-    pods: Iterable[PodRecord],
-    nodes: Mapping[str, NodeRecord],
-    namespaces: Mapping[str, NamespaceInfo],
-    signals: SignalSnapshot,
-    config: EcoPulseConfiguration,
-    now: datetime,
-    own_namespace: str,
-    policies: PolicySet,
-    history: IntensityHistory | None,
-) -> Plan:
     pods = list(pods)
     result = Plan(pods_considered=len(pods))
     free = _free_capacity(pods, nodes)

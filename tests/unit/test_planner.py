@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,6 +121,29 @@ def test_a_pod_in_the_dirty_region_is_proposed_to_move_to_the_green_one() -> Non
     assert candidate.benefit.carbon_value_usd > 0
     assert candidate.benefit.price_savings_usd == pytest.approx(0)
     assert candidate.source_g_per_kwh == 450 and candidate.target_g_per_kwh == 30
+
+
+def test_no_collection_runs_while_a_plan_does_and_the_collector_is_back_after() -> None:
+    collections: list[str] = []
+
+    def count(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    pods, cfg, snapshot = [pod(f"web-{index}") for index in range(50)], config(), signals()
+    threshold = gc.get_threshold()
+    gc.set_threshold(1, 1, 1)  # with the collector on, any allocation would start one
+    gc.callbacks.append(count)
+    try:
+        result = plan(pods=pods, nodes=NODES, namespaces={}, signals=snapshot, config=cfg, now=NOW)
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*threshold)
+    assert result.pods_considered == 50 and result.candidates
+    # Entering and leaving the pause allocate a few objects while the collector is on (a handful of
+    # collections at threshold 1); the plan itself, without the pause, starts thousands.
+    assert len(collections) <= 8
+    assert gc.isenabled()
 
 
 def test_a_pod_already_in_the_best_region_stays() -> None:
