@@ -50,22 +50,39 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        # One deadline at a time: when it falls (loop time) and what it guards, None when idle.
+        self._deadline: float | None = None
+        self._deadline_reason = ""
+        # One timer per connection, re-armed lazily: a request moves the deadline twice (headers,
+        # body) and clears it once; scheduling and cancelling a timer each time cost more than
+        # the request's own parsing. The timer fires no later than the deadline; when it finds
+        # the deadline moved later, or cleared, it sleeps again or stops.
+        self._timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
 
     def _arm(self, seconds: float, reason: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire, reason)
+        deadline = self.loop.time() + seconds
+        self._deadline, self._deadline_reason = deadline, reason
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._check)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None  # the timer, if any, finds nothing to do
 
-    def _expire(self, reason: str) -> None:
+    def _check(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:  # moved later since the timer was set
+            self._timer = self.loop.call_at(deadline, self._check)
+            return
         self._deadline = None
         if not self.transport.is_closing():
-            REFUSED.labels(reason=reason).inc()
+            REFUSED.labels(reason=self._deadline_reason).inc()
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -81,6 +98,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
         OPEN_CONNECTIONS.set(len(self.connections))
 
@@ -97,18 +117,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._arm(self.limits.header_timeout_seconds, "header-timeout")
         super().on_message_begin()
 
-    def _count_header_bytes(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > self.limits.max_header_bytes:
-            REFUSED.labels(reason="headers-too-large").inc()
-            raise HeadersTooLarge
-
+    # Called per header by the parser: counted inline, without a call of its own.
     def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(len(url))
+        self._header_bytes += len(url)
+        if self._header_bytes > self.limits.max_header_bytes:
+            _headers_too_large()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value))
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > self.limits.max_header_bytes:
+            _headers_too_large()
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -118,6 +137,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+
+
+def _headers_too_large() -> None:
+    REFUSED.labels(reason="headers-too-large").inc()
+    raise HeadersTooLarge
 
 
 def protocol_for(limits: ConnectionLimits) -> type[asyncio.Protocol]:

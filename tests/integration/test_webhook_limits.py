@@ -165,6 +165,41 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected(start_webhook:
     assert sample("ecopulse_webhook_refused_total", {"reason": "header-timeout"}) == before + 2
 
 
+def test_a_stalled_request_after_a_served_one_gets_the_header_deadline_not_the_body_one(
+    start_webhook: StartWebhook,
+) -> None:
+    # The body deadline (30 s) was the last one set on this connection; the next request's
+    # headers still have only the header deadline (0.5 s) to arrive.
+    webhook = start_webhook(header_timeout_seconds=0.5, body_timeout_seconds=30)
+    before = sample("ecopulse_webhook_refused_total", {"reason": "header-timeout"})
+    body = json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": "shop",
+                "operation": "DELETE",
+                "object": None,
+            },
+        }
+    ).encode()
+    with raw_tls(webhook) as sock:
+        # The first request's body outlasts the header deadline (its headers came in time), so the
+        # connection's timer last slept towards the body deadline.
+        sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n")
+        sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
+        time.sleep(0.8)
+        sock.sendall(body)
+        assert read_status(sock) == 200
+        sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: local")
+        sock.settimeout(10)
+        assert_closed_by_server(sock)
+    assert sample("ecopulse_webhook_refused_total", {"reason": "header-timeout"}) == before + 1
+
+
 def test_an_idle_connection_that_never_sends_a_request_is_disconnected(start_webhook: StartWebhook) -> None:
     webhook = start_webhook(header_timeout_seconds=0.5)
     with raw_tls(webhook) as idle:
