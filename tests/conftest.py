@@ -15,25 +15,16 @@ from starlette.routing import BaseRoute
 
 from certs.issue import CertificateAuthority, issue_ca, issue_serving_cert, write_bundle
 from core.policy import PolicySet
+from tests.factories import ONE_PRICE, THREE_REGIONS
 from webhook.server import RunningWebhook, build
 from webhook.settings import WebhookSettings
 
-MOCK_CONFIG = """\
-apiVersion: ecopulse.io/v1alpha1
-kind: EcoPulseConfiguration
-regions:
-  - {name: us-east-1, zone: US-MIDA-PJM}
-  - {name: eu-west-1, zone: IE}
-  - {name: eu-north-1, zone: SE-SE3}
-baselineRegion: us-east-1
-carbon:
-  provider: mock
-  mock: {us-east-1: 450, eu-west-1: 300, eu-north-1: 30}
-prices:
-  us-east-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
-  eu-west-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
-  eu-north-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
-"""
+MOCK_CONFIG = (
+    "apiVersion: ecopulse.io/v1alpha1\nkind: EcoPulseConfiguration\n"
+    + THREE_REGIONS
+    + "carbon:\n  provider: mock\n  mock: {us-east-1: 450, eu-west-1: 300, eu-north-1: 30}\n"
+    + ONE_PRICE
+)
 
 
 def write_kubeconfig(path: Path, server_url: str) -> Path:

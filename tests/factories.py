@@ -11,6 +11,23 @@ from core.kube.events import EventRequest
 from core.model import PodDemand, PodRecord
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 
+# The three regions the tests and the local cluster share: a coal-heavy grid, a mixed one and a
+# clean one (zones are Electricity Maps ids). Configurations are built on these two fragments.
+THREE_REGIONS = """\
+regions:
+  - {name: us-east-1, zone: US-MIDA-PJM}
+  - {name: eu-west-1, zone: IE}
+  - {name: eu-north-1, zone: SE-SE3}
+baselineRegion: us-east-1
+"""
+# One price everywhere (us-east-1's on-demand and spot list prices): only carbon tells them apart.
+ONE_PRICE = """\
+prices:
+  us-east-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+  eu-west-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+  eu-north-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+"""
+
 
 def pod(
     name: str = "web-1",

@@ -38,6 +38,7 @@ from certs.issue import (
     issue_serving_cert,
     write_bundle,
 )
+from tests.factories import ONE_PRICE, THREE_REGIONS
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / ".cluster"
@@ -50,16 +51,15 @@ NODE_CPU = "8"
 NODE_MEMORY = "32Gi"
 SCRAPE_INTERVAL_SECONDS = 2
 
-DEMO_CONFIG = """\
+DEMO_CONFIG = (
+    """\
 # The EcoPulseConfiguration the local components use. Edit the mock grid: it reloads within seconds
 # and the next pods follow it.
 apiVersion: ecopulse.io/v1alpha1
 kind: EcoPulseConfiguration
-regions:
-  - {name: us-east-1, zone: US-MIDA-PJM}
-  - {name: eu-west-1, zone: IE}
-  - {name: eu-north-1, zone: SE-SE3}
-baselineRegion: us-east-1
+"""
+    + THREE_REGIONS
+    + """\
 carbon:
   provider: mock
   mock: {us-east-1: 450, eu-west-1: 300, eu-north-1: 30}
@@ -73,10 +73,9 @@ economics:
   migrationCostUsd: 0.0001
   restartDowntimeSeconds: 5
 # One price everywhere: the local demo isolates the effect of carbon.
-prices:
-  us-east-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
-  eu-west-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
-  eu-north-1: {vcpuHour: 0.0312, gibHour: 0.0042, spotVcpuHour: 0.0115, spotGibHour: 0.0016}
+"""
+    + ONE_PRICE
+    + """\
 placement: {mode: preferred}
 rebalancer:
   intervalSeconds: 5
@@ -91,6 +90,7 @@ rebalancer:
   maxEvictionsPerNamespace: 5
   maxEvictionsPerNode: 2
 """
+)
 
 
 class ClusterError(RuntimeError):

@@ -34,19 +34,19 @@ from fleet.records import (
     slim_deployment,
     slim_policy,
 )
+from tests.factories import THREE_REGIONS
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 REGIONS = ("us-east-1", "eu-west-1", "eu-north-1")
 CLUSTERS = {region: f"member-{region}" for region in REGIONS}
 
-CONFIG = """\
+CONFIG = (
+    """\
 apiVersion: ecopulse.io/v1alpha1
 kind: EcoPulseConfiguration
-regions:
-  - {name: us-east-1, zone: US-MIDA-PJM}
-  - {name: eu-west-1, zone: IE}
-  - {name: eu-north-1, zone: SE-SE3}
-baselineRegion: us-east-1
+"""
+    + THREE_REGIONS
+    + """\
 carbon: {provider: mock, mock: {us-east-1: 450, eu-west-1: 300, eu-north-1: 30}}
 economics: {horizonHours: 6, carbonPriceUsdPerTonne: 1000, maxCarbonPriceUsdPerTonne: 1000,
             migrationCostUsd: 0.001, restartDowntimeSeconds: 0, egressUsdPerGb: 0.09}
@@ -56,6 +56,7 @@ prices:
   eu-north-1: {vcpuHour: 0.03, gibHour: 0.004, spotVcpuHour: 0.01, spotGibHour: 0.001}
 fleet: {minNetBenefitUsd: 0.01, maxMovesPerPass: 10, maxMovesPerNamespace: 5, cooldownSeconds: 600}
 """
+)
 
 
 def config(extra: str = "") -> EcoPulseConfiguration:
