@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 REGION_LABEL = "topology.kubernetes.io/region"
 # Karpenter's label; the most common way clusters say whether a node is spot.
@@ -82,10 +82,10 @@ class SubjectView(Protocol):
     def static(self) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Subject:
+class Subject(NamedTuple):
     """An object as the never-managed rule (core.managed) reads it: a pod being admitted, scheduled
-    or moved, or a workload in fleet mode. Each app builds one at its edge."""
+    or moved, or a workload in fleet mode. Each app builds one at its edge: on every admission, so
+    an immutable tuple (built in C) rather than a frozen dataclass (a setattr per field)."""
 
     namespace: str
     labels: Mapping[str, str]  # the object's own; only ecopulse.io/opt-out is read

@@ -31,7 +31,7 @@ from core.podspec import (
     region_constraints,
     string_map,
 )
-from core.policy import EMPTY_POLICY_SET, PolicySet, placement_config, resolve
+from core.policy import EMPTY_POLICY_SET, NO_POLICY, PolicySet, placement_config, resolve
 from core.quantity import QuantityOutOfRange
 from webhook.admission.patch import Unpatchable, affinity_patch, annotation_patch
 from webhook.admission.review import AdmissionRequest, PatchOperation, UnreadableObject, encode_patch
@@ -255,8 +255,16 @@ def decide(
     exempt = unmanaged(subject, namespace=namespace_info, own_namespace=own_namespace)
     if exempt is not None:
         return skip(exempt)
-    labels = string_map(as_mapping(pod.get("metadata")).get("labels"))
-    resolution = resolve(policies, namespace=namespace, pod_labels=labels)
+    # Without policies (most clusters), the pod's labels need not even be read.
+    resolution = (
+        resolve(
+            policies,
+            namespace=namespace,
+            pod_labels=string_map(as_mapping(pod.get("metadata")).get("labels")),
+        )
+        if policies.namespaced or policies.cluster
+        else NO_POLICY
+    )
     if resolution.opts_out(pod_annotations):
         return skip(Reason.POLICY_OFF, policy=resolution.refs)
     spec = as_mapping(pod.get("spec"))
@@ -273,9 +281,7 @@ def decide(
         )
 
     # Read before anything can fail open: a misspelt key is named even when we cannot decide.
-    hints = placement_hints(
-        resolution.annotations(pod_annotations), known_regions=frozenset(config.region_names)
-    )
+    hints = placement_hints(resolution.annotations(pod_annotations), known_regions=config.known_regions)
     warnings = [f"eco-pulse: {w}" for w in hints.warnings]
     if not signals.carbon:
         return fail_open(Reason.NO_SIGNALS, "no fresh carbon signals", annotation_problems=hints.warnings)
