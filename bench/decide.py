@@ -19,20 +19,18 @@ import json
 import pstats
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
 from core.config import parse_config_text
-from core.model import CarbonSignal, SignalSnapshot
+from core.signals.refresher import SignalCache, SignalRefresher
 from tests.conftest import MOCK_CONFIG
 from webhook.admission.mutate import PlacementMemo, ReviewOutcome, decide
 from webhook.admission.review import parse_review
 
 REVIEWS = 20_000
-INTENSITIES = {"us-east-1": 450.0, "eu-west-1": 300.0, "eu-north-1": 30.0}
 
 
 def distinct_bodies(count: int) -> list[bytes]:
@@ -51,23 +49,10 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print where the time goes instead")
     args = parser.parse_args()
     config = parse_config_text(MOCK_CONFIG)
-    now = datetime.now(UTC)
-    zones = {region.name: region.zone for region in config.regions}
-    signals = SignalSnapshot(
-        taken_at=now,
-        provider="mock",
-        carbon={
-            region: CarbonSignal(
-                region=region,
-                zone=zones[region],
-                carbon_g_per_kwh=value,
-                observed_at=now,
-                fetched_at=now,
-                source="mock",
-            )
-            for region, value in INTENSITIES.items()
-        },
-    )
+    # The signals as the webhook holds them: its refresher, once, over the configuration's mock grid.
+    refresher = SignalRefresher(config=config, cache=SignalCache())
+    refresher.refresh_once()
+    signals = refresher.snapshot()
     bodies = distinct_bodies(REVIEWS)
     memo = PlacementMemo()
 
