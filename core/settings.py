@@ -8,38 +8,10 @@ import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self, TypedDict
+from typing import Any, Self
 
 # Provider credentials (from a Secret): never logged, only whether they are there.
 SECRET_ENV = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
-
-
-class ControllerEnv(TypedDict):
-    """What every controller app (the rebalancer, fleet mode) reads from its environment alike."""
-
-    config_path: Path | None
-    metrics_bind_address: str
-    metrics_port: int
-    identity: str
-    namespace: str
-    leader_election: bool
-    lease_name: str
-    log_level: str
-
-
-def controller_env(env: Mapping[str, str], *, defaults: ControllerSettings) -> ControllerEnv:
-    """The shared settings from ``env``; ``defaults`` is the app's settings class with its defaults."""
-    config_raw = env.get("ECOPULSE_CONFIG", "").strip()
-    return ControllerEnv(
-        config_path=Path(config_raw) if config_raw else None,
-        metrics_bind_address=env.get("ECOPULSE_METRICS_BIND_ADDRESS", defaults.metrics_bind_address),
-        metrics_port=env_port(env, "ECOPULSE_METRICS_PORT", defaults.metrics_port),
-        identity=env.get("POD_NAME") or socket.gethostname(),  # this replica's name in the Lease
-        namespace=env.get("POD_NAMESPACE", defaults.namespace),
-        leader_election=env.get("ECOPULSE_LEADER_ELECTION", "true").strip().lower() != "false",
-        lease_name=env.get("ECOPULSE_LEASE_NAME", defaults.lease_name),
-        log_level=env.get("ECOPULSE_LOG_LEVEL", defaults.log_level),
-    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +32,24 @@ class ControllerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
-        return cls(**controller_env(env, defaults=cls()))
+        defaults = cls()
+        config_raw = env.get("ECOPULSE_CONFIG", "").strip()
+        return cls(
+            config_path=Path(config_raw) if config_raw else None,
+            metrics_bind_address=env.get("ECOPULSE_METRICS_BIND_ADDRESS", defaults.metrics_bind_address),
+            metrics_port=env_port(env, "ECOPULSE_METRICS_PORT", defaults.metrics_port),
+            identity=env.get("POD_NAME") or socket.gethostname(),  # this replica's name in the Lease
+            namespace=env.get("POD_NAMESPACE", defaults.namespace),
+            leader_election=env.get("ECOPULSE_LEADER_ELECTION", "true").strip().lower() != "false",
+            lease_name=env.get("ECOPULSE_LEASE_NAME", defaults.lease_name),
+            log_level=env.get("ECOPULSE_LOG_LEVEL", defaults.log_level),
+            **cls.own_env(env),
+        )
+
+    @classmethod
+    def own_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """What an app's subclass reads from ``env`` on top of the shared settings (its own fields)."""
+        return {}
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
         return redacted(self, environ)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any
 
-from core.settings import ControllerSettings, controller_env
+from core.settings import ControllerSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,10 +18,6 @@ class FleetProcessSettings(ControllerSettings):
     lease_name: str = "eco-pulse-fleet"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = os.environ if environ is None else environ
+    def own_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
         karmada_raw = env.get("ECOPULSE_KARMADA_KUBECONFIG", "").strip()
-        return cls(
-            **controller_env(env, defaults=cls()),
-            karmada_kubeconfig=Path(karmada_raw) if karmada_raw else None,
-        )
+        return {"karmada_kubeconfig": Path(karmada_raw) if karmada_raw else None}
