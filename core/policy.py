@@ -394,6 +394,11 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self.all)
 
+    @property
+    def selects_nothing(self) -> bool:
+        """No valid policy: every pod resolves to NO_POLICY (and its labels need not be read)."""
+        return not self.cluster and not self.namespaced
+
     def candidates(
         self, namespace: str, labels: Mapping[str, str]
     ) -> tuple[tuple[Policy, ...], tuple[Policy, ...]]:
@@ -508,7 +513,7 @@ def _pick(
 
 def resolve(policies: PolicySet, *, namespace: str, pod_labels: Mapping[str, str]) -> Resolution:
     """The policies that apply to a pod in ``namespace`` with ``pod_labels``. Pure, no I/O."""
-    if not policies.cluster and not policies.namespaced:
+    if policies.selects_nothing:
         return NO_POLICY
     in_namespace, in_cluster = policies.candidates(namespace, pod_labels)
     namespaced, namespaced_ties = _pick(in_namespace, pod_labels)

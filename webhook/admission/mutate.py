@@ -256,15 +256,10 @@ def decide(
     if exempt is not None:
         return skip(exempt)
     # Without policies (most clusters), the pod's labels need not even be read.
-    resolution = (
-        resolve(
-            policies,
-            namespace=namespace,
-            pod_labels=string_map(as_mapping(pod.get("metadata")).get("labels")),
-        )
-        if policies.namespaced or policies.cluster
-        else NO_POLICY
-    )
+    resolution = NO_POLICY
+    if not policies.selects_nothing:
+        labels = string_map(as_mapping(pod.get("metadata")).get("labels"))
+        resolution = resolve(policies, namespace=namespace, pod_labels=labels)
     if resolution.opts_out(pod_annotations):
         return skip(Reason.POLICY_OFF, policy=resolution.refs)
     spec = as_mapping(pod.get("spec"))
