@@ -32,6 +32,7 @@ from rebalancer.planner import (
 )
 from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.protections import Protected
+from rebalancer.release_loop import ReleaseLoop
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -104,6 +105,8 @@ class CycleInputs:
     # The grid's recent hours, for the planner's robust rule; every replica keeps it, so a new
     # leader starts with a warm one.
     history: IntensityHistory | None = None
+    # Held Jobs' release (docs/deferral.md); None: this rebalancer releases nothing.
+    releases: ReleaseLoop | None = None
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
@@ -125,6 +128,8 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
             inputs.accountant.reset()
         if inputs.status_writer is not None:
             inputs.status_writer.reset()
+        if inputs.releases is not None:
+            inputs.releases.lost_leadership()
         return CycleReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("caches not synced yet; skipping this cycle")
@@ -132,6 +137,16 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
     config = inputs.config()
     signals = observed if observed is not None else inputs.signals()  # one snapshot a cycle
     policies = inputs.policies(config.known_regions)
+    if inputs.releases is not None:
+        # Before any eviction: a release-by is a promise, an eviction only an improvement.
+        inputs.releases.run(
+            signals=signals,
+            config=config,
+            namespaces=inputs.namespaces(),
+            policies=policies,
+            now=inputs.clock(),
+            is_leader=inputs.is_leader,
+        )
     ledger = None
     if inputs.accountant is not None:
         ledger = _account(inputs, inputs.accountant, signals=signals, config=config, policies=policies)

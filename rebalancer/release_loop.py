@@ -1,0 +1,96 @@
+"""The release loop's turn in a leader's cycle: decide (rebalancer.release), then release through
+the one choke point (rebalancer.releaser)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from core.config import EcoPulseConfiguration
+from core.deferral_hints import JobFacts
+from core.model import NamespaceInfo, SignalSnapshot
+from core.policy import PolicySet
+from rebalancer.release import ReleaseReason, plan_releases, release_overdue
+from rebalancer.releaser import JobReleaser
+
+log = logging.getLogger("ecopulse.rebalancer")
+
+
+@dataclass(slots=True, kw_only=True)
+class ReleaseLoop:
+    jobs: Callable[[], Mapping[str, JobFacts]]
+    synced: Callable[[], bool]  # the Jobs' watch has listed: an empty view is not "nothing held"
+    releaser: JobReleaser
+    # False until this process, leading, has released the overdue holds once.
+    started: bool = field(default=False)
+
+    def lost_leadership(self) -> None:
+        self.started = False
+
+    def run(
+        self,
+        *,
+        signals: SignalSnapshot,
+        config: EcoPulseConfiguration,
+        namespaces: Mapping[str, NamespaceInfo],
+        policies: PolicySet,
+        now: datetime,
+        is_leader: Callable[[], bool],
+    ) -> int:
+        """One turn; returns how many Jobs were released. A failure is logged, never raised."""
+        if not self.synced():
+            log.warning("the Jobs' watch has not listed yet; no release this cycle")
+            return 0
+        try:
+            return self._run(
+                signals=signals,
+                config=config,
+                namespaces=namespaces,
+                policies=policies,
+                now=now,
+                is_leader=is_leader,
+            )
+        except Exception:
+            log.exception("release loop failed; held Jobs wait for the next cycle (or the janitor)")
+            return 0
+
+    def _run(
+        self,
+        *,
+        signals: SignalSnapshot,
+        config: EcoPulseConfiguration,
+        namespaces: Mapping[str, NamespaceInfo],
+        policies: PolicySet,
+        now: datetime,
+        is_leader: Callable[[], bool],
+    ) -> int:
+        jobs = list(self.jobs().values())
+        released = 0
+        done: set[str] = set()
+        if not self.started:
+            # A new leader's first act: whatever is overdue goes now, before any planning.
+            for release in release_overdue(jobs, now=now, reason=ReleaseReason.CONTROLLER_START):
+                if not is_leader():
+                    return released
+                if self.releaser.release(release):
+                    released += 1
+                    done.add(release.job.uid)
+            self.started = True
+        decided = plan_releases(
+            (job for job in jobs if job.uid not in done),
+            signals=signals,
+            config=config,
+            namespaces=namespaces,
+            policies=policies,
+            now=now,
+        )
+        for release in decided.releases:
+            if not is_leader():
+                break
+            if self.releaser.release(release):
+                released += 1
+                done.add(release.job.uid)
+        self.releaser.observe((job for job in jobs if job.uid not in done), decided.waiting, now=now)
+        return released
