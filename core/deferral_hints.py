@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from core.model import (
     DEADLINE_ANNOTATION,
@@ -242,6 +243,17 @@ def split_gates(raw: str | None) -> tuple[str, ...]:
 def gates_without_ours(gates: tuple[str, ...]) -> str:
     """The annotation's value once our name is removed ("" means: remove the annotation)."""
     return ",".join(gate for gate in gates if gate != GATE_NAME)
+
+
+_DEFERRAL_KEYS = (HELD_AT_ANNOTATION, DEADLINE_ANNOTATION, FINISH_WITHIN_ANNOTATION)
+
+
+def slim_job(job: Mapping[str, Any]) -> JobFacts | None:
+    """A watched Job, kept only if deferral reads it: held once, or asking for a deadline."""
+    annotations = as_mapping(as_mapping(job.get("metadata")).get("annotations"))
+    if not any(key in annotations for key in _DEFERRAL_KEYS):
+        return None
+    return job_facts(job)
 
 
 def job_facts(job: Mapping[str, object]) -> JobFacts:

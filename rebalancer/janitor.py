@@ -15,10 +15,11 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from core.kube.caches import job_reflector
 from core.kube.client import load_api_client
 from core.logs import configure_logging
 from rebalancer.release import Release, ReleaseReason, release_overdue
-from rebalancer.releaser import JobReleaser, job_reflector
+from rebalancer.releaser import JobReleaser
 
 log = logging.getLogger("ecopulse.rebalancer")
 

@@ -11,6 +11,7 @@ from core.config import EcoPulseConfiguration
 from core.history import IntensityHistory
 from core.kube.caches import (
     PolicyCache,
+    job_reflector,
     namespace_reflector,
     node_reflector,
     pod_reflector,
@@ -26,7 +27,7 @@ from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
 from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.release_loop import ReleaseLoop
-from rebalancer.releaser import JobReleaser, job_reflector
+from rebalancer.releaser import JobReleaser
 from rebalancer.schedule import CycleSchedule
 from rebalancer.settings import RebalancerProcessSettings
 

@@ -9,20 +9,16 @@ live is released as planned.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
 
 from kubernetes import client
 from prometheus_client import Counter, Gauge, Histogram
 
-from core.deferral_hints import DeferralIntent, JobFacts, job_facts, read_intent
+from core.deferral_hints import DeferralIntent, JobFacts, read_intent
 from core.kube.events import REQUEST_TIMEOUT_SECONDS, EventRecorder, EventRequest, raw_write
-from core.kube.reflector import Reflector
 from core.logs import log_line
-from core.model import DEADLINE_ANNOTATION, FINISH_WITHIN_ANNOTATION, HELD_AT_ANNOTATION
 from rebalancer.release import Release, ReleaseReason, Waiting, describe, release_patch
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -68,23 +64,6 @@ for _reason in ReleaseReason:
     RELEASES.labels(reason=str(_reason))
 
 REPORTING_CONTROLLER = "ecopulse.io/rebalancer"
-_DEFERRAL_KEYS = (HELD_AT_ANNOTATION, DEADLINE_ANNOTATION, FINISH_WITHIN_ANNOTATION)
-
-
-def slim_job(obj: Mapping[str, Any]) -> JobFacts | None:
-    """Only the Jobs deferral reads: held once, or asking for a deadline (most Jobs cost nothing)."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    if not any(key in annotations for key in _DEFERRAL_KEYS):
-        return None
-    return job_facts(obj)
-
-
-def job_reflector(api_client: client.ApiClient) -> Reflector[JobFacts]:
-    return Reflector(
-        name="jobs",
-        list_call=functools.partial(client.BatchV1Api(api_client).list_job_for_all_namespaces),
-        slim=slim_job,
-    )
 
 
 class JobReleaser:

@@ -22,12 +22,13 @@ from core.config import ConfigError
 from core.kube.caches import (
     PolicyCache,
     PolicyRecord,
+    lease_reflector,
     namespace_reflector,
     node_region_reflector,
     policy_reflectors,
 )
 from core.kube.client import load_api_client
-from core.kube.lease_watch import lease_fresh, lease_reflector
+from core.kube.lease_watch import lease_fresh
 from core.kube.reflector import Reflector
 from core.metrics import serve_metrics
 from core.model import NamespaceInfo

@@ -1,22 +1,18 @@
-"""Whether another process's leader Lease is fresh, read from a watch (never on a request path).
+"""Whether another process's leader Lease is fresh, read from a watch (never on a request path). Pure.
 
 The webhook holds a Job only while the controller that releases holds (the rebalancer's leader)
 is alive: its Lease has a holder and was renewed within ``leaseDurationSeconds`` plus a
 tolerance for clock skew between the nodes. A Lease we have not seen, a released one (no
 holder) or a watch that cannot reach the API server all read as stale: nobody would release.
+The watch is core.kube.caches.lease_reflector.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-from kubernetes import client
-
-from core.kube.reflector import Reflector
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,15 +44,3 @@ def lease_fresh(state: LeaseState | None, *, now: datetime, tolerance_seconds: f
     if state is None or not state.holder or state.renewed_at is None:
         return False
     return now - state.renewed_at <= timedelta(seconds=state.duration_seconds + tolerance_seconds)
-
-
-def lease_reflector(api_client: client.ApiClient, *, namespace: str, name: str) -> Reflector[LeaseState]:
-    """One Lease, watched by name; its key in ``items`` is ``namespace/name``."""
-    api = client.CoordinationV1Api(api_client)
-    return Reflector(
-        name="leases",
-        list_call=functools.partial(
-            api.list_namespaced_lease, namespace, field_selector=f"metadata.name={name}"
-        ),
-        slim=slim_lease,
-    )
