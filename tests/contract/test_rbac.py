@@ -176,7 +176,10 @@ def test_the_scan_sees_the_calls_we_know_of() -> None:
         ("ecopulse.io", "ecopulsepolicies", "watch"),
         ("ecopulse.io", "clusterecopulsepolicies", "list"),
         ("ecopulse.io", "clusterecopulsepolicies", "watch"),
+        ("coordination.k8s.io", "leases", "list"),  # the releaser's Lease (deferral)
+        ("coordination.k8s.io", "leases", "watch"),
     }
+    assert ("batch", "jobs", "patch") in rebalancer  # a held Job's release
 
 
 def test_the_scan_sees_fleet_modes_calls() -> None:
