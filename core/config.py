@@ -342,6 +342,17 @@ class DeferralSettings:
         minimum=0.0,
         doc="release-by = deadline − expected runtime − this (cover rebalancer.intervalSeconds)",
     )
+    min_benefit_usd: float = setting(
+        0.001,
+        unit="USD",
+        minimum=0.0,
+        doc="a wait must beat starting now by this much, net (carbon value, price, egress, latency)",
+    )
+    confidence_z: float = setting(
+        1.0,
+        minimum=0.0,
+        doc="a wait's saving must survive this many times the forecast's recent error (0: off)",
+    )
     lease_tolerance_seconds: float = setting(
         30.0,
         unit="s",

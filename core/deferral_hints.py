@@ -202,6 +202,7 @@ class JobFacts:
     finished_at: datetime | None  # the Complete condition's time, or status.completionTime
     created_at: datetime | None
     template: Mapping[str, object]  # spec.template, for the pods' demand and region constraints
+    parallelism: int = 1  # pods running at once
 
     @property
     def kueue(self) -> bool:
@@ -283,7 +284,12 @@ def job_facts(job: Mapping[str, object]) -> JobFacts:
         finished_at=finished_at,
         created_at=_instant(_text(metadata.get("creationTimestamp"))),
         template=template,
+        parallelism=_count(spec.get("parallelism")),
     )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
 def _text(value: object) -> str:

@@ -1,56 +1,101 @@
-"""A held or holdable Job as the deferral planner sees it, and the planner's answer for it. Pure.
+"""A held or holdable Job as the deferral planner (core.deferral) sees it. Pure.
 
 The webhook (whether to hold) and the rebalancer's release loop (when and where to release) ask
-the same question of the same function, :func:`plan_job`: from the Job's facts, its resolved
-intent and hints, the signals (with their forecasts) and the configuration, the best (region,
-start) before the Job's latest start, and whether it is now.
+the same planner the same question through :func:`plan_job`: the Job's run length, deadline,
+one pod's demand times its parallelism, its hints, and the forecasts of the pass.
+
+Forecasts come from the signals' provider where it forecasts (:func:`snapshot_forecasts`: the
+current value for this hour, then the provider's points hour by hour), else, in the release loop,
+from the embedded forecaster over the rebalancer's history (core.forecast).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import math
+from collections.abc import Iterable
+from datetime import datetime
 
 from core.config import EcoPulseConfiguration
-from core.deferral_hints import DeferralIntent, JobFacts, release_by
-from core.model import REGION_LABEL, PlacementHints, PodDemand, SignalSnapshot
+from core.deferral import (
+    SECONDS_PER_HOUR,
+    DeferralRequest,
+    ForecastTable,
+    HourlyForecast,
+    StartPlan,
+    deferral_request,
+    hour_floor,
+    plan_start,
+)
+from core.deferral_hints import DeferralIntent, JobFacts
+from core.model import REGION_LABEL, PlacementHints, SignalSnapshot
 from core.podspec import as_mapping, pod_demand, region_constraints, string_map
-from core.power import emissions_grams, pod_energy_kwh
 
-# Waiting must cut the run's emissions by at least this share of starting now, in the best
-# region now; a smaller saving is inside any forecast's error.
-MIN_SAVING_FRACTION = 0.05
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobPlan:
-    """Where and when the Job should start; ``release_now`` when that is now."""
-
-    region: str
-    start: datetime
-    release_now: bool
-    reason: str  # why: the planner's words, for the decision annotation and logs
-    # Waiting's expected saving against starting now in the best region now (0 when not waiting).
-    avoided_grams: float = 0.0
-    avoided_usd: float = 0.0
-
-
-def job_demand(facts: JobFacts) -> PodDemand:
-    """One pod's demand times the Job's parallelism is not known here: one pod's, as placement counts."""
-    return pod_demand({"spec": as_mapping(facts.template.get("spec"))})
-
-
-def pinned_regions(facts: JobFacts) -> tuple[str, ...]:
-    """Regions the user's own template already constrains to ("" list when none)."""
-    spec = as_mapping(facts.template.get("spec"))
-    selector = string_map(spec.get("nodeSelector"))
-    region = selector.get(REGION_LABEL)
-    return (region,) if region else ()
+SNAPSHOT_SOURCE = "provider"
 
 
 def user_constrained(facts: JobFacts) -> bool:
+    """The Job's own template steers the region: a release then pins none of ours."""
     return bool(region_constraints(as_mapping(facts.template.get("spec"))))
+
+
+def job_hints(facts: JobFacts, hints: PlacementHints) -> PlacementHints:
+    """A region the template's nodeSelector pins is the only one the planner may choose."""
+    selector = string_map(as_mapping(facts.template.get("spec")).get("nodeSelector"))
+    pinned = selector.get(REGION_LABEL)
+    if not pinned:
+        return hints
+    allowed = frozenset({pinned}) if hints.allowed_regions is None else hints.allowed_regions & {pinned}
+    return PlacementHints(
+        max_latency_ms=hints.max_latency_ms,
+        data_region=hints.data_region,
+        egress_gb_per_hour=hints.egress_gb_per_hour,
+        allowed_regions=allowed,
+        expected_runtime_hours=hints.expected_runtime_hours,
+    )
+
+
+def job_request(
+    facts: JobFacts, intent: DeferralIntent, *, hints: PlacementHints, config: EcoPulseConfiguration
+) -> DeferralRequest:
+    spec = as_mapping(facts.template.get("spec"))
+    return deferral_request(
+        runtime_hours=intent.runtime_hours or 0.0,
+        not_before=facts.created_at or intent.deadline,
+        deadline=intent.deadline,
+        demand=pod_demand({"spec": spec}),
+        hints=job_hints(facts, hints),
+        home_region=config.baseline_region,
+        config=config,
+        pods=facts.parallelism,
+        safety_margin_seconds=config.deferral.safety_margin_seconds,
+    )
+
+
+def snapshot_forecasts(signals: SignalSnapshot, *, now: datetime) -> list[HourlyForecast]:
+    """Each region's provider forecast on the hours of ``now``: slot 0 the current value, then each
+    next hour's point (the last one falling in it), up to the first hour without one."""
+    origin = hour_floor(now)
+    found: list[HourlyForecast] = []
+    for region in sorted(signals.carbon):
+        signal = signals.carbon[region]
+        slots: dict[int, float] = {0: signal.carbon_g_per_kwh}
+        for point in sorted(signal.forecast, key=lambda p: p.at):
+            k = math.floor((point.at - origin).total_seconds() / SECONDS_PER_HOUR)
+            if k >= 1:
+                slots[k] = point.carbon_g_per_kwh
+        values = [slots[0]]
+        while len(values) in slots:
+            values.append(slots[len(values)])
+        found.append(
+            HourlyForecast(
+                region=region,
+                start=origin,
+                carbon_g_per_kwh=tuple(values),
+                made_at=signal.observed_at,
+                source=SNAPSHOT_SOURCE,
+            )
+        )
+    return found
 
 
 def plan_job(
@@ -58,58 +103,30 @@ def plan_job(
     intent: DeferralIntent,
     *,
     hints: PlacementHints,
-    signals: SignalSnapshot,
+    forecasts: ForecastTable | Iterable[HourlyForecast],
     config: EcoPulseConfiguration,
     now: datetime,
-) -> JobPlan | None:
-    """None: no fresh signal for any region the Job may run in (nothing to plan with)."""
-    runtime_hours = intent.runtime_hours or 0.0
-    latest = release_by(
-        intent.deadline, runtime_hours=runtime_hours, margin_seconds=config.deferral.safety_margin_seconds
-    )
-    allowed = set(config.known_regions)
-    if hints.allowed_regions is not None:
-        allowed &= hints.allowed_regions
-    pinned = pinned_regions(facts)
-    if pinned:
-        allowed &= set(pinned)
-    candidates = sorted(region for region in allowed if signals.known(region) is not None)
-    if not candidates:
-        return None
-    demand = job_demand(facts)
-    energy_kwh = pod_energy_kwh(demand, config.power, hours=max(runtime_hours, 1e-9))
-    slots: list[tuple[float, datetime, str]] = []
-    for region in candidates:
-        signal = signals.carbon[region]
-        slots.append((signal.carbon_g_per_kwh, now, region))
-        for point in signal.forecast:
-            if now < point.at <= latest:
-                slots.append((point.carbon_g_per_kwh, point.at, region))
-    now_best = min((slot for slot in slots if slot[1] == now), key=lambda s: (s[0], s[2]))
-    best = min(slots, key=lambda s: (s[0], s[1], s[2]))
-    saving = now_best[0] - best[0]
-    price = config.economics.effective_carbon_price_usd_per_tonne / 1e6
-    if best[1] <= now or saving < MIN_SAVING_FRACTION * now_best[0] or now >= latest:
-        return JobPlan(
-            region=now_best[2],
-            start=now,
-            release_now=True,
-            reason=f"start now in {now_best[2]} ({now_best[0]:.0f} g/kWh)",
-        )
-    avoided = emissions_grams(energy_kwh, saving)
-    return JobPlan(
-        region=best[2],
-        start=best[1],
-        release_now=False,
-        reason=f"start {best[1]:%Y-%m-%dT%H:%MZ} in {best[2]} ({best[0]:.0f} vs {now_best[0]:.0f} g/kWh now)",
-        avoided_grams=avoided,
-        avoided_usd=avoided * price,
+    confidence_z: float,
+) -> StartPlan:
+    """Where and when the Job should start (core.deferral.plan_start)."""
+    return plan_start(
+        job_request(facts, intent, hints=hints, config=config),
+        forecasts=forecasts,
+        now=now,
+        config=config,
+        min_benefit_usd=config.deferral.min_benefit_usd,
+        confidence_z=confidence_z,
     )
 
 
-def forecast_horizon(signals: SignalSnapshot, now: datetime) -> Mapping[str, timedelta]:
-    """How far ahead each region's forecast reaches (a metric)."""
-    return {
-        region: (max(p.at for p in signal.forecast) - now) if signal.forecast else timedelta(0)
-        for region, signal in signals.carbon.items()
-    }
+def describe_plan(plan: StartPlan) -> str:
+    """The plan in a few words, for the decision annotation and the Events."""
+    when = "now" if plan.release_now else f"{plan.start:%Y-%m-%dT%H:%MZ}"
+    grams = f"{plan.chosen_carbon_g_per_kwh:.0f}" if plan.chosen_carbon_g_per_kwh is not None else "?"
+    now_grams = f"{plan.now_carbon_g_per_kwh:.0f}" if plan.now_carbon_g_per_kwh is not None else "?"
+    text = (
+        f"{plan.reason}: start {when} in {plan.region} ({grams} g/kWh; now {now_grams} in {plan.now_region})"
+    )
+    if not plan.release_now:
+        text += f"; saves {plan.carbon_avoided_g:.1f} g, {plan.expected_net_benefit_usd:+.4f} USD"
+    return text

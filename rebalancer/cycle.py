@@ -120,9 +120,13 @@ def run_cycle(inputs: CycleInputs) -> CycleReport:
 
 
 def _cycle(inputs: CycleInputs) -> CycleReport:
-    observed = inputs.signals() if inputs.history is not None else None
+    observed = inputs.signals() if inputs.history is not None or inputs.releases is not None else None
     if inputs.history is not None and observed is not None:
         inputs.history.record(observed)
+    forecasts = None
+    if inputs.releases is not None and observed is not None:
+        # Every replica measures the forecasts' error, so a new leader plans with it at once.
+        forecasts = inputs.releases.forecasts(observed, history=inputs.history, now=inputs.clock())
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
@@ -137,10 +141,10 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
     config = inputs.config()
     signals = observed if observed is not None else inputs.signals()  # one snapshot a cycle
     policies = inputs.policies(config.known_regions)
-    if inputs.releases is not None:
+    if inputs.releases is not None and forecasts is not None:
         # Before any eviction: a release-by is a promise, an eviction only an improvement.
         inputs.releases.run(
-            signals=signals,
+            forecasts=forecasts,
             config=config,
             namespaces=inputs.namespaces(),
             policies=policies,

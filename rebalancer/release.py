@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
+from core.deferral import ForecastTable, HourlyForecast, StartPlan, StartReason
 from core.deferral_hints import (
     KUEUE_GATE_ANNOTATION,
     DeferralIntent,
@@ -32,14 +33,13 @@ from core.deferral_hints import (
     read_intent,
     stamp,
 )
-from core.deferral_jobs import JobPlan, plan_job, user_constrained
+from core.deferral_jobs import describe_plan, plan_job, user_constrained
 from core.model import (
     DECISION_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
     REGION_LABEL,
     RELEASED_AT_ANNOTATION,
     NamespaceInfo,
-    SignalSnapshot,
 )
 from core.podspec import as_mapping, placement_hints
 from core.policy import PolicySet, resolve
@@ -49,6 +49,9 @@ class ReleaseReason(StrEnum):
     GREEN_HOUR = "green-hour"  # the planner's best start is now
     RELEASE_BY = "release-by"  # the hold reached its release-by
     NO_FORECAST = "no-forecast"  # nothing to plan with
+    # The wait no longer pays: by less than deferral.minBenefitUsd, or not robustly to the
+    # forecast's measured error (which the webhook, holding, could not know).
+    NOT_WORTH_WAITING = "not-worth-waiting"
     CONTROLLER_START = "controller-start"  # a new leader found it overdue
     JANITOR = "janitor"  # release-overdue found it overdue
 
@@ -58,13 +61,13 @@ class Release:
     job: JobFacts
     reason: ReleaseReason
     region: str = ""  # "" when no region is pinned (no plan, or the user's template constrains it)
-    plan: JobPlan | None = None
+    plan: StartPlan | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Waiting:
     job: JobFacts
-    plan: JobPlan
+    plan: StartPlan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,10 +107,19 @@ def intent_of(
     return (intent if isinstance(intent, DeferralIntent) else None), merged
 
 
+_RELEASE_REASONS = {
+    StartReason.GREEN_HOUR: ReleaseReason.GREEN_HOUR,
+    StartReason.RELEASE_BY: ReleaseReason.RELEASE_BY,
+    StartReason.NO_FORECAST: ReleaseReason.NO_FORECAST,
+    StartReason.NOT_WORTH_WAITING: ReleaseReason.NOT_WORTH_WAITING,
+    StartReason.NOT_ROBUST: ReleaseReason.NOT_WORTH_WAITING,
+}
+
+
 def plan_releases(
     jobs: Iterable[JobFacts],
     *,
-    signals: SignalSnapshot,
+    forecasts: Iterable[HourlyForecast],
     config: EcoPulseConfiguration,
     namespaces: Mapping[str, NamespaceInfo],
     policies: PolicySet,
@@ -115,6 +127,7 @@ def plan_releases(
 ) -> ReleasePlan:
     """One cycle's decision over every held Job; the same answer whatever the input order."""
     slack = config.rebalancer.interval_seconds
+    table = ForecastTable(forecasts, now=now)  # built once, shared by every Job of the pass
     releases: list[Release] = []
     waiting: list[Waiting] = []
     for job in sorted(jobs, key=_order):
@@ -125,17 +138,27 @@ def plan_releases(
             releases.append(Release(job=job, reason=ReleaseReason.RELEASE_BY))
             continue
         intent, merged = intent_of(job, namespaces=namespaces, policies=policies)
-        plan: JobPlan | None = None
-        if intent is not None and intent.runtime_hours is not None:
-            hints = placement_hints(merged, known_regions=config.known_regions).hints
-            plan = plan_job(job, intent, hints=hints, signals=signals, config=config, now=now)
-        if plan is None:
+        if intent is None or intent.runtime_hours is None:
+            # Its annotations no longer say what it asked (edited by hand): nothing to plan.
             releases.append(Release(job=job, reason=ReleaseReason.NO_FORECAST))
-        elif plan.release_now:
-            region = "" if user_constrained(job) else plan.region
-            releases.append(Release(job=job, reason=ReleaseReason.GREEN_HOUR, region=region, plan=plan))
-        else:
+            continue
+        hints = placement_hints(merged, known_regions=config.known_regions).hints
+        plan = plan_job(
+            job,
+            intent,
+            hints=hints,
+            forecasts=table,
+            config=config,
+            now=now,
+            confidence_z=config.deferral.confidence_z,
+        )
+        if not plan.release_now:
             waiting.append(Waiting(job=job, plan=plan))
+            continue
+        reason = _RELEASE_REASONS.get(plan.reason, ReleaseReason.GREEN_HOUR)
+        # Pinned only where the planner chose with what it knew of every allowed region.
+        pinned = reason is not ReleaseReason.NO_FORECAST and not user_constrained(job)
+        releases.append(Release(job=job, reason=reason, region=plan.region if pinned else "", plan=plan))
     return ReleasePlan(releases=tuple(releases), waiting=tuple(waiting))
 
 
@@ -221,7 +244,7 @@ def release_patch(job: JobFacts, *, release: Release, now: datetime) -> list[dic
 
 def describe(release: Release) -> str:
     where = f" into {release.region}" if release.region else ""
-    why = f": {release.plan.reason}" if release.plan is not None else ""
+    why = f"; {describe_plan(release.plan)}" if release.plan is not None else ""
     return f"released ({release.reason}){where}{why}"
 
 

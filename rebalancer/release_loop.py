@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.config import EcoPulseConfiguration
+from core.deferral import HourlyForecast
 from core.deferral_hints import JobFacts
+from core.deferral_jobs import snapshot_forecasts
+from core.forecast import ForecastErrors, history_forecast
+from core.history import IntensityHistory, hour_index
 from core.model import NamespaceInfo, SignalSnapshot
 from core.policy import PolicySet
 from rebalancer.release import ReleaseReason, plan_releases, release_overdue
@@ -25,6 +29,25 @@ class ReleaseLoop:
     releaser: JobReleaser
     # False until this process, leading, has released the overdue holds once.
     started: bool = field(default=False)
+    # How wrong the forecasts have lately been (every replica keeps it, so a new leader knows).
+    errors: ForecastErrors = field(default_factory=ForecastErrors)
+
+    def forecasts(
+        self, signals: SignalSnapshot, *, history: IntensityHistory | None, now: datetime
+    ) -> list[HourlyForecast]:
+        """The provider's forecast where it gives one, else the embedded one from the history; each
+        with its measured error. Called every cycle, leader or not."""
+        hour = hour_index(now)
+        found: list[HourlyForecast] = []
+        for given in snapshot_forecasts(signals, now=now):
+            region = given.region
+            self.errors.observe(region, hour, given.carbon_g_per_kwh[0])
+            chosen = given
+            if len(given.carbon_g_per_kwh) == 1 and history is not None:
+                chosen = history_forecast(region, history.series(region), hour=hour) or given
+            self.errors.record(chosen)
+            found.append(self.errors.attach(chosen))
+        return found
 
     def lost_leadership(self) -> None:
         self.started = False
@@ -32,7 +55,7 @@ class ReleaseLoop:
     def run(
         self,
         *,
-        signals: SignalSnapshot,
+        forecasts: list[HourlyForecast],
         config: EcoPulseConfiguration,
         namespaces: Mapping[str, NamespaceInfo],
         policies: PolicySet,
@@ -45,7 +68,7 @@ class ReleaseLoop:
             return 0
         try:
             return self._run(
-                signals=signals,
+                forecasts=forecasts,
                 config=config,
                 namespaces=namespaces,
                 policies=policies,
@@ -59,7 +82,7 @@ class ReleaseLoop:
     def _run(
         self,
         *,
-        signals: SignalSnapshot,
+        forecasts: list[HourlyForecast],
         config: EcoPulseConfiguration,
         namespaces: Mapping[str, NamespaceInfo],
         policies: PolicySet,
@@ -80,7 +103,7 @@ class ReleaseLoop:
             self.started = True
         decided = plan_releases(
             (job for job in jobs if job.uid not in done),
-            signals=signals,
+            forecasts=forecasts,
             config=config,
             namespaces=namespaces,
             policies=policies,

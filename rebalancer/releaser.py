@@ -51,13 +51,14 @@ DEADLINE_MISSES = Counter(
 )
 AVOIDED_GRAMS = Counter(
     "ecopulse_deferral_carbon_avoided_grams_total",
-    "Emissions a release at the planned hour avoided against starting at once, expected at the hold, "
-    "by namespace.",
+    "Emissions avoided by waiting for the planned hour instead of starting at once, as the last plan "
+    "that waited expected them, counted at a green-hour release, by namespace.",
     ["namespace"],
 )
 AVOIDED_USD = Counter(
     "ecopulse_deferral_cost_avoided_usd_total",
-    "The carbon value of the emissions avoided by waiting (at the configured carbon price), by namespace.",
+    "The net benefit of waiting (carbon value, price, egress, latency) the last plan that waited "
+    "expected, counted at a green-hour release, by namespace.",
     ["namespace"],
 )
 for _reason in ReleaseReason:
@@ -89,6 +90,8 @@ class JobReleaser:
         self._clock = clock
         self._announced: set[str] = set()  # uids whose Held Event this process posted
         self._finished: set[str] = set()  # uids whose finish was judged against the deadline
+        # uid -> (grams, USD) waiting was expected to save, by the last plan that waited
+        self._expected: dict[str, tuple[float, float]] = {}
         self._started_at = clock()
 
     def release(self, release: Release) -> bool:
@@ -122,9 +125,10 @@ class JobReleaser:
         held_at = job.held_at
         if held_at is not None:
             HOLD_DURATION.observe(max(0.0, (now - held_at).total_seconds()))
-        if release.plan is not None and release.reason is ReleaseReason.GREEN_HOUR:
-            AVOIDED_GRAMS.labels(namespace=job.namespace).inc(max(0.0, release.plan.avoided_grams))
-            AVOIDED_USD.labels(namespace=job.namespace).inc(max(0.0, release.plan.avoided_usd))
+        expected = self._expected.pop(job.uid, None)
+        if expected is not None and release.reason is ReleaseReason.GREEN_HOUR:
+            AVOIDED_GRAMS.labels(namespace=job.namespace).inc(max(0.0, expected[0]))
+            AVOIDED_USD.labels(namespace=job.namespace).inc(max(0.0, expected[1]))
         log_line(log, logging.INFO, "job release", fields)
         self._post(
             EventRequest(
@@ -142,7 +146,11 @@ class JobReleaser:
         held = 0
         overdue = 0
         plans = {w.job.uid: w for w in waiting}
+        for uid, wait in plans.items():
+            self._expected[uid] = (wait.plan.carbon_avoided_g, wait.plan.expected_net_benefit_usd)
+        seen: set[str] = set()
         for job in jobs:
+            seen.add(job.uid)
             if job.held:
                 held += 1
                 by = job.release_by
@@ -167,6 +175,7 @@ class JobReleaser:
                         )
                     )
             self._judge_finish(job)
+        self._expected = {uid: value for uid, value in self._expected.items() if uid in seen}
         HELD_JOBS.set(held)
         OVERDUE_HOLDS.set(overdue)
 

@@ -131,7 +131,8 @@ def job_handler(
                     fields.update(
                         region=outcome.plan.region,
                         start=outcome.plan.start.isoformat(),
-                        why=outcome.plan.reason,
+                        why=str(outcome.plan.reason),
+                        latest_start=outcome.plan.latest_start.isoformat(),
                         kueue=outcome.kueue,
                     )
                 if outcome.warnings:

@@ -21,6 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
+from core.deferral import StartPlan, StartReason
 from core.deferral_hints import (
     GATE_NAME,
     KUEUE_GATE_ANNOTATION,
@@ -29,10 +30,9 @@ from core.deferral_hints import (
     NotDeferred,
     job_facts,
     read_intent,
-    release_by,
     stamp,
 )
-from core.deferral_jobs import JobPlan, plan_job
+from core.deferral_jobs import describe_plan, plan_job, snapshot_forecasts
 from core.managed import Unmanaged, subject_of, unmanaged
 from core.model import (
     DECISION_ANNOTATION,
@@ -61,6 +61,7 @@ class JobSkip(StrEnum):
     POLICY_OFF = "policy-off"
     DEFERRAL_OFF = "deferral-off"  # deferral.enabled: false
     UNPATCHABLE = "unpatchable-job"
+    ALREADY_HELD = "already-held"  # carries our hold already (a copy of a held Job)
     HELD = "held"
 
 
@@ -71,7 +72,7 @@ class JobOutcome:
     patch: list[PatchOperation] = field(default_factory=list)
     patch_base64: str = ""
     warnings: list[str] = field(default_factory=list)
-    plan: JobPlan | None = None
+    plan: StartPlan | None = None
     kueue: bool = False
     policy: str = ""
 
@@ -123,6 +124,8 @@ def decide_job(
         return _skip(JobSkip.NOT_DEFERRABLE, policy=refs)
     if isinstance(intent, DeferralProblem):
         return _skip(intent.reason, f"{intent.message}; the Job runs now", policy=refs)
+    if HELD_AT_ANNOTATION in facts.annotations or GATE_NAME in facts.gates:
+        return _skip(JobSkip.ALREADY_HELD, policy=refs)
     if facts.suspended and not facts.kueue:
         return _skip(NotDeferred.USER_SUSPENDED, policy=refs)
     if facts.managed_by:
@@ -139,20 +142,24 @@ def decide_job(
         # Nobody would release it: a dry-run rebalancer never holds, and a stale Lease means none runs.
         return _skip(NotDeferred.NO_RELEASER, policy=refs)
     hints = placement_hints(inherited, known_regions=config.known_regions).hints
-    plan = plan_job(facts, intent, hints=hints, signals=signals, config=config, now=now)
-    if plan is None:
-        return _skip(NotDeferred.NO_FORECAST, policy=refs)
-    latest = release_by(
-        intent.deadline,
-        runtime_hours=intent.runtime_hours,
-        margin_seconds=config.deferral.safety_margin_seconds,
+    # The provider's forecast as given: the webhook keeps no record of its errors, so the hold is
+    # taken on the forecast alone (confidence 0); the release loop, which measures them, releases
+    # at once a wait whose saving does not survive them.
+    plan = plan_job(
+        facts,
+        intent,
+        hints=hints,
+        forecasts=snapshot_forecasts(signals, now=now),
+        config=config,
+        now=now,
+        confidence_z=0.0,
     )
-    if latest <= now:
-        return _skip(NotDeferred.DEADLINE_TOO_CLOSE, policy=refs)
     if plan.release_now:
-        return _skip(NotDeferred.NOT_WORTH_WAITING, policy=refs)
+        return _skip(_NOT_HELD.get(plan.reason, NotDeferred.NOT_WORTH_WAITING), policy=refs)
     try:
-        patch = hold_patch(job, intent=intent, plan=plan, now=now, release_by_at=latest, kueue=facts.kueue)
+        patch = hold_patch(
+            job, intent=intent, plan=plan, now=now, release_by_at=plan.latest_start, kueue=facts.kueue
+        )
     except Unpatchable as error:
         return _skip(JobSkip.UNPATCHABLE, f"{error}; not held", policy=refs)
     return JobOutcome(
@@ -166,11 +173,17 @@ def decide_job(
     )
 
 
+_NOT_HELD = {
+    StartReason.NO_FORECAST: NotDeferred.NO_FORECAST,
+    StartReason.RELEASE_BY: NotDeferred.DEADLINE_TOO_CLOSE,
+}
+
+
 def hold_patch(
     job: Mapping[str, object],
     *,
     intent: DeferralIntent,
-    plan: JobPlan,
+    plan: StartPlan,
     now: datetime,
     release_by_at: datetime,
     kueue: bool,
@@ -181,7 +194,7 @@ def hold_patch(
     wanted = {
         HELD_AT_ANNOTATION: stamp(now),
         RELEASE_BY_ANNOTATION: stamp(release_by_at),
-        DECISION_ANNOTATION: f"held: {plan.reason}"[:250],
+        DECISION_ANNOTATION: f"held: {describe_plan(plan)}"[:250],
         **intent.resolved,
     }
     metadata = job.get("metadata")
