@@ -55,12 +55,18 @@ def job_hints(facts: JobFacts, hints: PlacementHints) -> PlacementHints:
 
 
 def job_request(
-    facts: JobFacts, intent: DeferralIntent, *, hints: PlacementHints, config: EcoPulseConfiguration
+    facts: JobFacts,
+    intent: DeferralIntent,
+    *,
+    hints: PlacementHints,
+    config: EcoPulseConfiguration,
+    now: datetime,
 ) -> DeferralRequest:
+    """``now`` stands for the creation time at admission (the API server sets it after us)."""
     spec = as_mapping(facts.template.get("spec"))
     return deferral_request(
         runtime_hours=intent.runtime_hours or 0.0,
-        not_before=facts.created_at or intent.deadline,
+        not_before=min(facts.created_at or now, now),
         deadline=intent.deadline,
         demand=pod_demand({"spec": spec}),
         hints=job_hints(facts, hints),
@@ -110,7 +116,7 @@ def plan_job(
 ) -> StartPlan:
     """Where and when the Job should start (core.deferral.plan_start)."""
     return plan_start(
-        job_request(facts, intent, hints=hints, config=config),
+        job_request(facts, intent, hints=hints, config=config, now=now),
         forecasts=forecasts,
         now=now,
         config=config,

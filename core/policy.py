@@ -319,7 +319,10 @@ def _deferral(raw: object) -> tuple[str | None, float | None]:
         if not 0 < seconds <= MAX_DEFERRAL_HOURS * 3600:
             raise PolicyError(f"spec.deferral.finishWithin: must be > 0 and at most {MAX_DEFERRAL_HOURS:g}h")
         within = text
-    runtime = _optional_number(deferral, "expectedRuntimeHours", minimum=0.0, positive=True)
+    try:
+        runtime = _optional_number(deferral, "expectedRuntimeHours", minimum=0.0, positive=True)
+    except PolicyError as error:
+        raise PolicyError(str(error).replace("spec.", "spec.deferral.", 1)) from None
     if runtime is not None and runtime > MAX_DEFERRAL_HOURS:
         raise PolicyError("spec.deferral.expectedRuntimeHours: out of range")
     return within, runtime
