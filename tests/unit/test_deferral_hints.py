@@ -192,5 +192,5 @@ def test_a_policy_gives_deferral_defaults_in_the_annotations_language() -> None:
     assert spec.finish_within == "12h"
     assert spec.expected_runtime_hours == 2.0  # deferral's wins over the top-level one
     for bad in ({"finishWithin": "soon"}, {"finishWithin": "0s"}, {"expectedRuntimeHours": 0}, {"other": 1}):
-        with pytest.raises(PolicyError, match="spec.deferral"):
+        with pytest.raises(PolicyError, match=r"spec\.deferral"):
             parse_spec({"deferral": bad})
