@@ -177,11 +177,6 @@ def read_intent(
     return DeferralIntent(deadline=deadline, runtime_hours=runtime, resolved=resolved)
 
 
-def release_by(deadline: datetime, *, runtime_hours: float, margin_seconds: float) -> datetime:
-    """The latest instant a held Job may still start and finish by its deadline."""
-    return deadline - timedelta(hours=runtime_hours, seconds=margin_seconds)
-
-
 # --- the Job object ----------------------------------------------------------------------------
 
 
