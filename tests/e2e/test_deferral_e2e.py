@@ -1,7 +1,7 @@
 """Deferrable Jobs on the real control plane: held at CREATE by the webhook, released by the
 rebalancer's leader at the green hour into the green region, or by the janitor at release-by.
 
-The grid is a trace replayed fast (``carbon.trace``, 30 s a trace hour) with its next hours as the
+The grid is a trace replayed fast (``carbon.trace``, 20 s a trace hour) with its next hours as the
 forecast: dirty for two trace hours, then eu-north-1 turns green. Each test restarts the replay
 at its own first hour (``wallClockStart``). Kwok completes the Jobs' pods 3 s after they run
 (the ``pod-complete`` stage in hack/kwok/stages.yaml).
@@ -24,7 +24,7 @@ import pytest
 from tests.e2e.cluster import DEMO_CONFIG, REPO, LocalCluster, free_port
 from tests.e2e.test_webhook_e2e import region_of_nodes
 
-SECONDS_PER_TRACE_HOUR = 30
+SECONDS_PER_TRACE_HOUR = 20
 SPEEDUP = 3600 / SECONDS_PER_TRACE_HOUR
 TRACE_HOURS = 10
 GREEN_FROM_TRACE_HOUR = 2
@@ -79,7 +79,7 @@ class Grid:
         self.started = datetime.now(UTC)
 
     def restart(self) -> datetime:
-        """The replay at its first (dirty) hour from now; eu-north-1 green 60 s later."""
+        """The replay at its first (dirty) hour from now; eu-north-1 green 40 s later."""
         self.started = datetime.now(UTC).replace(microsecond=0)
         self.cluster.config_file.write_text(deferral_config(self.trace, self.started))
         time.sleep(4)  # both processes reload within 2 s, the signals refresh every second
@@ -297,7 +297,7 @@ def test_with_the_controller_killed_the_janitor_releases_at_release_by(
 def test_a_cronjobs_jobs_are_held_and_released(deferring: tuple[LocalCluster, Grid], namespace: str) -> None:
     cluster, grid = deferring
     # The CronJob controller creates the Job on the next minute: the replay must be dirty then
-    # (and green 60 s after it restarted), so restart it a few seconds before that minute.
+    # (and green 40 s after it restarted), so restart it a few seconds before that minute.
     now = datetime.now(UTC)
     next_minute = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
     if (next_minute - now).total_seconds() < 12:
