@@ -12,10 +12,13 @@ region that is best now (what placement alone does):
   when it is no later than the latest start and the whole run lies within what the forecast knows
   for that region (plan only over what is known);
 - a wait is taken only when it beats starting now by at least ``min_benefit_usd`` and its saving
-  survives the forecast's recent error: the intensity waited for is counted ``confidence_z`` times
-  the forecast's RMS error at those leads (``HourlyForecast.error_g_per_kwh``) worse than forecast,
-  as the robust rule counts a move's gap (docs/robust-moves.md). A wait that does not survive, or
-  whose forecast's error is unknown, releases now: unknown means do nothing;
+  survives the forecast's recent error: the saving is counted less how much the forecasts of the
+  last hours overstated that same saving (the run now in the region best now against the run at
+  that start in that region), on average, plus ``confidence_z`` standard errors of that average.
+  The errors are measured against what came (``HourlyForecast.past_errors``, kept by
+  ``core.forecast.ForecastErrors``), as the robust rule measures a move's gap
+  (docs/robust-moves.md). A wait that does not survive, or whose error is not known yet (fewer
+  than ``MIN_ERROR_SAMPLES`` past forecasts), releases now: unknown means do nothing;
 - ties go to the earlier start, then to the region name, so the answer does not depend on the
   order of the inputs; the plan is never worse than now by its own forecast.
 
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
 from core.config import EcoPulseConfiguration
 from core.economics import GRAMS_PER_TONNE, NetBenefit, RegionCost, net_benefit, region_cost
@@ -39,10 +43,14 @@ from core.power import pod_energy_kwh
 
 HOUR = timedelta(hours=1)
 SECONDS_PER_HOUR = 3600.0
-# How many forecast errors a wait's saving must survive (the robust rule's gapErrorMargin is 2 for
-# a move's gap; a wait compares one region with itself, whose errors at neighbouring hours move
-# together, so one error is the default: about an 84 % one-sided bound if the error were normal).
-DEFAULT_CONFIDENCE_Z = 1.0
+# A wait's saving is counted less the forecast's recent overstatement of that saving, plus this
+# many standard errors of it: two, a one-sided bound of about 98 % were it normal, as the robust
+# rule's gapErrorMargin for a move. Only the forecast's bias is taken off, not its spread: a hold
+# is re-planned every cycle with a newer forecast, so an unbiased error is corrected as the hour
+# nears, where a move is done once.
+DEFAULT_CONFIDENCE_Z = 2.0
+# Fewer past forecasts than this covering a saving's hours and its error is unknown.
+MIN_ERROR_SAMPLES = 24
 DEFAULT_SAFETY_MARGIN_SECONDS = 1800.0
 _EPS = 1e-12
 
@@ -66,7 +74,10 @@ class HourlyForecast:
     """What is expected of one region's grid, hour by hour.
 
     ``carbon_g_per_kwh[k]`` is the mean over ``[start + k h, start + (k + 1) h)``;
-    ``error_g_per_kwh[k]`` its recent RMS error (``()``: unknown). ``made_at`` is the newest
+    ``error_g_per_kwh[k]`` the recent RMS error at lead k (``()``: unknown), what the apps export;
+    ``past_errors`` the errors (forecast minus what came, by lead from 0) of the same source's
+    forecasts for this region made at each of the last hours (by ``core.history.hour_index`` of
+    their start), every lead observed: what a wait's saving is judged by. ``made_at`` is the newest
     observation it was built from: its age is what the apps export.
     """
 
@@ -74,6 +85,7 @@ class HourlyForecast:
     start: datetime
     carbon_g_per_kwh: tuple[float, ...]
     error_g_per_kwh: tuple[float, ...] = ()
+    past_errors: Mapping[int, tuple[float, ...]] = field(default_factory=lambda: MappingProxyType({}))
     made_at: datetime
     source: str = ""
 
@@ -193,38 +205,39 @@ class _Windows:
     """One region's forecast for one runtime: the mean and error over the run for each start k."""
 
     means: list[float]  # k = 0 .. len - 1 (k = 0: now); only starts whose run the forecast covers
-    errors: list[float] | None  # None: the forecast's error is unknown
     best_upto: list[int]  # best_upto[k]: the k' in 1..k of least mean (earliest on ties); [0] = 0
     now_mean: float  # over what is known of the run from now (equals means[0] when covered)
 
 
 class ForecastTable:
     """The forecasts of one planning pass, aligned on the hour ``now`` falls in; the window means
-    per (region, runtime) are built the first time a Job asks and shared by every other."""
+    per (region, runtime) are built the first time a Job asks and shared by every other, as are the
+    errors of a saving."""
 
     def __init__(self, forecasts: Iterable[HourlyForecast], *, now: datetime) -> None:
         self.now = now
         self.origin = hour_floor(now)
         self._values: dict[str, tuple[float, ...]] = {}
-        self._errors: dict[str, tuple[float, ...] | None] = {}
+        self._offset: dict[str, int] = {}  # the table's slot 0 is the forecast's slot offset
+        self._past: dict[str, Mapping[int, tuple[float, ...]]] = {}
         for forecast in forecasts:
             offset = math.floor((self.origin - forecast.start).total_seconds() / SECONDS_PER_HOUR)
             if offset < 0 or offset >= len(forecast.carbon_g_per_kwh):
                 continue  # does not cover now: unknown
             self._values[forecast.region] = forecast.carbon_g_per_kwh[offset:]
-            errors = forecast.error_g_per_kwh
-            self._errors[forecast.region] = (
-                errors[offset:] if len(errors) == len(forecast.carbon_g_per_kwh) else None
-            )
+            self._offset[forecast.region] = offset
+            self._past[forecast.region] = forecast.past_errors
         self.known = frozenset(self._values)
         self._windows: dict[tuple[str, float], _Windows] = {}
         self._fixed: dict[tuple[PodDemand, PlacementHints, float, str], float] = {}
+        self._prefixes: dict[str, dict[int, tuple[list[float], tuple[float, ...]]]] = {}
+        self._margins: dict[tuple[str, str, int, float], tuple[float, float] | None] = {}
 
     def windows(self, region: str, runtime_hours: float) -> _Windows | None:
         key = (region, runtime_hours)
         found = self._windows.get(key)
         if found is None and region in self._values:
-            found = _build_windows(self._values[region], self._errors[region], runtime_hours)
+            found = _build_windows(self._values[region], runtime_hours)
             self._windows[key] = found
         return found
 
@@ -238,34 +251,79 @@ class ForecastTable:
             self._fixed[key] = found
         return found
 
+    def saving_margin(
+        self, now_region: str, region: str, k: int, runtime_hours: float
+    ) -> tuple[float, float] | None:
+        """How much, in g/kWh, the forecast saving of starting at slot ``k`` in ``region`` instead of
+        now in ``now_region`` has lately been overstated, at the confidence asked: over the past
+        forecasts of both, the mean of (predicted saving - saving that came) plus ``z`` standard
+        errors of that mean (returned as (mean, standard error)); None with too few forecasts."""
+        key = (now_region, region, k, runtime_hours)
+        if key in self._margins:
+            return self._margins[key]
+        now_past, past = self._past_prefixes(now_region), self._past_prefixes(region)
+        now_at, at = self._offset[now_region], self._offset[region] + k
+        total = squares = 0.0
+        samples = 0
+        for origin, (prefix, errors) in past.items():
+            mine = now_past.get(origin)
+            if mine is None:
+                continue
+            later = _window_mean(prefix, errors, at, runtime_hours)
+            now = _window_mean(mine[0], mine[1], now_at, runtime_hours)
+            if later is None or now is None:
+                continue
+            # predicted minus came, of (now - later): the error now minus the error later
+            overstated = now - later
+            total += overstated
+            squares += overstated * overstated
+            samples += 1
+        found: tuple[float, float] | None = None
+        if samples >= MIN_ERROR_SAMPLES:
+            mean = total / samples
+            spread = math.sqrt(max(0.0, squares / samples - mean * mean))
+            found = (mean, spread / math.sqrt(samples))
+        self._margins[key] = found
+        return found
 
-def _build_windows(values: Sequence[float], errors: Sequence[float] | None, runtime_hours: float) -> _Windows:
-    whole = math.floor(runtime_hours)
-    part = runtime_hours - whole
-    # Slots a run starting on a boundary touches (an instant's run: the one it starts in).
-    span = max(1, whole + (1 if part > _EPS else 0))
-    prefix = [0.0]
+    def _past_prefixes(self, region: str) -> dict[int, tuple[list[float], tuple[float, ...]]]:
+        found = self._prefixes.get(region)
+        if found is None:
+            found = self._prefixes[region] = {
+                origin: (_prefix(errors), errors) for origin, errors in self._past.get(region, {}).items()
+            }
+        return found
+
+
+def _prefix(values: Sequence[float]) -> list[float]:
+    out = [0.0]
     for value in values:
-        prefix.append(prefix[-1] + value)
-    error_prefix = [0.0]
-    if errors is not None:
-        for error in errors:
-            error_prefix.append(error_prefix[-1] + error)
-    starts = len(values) - span + 1
+        out.append(out[-1] + value)
+    return out
+
+
+def _window_mean(prefix: Sequence[float], values: Sequence[float], start: int, hours: float) -> float | None:
+    """The mean of ``values`` over ``[start, start + hours)`` (slots of an hour), None past their end."""
+    whole = math.floor(hours)
+    part = hours - whole
+    if hours <= _EPS:
+        return values[start] if start < len(values) else None
+    if start + whole + (1 if part > _EPS else 0) > len(values):
+        return None
+    total = prefix[start + whole] - prefix[start]
+    if part > _EPS:
+        total += part * values[start + whole]
+    return total / hours
+
+
+def _build_windows(values: Sequence[float], runtime_hours: float) -> _Windows:
+    prefix = _prefix(values)
     means: list[float] = []
-    window_errors: list[float] | None = [] if errors is not None else None
-    for k in range(max(0, starts)):
-        if runtime_hours <= _EPS:
-            means.append(values[k])
-            if window_errors is not None and errors is not None:
-                window_errors.append(errors[k])
-            continue
-        total = prefix[k + whole] - prefix[k] + (part * values[k + whole] if part > _EPS else 0.0)
-        means.append(total / runtime_hours)
-        if window_errors is not None and errors is not None:
-            error_total = error_prefix[k + whole] - error_prefix[k]
-            error_total += part * errors[k + whole] if part > _EPS else 0.0
-            window_errors.append(error_total / runtime_hours)
+    for k in range(len(values)):
+        mean = _window_mean(prefix, values, k, runtime_hours)
+        if mean is None:
+            break
+        means.append(mean)
     best_upto = [0] * len(means)
     for k in range(1, len(means)):
         previous = best_upto[k - 1]
@@ -273,7 +331,7 @@ def _build_windows(values: Sequence[float], errors: Sequence[float] | None, runt
     # The forecast ends before the run would: what is known of it.
     known_mean = sum(values) / len(values) if values else math.nan
     now_mean = means[0] if means else known_mean
-    return _Windows(means=means, errors=window_errors, best_upto=best_upto, now_mean=now_mean)
+    return _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
 
 
 def plan_start(
@@ -396,18 +454,19 @@ def _plan(
             k = min(range(first_k, top + 1), key=lambda j: (windows.means[j], j))
         cost = fixed + usd_per_g * windows.means[k]
         if best is None or (cost, k, region) < (best.cost, best.k, best.region):
-            error = windows.errors[k] if windows.errors is not None else None
-            best = _Candidate(region=region, k=k, cost=cost, mean=windows.means[k], error=error)
+            best = _Candidate(region=region, k=k, cost=cost, mean=windows.means[k])
     if best is None:
         return start_now(StartReason.NO_FORECAST)
     best.start = table.origin + HOUR * best.k
     best.net_usd = now_cost - best.cost
     if best.net_usd <= _EPS:
         return start_now(StartReason.GREEN_HOUR, best)
-    if best.error is not None:
-        best.robust_usd = best.net_usd - confidence_z * best.error * usd_per_g
     if best.net_usd < min_benefit_usd:
         return start_now(StartReason.NOT_WORTH_WAITING, best)
+    margin = table.saving_margin(now_region, best.region, best.k, runtime) if confidence_z > 0 else (0.0, 0.0)
+    if margin is not None:
+        overstated_g_per_kwh = max(0.0, margin[0] + confidence_z * margin[1])
+        best.robust_usd = best.net_usd - overstated_g_per_kwh * usd_per_g
     if confidence_z > 0 and (best.robust_usd is None or best.robust_usd <= 0):
         return start_now(StartReason.NOT_ROBUST, best)
     return StartPlan(
@@ -435,7 +494,6 @@ class _Candidate:
     k: int
     cost: float
     mean: float
-    error: float | None
     start: datetime | None = None
     net_usd: float = 0.0
     robust_usd: float | None = None

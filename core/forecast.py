@@ -24,9 +24,10 @@ k. That is the "recent error" the deferral planner asks a wait's saving to survi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from core.deferral import HourlyForecast
 
@@ -105,10 +106,13 @@ def _persistence(anomalies: Mapping[int, float]) -> float:
 
 
 class ForecastErrors:
-    """How far each region's forecasts at each lead were from what came, over the last hours.
+    """How far each region's forecasts were from what came, over the last ``window_hours``.
 
-    ``record`` a forecast when it is made, ``observe`` each hour's value when it is known; both in
-    any order. Constant work per hour and region (one update per lead), so a replay of a year can
+    ``record`` a forecast when it is made, ``observe`` each hour's value when it is known (either
+    order). ``attach`` gives a new forecast its source's record: the RMS error by lead
+    (``error_g_per_kwh``, exported as a metric) and the error vectors of the past forecasts whose
+    every lead has been observed (``past_errors``, what ``core.deferral`` judges a saving by).
+    Work per hour and region is proportional to the forecasts in flight, so a replay of a year can
     keep it as the live loop does.
     """
 
@@ -117,77 +121,111 @@ class ForecastErrors:
     ) -> None:
         self.window_hours = window_hours
         self.min_samples = min_samples
-        self._predictions: dict[str, dict[int, tuple[float, ...]]] = {}
-        self._actuals: dict[str, dict[int, float]] = {}
-        self._sums: dict[str, list[float]] = {}
-        self._counts: dict[str, list[int]] = {}
-        self._added: dict[str, dict[int, list[tuple[int, float]]]] = {}
-        self._latest: dict[str, int] = {}
+        self._regions: dict[str, _RegionErrors] = {}
+
+    def _region(self, region: str) -> _RegionErrors:
+        found = self._regions.get(region)
+        if found is None:
+            found = self._regions[region] = _RegionErrors()
+        return found
 
     def record(self, forecast: HourlyForecast) -> None:
-        region = forecast.region
+        state = self._region(forecast.region)
         origin = _hour_of(forecast.start)
-        self._predictions.setdefault(region, {})[origin] = forecast.carbon_g_per_kwh
-        actuals = self._actuals.get(region, {})
-        for k in range(1, len(forecast.carbon_g_per_kwh)):
-            actual = actuals.get(origin + k)
+        predicted = forecast.carbon_g_per_kwh
+        state.pending[origin] = _Pending(predicted)
+        for k in range(len(predicted)):
+            actual = state.actuals.get(origin + k)
             if actual is not None:
-                self._add(region, origin, k, (forecast.carbon_g_per_kwh[k] - actual) ** 2)
-        self._forget(region, origin)
+                state.fill(origin, k, actual)
+        self._forget(state, origin)
 
     def observe(self, region: str, hour: int, value: float) -> None:
-        actuals = self._actuals.setdefault(region, {})
-        if hour in actuals:
+        state = self._region(region)
+        if hour in state.actuals:
             return  # the first value seen for an hour is the one forecasts are judged against
-        actuals[hour] = value
-        for origin, predicted in self._predictions.get(region, {}).items():
-            k = hour - origin
-            if 0 < k < len(predicted):
-                self._add(region, origin, k, (predicted[k] - value) ** 2)
-        self._forget(region, hour)
+        state.actuals[hour] = value
+        for origin in [o for o, p in state.pending.items() if 0 <= hour - o < len(p.predicted)]:
+            state.fill(origin, hour - origin, value)
+        self._forget(state, hour)
 
     def errors(self, region: str, length: int) -> tuple[float, ...]:
-        """RMS error by lead 0..length-1 (lead 0 observed: 0), non-decreasing; () if lead 1 is unknown."""
-        sums, counts = self._sums.get(region), self._counts.get(region)
-        if sums is None or counts is None or len(counts) < 2 or counts[1] < self.min_samples:
+        """RMS error by lead 0..length-1, non-decreasing from lead 1; () if lead 1 is unknown."""
+        state = self._regions.get(region)
+        if state is None or len(state.counts) < 2 or state.counts[1] < self.min_samples:
             return ()
         out = [0.0]
         for k in range(1, length):
-            measured = (
-                math.sqrt(sums[k] / counts[k]) if k < len(counts) and counts[k] >= self.min_samples else 0.0
-            )
+            counts = state.counts[k] if k < len(state.counts) else 0
+            measured = math.sqrt(max(0.0, state.sums[k]) / counts) if counts >= self.min_samples else 0.0
             out.append(max(out[-1], measured))
         return tuple(out)
 
     def attach(self, forecast: HourlyForecast) -> HourlyForecast:
-        """The forecast with its region's recent errors, lead by lead (``()`` while unknown)."""
-        return replace(forecast, error_g_per_kwh=self.errors(forecast.region, len(forecast.carbon_g_per_kwh)))
+        """The forecast with its region's record (see the class docstring)."""
+        state = self._regions.get(forecast.region)
+        past = MappingProxyType(dict(state.complete)) if state is not None else MappingProxyType({})
+        return replace(
+            forecast,
+            error_g_per_kwh=self.errors(forecast.region, len(forecast.carbon_g_per_kwh)),
+            past_errors=past,
+        )
 
-    def _add(self, region: str, origin: int, k: int, square: float) -> None:
-        sums = self._sums.setdefault(region, [])
-        counts = self._counts.setdefault(region, [])
-        while len(sums) <= k:
-            sums.append(0.0)
-            counts.append(0)
-        sums[k] += square
-        counts[k] += 1
-        self._added.setdefault(region, {}).setdefault(origin, []).append((k, square))
-
-    def _forget(self, region: str, hour: int) -> None:
+    def _forget(self, state: _RegionErrors, hour: int) -> None:
         """Drop forecasts made, and values seen, before the window."""
-        latest = max(hour, self._latest.get(region, hour))
-        self._latest[region] = latest
-        oldest = latest - self.window_hours
-        predictions = self._predictions.get(region, {})
-        for origin in [o for o in predictions if o <= oldest]:
-            del predictions[origin]
-            for k, square in self._added.get(region, {}).pop(origin, []):
-                self._sums[region][k] -= square
-                self._counts[region][k] -= 1
-        actuals = self._actuals.get(region, {})
-        horizon = max((len(p) for p in predictions.values()), default=0)
-        for h in [h for h in actuals if h <= oldest - horizon]:
-            del actuals[h]
+        state.latest = hour if state.latest is None else max(state.latest, hour)
+        oldest = state.latest - self.window_hours
+        for origin in [o for o in state.complete if o <= oldest]:
+            state.unsum(state.complete.pop(origin))
+        for origin in [o for o in state.pending if o <= oldest]:
+            state.unsum(state.pending.pop(origin).errors)
+        horizon = max((len(p.predicted) for p in state.pending.values()), default=0)
+        for h in [h for h in state.actuals if h <= oldest - horizon]:
+            del state.actuals[h]
+
+
+class _Pending:
+    __slots__ = ("errors", "missing", "predicted")
+
+    def __init__(self, predicted: tuple[float, ...]) -> None:
+        self.predicted = predicted
+        self.errors: list[float | None] = [None] * len(predicted)
+        self.missing = len(predicted)
+
+
+class _RegionErrors:
+    __slots__ = ("actuals", "complete", "counts", "latest", "pending", "sums")
+
+    def __init__(self) -> None:
+        self.actuals: dict[int, float] = {}
+        # origin -> its forecast and errors so far; complete once every lead is observed
+        self.pending: dict[int, _Pending] = {}
+        self.complete: dict[int, tuple[float, ...]] = {}
+        self.sums: list[float] = []
+        self.counts: list[int] = []
+        self.latest: int | None = None
+
+    def fill(self, origin: int, k: int, actual: float) -> None:
+        pending = self.pending[origin]
+        if pending.errors[k] is not None:
+            return
+        error = pending.predicted[k] - actual
+        pending.errors[k] = error
+        pending.missing -= 1
+        while len(self.sums) <= k:
+            self.sums.append(0.0)
+            self.counts.append(0)
+        self.sums[k] += error * error
+        self.counts[k] += 1
+        if not pending.missing:
+            del self.pending[origin]
+            self.complete[origin] = tuple(e for e in pending.errors if e is not None)
+
+    def unsum(self, errors: Sequence[float | None]) -> None:
+        for k, error in enumerate(errors):
+            if error is not None:
+                self.sums[k] -= error * error
+                self.counts[k] -= 1
 
 
 def _hour_of(at: datetime) -> int:

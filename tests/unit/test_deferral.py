@@ -54,14 +54,20 @@ prices:
 CONFIG = config()
 
 
+def past(overstated: float, *, leads: int = 24, forecasts: int = 30) -> dict[int, tuple[float, ...]]:
+    """Past forecasts that saw hours 3 and later ``overstated`` g/kWh greener than they came."""
+    return {origin: tuple(0.0 if k < 3 else -overstated for k in range(leads)) for origin in range(forecasts)}
+
+
 def forecast(
-    region: str, values: list[float], *, error: float | None = 0.0, start: datetime = NOW
+    region: str, values: list[float], *, overstated: float | None = 0.0, start: datetime = NOW
 ) -> HourlyForecast:
+    """``overstated``: how much greener than came past forecasts saw hours 3 on (None: no past)."""
     return HourlyForecast(
         region=region,
         start=start,
         carbon_g_per_kwh=tuple(values),
-        error_g_per_kwh=() if error is None else tuple(error for _ in values),
+        past_errors={} if overstated is None else past(overstated, leads=len(values)),
         made_at=start,
         source="test",
     )
@@ -175,19 +181,39 @@ def test_price_counts_a_dearer_greener_region_can_lose() -> None:
 def test_a_wait_below_the_minimum_or_not_surviving_the_error_releases_now() -> None:
     values = [300.0] * 5 + [250.0, 250.0] + [300.0] * 17  # saves 2 kWh x 50 g = 0.1 USD
     r = request(allowed=("ra",))
-    held = plan_start(r, forecasts=[forecast("ra", values, error=10.0)], now=NOW, config=CONFIG)
+    held = plan_start(r, forecasts=[forecast("ra", values, overstated=10.0)], now=NOW, config=CONFIG)
     assert held.reason is StartReason.WAIT
+    # counted at 50 - 10 g/kWh
+    assert held.candidate_robust_net_benefit_usd == pytest.approx(0.08)
     small = plan_start(r, forecasts=[forecast("ra", values)], now=NOW, config=CONFIG, min_benefit_usd=0.2)
     assert (small.reason, small.release_now) == (StartReason.NOT_WORTH_WAITING, True)
     assert small.candidate_start == NOW + 5 * HOUR
-    noisy = plan_start(r, forecasts=[forecast("ra", values, error=60.0)], now=NOW, config=CONFIG)
+    noisy = plan_start(r, forecasts=[forecast("ra", values, overstated=60.0)], now=NOW, config=CONFIG)
     assert (noisy.reason, noisy.release_now) == (StartReason.NOT_ROBUST, True)
-    unknown = plan_start(r, forecasts=[forecast("ra", values, error=None)], now=NOW, config=CONFIG)
+    unknown = plan_start(r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG)
     assert unknown.reason is StartReason.NOT_ROBUST
     trusting = plan_start(
-        r, forecasts=[forecast("ra", values, error=None)], now=NOW, config=CONFIG, confidence_z=0.0
+        r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG, confidence_z=0.0
     )
     assert trusting.reason is StartReason.WAIT
+
+
+def test_the_margin_is_the_mean_overstatement_plus_its_standard_errors() -> None:
+    values = [300.0] * 5 + [250.0, 250.0] + [300.0] * 17
+    # half the past forecasts overstated by 40, half by 0: mean 20, spread 20, 36 of them: se 20/6
+    errors = {o: tuple(0.0 if k < 3 else (-40.0 if o % 2 else 0.0) for k in range(24)) for o in range(36)}
+    made = HourlyForecast(
+        region="ra", start=NOW, carbon_g_per_kwh=tuple(values), past_errors=errors, made_at=NOW
+    )
+    plan = plan_start(request(allowed=("ra",)), forecasts=[made], now=NOW, config=CONFIG, confidence_z=3.0)
+    counted = 50.0 - (20.0 + 3.0 * 20.0 / 6.0)
+    assert plan.candidate_robust_net_benefit_usd == pytest.approx(2 * counted / 1000.0)
+    # an understating forecast adds nothing
+    made = HourlyForecast(
+        region="ra", start=NOW, carbon_g_per_kwh=tuple(values), past_errors=past(-30.0), made_at=NOW
+    )
+    plan = plan_start(request(allowed=("ra",)), forecasts=[made], now=NOW, config=CONFIG)
+    assert plan.candidate_robust_net_benefit_usd == pytest.approx(plan.expected_net_benefit_usd)
 
 
 def test_no_forecast_runs_now_at_home() -> None:
@@ -246,6 +272,11 @@ def test_the_request_builder_filters_regions_as_placement_does() -> None:
 # -- properties ----------------------------------------------------------------------------------
 
 intensities = st.lists(st.floats(min_value=0.0, max_value=900.0), min_size=1, max_size=60)
+
+
+def _random_past(seed: int, leads: int) -> dict[int, tuple[float, ...]]:
+    rng = random.Random(seed)
+    return {o: (0.0, *(rng.gauss(0.0, 40.0) for _ in range(leads - 1))) for o in range(30)}
 
 
 @st.composite
