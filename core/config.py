@@ -349,7 +349,7 @@ class DeferralSettings:
         doc="a wait must beat starting now by this much, net (carbon value, price, egress, latency)",
     )
     confidence_z: float = setting(
-        1.0,
+        2.0,
         minimum=0.0,
         doc="a wait's saving must survive this many times the forecast's recent error (0: off)",
     )

@@ -29,7 +29,7 @@ def config(extra: str = "") -> EcoPulseConfiguration:
         + ONE_PRICE
         + "economics: {carbonPriceUsdPerTonne: 1000}\n"
         + "rebalancer: {dryRun: false}\n"
-        + "deferral: {minBenefitUsd: 0, safetyMarginSeconds: 600}\n"
+        + "deferral: {minBenefitUsd: 0, safetyMarginSeconds: 600, confidenceZ: 0}\n"
         + extra
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,11 +92,11 @@ def forecasts(now: datetime, *, green_now: bool) -> list[HourlyForecast]:
     return found
 
 
-def decide(jobs: list[dict[str, Any]], *, now: datetime, green_now: bool) -> Any:
+def decide(jobs: list[dict[str, Any]], *, now: datetime, green_now: bool, settings: Any = CONFIG) -> Any:
     return plan_releases(
         [job_facts(j) for j in jobs],
         forecasts=forecasts(now, green_now=green_now),
-        config=CONFIG,
+        config=settings,
         namespaces={},
         policies=EMPTY_POLICY_SET,
         now=now,
@@ -109,6 +110,16 @@ def test_a_held_job_waits_then_goes_at_the_green_hour_into_the_green_region() ->
     green = decide([held_job()], now=CREATED + timedelta(hours=1, minutes=1), green_now=True)
     (release,) = green.releases
     assert release.reason is ReleaseReason.GREEN_HOUR and release.region == "eu-north-1"
+
+
+def test_a_wait_whose_forecast_error_is_unknown_is_released_at_once() -> None:
+    # The webhook held on the forecast as given; the release loop judges the wait by the
+    # forecast's measured error, unknown here (no past forecasts): unknown means do nothing.
+    strict = dataclasses.replace(CONFIG, deferral=dataclasses.replace(CONFIG.deferral, confidence_z=2.0))
+    now = CREATED + timedelta(minutes=10)
+    (release,) = decide([held_job()], now=now, green_now=False, settings=strict).releases
+    assert release.reason is ReleaseReason.NOT_WORTH_WAITING
+    assert decide([held_job()], now=now, green_now=False).releases == ()  # confidence 0: it waits
 
 
 def test_release_by_is_hard_whatever_the_forecast_says() -> None:
