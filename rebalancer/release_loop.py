@@ -17,7 +17,7 @@ from core.history import IntensityHistory, hour_index
 from core.model import NamespaceInfo, SignalSnapshot
 from core.policy import PolicySet
 from rebalancer.release import ReleaseReason, plan_releases, release_overdue
-from rebalancer.releaser import JobReleaser
+from rebalancer.releaser import FORECAST_AGE, FORECAST_HORIZON, JobReleaser
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -47,6 +47,8 @@ class ReleaseLoop:
                 chosen = history_forecast(region, history.series(region), hour=hour) or given
             self.errors.record(chosen)
             found.append(self.errors.attach(chosen))
+            FORECAST_AGE.labels(region=region).set(chosen.age_seconds(now))
+            FORECAST_HORIZON.labels(region=region).set(chosen.horizon_hours(now))
         return found
 
     def lost_leadership(self) -> None:
@@ -93,6 +95,7 @@ class ReleaseLoop:
         released = 0
         done: set[str] = set()
         if not self.started:
+            self.releaser.leading(now)
             # A new leader's first act: whatever is overdue goes now, before any planning.
             for release in release_overdue(jobs, now=now, reason=ReleaseReason.CONTROLLER_START):
                 if not is_leader():

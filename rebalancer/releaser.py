@@ -61,6 +61,16 @@ AVOIDED_USD = Counter(
     "expected, counted at a green-hour release, by namespace.",
     ["namespace"],
 )
+FORECAST_AGE = Gauge(
+    "ecopulse_deferral_forecast_age_seconds",
+    "Age of the forecast the release loop plans with, by region (from its newest observation).",
+    ["region"],
+)
+FORECAST_HORIZON = Gauge(
+    "ecopulse_deferral_forecast_horizon_hours",
+    "How far ahead the forecast the release loop plans with reaches, by region (0: the current value only).",
+    ["region"],
+)
 for _reason in ReleaseReason:
     RELEASES.labels(reason=str(_reason))
 
@@ -92,7 +102,7 @@ class JobReleaser:
         self._finished: set[str] = set()  # uids whose finish was judged against the deadline
         # uid -> (grams, USD) waiting was expected to save, by the last plan that waited
         self._expected: dict[str, tuple[float, float]] = {}
-        self._started_at = clock()
+        self._leading_since = clock()
 
     def release(self, release: Release) -> bool:
         job = release.job
@@ -141,6 +151,10 @@ class JobReleaser:
         )
         return True
 
+    def leading(self, now: datetime) -> None:
+        """This process leads from ``now``: it judges the finishes from then on (no double count)."""
+        self._leading_since = now
+
     def observe(self, jobs: Iterable[JobFacts], waiting: Iterable[Waiting], *, now: datetime) -> None:
         """Each cycle: the Held Events of new holds, the gauges, and deadline misses."""
         held = 0
@@ -183,8 +197,8 @@ class JobReleaser:
         if job.finished_at is None or job.uid in self._finished:
             return
         self._finished.add(job.uid)
-        if job.finished_at < self._started_at:
-            return  # finished before we ran: judged (or not) by whoever ran then
+        if job.finished_at < self._leading_since:
+            return  # finished before we led: judged by whoever led then
         intent = read_intent(job.annotations, {}, created_at=job.created_at or job.finished_at)
         if not isinstance(intent, DeferralIntent):
             return
