@@ -29,6 +29,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from core.deferral import HourlyForecast
+from core.history import IntensityHistory
 
 SECONDS_PER_HOUR = 3600
 HOURS_PER_DAY = 24
@@ -262,3 +263,29 @@ def warm_errors(
         )
         if made is not None:
             errors.record(made)
+
+
+def embedded_forecasts(
+    history: IntensityHistory,
+    errors: ForecastErrors,
+    *,
+    now: datetime,
+    horizon_hours: int = DEFAULT_HORIZON_HOURS,
+) -> list[HourlyForecast]:
+    """Each region's embedded forecast at ``now`` from ``history``, with its error record: what the
+    planner is given when no provider forecasts. The record learns the newest hours and this
+    forecast; call it once a cycle (a forecast made again within its hour replaces the earlier one)."""
+    hour = _hour_of(now)
+    out: list[HourlyForecast] = []
+    for region in history.regions():
+        values = history.series(region)
+        # Completed hours only: the history keeps the last value seen in an hour.
+        for seen in [h for h in values if hour - MAX_SAMPLE_AGE_HOURS - 1 < h < hour]:
+            errors.observe(region, seen, values[seen])
+        made = history_forecast(
+            region, values, hour=hour, horizon_hours=horizon_hours, window_hours=history.window_hours
+        )
+        if made is not None:
+            errors.record(made)
+            out.append(errors.attach(made))
+    return out
