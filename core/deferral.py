@@ -210,6 +210,11 @@ class _Windows:
     means: list[float]  # k = 0 .. len - 1 (k = 0: now); only starts whose run the forecast covers
     best_upto: list[int]  # best_upto[k]: the k' in 1..k of least mean (earliest on ties); [0] = 0
     now_mean: float  # over what is known of the run from now (equals means[0] when covered)
+    # The source's record over the same runs (None: unknown): mean error and its spread, and how
+    # many forecasts they are from.
+    bias: list[float] | None = None
+    spread: list[float] | None = None
+    samples: int = 0
 
 
 @dataclass(slots=True)
@@ -249,7 +254,8 @@ class ForecastTable:
         found = self._windows.get(runtime_hours)
         if found is None:
             found = self._windows[runtime_hours] = {
-                region: _build_windows(values, runtime_hours) for region, values in self._values.items()
+                region: _build_windows(values, runtime_hours, self._records[region])
+                for region, values in self._values.items()
             }
         return found
 
@@ -288,25 +294,6 @@ class ForecastTable:
             )
             found = self._extras[key] = cost.egress_usd + cost.latency_penalty_usd
         return found
-
-    def overstatement(
-        self, now_region: str, region: str, k: int, runtime_hours: float
-    ) -> tuple[float, float] | None:
-        """How much the source's recent forecasts overstated the saving of starting at slot ``k`` in
-        ``region`` instead of now in ``now_region``, in g/kWh: (mean, standard error of the mean),
-        or None with too few forecasts. The standard error is bounded by the two windows' spreads
-        added (their errors are not paired by forecast here), so it is never under-counted."""
-        mine, theirs = self._records.get(now_region), self._records.get(region)
-        if mine is None or theirs is None:
-            return None
-        now_bias = _window_mean(mine.bias_prefix, mine.bias, 0, runtime_hours)
-        later_bias = _window_mean(theirs.bias_prefix, theirs.bias, k, runtime_hours)
-        now_spread = _window_mean(mine.spread_prefix, mine.spread, 0, runtime_hours)
-        later_spread = _window_mean(theirs.spread_prefix, theirs.spread, k, runtime_hours)
-        if now_bias is None or later_bias is None or now_spread is None or later_spread is None:
-            return None
-        samples = min(mine.samples, theirs.samples)
-        return now_bias - later_bias, (now_spread + later_spread) / math.sqrt(samples)
 
 
 _NOTHING = PodDemand(cpu_cores=0.0, memory_gib=0.0)
@@ -351,7 +338,7 @@ def _window_mean(prefix: Sequence[float], values: Sequence[float], start: int, h
     return total / hours
 
 
-def _build_windows(values: Sequence[float], runtime_hours: float) -> _Windows:
+def _build_windows(values: Sequence[float], runtime_hours: float, record: _Record | None) -> _Windows:
     prefix = _prefix(values)
     means: list[float] = []
     for k in range(len(values)):
@@ -366,7 +353,29 @@ def _build_windows(values: Sequence[float], runtime_hours: float) -> _Windows:
     # The forecast ends before the run would: what is known of it.
     known_mean = sum(values) / len(values) if values else math.nan
     now_mean = means[0] if means else known_mean
-    return _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
+    windows = _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
+    if record is not None:
+        bias = [_window_mean(record.bias_prefix, record.bias, k, runtime_hours) for k in range(len(means))]
+        spread = [
+            _window_mean(record.spread_prefix, record.spread, k, runtime_hours) for k in range(len(means))
+        ]
+        windows.bias = [b for b in bias if b is not None]
+        windows.spread = [d for d in spread if d is not None]
+        windows.samples = record.samples
+    return windows
+
+
+def _overstatement(now: _Windows, later: _Windows, k: int) -> tuple[float, float] | None:
+    """How much the source's recent forecasts overstated the saving of the run at slot ``k`` of
+    ``later`` instead of now in ``now``, in g/kWh: (mean, standard error of the mean), or None
+    without a record. The standard error is bounded by the two runs' spreads added (their errors
+    are not paired forecast by forecast here), so it is never under-counted."""
+    if now.bias is None or now.spread is None or later.bias is None or later.spread is None:
+        return None
+    if not now.bias or k >= len(later.bias):
+        return None
+    samples = min(now.samples, later.samples)
+    return now.bias[0] - later.bias[k], (now.spread[0] + later.spread[k]) / math.sqrt(samples)
 
 
 def plan_start(
@@ -425,6 +434,7 @@ def _plan(
     # the latest start is looked up, not searched). Regions are visited in the request's order;
     # every comparison breaks ties by the start, then the name, so that order does not matter.
     now_best: tuple[float, str, float] | None = None  # (cost, region, mean over the run)
+    now_windows: _Windows | None = None
     best: _Candidate | None = None
     for region in request.allowed_regions:
         windows = windows_by_region.get(region)
@@ -438,6 +448,7 @@ def _plan(
         cost = fixed + usd_per_g * now_mean
         if now_best is None or cost < now_best[0] or (cost == now_best[0] and region < now_best[1]):
             now_best = (cost, region, now_mean)
+            now_windows = windows
         means = windows.means
         top = min(len(means) - 1, last_k)
         if top < first_k:
@@ -448,7 +459,7 @@ def _plan(
             k = min(range(first_k, top + 1), key=lambda j: (means[j], j))
         cost = fixed + usd_per_g * means[k]
         if best is None or cost < best.cost or (cost == best.cost and (k, region) < (best.k, best.region)):
-            best = _Candidate(region=region, k=k, cost=cost, mean=means[k])
+            best = _Candidate(region=region, k=k, cost=cost, mean=means[k], windows=windows)
     if now_best is None:
         return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=None)
     now_cost, now_region, now_mean = now_best
@@ -467,7 +478,9 @@ def _plan(
             request, StartReason.NOT_WORTH_WAITING, now=now, latest=latest, now_best=now_best, candidate=best
         )
     if confidence_z > 0:
-        overstated = table.overstatement(now_region, best.region, best.k, runtime)
+        overstated = (
+            _overstatement(now_windows, best.windows, best.k) if best.windows and now_windows else None
+        )
         if overstated is not None:
             mean, standard_error = overstated
             best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
@@ -533,6 +546,7 @@ class _Candidate:
     k: int
     cost: float
     mean: float
+    windows: _Windows | None = None
     start: datetime | None = None
     net_usd: float = 0.0
     robust_usd: float | None = None
