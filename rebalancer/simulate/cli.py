@@ -50,8 +50,9 @@ def parser() -> argparse.ArgumentParser:
         "--forecast",
         choices=[str(m) for m in ForecastModel],
         help="what ecopulse sees ahead: none (current intensities only), perfect (the trace), "
-        "persistence (the current value held) or noisy (the trace with an error growing with lead "
-        "time); default: perfect if the configured provider forecasts, else none",
+        "persistence (the current value held), noisy (the trace with an error growing with lead "
+        "time), history (the embedded forecast from past hours only) or yesterday (the same hour "
+        "the day before); default: perfect if the configured provider forecasts, else none",
     )
     p.add_argument("--forecast-hours", type=int, help="hours ahead (default: the provider's, else 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast (default 0)")
@@ -177,11 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before the replay; this is the directory changing under us (or a full disk).
         print(f"simulate: --out {args.out}: cannot write the report: {error}", file=sys.stderr)
         return 2
-    print(
-        f"{'policy':<14} {'emissions kg':>14} {'reduction':>10} {'compute':>9} {'migrations':>11} "
-        f"{'per pod-day':>12}"
-    )
-    for name in REPORTED:
+    if workload.workloads:  # a file of jobs only has no pods to show
+        print(
+            f"{'policy':<14} {'emissions kg':>14} {'reduction':>10} {'compute':>9} {'migrations':>11} "
+            f"{'per pod-day':>12}"
+        )
+    for name in REPORTED if workload.workloads else ():
         p = data["policies"][name]
         print(
             f"{name:<14} {p['emissionsGrams'] / 1000:>14,.1f} {p['reductionVsCarbonBlindPercent']:>9.1f}% "
