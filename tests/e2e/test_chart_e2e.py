@@ -208,7 +208,9 @@ def test_a_collision_is_named_and_nothing_is_installed(
         assert f"ClusterRole {role}: not managed by Helm" in message
         assert "nothing was installed" in message and "a namespace of its own" in message
         # nothing half-installed: no release, none of the release's objects
-        assert helm(cluster, "list", "--namespace", namespace, "--all", "--short").strip() == ""
+        status = helm_result(cluster, "status", "eco-pulse", "--namespace", namespace)
+        assert status.returncode != 0 and "not found" in status.stderr, status.stdout  # not even a failed one
+        assert helm(cluster, "list", "--namespace", namespace, "--short").strip() == ""
         made = cluster.kubectl(
             "get",
             "secret,configmap,serviceaccount",
