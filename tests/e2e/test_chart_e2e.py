@@ -81,7 +81,7 @@ def releases(chart_cluster: LocalCluster) -> Iterator[list[tuple[str, str]]]:
     for release, namespace in installed:
         helm_result(chart_cluster, "uninstall", release, "--namespace", namespace, "--wait")
     for namespace in {namespace for _, namespace in installed}:
-        chart_cluster.kubectl_result("delete", "namespace", namespace, "--wait=false")
+        chart_cluster.kubectl_result("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
 
 
 def cluster_name(base: str, release: str, namespace: str) -> str:
@@ -229,4 +229,4 @@ def test_a_collision_is_named_and_nothing_is_installed(
         )
         releases.append(("eco-pulse", f"{namespace}-2"))
     finally:
-        cluster.kubectl_result("delete", "clusterrole", role)
+        cluster.kubectl_result("delete", "clusterrole", role, "--ignore-not-found")
