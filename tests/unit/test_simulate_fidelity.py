@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core.config import parse_config_text
 from core.trace import parse_trace
 from rebalancer.simulate.cli import main as simulate_main
 from rebalancer.simulate.cli import split_trace
@@ -24,7 +25,7 @@ from rebalancer.simulate.engine import (
 )
 from rebalancer.simulate.report import DEFINITIONS, HEADER, percent, report_data, text_table
 from rebalancer.simulate.workload import WorkloadError, parse_workload
-from tests.unit.test_simulate import START, config, trace_text
+from tests.unit.test_simulate import PRICE, START, config, trace_text
 
 ONE_POD: dict[str, Any] = {
     "capacity": {"rza": {"cpu": 4, "memory": "16Gi"}, "rzb": {"cpu": 4, "memory": "16Gi"}},
@@ -167,3 +168,36 @@ rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, ho
         assert f"<dt>{name}</dt><dd>{definition}</dd>" in page.replace("&#x27;", "'")
     assert "-0.0 %" not in page and "hours since" not in page
     assert "date (UTC)" in page  # time axes carry dates
+
+
+def test_every_policy_honours_the_latency_limit() -> None:
+    # C is by far the cleanest but 80 ms from the data in A; the workload allows 30 ms.
+    cfg = parse_config_text(
+        """
+regions: [{name: rza, zone: ZA}, {name: rzb, zone: ZB}, {name: rzc, zone: ZC}]
+power: {minWattsPerVcpu: 1000, maxWattsPerVcpu: 1000, wattsPerGib: 0, pue: 1}
+economics: {horizonHours: 1, carbonPriceUsdPerTonne: 1000, migrationCostUsd: 0, restartDowntimeSeconds: 0}
+prices: {rza: PRICE, rzb: PRICE, rzc: PRICE}
+latencyMs: {rza: {rzb: 10, rzc: 80}, rzb: {rzc: 80}}
+rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, holdHours: 0, gapErrorMargin: 0}
+""".replace("PRICE", PRICE)
+    )
+    workload = {
+        "capacity": {r: {"cpu": 8, "memory": "32Gi"} for r in ("rza", "rzb", "rzc")},
+        "workloads": [
+            {
+                "name": "api",
+                "replicas": 2,
+                "cpu": "1",
+                "memory": "1Gi",
+                "startRegion": "rza",
+                "maxUnavailable": 2,
+                "maxLatencyMs": 30,
+                "dataRegion": "rza",
+            }
+        ],
+    }
+    result = replay(cfg, THREE, workload)
+    for name in REPORTED:
+        assert all(row[2] == 0 for row in result.policies[name].pods_per_region), name
+    assert result.policies[HOURLY_ORACLE].pods_per_region[-1] == (0, 2, 0)
