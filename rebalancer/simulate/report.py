@@ -93,7 +93,7 @@ def warm_up_text(meta: dict[str, Any]) -> str:
     else:
         text = "warm-up: none (a fresh install: empty history, every pod in its start region)"
     steady = meta["steadyStateFrom"]
-    if steady["hour"]:
+    if steady["hour"] and steady["time"]:
         text += f"; steady state from {steady['time']} (hour {steady['hour']}: the disruption limits' pace)"
     return text
 
@@ -170,7 +170,10 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             },
             "steadyStateFrom": {
                 "hour": result.settle_hours,
-                "time": _iso(result.times[result.settle_hours]) if result.times else None,
+                # None when the transition outlasts the window (the steady figure is then the window's)
+                "time": _iso(result.times[result.settle_hours])
+                if result.settle_hours < len(result.times)
+                else None,
             },
             "signConvention": "positive = a saving against carbon-blind",
         },

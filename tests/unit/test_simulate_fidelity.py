@@ -201,3 +201,24 @@ rebalancer: {intervalSeconds: 3600, minPodAgeSeconds: 0, minNetBenefitUsd: 0, ho
     for name in REPORTED:
         assert all(row[2] == 0 for row in result.policies[name].pods_per_region), name
     assert result.policies[HOURLY_ORACLE].pods_per_region[-1] == (0, 2, 0)
+
+
+def test_a_transition_longer_than_the_window_is_reported_not_a_crash() -> None:
+    series = {"ZA": [300.0] * 3, "ZB": [100.0] * 3}
+    workload = {
+        "capacity": {"rza": {"cpu": 8, "memory": "16Gi"}, "rzb": {"cpu": 8, "memory": "16Gi"}},
+        "workloads": [
+            {
+                "name": "web",
+                "replicas": 6,
+                "cpu": "1",
+                "memory": "1Gi",
+                "startRegion": "rza",
+                "maxUnavailable": 1,
+            }
+        ],
+    }
+    result = replay(config(["ZA", "ZB"], min_age=0), series, workload)
+    assert result.settle_hours == 3
+    assert result.steady_reduction_percent(ECOPULSE) == pytest.approx(result.reduction_percent(ECOPULSE))
+    assert report_data(result)["meta"]["steadyStateFrom"] == {"hour": 3, "time": None}
