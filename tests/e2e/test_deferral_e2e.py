@@ -294,6 +294,30 @@ def test_with_the_controller_killed_the_janitor_releases_at_release_by(
         wait_until("the releaser's Lease", lambda: lease_holder(cluster) == "releaser", 60)
 
 
+def test_a_new_leader_releases_the_overdue_holds_first(
+    deferring: tuple[LocalCluster, Grid], namespace: str
+) -> None:
+    cluster, grid = deferring
+    grid.restart()
+    create(cluster, job_manifest("late", namespace))
+    assert get_job(cluster, namespace, "late")["spec"]["suspend"] is True
+    cluster.kill("releaser")
+    cluster.stop("releaser")
+    overdue = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cluster.kubectl(
+        "annotate", "job", "late", "-n", namespace, f"ecopulse.io/release-by={overdue}", "--overwrite"
+    )
+    cluster.start_rebalancer("releaser", metrics_port=free_port())
+    released = wait_until(
+        "the release",
+        lambda: (j := get_job(cluster, namespace, "late"))["spec"].get("suspend") is False and j,
+        60,
+    )
+    assert released["metadata"]["annotations"]["ecopulse.io/decision"].startswith(
+        "released (controller-start)"
+    )
+
+
 def test_a_cronjobs_jobs_are_held_and_released(deferring: tuple[LocalCluster, Grid], namespace: str) -> None:
     cluster, grid = deferring
     # The CronJob controller creates the Job on the next minute: the replay must be dirty then
