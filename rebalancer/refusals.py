@@ -1,0 +1,98 @@
+"""Events for refused moves: the first refusal of a workload (or a bare pod) per cooldown.
+
+An eviction explains itself with an Event; a pod left where it runs should too, or a user who
+sees it in a 600 g region cannot tell why. But a refusal repeats every cycle, so each subject (the
+pod's controller, else the pod) gets one Event per reason per ``rebalancer.minPodAgeSeconds`` (the
+rebalancer's cooldown), and a cycle posts at most ``MAX_EVENTS_PER_CYCLE`` (the rest wait for the
+next cycle). Pods Eco-Pulse does not manage (opted out, system) and refusals with no move to name
+(no usable signals) get none: the log line and the metric say it. Posted through the rebalancer's
+Event writer (core.kube.events.EventRecorder), like every Event of ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from core.kube.events import EventRequest
+from core.managed import Unmanaged
+from rebalancer.explain import explain_refusal
+from rebalancer.planner import NO_SIGNAL, Refusal
+
+REASON = "CarbonRebalanceRefused"
+MAX_EVENTS_PER_CYCLE = 20
+MAX_REMEMBERED = 10_000
+_SILENT = frozenset({*(str(reason) for reason in Unmanaged), NO_SIGNAL})
+
+
+def refusal_event(refusal: Refusal) -> EventRequest | None:
+    """The Event for a refusal, on the pod's controller (else the pod); None when it gets none. Pure."""
+    if refusal.reason in _SILENT or not refusal.target_region:
+        return None
+    pod = refusal.pod
+    why = explain_refusal(refusal)
+    if pod.owner_kind is not None and pod.owner_name is not None and pod.owner_api_version:
+        involved = {
+            "kind": pod.owner_kind,
+            "apiVersion": pod.owner_api_version,
+            "name": pod.owner_name,
+            "namespace": pod.namespace,
+        }
+        message = f"Not moving pod {pod.name}: {why}"
+    else:
+        involved = {"kind": "Pod", "apiVersion": "v1", "name": pod.name, "namespace": pod.namespace}
+        if pod.uid:
+            involved["uid"] = pod.uid
+        message = f"Not moving: {why}"
+    return EventRequest(
+        namespace=pod.namespace,
+        involved=involved,
+        reason=REASON,
+        message=message,
+        action="Refuse",
+    )
+
+
+class RefusalEvents:
+    """Remembers which subjects were told about which refusal, and when, across cycles."""
+
+    def __init__(self, *, max_per_cycle: int = MAX_EVENTS_PER_CYCLE) -> None:
+        self._posted: dict[tuple[str, str], datetime] = {}
+        self._max_per_cycle = max_per_cycle
+
+    def reset(self) -> None:
+        """On losing the lease: the next leader tells its own story."""
+        self._posted.clear()
+
+    def post(
+        self,
+        refusals: Iterable[Refusal],
+        *,
+        post: Callable[[EventRequest], bool],
+        now: datetime,
+        cooldown_seconds: float,
+    ) -> int:
+        """Post the Events due this cycle; how many were posted."""
+        self._forget(now, cooldown_seconds)
+        posted = attempts = 0
+        for refusal in refusals:
+            if attempts >= self._max_per_cycle:  # each post may wait on the API: bound the cycle
+                break
+            key = (refusal.pod.workload or refusal.pod.key, refusal.reason)
+            if key in self._posted:
+                continue
+            request = refusal_event(refusal)
+            if request is None:
+                continue
+            self._posted[key] = now  # a failed post is not retried before the cooldown: no storm
+            attempts += 1
+            posted += post(request)
+        return posted
+
+    def _forget(self, now: datetime, cooldown_seconds: float) -> None:
+        expired = [k for k, t in self._posted.items() if (now - t).total_seconds() >= cooldown_seconds]
+        for key in expired:
+            del self._posted[key]
+        if len(self._posted) > MAX_REMEMBERED:  # a bound, whatever the churn of workloads
+            for key in list(self._posted)[: len(self._posted) - MAX_REMEMBERED]:
+                del self._posted[key]
