@@ -246,14 +246,14 @@ def test_the_webhook_settings_from_the_deployment_env_match_its_mounts_and_ports
     assert settings.port == WebhookSettings().port
     assert settings.metrics_port == WebhookSettings().metrics_port
     assert settings.tls_dir == WebhookSettings().tls_dir
-    assert item["command"] == ["python", "-m", "webhook"]
+    assert item["command"] == ["eco-pulse", "webhook"]
 
 
 def test_the_rebalancer_env_is_read_by_the_rebalancer() -> None:
     workload = deployment("eco-pulse-rebalancer")
     item = container(workload, "rebalancer")
     env = env_values(item)
-    assert item["command"] == ["python", "-m", "rebalancer"]
+    assert item["command"] == ["eco-pulse", "rebalancer"]
     assert {"ECOPULSE_CONFIG", "POD_NAME", "POD_NAMESPACE"} <= set(env)
     config = mount_of(workload, item, config_map="eco-pulse-config")
     assert Path(env["ECOPULSE_CONFIG"]) == Path(config["mount"]["mountPath"]) / "config.yaml"
