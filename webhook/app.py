@@ -44,9 +44,11 @@ from webhook.admission.review import (
 from webhook.admission.review import (
     AdmissionRequest,
     MalformedReview,
+    UnreadableObject,
     parse_review,
     review_response,
 )
+from webhook.admission.templates import template_warnings
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
 from webhook.events import EventQueue, annotation_event
 from webhook.extender.decide import (
@@ -305,6 +307,32 @@ def create_app(context: WebhookContext) -> Starlette:
             msgspec.json.encode(answer), media_type="application/json", background=BackgroundTask(record)
         )
 
+    async def warn_templates(request: Request) -> Response:
+        """A workload's pod template: the warnings its pods' annotations would get, nothing else.
+
+        Always allowed, never a patch: a bad body is a 400 as for /mutate; anything else that goes
+        wrong answers without warnings (the entry's failurePolicy is Ignore too).
+        """
+        try:
+            async with received_body(
+                request, max_bytes=context.admission_max_body_bytes, budget=context.bodies
+            ) as body:
+                try:
+                    review = parse_review(body, max_body_bytes=context.admission_max_body_bytes)
+                except MalformedReview as error:
+                    log.warning("malformed template review", extra={"reason": str(error)})
+                    return JSONResponse(
+                        {"error": "malformed AdmissionReview", "message": str(error)}, status_code=400
+                    )
+                warnings = _template_warnings(review, context)
+                return Response(
+                    msgspec.json.encode(review_response(review.uid, warnings=list(warnings))),
+                    media_type="application/json",
+                )
+        except BodyRefused as refused:
+            log.warning("template review refused", extra={"reason": refused.message})
+            return refused.answer(error="AdmissionReview refused")
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -330,6 +358,7 @@ def create_app(context: WebhookContext) -> Starlette:
     return Starlette(
         routes=[
             Route("/mutate", mutate, methods=["POST"]),
+            Route("/warn-templates", warn_templates, methods=["POST"]),
             Route("/filter", filter_nodes, methods=["POST"]),
             Route("/prioritize", prioritize, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -418,6 +447,36 @@ async def _decide_within_deadline(
     except Exception:
         log.exception("admission decision failed", extra={"uid": review.uid})
         return fail_open(Reason.INTERNAL_ERROR, "internal error")
+
+
+def _template_warnings(review: AdmissionRequest, context: WebhookContext) -> tuple[str, ...]:
+    """The template's warnings, and a log line when there are any; none on any error of ours."""
+    try:
+        warnings = template_warnings(
+            review,
+            known_regions=context.config().known_regions,
+            namespace_info=context.namespace_info(review.namespace),
+            own_namespace=context.own_namespace,
+        )
+    except UnreadableObject as error:
+        log.warning("template review: object unreadable", extra={"uid": review.uid, "reason": str(error)})
+        return ()
+    except Exception:  # our bug: the apply goes on, unwarned
+        log.exception("template review failed", extra={"uid": review.uid})
+        return ()
+    if warnings:
+        log.info(
+            "template warnings",
+            extra={
+                "uid": review.uid,
+                "namespace": review.namespace,
+                "kind": review.kind,
+                "name": review.name,
+                "operation": review.operation,
+                "warnings": list(warnings),
+            },
+        )
+    return warnings
 
 
 _children: dict[tuple[str, ...], Any] = {}

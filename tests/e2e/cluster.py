@@ -714,8 +714,9 @@ class LocalCluster:
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
         for hook in manifest["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
             hook["clientConfig"] = {
-                "url": url or f"{self.webhook_url}/mutate",
+                "url": url if url and path == "/mutate" else f"{self.webhook_url}{path}",
                 "caBundle": ca_bundle_b64((self.webhook_tls / "ca.crt").read_bytes()),
             }
         self.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
