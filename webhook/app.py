@@ -50,7 +50,7 @@ from webhook.admission.review import (
 )
 from webhook.admission.templates import template_warnings
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
-from webhook.events import EventQueue, annotation_event
+from webhook.events import EventQueue, annotation_event, placement_event
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
@@ -141,6 +141,8 @@ class WebhookContext:
     bodies: BodyBudget = field(default_factory=lambda: BodyBudget(max_bytes=128 * 1024 * 1024))
     # Where Events about ignored annotations go (a bounded queue, posted by a thread); None: nowhere.
     annotation_events: EventQueue | None = None
+    # Where Events saying where a controller's pods were placed go; None: nowhere.
+    placement_events: EventQueue | None = None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -296,6 +298,19 @@ def create_app(context: WebhookContext) -> Starlette:
                     context.annotation_events.offer(
                         annotation_event(
                             pod, namespace=review.namespace, problems=outcome.annotation_problems
+                        )
+                    )
+                if (
+                    outcome.outcome is Outcome.MUTATED
+                    and context.placement_events is not None
+                    and not review.dry_run
+                ):
+                    context.placement_events.offer(
+                        placement_event(
+                            review.object_json,
+                            namespace=review.namespace,
+                            region=outcome.region,
+                            decision=outcome.decision,
                         )
                     )
             except Exception:
