@@ -2,9 +2,10 @@
 
 An eviction explains itself with an Event; a pod left where it runs should too, or a user who
 sees it in a 600 g region cannot tell why. But a refusal repeats every cycle, so each subject (the
-pod's controller, else the pod) gets one Event per reason per ``rebalancer.minPodAgeSeconds`` (the
-rebalancer's cooldown), and a cycle posts at most ``MAX_EVENTS_PER_CYCLE`` (the rest wait for the
-next cycle). Pods Eco-Pulse does not manage (opted out, system) and refusals with no move to name
+pod's controller, else the pod) gets one Event per reason and target region per cooldown: the
+rebalancer's (``rebalancer.minPodAgeSeconds``), and never less than ``MIN_INTERVAL_SECONDS`` (a
+10 s cooldown would make an Event of every other cycle), and a cycle posts at most
+``MAX_EVENTS_PER_CYCLE`` (the rest wait for the next cycle). Pods Eco-Pulse does not manage (opted out, system) and refusals with no move to name
 (no usable signals) get none: the log line and the metric say it. Posted through the rebalancer's
 Event writer (core.kube.events.EventRecorder), like every Event of ours.
 """
@@ -22,6 +23,7 @@ from rebalancer.planner import NO_SIGNAL, Refusal
 REASON = "CarbonRebalanceRefused"
 MAX_EVENTS_PER_CYCLE = 20
 MAX_REMEMBERED = 10_000
+MIN_INTERVAL_SECONDS = 600.0
 _SILENT = frozenset({*(str(reason) for reason in Unmanaged), NO_SIGNAL})
 
 
@@ -57,7 +59,7 @@ class RefusalEvents:
     """Remembers which subjects were told about which refusal, and when, across cycles."""
 
     def __init__(self, *, max_per_cycle: int = MAX_EVENTS_PER_CYCLE) -> None:
-        self._posted: dict[tuple[str, str], datetime] = {}
+        self._posted: dict[tuple[str, str, str], datetime] = {}
         self._max_per_cycle = max_per_cycle
 
     def reset(self) -> None:
@@ -73,12 +75,12 @@ class RefusalEvents:
         cooldown_seconds: float,
     ) -> int:
         """Post the Events due this cycle; how many were posted."""
-        self._forget(now, cooldown_seconds)
+        self._forget(now, max(cooldown_seconds, MIN_INTERVAL_SECONDS))
         posted = attempts = 0
         for refusal in refusals:
             if attempts >= self._max_per_cycle:  # each post may wait on the API: bound the cycle
                 break
-            key = (refusal.pod.workload or refusal.pod.key, refusal.reason)
+            key = (refusal.pod.workload or refusal.pod.key, refusal.reason, refusal.target_region)
             if key in self._posted:
                 continue
             request = refusal_event(refusal)

@@ -116,3 +116,13 @@ def test_a_cycle_posts_a_bounded_number_of_refusal_events() -> None:
     workloads = [pod(f"w{i}", owner_name=f"w{i}") for i in range(30)]
     cycle(workloads, config(min_net_benefit_usd=100.0), api, events=RefusalEvents(max_per_cycle=5))
     assert len(api.events) == 5
+
+
+def test_a_short_cooldown_still_tells_a_workload_at_most_every_ten_minutes() -> None:
+    api, events = FakeEvictionApi(), RefusalEvents()
+    cfg = config(min_net_benefit_usd=100.0, min_pod_age_seconds=10)
+    for minutes in (0, 1, 5, 9):
+        cycle([pod()], cfg, api, events=events, minutes=minutes)
+    assert len(api.events) == 1
+    cycle([pod()], cfg, api, events=events, minutes=11)
+    assert len(api.events) == 2
