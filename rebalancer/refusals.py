@@ -5,9 +5,10 @@ sees it in a 600 g region cannot tell why. But a refusal repeats every cycle, so
 pod's controller, else the pod) gets one Event per reason and target region per cooldown: the
 rebalancer's (``rebalancer.minPodAgeSeconds``), and never less than ``MIN_INTERVAL_SECONDS`` (a
 10 s cooldown would make an Event of every other cycle), and a cycle posts at most
-``MAX_EVENTS_PER_CYCLE`` (the rest wait for the next cycle). Pods Eco-Pulse does not manage (opted out, system) and refusals with no move to name
-(no usable signals) get none: the log line and the metric say it. Posted through the rebalancer's
-Event writer (core.kube.events.EventRecorder), like every Event of ours.
+``MAX_EVENTS_PER_CYCLE`` (the rest wait for the next cycle). Pods Eco-Pulse does not manage (opted
+out, system) and refusals with no move to name (no usable signals) get none: the log line and the
+metric say it. Posted through the rebalancer's Event writer (core.kube.events.EventRecorder), like
+every Event of ours.
 """
 
 from __future__ import annotations
