@@ -473,24 +473,23 @@ def _template_warnings(review: AdmissionRequest, context: WebhookContext) -> tup
             namespace_info=context.namespace_info(review.namespace),
             own_namespace=context.own_namespace,
         )
+        if warnings:
+            log.info(
+                "template warnings",
+                extra={
+                    "uid": review.uid,
+                    "namespace": review.namespace,
+                    "object": f"{review.kind}/{review.name}",
+                    "operation": review.operation,
+                    "warnings": list(warnings),
+                },
+            )
     except UnreadableObject as error:
         log.warning("template review: object unreadable", extra={"uid": review.uid, "reason": str(error)})
         return ()
     except Exception:  # our bug: the apply goes on, unwarned
         log.exception("template review failed", extra={"uid": review.uid})
         return ()
-    if warnings:
-        log.info(
-            "template warnings",
-            extra={
-                "uid": review.uid,
-                "namespace": review.namespace,
-                "kind": review.kind,
-                "name": review.name,
-                "operation": review.operation,
-                "warnings": list(warnings),
-            },
-        )
     return warnings
 
 

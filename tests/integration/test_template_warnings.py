@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import pytest
@@ -79,3 +80,13 @@ def test_a_malformed_review_is_a_400(webhook: Webhook) -> None:
     with webhook.client() as client:
         answer = client.post("/warn-templates", content=b"{not json")
     assert answer.status_code == 400
+
+
+def test_each_warned_template_is_one_log_line(webhook: Webhook, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ecopulse.webhook")
+    response = warn(webhook, workload("Deployment", MISSPELT))
+    assert response["warnings"]
+    (line,) = [r for r in caplog.records if r.getMessage() == "template warnings"]
+    assert (
+        line.__dict__["object"] == "apps/v1/Deployment/" and line.__dict__["warnings"] == response["warnings"]
+    )
