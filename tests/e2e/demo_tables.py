@@ -129,7 +129,8 @@ def latest_policy_decision(policy: Mapping[str, Any], events: Iterable[Mapping[s
     candidates = [
         Decision(at=_event_time(e), text=f"{e.get('reason')}: {e.get('note', '')}")
         for e in _ours(events)
-        if e.get("regarding", {}).get("kind") == "PropagationPolicy" and e["regarding"].get("name") == name
+        if str(e.get("regarding", {}).get("kind", "")).endswith("PropagationPolicy")
+        and e["regarding"].get("name") == name
     ]
     if candidates:
         return max(candidates, key=lambda d: d.at)
