@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 DECISION_ANNOTATION = "ecopulse.io/decision"
@@ -20,8 +21,20 @@ OURS = "ecopulse.io/"  # the reportingController of every Event we post
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    at: str  # RFC 3339, as the API gives it (sorts as time)
+    at: str  # RFC 3339, as the API gives it (an Event's with microseconds, an object's without)
     text: str
+
+    @property
+    def when(self) -> datetime:
+        try:
+            return datetime.fromisoformat(self.at)
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+
+
+def shown_time(at: str) -> str:
+    """To the second: Events carry microseconds, objects do not."""
+    return at.split(".", 1)[0].removesuffix("Z") + "Z" if at[:1].isdigit() else at
 
 
 def grid_text(grid: Mapping[str, float], region: str) -> str:
@@ -74,7 +87,7 @@ def latest_pod_decision(pod: Mapping[str, Any], events: Iterable[Mapping[str, An
         )
         if (about_pod or about_owner) and event.get("reason") != "RegionPlaced":
             candidates.append(Decision(at=_event_time(event), text=f"{event.get('reason')}: {note}"))
-    return max(candidates, key=lambda d: d.at)
+    return max(candidates, key=lambda d: d.when)
 
 
 def pods_table(
@@ -97,7 +110,7 @@ def pods_table(
         latest = latest_pod_decision(pod, events)
         rows.append(
             f"{pod['metadata']['name'] + state:<28} {node:<16} {region:<11} {grid_now:<14} "
-            f"{latest.at:<21} {latest.text}"
+            f"{shown_time(latest.at):<21} {latest.text}"
         )
     return "\n".join(rows)
 
@@ -133,5 +146,5 @@ def latest_policy_decision(policy: Mapping[str, Any], events: Iterable[Mapping[s
         and e["regarding"].get("name") == name
     ]
     if candidates:
-        return max(candidates, key=lambda d: d.at)
+        return max(candidates, key=lambda d: d.when)
     return Decision(at="-", text=fleet_decision_text(annotation))

@@ -751,7 +751,7 @@ def placement_table(fleet: Fleet, namespace: str) -> str:
             region = fleet.regions.get(name, "?")
             rows.append(
                 f"{workload:<22} {name:<20} {region:<11} {demo_tables.grid_text(grid, region):<14} "
-                f"{target.get('replicas', '-')!s:<9} {running:<12} {decision.at:<21} {decision.text}"
+                f"{target.get('replicas', '-')!s:<9} {running:<12} {demo_tables.shown_time(decision.at):<21} {decision.text}"
             )
     return "\n".join(rows)
 

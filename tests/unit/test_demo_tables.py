@@ -74,7 +74,7 @@ def test_a_later_refusal_is_the_latest_decision_not_the_admission_text() -> None
     assert (
         "CarbonRebalanceRefused: Not moving pod web-b: stays in us-east-1 (450 gCO2/kWh): too-young" in line
     )
-    assert "2026-12-07T17:05:00" in line
+    assert " 2026-12-07T17:05:00Z " in line  # to the second
     assert "admission:" not in line
 
 
@@ -107,3 +107,15 @@ def test_the_fleet_decision_reads_as_a_sentence_with_units() -> None:
         {"kind": "PropagationPolicy", "name": "web"}, "ecopulse.io/fleet",
     )  # fmt: skip
     assert demo_tables.latest_policy_decision(policy, [moved]).text.startswith("FleetMoved: move")
+
+
+def test_an_event_later_in_the_same_second_is_the_later_decision() -> None:
+    placed = pod("web-d", "kwok-us-east-1-0", "2026-12-07T17:00:00Z")
+    refusal = event(
+        "CarbonRebalanceRefused",
+        "Not moving pod web-d: ...",
+        "2026-12-07T17:00:00.500000Z",
+        {"kind": "ReplicaSet", "name": "web-7d4b9c"},
+        "ecopulse.io/rebalancer",
+    )
+    assert demo_tables.latest_pod_decision(placed, [refusal]).text.startswith("CarbonRebalanceRefused")
