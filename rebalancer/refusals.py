@@ -4,11 +4,11 @@ An eviction explains itself with an Event; a pod left where it runs should too, 
 sees it in a 600 g region cannot tell why. But a refusal repeats every cycle, so each subject (the
 pod's controller, else the pod) gets one Event per reason and target region per cooldown: the
 rebalancer's (``rebalancer.minPodAgeSeconds``), and never less than ``MIN_INTERVAL_SECONDS`` (a
-10 s cooldown would make an Event of every other cycle), and a cycle posts at most
-``MAX_EVENTS_PER_CYCLE`` (the rest wait for the next cycle). Pods Eco-Pulse does not manage (opted
-out, system) and refusals with no move to name (no usable signals) get none: the log line and the
-metric say it. Posted through the rebalancer's Event writer (core.kube.events.EventRecorder), like
-every Event of ours.
+10 s cooldown would make an Event of every other cycle). A cycle posts at most
+``MAX_EVENTS_PER_CYCLE`` and stops at the first that fails (the rest wait for the next cycle).
+Pods Eco-Pulse does not manage (opted out, system) and refusals with no move to name (no usable
+signals) get none: the log line and the metric say it. Posted through the rebalancer's Event
+writer (core.kube.events.EventRecorder), like every Event of ours.
 """
 
 from __future__ import annotations
@@ -87,9 +87,13 @@ class RefusalEvents:
             request = refusal_event(refusal)
             if request is None:
                 continue
-            self._posted[key] = now  # a failed post is not retried before the cooldown: no storm
             attempts += 1
-            posted += post(request)
+            if not post(request):
+                # The API refused or did not answer (each try may wait its timeout): stop for this
+                # cycle, and try this one again next cycle.
+                break
+            self._posted[key] = now
+            posted += 1
         return posted
 
     def _forget(self, now: datetime, cooldown_seconds: float) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from core.config import EcoPulseConfiguration
+from core.kube.events import EventRequest
 from core.logs import JsonFormatter
 from core.model import PodRecord
 from rebalancer.cycle import CycleInputs, run_cycle
@@ -126,3 +127,22 @@ def test_a_short_cooldown_still_tells_a_workload_at_most_every_ten_minutes() -> 
     assert len(api.events) == 1
     cycle([pod()], cfg, api, events=events, minutes=11)
     assert len(api.events) == 2
+
+
+def test_a_failed_post_ends_the_cycle_s_events_and_is_tried_again_next_cycle() -> None:
+    # Each post may wait out its timeout when the API is in trouble: one failure a cycle, not twenty.
+    api = FakeEvictionApi()
+    attempts: list[str] = []
+
+    def failing(request: EventRequest) -> bool:
+        attempts.append(request.involved["name"])
+        return False
+
+    api.post_event = failing  # type: ignore[method-assign]
+    events = RefusalEvents()
+    workloads = [pod(f"w{i}", owner_name=f"w{i}") for i in range(5)]
+    cycle(workloads, config(min_net_benefit_usd=100.0), api, events=events)
+    assert len(attempts) == 1
+    del api.post_event  # the fake's own, which accepts
+    cycle(workloads, config(min_net_benefit_usd=100.0), api, events=events, minutes=1)
+    assert len(api.events) == 5
