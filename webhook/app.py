@@ -50,7 +50,7 @@ from webhook.admission.review import (
 )
 from webhook.admission.templates import template_warnings
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
-from webhook.events import EventQueue, annotation_event, placement_event
+from webhook.events import EventQueue, PlacementNotices, annotation_event
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
@@ -142,7 +142,7 @@ class WebhookContext:
     # Where Events about ignored annotations go (a bounded queue, posted by a thread); None: nowhere.
     annotation_events: EventQueue | None = None
     # Where Events saying where a controller's pods were placed go; None: nowhere.
-    placement_events: EventQueue | None = None
+    placement_events: PlacementNotices | None = None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -306,12 +306,11 @@ def create_app(context: WebhookContext) -> Starlette:
                     and not review.dry_run
                 ):
                     context.placement_events.offer(
-                        placement_event(
-                            review.object_json,
-                            namespace=review.namespace,
-                            region=outcome.region,
-                            decision=outcome.decision,
-                        )
+                        review.object_json,
+                        namespace=review.namespace,
+                        region=outcome.region,
+                        decision=outcome.decision,
+                        outcome=outcome,
                     )
             except Exception:
                 log.exception("admission bookkeeping failed", extra={"uid": review.uid})

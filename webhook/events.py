@@ -163,7 +163,8 @@ class EventQueue:
     ) -> None:
         self._post = post
         self._name = name
-        self._results = results
+        # Each result's child looked up once: labels() takes a lock and builds a key every call.
+        self._results = {result: results.labels(result=result) for result in RESULTS}
         self._queue: queue.Queue[AnnotationEvent | None] = queue.Queue(maxsize=capacity)
         self._deduplicate_seconds = deduplicate_seconds
         self._clock = clock
@@ -175,7 +176,7 @@ class EventQueue:
         """Queue ``event`` unless it is a recent duplicate or the queue is full; never blocks."""
         result = self._admit(event)
         if result != "queued":  # a queued one is counted when it is posted or fails
-            self._results.labels(result=result).inc()
+            self._results[result].inc()
         return result
 
     def _admit(self, event: AnnotationEvent | None) -> str:
@@ -233,8 +234,29 @@ class EventQueue:
             log.exception("event not recorded", extra={"namespace": event.namespace, "reason": event.reason})
             posted = False
         if posted:
-            self._results.labels(result="posted").inc()
+            self._results["posted"].inc()
         else:
-            self._results.labels(result="failed").inc()
+            self._results["failed"].inc()
             with self._lock:  # let a later pod try again
                 self._offered.pop(event.key, None)
+
+
+class PlacementNotices:
+    """Offers each placed pod's Event to its queue, cheaply for the replicas of one template.
+
+    The outcome memo hands byte-identical reviews (the replicas of a template, same namespace) the
+    same outcome object: one that was just offered costs one comparison, not a decode and a lookup.
+    Called from the event loop only (the reviews' bookkeeping).
+    """
+
+    def __init__(self, queue: EventQueue) -> None:
+        self.queue = queue
+        self._last: object = None
+
+    def offer(
+        self, object_json: bytes, *, namespace: str, region: str, decision: str, outcome: object
+    ) -> None:
+        if outcome is self._last:
+            return
+        self._last = outcome
+        self.queue.offer(placement_event(object_json, namespace=namespace, region=region, decision=decision))

@@ -36,7 +36,7 @@ from core.startup import log_config_error, read_settings
 from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
-from webhook.events import PLACEMENT_EVENTS, EventQueue
+from webhook.events import PLACEMENT_EVENTS, EventQueue, PlacementNotices
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
 from webhook.transport import ConnectionLimits, protocol_for
@@ -197,7 +197,7 @@ def build(
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
         annotation_events=events,
-        placement_events=placements,
+        placement_events=PlacementNotices(placements) if placements is not None else None,
         admission_max_body_bytes=settings.admission_max_body_bytes,
         extender_max_body_bytes=settings.extender_max_body_bytes,
         bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
