@@ -741,7 +741,11 @@ def placement_table(fleet: Fleet, namespace: str) -> str:
     for binding in bindings:
         resource = binding["spec"]["resource"]
         workload = f"{resource['kind'].lower()}/{resource['name']}"
-        policy = binding["metadata"].get("labels", {}).get("propagationpolicy.karmada.io/name", "")
+        # Karmada names the policy in an annotation (a label before v1.8).
+        metadata = binding["metadata"]
+        policy = metadata.get("annotations", {}).get("propagationpolicy.karmada.io/name") or metadata.get(
+            "labels", {}
+        ).get("propagationpolicy.karmada.io/name", "")
         decision = latest.get(
             policy, demo_tables.Decision(at="-", text="karmada default (no policy of ours)")
         )
