@@ -6,8 +6,9 @@ pod's controller, else the pod) gets one Event per reason and target region per 
 rebalancer's (``rebalancer.minPodAgeSeconds``), and never less than ``MIN_INTERVAL_SECONDS`` (a
 10 s cooldown would make an Event of every other cycle). A cycle posts at most
 ``MAX_EVENTS_PER_CYCLE`` and stops at the first that fails (the rest wait for the next cycle).
-Pods Eco-Pulse does not manage (opted out, system) and refusals with no move to name (no usable
-signals) get none: the log line and the metric say it. Posted through the rebalancer's Event
+Pods Eco-Pulse does not manage (opted out, system), refusals with no move to name (no usable
+signals) and passing states (terminating, not running, not ready, a replica already moving) get
+none: the log line and the metric say them. Posted through the rebalancer's Event
 writer (core.kube.events.EventRecorder), like every Event of ours.
 """
 
@@ -19,13 +20,25 @@ from datetime import datetime
 from core.kube.events import EventRequest
 from core.managed import Unmanaged
 from rebalancer.explain import explain_refusal
-from rebalancer.planner import NO_SIGNAL, Refusal
+from rebalancer.planner import NO_SIGNAL, WORKLOAD_MOVING, Refusal
+from rebalancer.protections import Protected
 
 REASON = "CarbonRebalanceRefused"
 MAX_EVENTS_PER_CYCLE = 20
 MAX_REMEMBERED = 10_000
 MIN_INTERVAL_SECONDS = 600.0
-_SILENT = frozenset({*(str(reason) for reason in Unmanaged), NO_SIGNAL})
+# Not ours to move, nothing to name, or a passing state of a pod or its workload (a rollout, a
+# move under way), which would make an Event of every rollout: the log line says them.
+_SILENT = frozenset(
+    {
+        *(str(reason) for reason in Unmanaged),
+        NO_SIGNAL,
+        Protected.TERMINATING,
+        Protected.NOT_RUNNING,
+        Protected.NOT_READY,
+        WORKLOAD_MOVING,
+    }
+)
 
 
 def refusal_event(refusal: Refusal) -> EventRequest | None:

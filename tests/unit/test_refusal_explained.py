@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,14 @@ def test_a_failed_post_ends_the_cycle_s_events_and_is_tried_again_next_cycle() -
     del api.post_event  # the fake's own, which accepts
     cycle(workloads, config(min_net_benefit_usd=100.0), api, events=events, minutes=1)
     assert len(api.events) == 5
+
+
+@pytest.mark.parametrize(
+    "passing",
+    [dict(deleting=True), dict(phase="Pending"), dict(ready=False)],
+    ids=["terminating", "not-running", "not-ready"],
+)
+def test_a_passing_state_is_logged_but_not_an_event(passing: dict[str, Any]) -> None:
+    api = FakeEvictionApi()
+    cycle([pod(**passing)], config(), api, events=RefusalEvents())
+    assert api.events == []
