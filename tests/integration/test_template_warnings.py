@@ -90,3 +90,9 @@ def test_each_warned_template_is_one_log_line(webhook: Webhook, caplog: pytest.L
     assert (
         line.__dict__["object"] == "apps/v1/Deployment/" and line.__dict__["warnings"] == response["warnings"]
     )
+
+
+def test_an_oversized_body_is_a_413_as_for_mutate(webhook: Webhook) -> None:
+    with webhook.client() as client:
+        answer = client.post("/warn-templates", content=b" " * (8 * 1024 * 1024))
+    assert answer.status_code == 413
