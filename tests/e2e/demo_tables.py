@@ -62,9 +62,12 @@ def _ours(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in events if str(e.get("reportingController", "")).startswith(OURS)]
 
 
-def latest_pod_decision(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Decision:
+def latest_pod_decision(
+    pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]], *, region: str = ""
+) -> Decision:
     """The newest of: the pod's placement at admission, and the rebalancer's Events about it (on the
-    pod, or on its controller naming it, or a refusal for the whole workload)."""
+    pod, or on its controller naming it, or a refusal for the workload's replicas in ``region``,
+    where the pod runs now)."""
     metadata = pod["metadata"]
     name = metadata["name"]
     owners = {
@@ -82,8 +85,9 @@ def latest_pod_decision(pod: Mapping[str, Any], events: Iterable[Mapping[str, An
         regarding = event.get("regarding", {})
         note = str(event.get("note", ""))
         about_pod = regarding.get("kind") == "Pod" and regarding.get("name") == name
+        workload_refusal = event.get("reason") == "CarbonRebalanceRefused" and f"stays in {region} " in note
         about_owner = (regarding.get("kind"), regarding.get("name")) in owners and (
-            f"pod {name}" in note or event.get("reason") == "CarbonRebalanceRefused"
+            f"pod {name}" in note or workload_refusal
         )
         if (about_pod or about_owner) and event.get("reason") != "RegionPlaced":
             candidates.append(Decision(at=_event_time(event), text=f"{event.get('reason')}: {note}"))
@@ -107,7 +111,7 @@ def pods_table(
         region = region_of.get(node, "-")
         grid_now = grid_text(grid, region) if region != "-" else "-"
         state = " (terminating)" if pod["metadata"].get("deletionTimestamp") else ""
-        latest = latest_pod_decision(pod, events)
+        latest = latest_pod_decision(pod, events, region=region)
         rows.append(
             f"{pod['metadata']['name'] + state:<28} {node:<16} {region:<11} {grid_now:<14} "
             f"{shown_time(latest.at):<21} {latest.text}"

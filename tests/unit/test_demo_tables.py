@@ -119,3 +119,17 @@ def test_an_event_later_in_the_same_second_is_the_later_decision() -> None:
         "ecopulse.io/rebalancer",
     )
     assert demo_tables.latest_pod_decision(placed, [refusal]).text.startswith("CarbonRebalanceRefused")
+
+
+def test_a_workload_refusal_is_not_the_decision_about_a_replica_elsewhere() -> None:
+    # The refusal is about the replicas left in us-east-1; one already in eu-north-1 was placed there.
+    moved = pod("web-e", "kwok-eu-north-1-0", "2026-12-07T17:00:00Z")
+    refusal = event(
+        "CarbonRebalanceRefused",
+        "Not moving pod web-f: stays in us-east-1 (450 gCO2/kWh): too-young; moving to eu-north-1 ...",
+        "2026-12-07T17:00:05Z",
+        {"kind": "ReplicaSet", "name": "web-7d4b9c"},
+        "ecopulse.io/rebalancer",
+    )
+    line = row(demo_tables.pods_table([moved], NODES, [refusal], GRID), "web-e")
+    assert "admission: preferred eu-north-1" in line and "CarbonRebalanceRefused" not in line
