@@ -237,7 +237,7 @@ def test_a_job_the_user_suspended_is_never_touched(
     cluster, grid = deferring
     grid.restart()
     create(cluster, job_manifest("mine", namespace, suspend=True))
-    time.sleep(12)  # two releaser cycles at least
+    time.sleep(8)  # a releaser cycle or two (every 5 s)
     job = get_job(cluster, namespace, "mine")
     assert job["spec"]["suspend"] is True
     assert not any(
