@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -15,6 +16,7 @@ from fleet.cycle import FleetAccountant, PassInputs, run_pass
 from fleet.karmada import WriteOutcome, WriteResult, policy_patch_body, rebalancer_body
 from fleet.planner import FleetSnapshot
 from fleet.records import (
+    AVAILABLE_SINCE_ANNOTATION,
     MOVED_AT_ANNOTATION,
     MOVING_TO_ANNOTATION,
     SAVED_SCHEDULING_ANNOTATION,
@@ -62,7 +64,14 @@ class FakeWriter:
         return True
 
 
-def inputs(fleet: FleetSnapshot, writer: FakeWriter, *, live: bool, leader: Any = lambda: True) -> PassInputs:
+def inputs(
+    fleet: FleetSnapshot,
+    writer: FakeWriter,
+    *,
+    live: bool,
+    leader: Any = lambda: True,
+    now: datetime = NOW,
+) -> PassInputs:
     cfg = config()
     if live:
         cfg = replace(cfg, fleet=replace(cfg.fleet, dry_run=False))
@@ -73,7 +82,7 @@ def inputs(fleet: FleetSnapshot, writer: FakeWriter, *, live: bool, leader: Any 
         synced=lambda: True,
         is_leader=leader,
         api=writer,
-        clock=lambda: NOW,
+        clock=lambda: now,
         accountant=FleetAccountant(monotonic=lambda: 0.0),
     )
 
@@ -120,10 +129,20 @@ def test_live_a_move_is_made_in_two_steps_old_copies_serving_until_the_new_are_a
     assert len(writer.patches) == 2  # only the decision annotation changed (move -> keep)
     assert writer.patches[1][1] is None
 
-    # All available in the new cluster: step 2, the final placement; the old copy goes.
+    # All available in the new cluster: the stability window opens, recorded on the policy.
     halfway["status"]["aggregatedStatus"][0]["status"]["availableReplicas"] = 3
     fleet = snapshot(policies=[raw], deployments=[deployment("web")], bindings=[halfway])
     run_pass(inputs(fleet, writer, live=True))
+    _, nothing_placed, opened, _ = writer.patches[-1]
+    assert nothing_placed is None and opened[AVAILABLE_SINCE_ANNOTATION] == NOW.isoformat()
+
+    # Still available, the member Ready throughout, the window over: step 2, the final placement;
+    # the old copy goes.
+    raw["metadata"]["annotations"][AVAILABLE_SINCE_ANNOTATION] = NOW.isoformat()
+    fleet = snapshot(policies=[raw], deployments=[deployment("web")], bindings=[halfway])
+    run_pass(inputs(fleet, writer, live=True, now=NOW + timedelta(seconds=59)))
+    assert writer.patches[-1][1] is None  # within the window: nothing placed
+    run_pass(inputs(fleet, writer, live=True, now=NOW + timedelta(seconds=60)))
     _, final, settled, _ = writer.patches[-1]
     assert final is not None
     assert [t["clusterNames"] for t in final["clusterAffinities"]] == [
@@ -133,6 +152,7 @@ def test_live_a_move_is_made_in_two_steps_old_copies_serving_until_the_new_are_a
     ]
     assert final["replicaScheduling"] is None  # the policy's own (none) is back
     assert settled[MOVING_TO_ANNOTATION] is None and settled[SAVED_SCHEDULING_ANNOTATION] is None
+    assert settled[AVAILABLE_SINCE_ANNOTATION] is None
 
 
 def test_dry_run_sends_only_server_side_dry_runs_and_reports_the_change() -> None:
