@@ -594,32 +594,22 @@ def plan(
             if progress is not None:
                 result.decisions.append(progress)
                 continue
-        if any(c not in ready for c in sources):
-            # Replicas in a NotReady member count as not running: availability comes before carbon,
-            # so they go make-before-break to the best Ready member whatever the net benefit or the
-            # cooldown (still within the pass's limits, and first). Where Karmada's own failover
-            # acted first, the binding no longer names that member and nothing is stranded here.
-            move = _move(running, shapes, target, region_of, config, cache=moves_of)
-            moves.append(
-                _Proposal(
-                    policy=policy,
-                    workloads=keys,
-                    replicas=replicas,
-                    target=target,
-                    sources=sources,
-                    benefit=move.benefit if move is not None else None,
-                    stranded=True,
-                )
-            )
-            continue
         if not sources:
             # Karmada has not scheduled it yet: our placement is its first one, and nothing moves.
             outcome, reason = Outcome.PLACE, Reason.NEW_WORKLOAD
-        elif (move := _move(running, shapes, target, region_of, config, cache=moves_of)) is not None:
-            benefit = move.benefit
-            if not move.changes:
+        else:
+            move = _move(running, shapes, target, region_of, config, cache=moves_of)
+            benefit = move.benefit if move is not None else None
+            # Replicas in a NotReady member count as not running: availability comes before carbon,
+            # so they go make-before-break to the best Ready member whatever the net benefit or the
+            # cooldown (within the pass's limits, and first). Where Karmada's own failover acted
+            # first, the binding no longer names that member and nothing is stranded here.
+            stranded = any(c not in ready for c in sources)
+            if stranded or move is None:
+                pass  # move None: a cluster in an unknown region, or a grid we know nothing of now
+            elif not move.changes:
                 outcome, reason = Outcome.KEEP, Reason.BEST_CLUSTER
-            elif not (benefit.net_usd > settings.min_net_benefit_usd and benefit.net_usd > 0):
+            elif not (move.benefit.net_usd > settings.min_net_benefit_usd and move.benefit.net_usd > 0):
                 reason = Reason.BELOW_MIN_BENEFIT
             elif (
                 policy.moved_at is not None
@@ -627,7 +617,9 @@ def plan(
             ):
                 reason = Reason.COOLDOWN
             else:
-                # Decided after the limits, best moves first.
+                reason = Reason.PAYS
+            if stranded or reason is Reason.PAYS:
+                # Decided after the limits, stranded replicas and then the best moves first.
                 moves.append(
                     _Proposal(
                         policy=policy,
@@ -636,10 +628,10 @@ def plan(
                         target=target,
                         sources=sources,
                         benefit=benefit,
+                        stranded=stranded,
                     )
                 )
                 continue
-        # else: a cluster in an unknown region, or a grid we know nothing of now: do nothing.
         result.decisions.append(
             Decision(
                 policy=policy,
