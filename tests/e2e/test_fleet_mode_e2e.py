@@ -19,11 +19,12 @@ from typing import Any
 import kubernetes.client
 import kubernetes.config
 import pytest
+import urllib3
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import free_port
-from tests.e2e.fleet import Fleet, start_fleet_mode
+from tests.e2e.fleet import MOVE_STABILITY_SECONDS, Fleet, start_fleet_mode
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -38,6 +39,7 @@ LIVE = {
     "minNetBenefitUsd": 0.0001,
     "maxMovesPerPass": 10,
     "maxMovesPerNamespace": 5,
+    "moveStabilitySeconds": MOVE_STABILITY_SECONDS,
 }
 NAMES = ("fleet-mode-a", "fleet-mode-b")
 
@@ -219,10 +221,11 @@ def policy(fleet: Fleet, namespace: str) -> dict[str, Any]:
 @dataclass
 class AvailabilitySampler:
     """Available replicas of the Deployment summed over the members, sampled from the members'
-    API servers in a thread (a member without the Deployment counts 0)."""
+    API servers in a thread (a member without the Deployment, or that does not answer, counts 0)."""
 
     fleet: Fleet
     namespace: str
+    every_seconds: float = 0.2
     samples: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -238,18 +241,16 @@ class AvailabilitySampler:
 
     def _available(self, api: kubernetes.client.AppsV1Api) -> int:
         try:
-            deployment = api.read_namespaced_deployment_status("web", self.namespace, _request_timeout=5)
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                return 0
-            raise
+            deployment = api.read_namespaced_deployment_status("web", self.namespace, _request_timeout=2)
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError):
+            return 0  # no copy there, or the member is down: nothing a user can reach
         status = deployment.status
         return int(status.available_replicas or 0) if status is not None else 0
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.samples.append(sum(self._available(api) for api in self._apis.values()))
-            self._stop.wait(0.2)
+            self._stop.wait(self.every_seconds)
 
     def __enter__(self) -> AvailabilitySampler:
         self._thread.start()
