@@ -86,6 +86,9 @@ class Reason(StrEnum):
     # Replicas (or a move's new copy) in a member Karmada reports NotReady count as not running:
     # they go to the best Ready member (or back where the old copy serves), whatever the net benefit.
     MEMBER_NOT_READY = "member-not-ready"
+    # Someone else rewrote the placement while a move was under way: their edit stands, the move is
+    # dropped (its annotations removed, the policy's own replicaScheduling put back).
+    PLACEMENT_EDITED = "placement-edited"
     # The policy propagates a Job or CronJob: a placement change would restart started work elsewhere.
     RUNS_JOBS = "propagates-jobs"
 
@@ -133,6 +136,7 @@ class Decision:
     reschedule: bool = False
     step: MoveStep | None = None  # for a move: which of its two steps this is
     window: Window | None = None  # the stability window's annotation to write, if any
+    abandon: bool = False  # drop the move under way: its annotations, and our Duplicated scheduling
 
     @property
     def writes_placement(self) -> bool:
@@ -448,7 +452,22 @@ def _move_progress(
     member runs the old copy, so the replicas are stranded and go to the best Ready member."""
     moving_to = policy.moving_to
     assert moving_to is not None
-    wanted = sum(w.replicas for w, _ in running)
+    replicas = sum(w.replicas for w, _ in running)
+    first = policy.placement.cluster_affinities[:1]
+    if not policy.placement.ours or not first or moving_to not in first[0].cluster_names:
+        # Not the placement our first step wrote: a user's edit won (our write was conditional).
+        return Decision(
+            policy=policy,
+            outcome=Outcome.KEEP,
+            reason=Reason.PLACEMENT_EDITED,
+            workloads=workloads,
+            replicas=replicas,
+            ranked_clusters=target.ranked_clusters,
+            source_clusters=sources,
+            target_cluster=moving_to,
+            abandon=True,
+        )
+    wanted = replicas
     member = snapshot.clusters.get(moving_to)
     member_ready = member is not None and member.ready
     available = sum(b.available_in(moving_to) for _, b in running if b is not None) if member_ready else 0
@@ -471,7 +490,6 @@ def _move_progress(
             settle_in, why = back, Reason.MEMBER_NOT_READY
         elif elapsed > settings.move_timeout_seconds and back is not None:
             settle_in, why = back, Reason.MOVE_TIMED_OUT  # the old copy still serves
-    replicas = sum(w.replicas for w, _ in running)
     if settle_in is None:
         return Decision(
             policy=policy,

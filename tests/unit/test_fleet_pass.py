@@ -269,3 +269,29 @@ def test_accounting_counts_scheduled_replicas_of_managed_namespaces() -> None:
         assert REGISTRY.get_sample_value(sample, {"namespace": "shop", "region": "us-east-1"}) is not None, (
             pair
         )
+
+
+def test_a_move_whose_placement_was_edited_drops_only_its_own_traces() -> None:
+    saved = '{"replicaSchedulingType":"Divided","replicaDivisionPreference":"Aggregated"}'
+    annotations = {
+        MOVING_TO_ANNOTATION: "member-eu-west-1",
+        SAVED_SCHEDULING_ANNOTATION: saved,
+        MOVED_AT_ANNOTATION: NOW.isoformat(),
+    }
+    user_edit = {
+        "clusterAffinities": [{"affinityName": "pinned", "clusterNames": ["member-us-east-1"]}],
+        "replicaScheduling": {"replicaSchedulingType": "Duplicated"},  # what our first step left
+    }
+    fleet = snapshot(
+        policies=[policy("web", selects="web", annotations=annotations, placement=user_edit)],
+        deployments=[deployment("web")],
+        bindings=[binding("web", {"member-us-east-1": 3})],
+    )
+    writer = FakeWriter()
+    run_pass(inputs(fleet, writer, live=True))
+    ((_, placement, written, _),) = writer.patches
+    assert placement == {"replicaScheduling": json.loads(saved)}  # the user's affinities untouched
+    assert written[MOVING_TO_ANNOTATION] is None and written[SAVED_SCHEDULING_ANNOTATION] is None
+    assert written[AVAILABLE_SINCE_ANNOTATION] is None
+    assert MOVED_AT_ANNOTATION not in written  # the cooldown still counts from the move's start
+    assert json.loads(written[DECISION_ANNOTATION] or "")["reason"] == "placement-edited"

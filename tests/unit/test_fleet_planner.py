@@ -204,6 +204,18 @@ def binding(name: str, clusters: dict[str, int], *, namespace: str = "shop") -> 
     }
 
 
+def expanded(*first: str) -> dict[str, Any]:
+    """The placement a move's first step writes: the new cluster and the old, Duplicated."""
+    rest = [c for c in CLUSTERS.values() if c not in first]
+    terms = [list(first), *([c] for c in rest)]
+    return {
+        "clusterAffinities": [
+            {"affinityName": f"ecopulse-{rank}", "clusterNames": names} for rank, names in enumerate(terms)
+        ],
+        "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
+    }
+
+
 def snapshot(
     *,
     policies: list[dict[str, Any]],
@@ -748,6 +760,7 @@ def test_a_move_starts_with_both_clusters_duplicated_and_settles_when_the_new_is
             "web",
             selects="web",
             annotations={MOVING_TO_ANNOTATION: "member-eu-west-1", AVAILABLE_SINCE_ANNOTATION: since},
+            placement=expanded("member-eu-west-1", "member-eu-north-1"),
         )
         both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
         both["status"] = {
@@ -842,6 +855,7 @@ def test_a_move_whose_new_replicas_never_come_up_is_rolled_back_after_the_timeou
             "web",
             selects="web",
             annotations={MOVING_TO_ANNOTATION: "member-eu-west-1", MOVED_AT_ANNOTATION: started},
+            placement=expanded("member-eu-west-1", "member-eu-north-1"),
         )
         both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
         both["status"] = {
@@ -903,7 +917,9 @@ def moving_pass(
     return only(
         plan(
             snapshot(
-                policies=[policy("web", selects="web", annotations=annotations)],
+                policies=[
+                    policy("web", selects="web", annotations=annotations, placement=expanded(WEST, NORTH))
+                ],
                 deployments=[deployment("web")],
                 bindings=[both],
                 clusters=members,
@@ -1097,3 +1113,35 @@ def test_a_cluster_policy_is_counted_in_each_namespace_it_moves() -> None:
     # The cluster policy moves workloads in a and b: b's one move is used up by it.
     assert by_name["spread"] is Reason.PAYS
     assert by_name["own"] is Reason.LIMIT_NAMESPACE
+
+
+def test_a_placement_edited_mid_move_stands_and_the_move_is_dropped() -> None:
+    """A user's edit between the two steps won (our writes are conditional): it is never overwritten."""
+    annotations = {MOVING_TO_ANNOTATION: WEST, MOVED_AT_ANNOTATION: (NOW - timedelta(seconds=30)).isoformat()}
+    pinned = {"clusterAffinities": [{"affinityName": "pinned", "clusterNames": [NORTH]}]}
+    ours_without_target = expanded(NORTH, EAST)
+    for placement in (pinned, ours_without_target):
+        both = binding("web", {WEST: 3, NORTH: 3})
+        both["status"] = {
+            "aggregatedStatus": [
+                {"clusterName": c, "status": {"availableReplicas": 3}} for c in (WEST, NORTH)
+            ]
+        }
+        decision = only(
+            plan(
+                snapshot(
+                    policies=[policy("web", selects="web", annotations=annotations, placement=placement)],
+                    deployments=[deployment("web")],
+                    bindings=[both],
+                ),
+                signals=signals(FLIPPED),
+                config=config(),
+                now=NOW + timedelta(hours=1),  # past the timeout and the window: neither applies
+            )
+        )
+        assert (decision.outcome, decision.reason, decision.abandon) == (
+            Outcome.KEEP,
+            Reason.PLACEMENT_EDITED,
+            True,
+        )
+        assert not decision.writes_placement
