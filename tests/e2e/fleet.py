@@ -547,6 +547,20 @@ class Fleet:
         plane._start_apiserver()
         plane.wait_for("kube-apiserver", plane._apiserver_ready, timeout_seconds=120)
 
+    def token_kubeconfig(self, service_account: str, namespace: str) -> Path:
+        """A kubeconfig for the Karmada API server as ``namespace/service_account`` (a minted token)."""
+        token = self.karmada_kubectl(
+            "create", "token", service_account, "-n", namespace, "--duration=2h"
+        ).strip()
+        config = yaml.safe_load(self.karmada_kubeconfig.read_text())
+        config["users"] = [{"name": service_account, "user": {"token": token}}]
+        for context in config["contexts"]:
+            context["context"]["user"] = service_account
+        path = self.root / f"{service_account}.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
     def member_ready(self, member: str) -> bool:
         """Karmada's view: the member's Cluster has Ready=True."""
         return _cluster_ready(json.loads(self.karmada_kubectl("get", "cluster", member, "-o", "json")))
@@ -700,15 +714,18 @@ FLEET_MODE_NAMESPACE = {
 }
 
 
-def start_fleet_mode(fleet: Fleet, name: str, *, metrics_port: int) -> Process:
-    """``python -m fleet`` against the fleet's Karmada API server, reading its live config.yaml."""
+def start_fleet_mode(
+    fleet: Fleet, name: str, *, metrics_port: int, kubeconfig: Path | None = None
+) -> Process:
+    """``python -m fleet`` against the fleet's Karmada API server, reading its live config.yaml; as
+    the Karmada admin unless given another identity's ``kubeconfig``."""
     fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(FLEET_MODE_NAMESPACE))
     return fleet.start_process(
         name,
         [sys.executable, "-m", "fleet"],
         env={
             "ECOPULSE_CONFIG": str(fleet.config_file),
-            "ECOPULSE_KARMADA_KUBECONFIG": str(fleet.karmada_kubeconfig),
+            "ECOPULSE_KARMADA_KUBECONFIG": str(kubeconfig or fleet.karmada_kubeconfig),
             "POD_NAME": name,
             "POD_NAMESPACE": "eco-pulse",
             "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",

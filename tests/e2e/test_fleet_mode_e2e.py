@@ -8,6 +8,7 @@ uses its own namespace.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -103,13 +104,17 @@ class FleetMode:
         )
 
 
-@pytest.fixture(scope="module")
-def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
-    grid, original = fleet.mock_grid(), fleet_settings(fleet)
-    fleet.set_mock_grid(GREEN_NORTH)
-    set_fleet_settings(fleet, LIVE)
+@contextlib.contextmanager
+def running_fleet_mode(
+    fleet: Fleet, *, names: tuple[str, ...], settings: dict[str, Any], grid: dict[str, float]
+) -> Iterator[FleetMode]:
+    """Fleet-mode replicas ``names`` on the fleet, one of them leading; afterwards the fleet's grid
+    and settings as they were, and the replicas stopped (even paused ones)."""
+    original_grid, original = fleet.mock_grid(), fleet_settings(fleet)
+    fleet.set_mock_grid(grid)
+    set_fleet_settings(fleet, settings)
     mode = FleetMode(fleet=fleet)
-    for name in NAMES:
+    for name in names:
         mode.ports[name] = free_port()
         start_fleet_mode(fleet, name, metrics_port=mode.ports[name])
 
@@ -123,11 +128,17 @@ def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
     try:
         yield mode
     finally:
-        for name in NAMES:
+        for name in names:
             fleet.resume(name)
             fleet.stop(name)
         set_fleet_settings(fleet, original)  # the fleet as the next tests expect it
-        fleet.set_mock_grid(grid)
+        fleet.set_mock_grid(original_grid)
+
+
+@pytest.fixture(scope="module")
+def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
+    with running_fleet_mode(fleet, names=NAMES, settings=LIVE, grid=GREEN_NORTH) as mode:
+        yield mode
 
 
 def apply_workload(
