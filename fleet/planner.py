@@ -17,6 +17,12 @@ egress to the data region, latency, migration of the replicas that move) exceeds
 ``fleet.minNetBenefitUsd``, the policy's cooldown is over and the pass's limits allow it (best
 moves first). A policy whose replicas already run where we want them is kept, and nothing is
 written: rewriting weights would make Karmada reshuffle replicas for nothing.
+
+Faults come before carbon. Replicas in a member Karmada reports NotReady count as not running and
+are moved to the best Ready member whatever the net benefit; a move settles only on fresh evidence
+(its new copy available for ``fleet.moveStabilitySeconds`` in a member Ready throughout), goes back
+at once when its new member turns NotReady, and is dropped when someone else rewrote the placement
+between its two steps. A policy that propagates a Job is never rewritten.
 """
 
 from __future__ import annotations
