@@ -1145,3 +1145,31 @@ def test_a_placement_edited_mid_move_stands_and_the_move_is_dropped() -> None:
             True,
         )
         assert not decision.writes_placement
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    available=st.integers(min_value=0, max_value=4),
+    ready=st.booleans(),
+    window_age=st.one_of(st.none(), st.integers(min_value=0, max_value=300)),
+    ready_age=st.integers(min_value=0, max_value=300),
+)
+def test_a_move_never_settles_in_its_new_member_without_the_evidence(
+    available: int, ready: bool, window_age: int | None, ready_age: int
+) -> None:
+    since = None if window_age is None else NOW - timedelta(seconds=window_age)
+    decision = moving_pass(
+        available_in_west=available,
+        west_ready=ready,
+        west_ready_since=NOW - timedelta(seconds=ready_age),
+        available_since=since,
+    )
+    if decision.outcome is Outcome.MOVE and decision.target_cluster == WEST:
+        assert ready and available >= 3
+        assert window_age is not None and window_age >= 60 and ready_age >= window_age
+    if not ready:  # never waits on a NotReady member while the old copy can serve
+        assert (decision.outcome, decision.reason, decision.target_cluster) == (
+            Outcome.MOVE,
+            Reason.MEMBER_NOT_READY,
+            NORTH,
+        )
