@@ -23,7 +23,17 @@ from fleet.records import (
     PolicyRecord,
     slim_policy,
 )
-from tests.unit.test_fleet_planner import NOW, binding, config, deployment, policy, signals, snapshot
+from tests.unit.test_fleet_planner import (
+    NOW,
+    binding,
+    cluster,
+    config,
+    deployment,
+    expanded,
+    policy,
+    signals,
+    snapshot,
+)
 
 
 @dataclass
@@ -295,3 +305,42 @@ def test_a_move_whose_placement_was_edited_drops_only_its_own_traces() -> None:
     assert written[AVAILABLE_SINCE_ANNOTATION] is None
     assert MOVED_AT_ANNOTATION not in written  # the cooldown still counts from the move's start
     assert json.loads(written[DECISION_ANNOTATION] or "")["reason"] == "placement-edited"
+
+
+def test_a_move_whose_old_and_new_members_both_failed_starts_over_keeping_the_saved_scheduling() -> None:
+    saved = '{"replicaSchedulingType":"Divided","replicaDivisionPreference":"Aggregated"}'
+    annotations = {
+        MOVING_TO_ANNOTATION: "member-eu-north-1",
+        SAVED_SCHEDULING_ANNOTATION: saved,
+        MOVED_AT_ANNOTATION: NOW.isoformat(),
+    }
+    members = [
+        cluster("member-us-east-1", "us-east-1", ready=False),
+        cluster("member-eu-north-1", "eu-north-1", ready=False),
+        cluster("member-eu-west-1", "eu-west-1"),
+    ]
+    fleet = snapshot(
+        policies=[
+            policy(
+                "web",
+                selects="web",
+                annotations=annotations,
+                placement=expanded("member-eu-north-1", "member-us-east-1"),
+            )
+        ],
+        deployments=[deployment("web")],
+        bindings=[binding("web", {"member-us-east-1": 3, "member-eu-north-1": 3})],
+        clusters=members,
+    )
+    writer = FakeWriter()
+    run_pass(inputs(fleet, writer, live=True))
+    ((_, placement, written, _),) = writer.patches
+    assert placement is not None
+    assert placement["clusterAffinities"][0]["clusterNames"] == [
+        "member-eu-west-1",
+        "member-eu-north-1",
+        "member-us-east-1",
+    ]
+    assert written[MOVING_TO_ANNOTATION] == "member-eu-west-1"
+    assert written[SAVED_SCHEDULING_ANNOTATION] == saved  # the policy's own, not our Duplicated
+    assert json.loads(written[DECISION_ANNOTATION] or "")["reason"] == "member-not-ready"
