@@ -139,6 +139,12 @@ def spec_schema() -> dict[str, Any]:
                 "enum": ["allow", "never"],
                 "description": "never: the rebalancer does not move the selected pods.",
             },
+            "evictRunToCompletion": {
+                "type": "boolean",
+                "description": "true: the rebalancer may evict the selected run-to-completion pods "
+                "(a Job's, or restartPolicy Never or OnFailure), pricing the hours they have run into "
+                "the move. By default they are never evicted: their progress would be lost.",
+            },
             "maxUnavailable": {
                 "x-kubernetes-int-or-string": True,
                 "description": "At most this many (or this percentage) of a workload's selected pods "
@@ -253,6 +259,15 @@ def crd(*, kind: str, plural: str, scope: str, short_names: list[str]) -> dict[s
                         {"name": "Matched", "type": "integer", "jsonPath": ".status.podsMatched"},
                         {"name": "Placed-1h", "type": "integer", "jsonPath": ".status.podsPlacedLastHour"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                        # -o wide: what the policy has earned since creation (rebalancer.policy_status).
+                        *(
+                            {"name": name, "type": kind, "jsonPath": f".status.{field}", "priority": 1}
+                            for name, kind, field in (
+                                ("Moved-1h", "integer", "podsMovedLastHour"),
+                                ("CO2-Avoided-g", "number", "carbonAvoidedGrams"),
+                                ("Cost-Saved-USD", "number", "costSavedUsd"),
+                            )
+                        ),
                     ],
                     "schema": {
                         "openAPIV3Schema": {
