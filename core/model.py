@@ -136,14 +136,32 @@ class CarbonSignal:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalSnapshot:
-    """The fresh signals at one instant. A region missing here is unknown: do nothing about it."""
+    """The fresh signals at one instant. A region missing here is unknown: do nothing about it.
+
+    ``prices`` are the price signal's quotes (core.signals.prices); a region without one is priced
+    from the configuration's table (``EcoPulseConfiguration.prices``), as before prices were live.
+    """
 
     taken_at: datetime
     provider: str
     carbon: dict[str, CarbonSignal] = field(default_factory=dict)
+    prices: Mapping[str, PriceQuote] = field(default_factory=dict)
 
     def known(self, region: str) -> CarbonSignal | None:
         return self.carbon.get(region)
+
+    def price_rates(self, region: str) -> PriceRates | None:
+        quote = self.prices.get(region)
+        return quote.rates if quote is not None else None
+
+    def price_sources(self) -> str:
+        """The sources of every quote, e.g. ``azure`` or ``azure+static(fallback)``; "" without quotes."""
+        return "+".join(sorted({quote.source for quote in self.prices.values()}))
+
+    def max_price_age_seconds(self) -> float:
+        """The oldest fetched quote's age; bundled and configured prices have none (0)."""
+        ages = [quote.age_seconds(self.taken_at) for quote in self.prices.values()]
+        return max((age for age in ages if age is not None), default=0.0)
 
     def max_age_seconds(self) -> float:
         if not self.carbon:
@@ -165,6 +183,26 @@ class PriceRates:
         if capacity_type is CapacityType.SPOT:
             return cpu_cores * self.spot_vcpu_hour_usd + memory_gib * self.spot_gib_hour_usd
         return cpu_cores * self.vcpu_hour_usd + memory_gib * self.gib_hour_usd
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceQuote:
+    """One region's prices as a decision uses them, with their provenance: who said so and when.
+
+    ``source`` names the provider (``azure``), ``config`` for an operator's ``prices:`` entry, or
+    ``static(fallback)`` when the live value was too old; ``spot_source`` differs when a provider
+    had no spot price for the region. ``fetched_at`` is None for bundled and configured prices.
+    """
+
+    rates: PriceRates
+    source: str
+    spot_source: str
+    fetched_at: datetime | None = None
+
+    def age_seconds(self, now: datetime) -> float | None:
+        if self.fetched_at is None:
+            return None
+        return max(0.0, (now - self.fetched_at).total_seconds())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -101,6 +101,7 @@ def rank_regions(
             carbon_g_per_kwh=intensity,
             hours=hours,
             config=config,
+            prices=signals.price_rates(region.name),
         )
         ages[region.name] = signal.age_seconds(signals.taken_at)
         observed[region.name] = signal.observed_at

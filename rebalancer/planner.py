@@ -54,6 +54,7 @@ from core.model import (
     PlacementHints,
     PodDemand,
     PodRecord,
+    PriceRates,
     SignalSnapshot,
 )
 from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
@@ -216,6 +217,7 @@ def plan(
                 hints=hints,
                 minimum_usd=settings.min_net_benefit_usd,
                 config=effective,
+                source_prices=signals.price_rates(source),
                 robust=_Robust(history=history, now=now) if history is not None else None,
             )
         move = moves[move_key]
@@ -340,6 +342,7 @@ def _price_moves(
     hints: PlacementHints,
     minimum_usd: float,
     config: EcoPulseConfiguration,
+    source_prices: PriceRates | None = None,
     robust: _Robust | None = None,
 ) -> _Moves | None:
     """The net benefit of moving a pod of this shape from ``source`` to each region it could land in."""
@@ -357,6 +360,7 @@ def _price_moves(
             carbon_g_per_kwh=source_cost.carbon_g_per_kwh,
             hours=source_cost.hours,
             config=config,
+            prices=source_prices,
         )
     migration_usd = migration_cost_usd(source_cost, config)
     options: list[_Option] = []
