@@ -103,6 +103,7 @@ def serve(state: LocalServer, answer: Handler) -> Iterator[LocalServer]:
 # --- Azure Retail Prices ------------------------------------------------------------------------
 
 AZURE_PATH = "/api/retail/prices"
+LATER = "2025-06-01T00:00:00Z"
 
 
 def azure_row(
@@ -145,16 +146,28 @@ def azure_rows(region: str, sku: str, *, on_demand: float, spot: float | None) -
     """The rows the real API returns for one VM in one region: Linux and Windows, on-demand, spot,
     low priority, reservations, and an announced future price: all but two are decoys."""
     name = sku.removeprefix("Standard_").replace("_", " ")
+    windows = "Virtual Machines Dsv5 Series Windows"
+    # The decoys are newer than the real rows: only the rules keep them out.
     rows = [
         azure_row(region=region, sku=sku, price=on_demand * 0.9, effective="2022-06-01T00:00:00Z"),
         azure_row(region=region, sku=sku, price=on_demand),
         azure_row(region=region, sku=sku, price=on_demand * 5, effective="2999-01-01T00:00:00Z"),
+        azure_row(region=region, sku=sku, price=on_demand * 1.8, product=windows, effective=LATER),
         azure_row(
-            region=region, sku=sku, price=on_demand * 1.8, product="Virtual Machines Dsv5 Series Windows"
+            region=region, sku=sku, price=on_demand * 0.2, sku_name=f"{name} Low Priority", effective=LATER
         ),
-        azure_row(region=region, sku=sku, price=on_demand * 0.2, sku_name=f"{name} Low Priority"),
-        azure_row(region=region, sku=sku, price=on_demand * 6000, type_="Reservation", unit="1 Year"),
-        azure_row(region=region, sku=sku, price=on_demand * 0.01, type_="DevTestConsumption"),
+        azure_row(
+            region=region,
+            sku=sku,
+            price=on_demand * 6000,
+            type_="Reservation",
+            unit="1 Year",
+            effective=LATER,
+        ),
+        azure_row(
+            region=region, sku=sku, price=on_demand * 0.01, type_="DevTestConsumption", effective=LATER
+        ),
+        azure_row(region=region, sku=sku, price=on_demand * 100, unit="1/Month", effective=LATER),
     ]
     if spot is not None:
         rows.append(azure_row(region=region, sku=sku, price=spot, sku_name=f"{name} Spot"))
@@ -164,7 +177,8 @@ def azure_rows(region: str, sku: str, *, on_demand: float, spot: float | None) -
                 sku=sku,
                 price=spot * 2,
                 sku_name=f"{name} Spot",
-                product="Virtual Machines Dsv5 Series Windows",
+                product=windows,
+                effective=LATER,
             )
         )
     return rows
@@ -179,6 +193,7 @@ class AzurePrices(LocalServer):
     vms: dict[tuple[str, str], tuple[float, float | None]] = field(default_factory=dict)
     page_size: int = 3
     next_link_host: str | None = None  # a NextPageLink to another host (a decoy)
+    endless: bool = False  # a NextPageLink on every page, rows or not
 
     def answer(
         self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]], _: bytes
@@ -194,7 +209,7 @@ class AzurePrices(LocalServer):
         skip = int(query.get("$skip", ["0"])[0])
         page = rows[skip : skip + self.page_size]
         next_link = None
-        if skip + self.page_size < len(rows):
+        if skip + self.page_size < len(rows) or self.endless:
             host = self.next_link_host or self.url
             filter_text = query.get("$filter", [""])[0].replace(" ", "%20").replace("'", "%27")
             next_link = f"{host}{AZURE_PATH}?$filter={filter_text}&$skip={skip + self.page_size}"
@@ -223,5 +238,155 @@ def _azure_filter(text: str) -> dict[str, str]:
 @contextmanager
 def azure_prices(vms: dict[tuple[str, str], tuple[float, float | None]]) -> Iterator[AzurePrices]:
     state = AzurePrices(vms=dict(vms))
+    with serve(state, state.answer):
+        yield state
+
+
+# --- GCP Cloud Billing Catalog -------------------------------------------------------------------
+
+GCP_SKUS_PATH = "/v1/services/6F81-5844-456A/skus"
+GCP_REGION_NAMES = {"europe-west1": "Belgium", "us-central1": "Americas", "europe-west3": "Frankfurt"}
+
+
+def gcp_sku(
+    description: str,
+    *,
+    regions: list[str],
+    usd: float,
+    usage_type: str = "OnDemand",
+    group: str = "N2Standard",
+    unit: str = "h",
+    family: str = "Compute",
+) -> dict[str, object]:
+    """One SKU as the catalogue lists it; the price as google.type.Money (units + nanos)."""
+    units = int(usd)
+    nanos = round((usd - units) * 1e9)
+    return {
+        "name": f"services/6F81-5844-456A/skus/{abs(hash((description, usage_type))) % 10**12:012X}",
+        "skuId": f"{abs(hash((description, usage_type))) % 10**12:012X}",
+        "description": description,
+        "category": {
+            "serviceDisplayName": "Compute Engine",
+            "resourceFamily": family,
+            "resourceGroup": group,
+            "usageType": usage_type,
+        },
+        "serviceRegions": regions,
+        "pricingInfo": [
+            {
+                "summary": "",
+                "pricingExpression": {
+                    "usageUnit": unit,
+                    "displayQuantity": 1,
+                    "tieredRates": [
+                        {
+                            "startUsageAmount": 0,
+                            "unitPrice": {"currencyCode": "USD", "units": str(units), "nanos": nanos},
+                        }
+                    ],
+                    "usageUnitDescription": "hour" if unit == "h" else "gibibyte hour",
+                    "baseUnit": "s" if unit == "h" else "By.s",
+                    "baseUnitConversionFactor": 3600 if unit == "h" else 3865470566400,
+                    "baseUnitDescription": "second" if unit == "h" else "byte second",
+                },
+                "aggregationInfo": {
+                    "aggregationLevel": "ACCOUNT",
+                    "aggregationInterval": "DAILY",
+                    "aggregationCount": 1,
+                },
+                "currencyConversionRate": 1,
+                "effectiveTime": "2026-11-20T09:00:00.000Z",
+            }
+        ],
+        "serviceProviderName": "Google",
+        "geoTaxonomy": {"type": "REGIONAL", "regions": regions},
+    }
+
+
+def gcp_skus(
+    region: str, *, core: float, ram: float, spot_core: float | None, spot_ram: float | None
+) -> list[dict[str, object]]:
+    """A region's N2 SKUs as the catalogue has them, among decoys: N2D, custom, sole tenancy,
+    commitments, another family, and the price of another unit."""
+    where = GCP_REGION_NAMES.get(region, region)
+    skus = [
+        gcp_sku(f"N2 Instance Core running in {where}", regions=[region], usd=core),
+        gcp_sku(f"N2 Instance Ram running in {where}", regions=[region], usd=ram, unit="GiBy.h"),
+        gcp_sku(f"N2D AMD Instance Core running in {where}", regions=[region], usd=core * 0.8),
+        gcp_sku(f"N2 Custom Instance Core running in {where}", regions=[region], usd=core * 1.05),
+        gcp_sku(f"N2 Sole Tenancy Instance Core running in {where}", regions=[region], usd=core * 1.1),
+        gcp_sku(
+            f"Commitment v1: N2 Cpu in {where} for 1 Year",
+            regions=[region],
+            usd=core * 0.6,
+            usage_type="Commit1Yr",
+        ),
+        gcp_sku(
+            f"N2 Instance Core running in {where}", regions=[region], usd=core * 0.6, usage_type="Commit1Yr"
+        ),
+        gcp_sku(f"N2 Instance Ram running in {where}", regions=[region], usd=ram * 9, unit="GiBy.mo"),
+        gcp_sku(
+            f"Storage PD Capacity in {where}", regions=[region], usd=0.04, family="Storage", unit="GiBy.mo"
+        ),
+    ]
+    if spot_core is not None and spot_ram is not None:
+        skus += [
+            gcp_sku(
+                f"Spot Preemptible N2 Instance Core running in {where}",
+                regions=[region],
+                usd=spot_core,
+                usage_type="Preemptible",
+            ),
+            gcp_sku(
+                f"Spot Preemptible N2 Instance Ram running in {where}",
+                regions=[region],
+                usd=spot_ram,
+                usage_type="Preemptible",
+                unit="GiBy.h",
+            ),
+        ]
+    return skus
+
+
+@dataclass
+class GcpCatalog(LocalServer):
+    """``GET /v1/services/6F81-5844-456A/skus``: the API key in the X-Goog-Api-Key header (or ``key``),
+    ``pageSize`` and ``pageToken`` paging (here ``page_size`` SKUs a page at most)."""
+
+    api_key: str = ""
+    # region -> (core, ram, spot core, spot ram) USD per hour
+    regions: dict[str, tuple[float, float, float | None, float | None]] = field(default_factory=dict)
+    page_size: int = 4
+
+    def answer(
+        self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]], _: bytes
+    ) -> None:
+        key = handler.headers.get("x-goog-api-key") or query.get("key", [""])[0]
+        if key != self.api_key:
+            send_json(
+                handler,
+                {"error": {"code": 403, "message": "API key not valid.", "status": "PERMISSION_DENIED"}},
+                status=403,
+            )
+            return
+        if path != GCP_SKUS_PATH:
+            send_json(handler, {"error": {"code": 404, "status": "NOT_FOUND"}}, status=404)
+            return
+        skus: list[dict[str, object]] = []
+        for region, (core, ram, spot_core, spot_ram) in sorted(self.regions.items()):
+            skus += gcp_skus(region, core=core, ram=ram, spot_core=spot_core, spot_ram=spot_ram)
+        size = min(self.page_size, int(query.get("pageSize", ["5000"])[0]))
+        start = int(query.get("pageToken", ["0"])[0] or 0)
+        body: dict[str, object] = {"skus": skus[start : start + size], "nextPageToken": ""}
+        if start + size < len(skus):
+            body["nextPageToken"] = str(start + size)
+        send_json(handler, body)
+
+
+@contextmanager
+def gcp_catalog(
+    api_key: str, regions: dict[str, tuple[float, float, float | None, float | None]]
+) -> Iterator[GcpCatalog]:
+    state = GcpCatalog(api_key=api_key, regions=dict(regions))
     with serve(state, state.answer):
         yield state
