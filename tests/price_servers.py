@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 Handler = Callable[[BaseHTTPRequestHandler, str, dict[str, list[str]], bytes], None]
 
 
@@ -388,5 +392,195 @@ def gcp_catalog(
     api_key: str, regions: dict[str, tuple[float, float, float | None, float | None]]
 ) -> Iterator[GcpCatalog]:
     state = GcpCatalog(api_key=api_key, regions=dict(regions))
+    with serve(state, state.answer):
+        yield state
+
+
+# --- AWS: EC2 (Query protocol, XML) and the Price List API (JSON 1.1) ----------------------------
+
+AWS_ACCESS_KEY = "AKIDECOPULSETEST0001"
+AWS_SECRET_KEY = "eco/pulse+SECRET/key/for/the/fake/aws0001"  # a test credential
+
+
+def verify_sigv4(handler: BaseHTTPRequestHandler, body: bytes, *, service: str) -> str | None:
+    """None when the request carries a valid SigV4 signature for ``service``, else why not.
+
+    The signature is recomputed with botocore's own signer (SigV4Auth) from the headers the
+    request says it signed, its timestamp and the shared secret, and compared with the one sent.
+    """
+    authorization = handler.headers.get("authorization", "")
+    algorithm, _, rest = authorization.partition(" ")
+    if algorithm != "AWS4-HMAC-SHA256":
+        return "not signed with AWS4-HMAC-SHA256"
+    fields = dict(part.strip().split("=", 1) for part in rest.split(",") if "=" in part)
+    access_key, date, region, signed_service, terminator = fields.get("Credential", "////").split("/", 4)
+    if access_key != AWS_ACCESS_KEY or signed_service != service or terminator != "aws4_request":
+        return f"wrong credential scope {fields.get('Credential')}"
+    timestamp = handler.headers.get("x-amz-date", "")
+    if timestamp[:8] != date:
+        return "x-amz-date and the credential scope disagree"
+    signed_headers = fields.get("SignedHeaders", "").split(";")
+    request = AWSRequest(
+        method=handler.command,
+        url=f"http://{handler.headers.get('host')}{handler.path}",
+        data=body,
+        headers={name: handler.headers.get(name, "") for name in signed_headers},
+    )
+    request.context["timestamp"] = timestamp
+    signer = SigV4Auth(Credentials(AWS_ACCESS_KEY, AWS_SECRET_KEY), service, region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    if expected != fields.get("Signature"):
+        return "signature mismatch"
+    return None
+
+
+@dataclass
+class FakeAws(LocalServer):
+    """One endpoint for both services (a test points AWS_ENDPOINT_URL_EC2 and _PRICING at it):
+    EC2 ``DescribeSpotPriceHistory`` (form-encoded POST, XML answer, ``NextToken`` paging) and
+    Price List ``GetProducts`` (``X-Amz-Target``, JSON 1.1, price list items as JSON strings)."""
+
+    # region -> on-demand $/h of the instance type
+    on_demand: dict[str, float] = field(default_factory=dict)
+    # region -> [(zone, $/h, ISO timestamp)] spot history, newest last
+    spot: dict[str, list[tuple[str, float, str]]] = field(default_factory=dict)
+    instance_type: str = "m5.large"
+    page_size: int = 2
+    bad_signatures: list[str] = field(default_factory=list)
+
+    def answer(
+        self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]], body: bytes
+    ) -> None:
+        target = handler.headers.get("x-amz-target", "")
+        service = "pricing" if target.startswith("AWSPriceListService.") else "ec2"
+        problem = verify_sigv4(handler, body, service=service)
+        if problem is not None:
+            self.bad_signatures.append(problem)
+            if service == "pricing":
+                send_json(handler, {"__type": "InvalidSignatureException", "message": problem}, status=403)
+            else:
+                send_bytes(
+                    handler, _ec2_error("SignatureDoesNotMatch", problem), status=403, content_type="text/xml"
+                )
+            return
+        if service == "pricing":
+            self._get_products(handler, json.loads(body or b"{}"))
+        else:
+            self._spot_history(handler, {k: v[0] for k, v in parse_qs(body.decode()).items()})
+
+    def _get_products(self, handler: BaseHTTPRequestHandler, request: dict[str, object]) -> None:
+        filters = {
+            str(f["Field"]): str(f["Value"])
+            for f in request.get("Filters", [])  # type: ignore[attr-defined]
+            if isinstance(f, dict)
+        }
+        items: list[str] = []
+        for region, price in sorted(self.on_demand.items()):
+            for os_name, tenancy, factor in (
+                ("Linux", "Shared", 1.0),
+                ("Windows", "Shared", 1.9),
+                ("Linux", "Dedicated", 1.3),
+            ):
+                product = {
+                    "product": {
+                        "productFamily": "Compute Instance",
+                        "attributes": {
+                            "instanceType": self.instance_type,
+                            "regionCode": region,
+                            "operatingSystem": os_name,
+                            "tenancy": tenancy,
+                            "preInstalledSw": "NA",
+                            "capacitystatus": "Used",
+                            "vcpu": "2",
+                            "memory": "8 GiB",
+                        },
+                        "sku": f"SKU{region}{os_name}{tenancy}",
+                    },
+                    "serviceCode": "AmazonEC2",
+                    "terms": {
+                        "OnDemand": {
+                            f"SKU.{region}.JRTCKXETXF": {
+                                "priceDimensions": {
+                                    f"SKU.{region}.JRTCKXETXF.6YS6EN2CT7": {
+                                        "unit": "Hrs",
+                                        "pricePerUnit": {"USD": f"{price * factor:.10f}"},
+                                        "description": f"${price * factor} per On Demand {os_name} {self.instance_type}",
+                                    }
+                                },
+                                "effectiveDate": "2026-11-01T00:00:00Z",
+                            }
+                        },
+                        "Reserved": {
+                            "x": {
+                                "priceDimensions": {
+                                    "y": {"unit": "Hrs", "pricePerUnit": {"USD": "0.0100000000"}}
+                                }
+                            }
+                        },
+                    },
+                    "version": "20261101000000",
+                    "publicationDate": "2026-11-01T00:00:00Z",
+                }
+                attributes = {
+                    "instanceType": self.instance_type,
+                    "regionCode": region,
+                    "operatingSystem": os_name,
+                }
+                attributes |= {"tenancy": tenancy, "preInstalledSw": "NA", "capacitystatus": "Used"}
+                # The API's TERM_MATCH filters, as the real one applies them.
+                if all(attributes.get(k) == v for k, v in filters.items()):
+                    items.append(json.dumps(product))
+        start = int(str(request.get("NextToken") or 0))
+        answer: dict[str, object] = {
+            "FormatVersion": "aws_v1",
+            "PriceList": items[start : start + self.page_size],
+        }
+        if start + self.page_size < len(items):
+            answer["NextToken"] = str(start + self.page_size)
+        send_bytes(handler, json.dumps(answer).encode(), content_type="application/x-amz-json-1.1")
+
+    def _spot_history(self, handler: BaseHTTPRequestHandler, form: dict[str, str]) -> None:
+        if form.get("Action") != "DescribeSpotPriceHistory":
+            send_bytes(handler, _ec2_error("InvalidAction", "no"), status=400, content_type="text/xml")
+            return
+        region = handler.headers.get("authorization", "").split("/")[2]
+        rows = [
+            (zone, price, at, product)
+            for zone, price, at in self.spot.get(region, [])
+            for product in ("Linux/UNIX", "Windows", "SUSE Linux")
+            if form.get("ProductDescription.1", product) == product
+        ]
+        start = int(form.get("NextToken") or 0)
+        page = rows[start : start + self.page_size]
+        items = "".join(
+            f"<item><instanceType>{self.instance_type}</instanceType><productDescription>{product}</productDescription>"
+            f"<spotPrice>{price * (1 if product == 'Linux/UNIX' else 3):.6f}</spotPrice><timestamp>{at}</timestamp>"
+            f"<availabilityZone>{zone}</availabilityZone></item>"
+            for zone, price, at, product in page
+        )
+        token = (
+            f"<nextToken>{start + self.page_size}</nextToken>"
+            if start + self.page_size < len(rows)
+            else "<nextToken/>"
+        )
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<DescribeSpotPriceHistoryResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            f"<requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId><spotPriceHistorySet>{items}</spotPriceHistorySet>"
+            f"{token}</DescribeSpotPriceHistoryResponse>"
+        )
+        send_bytes(handler, xml.encode(), content_type="text/xml;charset=UTF-8")
+
+
+def _ec2_error(code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error></Errors><RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>"
+    ).encode()
+
+
+@contextmanager
+def fake_aws(on_demand: dict[str, float], spot: dict[str, list[tuple[str, float, str]]]) -> Iterator[FakeAws]:
+    state = FakeAws(on_demand=dict(on_demand), spot=dict(spot))
     with serve(state, state.answer):
         yield state

@@ -76,7 +76,7 @@ class AwsPriceProvider:
         self._config = Config(
             connect_timeout=TIMEOUT_SECONDS,
             read_timeout=TIMEOUT_SECONDS,
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             user_agent_extra="eco-pulse",
         )
         self._pricing: Any = None
@@ -120,7 +120,11 @@ class AwsPriceProvider:
     def _split(self, price: float) -> ResourcePrices:
         return split_vm_price(price, vcpus=self._vcpus, memory_gib=self._memory_gib)
 
-    def _pages(self, call: Any, kwargs: dict[str, Any], *, what: str, started: float) -> list[dict[str, Any]]:
+    def _pages(
+        self, call: Any, kwargs: dict[str, Any], *, key: str, what: str, started: float
+    ) -> list[dict[str, Any]]:
+        """Every page of a paged call; a page without ``key`` is not an answer (botocore reads an
+        unparseable body as an empty one)."""
         pages: list[dict[str, Any]] = []
         token: str | None = None
         for _ in range(MAX_PAGES):
@@ -129,6 +133,8 @@ class AwsPriceProvider:
                     ProviderErrorKind.TIMEOUT, f"{what}: paging took over {MAX_SECONDS_PER_REGION:g}s"
                 )
             page = _call(call, {**kwargs, **({"NextToken": token} if token else {})}, what=what)
+            if not isinstance(page.get(key), list):
+                raise ProviderError(ProviderErrorKind.BAD_RESPONSE, f"{what}: no {key} in the answer")
             pages.append(page)
             token = page.get("NextToken") or None
             if not token:
@@ -150,6 +156,7 @@ class AwsPriceProvider:
         pages = self._pages(
             self._pricing.get_products,
             {"ServiceCode": "AmazonEC2", "Filters": filters, "FormatVersion": "aws_v1"},
+            key="PriceList",
             what=f"{what} GetProducts",
             started=started,
         )
@@ -175,6 +182,7 @@ class AwsPriceProvider:
                     "ProductDescriptions": ["Linux/UNIX"],
                     "StartTime": self._now(),
                 },
+                key="SpotPriceHistory",
                 what=f"{what} DescribeSpotPriceHistory",
                 started=started,
             )
