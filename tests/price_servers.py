@@ -584,3 +584,72 @@ def fake_aws(on_demand: dict[str, float], spot: dict[str, list[tuple[str, float,
     state = FakeAws(on_demand=dict(on_demand), spot=dict(spot))
     with serve(state, state.answer):
         yield state
+
+
+# --- OpenCost's node cost series, for a real Prometheus to scrape ---------------------------------
+
+
+@dataclass
+class OpenCostNode:
+    name: str
+    region: str
+    cpu_hour_usd: float
+    ram_gib_hour_usd: float
+    spot: bool
+    instance_type: str = "m5.large"
+
+
+@dataclass
+class OpenCostExporter(LocalServer):
+    """``GET /metrics``: node_cpu_hourly_cost, node_ram_hourly_cost and kubecost_node_is_spot, named,
+    helped and labelled as OpenCost exports them (instance, node, instance_type, region, provider_id,
+    arch, uid), plus node_total_hourly_cost as a decoy."""
+
+    nodes: list[OpenCostNode] = field(default_factory=list)
+
+    def answer(
+        self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]], _: bytes
+    ) -> None:
+        if path != "/metrics":
+            send_bytes(handler, b"404 page not found\n", status=404, content_type="text/plain")
+            return
+        families: dict[str, tuple[str, Callable[[OpenCostNode], float]]] = {
+            "node_cpu_hourly_cost": (
+                "node_cpu_hourly_cost hourly cost for each cpu on this node",
+                lambda n: n.cpu_hour_usd,
+            ),
+            "node_ram_hourly_cost": (
+                "node_ram_hourly_cost hourly cost for each gb of ram on this node",
+                lambda n: n.ram_gib_hour_usd,
+            ),
+            "node_total_hourly_cost": (
+                "node_total_hourly_cost Total node cost per hour",
+                lambda n: 2 * n.cpu_hour_usd + 8 * n.ram_gib_hour_usd,
+            ),
+            "kubecost_node_is_spot": (
+                "kubecost_node_is_spot Cloud provider info about node preemptibility",
+                lambda n: 1.0 if n.spot else 0.0,
+            ),
+        }
+        lines: list[str] = []
+        for name, (help_text, value) in families.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+            for node in self.nodes:
+                labels = (
+                    f'arch="amd64",instance="{node.name}",instance_type="{node.instance_type}",node="{node.name}",'
+                    f'provider_id="aws:///{node.region}a/i-{abs(hash(node.name)) % 10**17:017x}",'
+                    f'region="{node.region}",uid="{abs(hash(node.name)) % 10**8:08d}"'
+                )
+                lines.append(f"{name}{{{labels}}} {value(node)!r}")
+        send_bytes(
+            handler,
+            ("\n".join(lines) + "\n").encode(),
+            content_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+
+@contextmanager
+def opencost_exporter(nodes: list[OpenCostNode]) -> Iterator[OpenCostExporter]:
+    state = OpenCostExporter(nodes=list(nodes))
+    with serve(state, state.answer):
+        yield state
