@@ -350,14 +350,17 @@ class PriceMetricsCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         price, age, fresh = _families()
         now = self._refresher._clock()
+        provider = self._refresher.source
         for region, quote in self._refresher.quotes(now).items():
             for capacity, source, part in _parts(quote):
                 price.add_metric([region, capacity, "vcpu", source], part.vcpu_hour_usd)
                 price.add_metric([region, capacity, "memory_gib", source], part.gib_hour_usd)
+            if quote.source == CONFIG_SOURCE:
+                continue  # the operator's price: never fetched, never stale
             seconds = quote.age_seconds(now)
             if seconds is not None:
-                age.add_metric([quote.source, region], seconds)
-            fresh.add_metric([quote.source, region], 0.0 if quote.source == FALLBACK_SOURCE else 1.0)
+                age.add_metric([provider, region], seconds)
+            fresh.add_metric([provider, region], 0.0 if quote.source == FALLBACK_SOURCE else 1.0)
         yield from (price, age, fresh)
 
 
@@ -386,13 +389,13 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
         GaugeMetricFamily(
             "ecopulse_price_age_seconds",
             "Seconds since a region's live price was fetched (absent for configured and bundled prices).",
-            labels=["source", "region"],
+            labels=["provider", "region"],
         ),
         GaugeMetricFamily(
             "ecopulse_price_fresh",
             "0 when a region's live price is older than pricing.maxStaleSeconds "
             "and the bundled table stands in.",
-            labels=["source", "region"],
+            labels=["provider", "region"],
         ),
     )
 
