@@ -163,6 +163,11 @@ class SignalSnapshot:
         ages = [quote.age_seconds(self.taken_at) for quote in self.prices.values()]
         return max((age for age in ages if age is not None), default=0.0)
 
+    def prices_note(self) -> str:
+        """How a decision names its prices: ``prices azure age<=120s`` (``config``: the configuration's
+        table, when the snapshot carries no quotes)."""
+        return f"prices {self.price_sources() or 'config'} age<={self.max_price_age_seconds():.0f}s"
+
     def max_age_seconds(self) -> float:
         if not self.carbon:
             return 0.0
@@ -212,6 +217,9 @@ class PodDemand:
     cpu_cores: float
     memory_gib: float
     capacity_type: CapacityType = CapacityType.ON_DEMAND
+    # True when the pod's nodeSelector names a capacity-type label: it runs on capacity_type only.
+    # Otherwise it lands on whatever its region offers (core.placement.landing_capacity).
+    capacity_constrained: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -181,6 +181,8 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
                     if refusal.net_benefit_usd is None
                     else round(refusal.net_benefit_usd, 6),
                     "policy": refusal.policy,
+                    **refusal.breakdown(),
+                    "prices": result.prices,
                 },
             )
     log.info(

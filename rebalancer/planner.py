@@ -54,10 +54,9 @@ from core.model import (
     PlacementHints,
     PodDemand,
     PodRecord,
-    PriceRates,
     SignalSnapshot,
 )
-from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
+from core.placement import PlacementChoice, Ranking, choose_regions, landing_capacity, rank_regions
 from core.podspec import placement_hints
 from core.policy import EMPTY_POLICY_SET, PolicySet, Rebalance, Resolution, placement_config, resolve
 from rebalancer.protections import Protected, eviction_protection
@@ -74,6 +73,12 @@ class Candidate:
     source_g_per_kwh: float
     target_g_per_kwh: float
     policy: str = ""  # the refs of the policies that applied (core.policy)
+    # What the move was priced at: the node's capacity type here, the one it will land on there
+    # (core.placement.landing_capacity), and whether that was assumed (the region offers both).
+    source_capacity: CapacityType = CapacityType.ON_DEMAND
+    target_capacity: CapacityType = CapacityType.ON_DEMAND
+    capacity_assumed: bool = False
+    prices: str = ""  # which prices priced it: SignalSnapshot.prices_note()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +88,27 @@ class Refusal:
     target_region: str = ""
     net_benefit_usd: float | None = None
     policy: str = ""
+    # The breakdown of the move refused, when one was priced, and the capacity types it assumed.
+    benefit: NetBenefit | None = None
+    source_capacity: CapacityType | None = None
+    target_capacity: CapacityType | None = None
+    capacity_assumed: bool = False
+
+    def breakdown(self) -> dict[str, object]:
+        """The refused move's parts and what it was priced at, for the decision line (empty if none)."""
+        b = self.benefit
+        if b is None:
+            return {}
+        return {
+            "price_savings_usd": round(b.price_savings_usd, 6),
+            "carbon_value_usd": round(b.carbon_value_usd, 6),
+            "migration_cost_usd": round(b.migration_cost_usd, 6),
+            "egress_cost_usd": round(b.egress_cost_usd, 6),
+            "latency_penalty_usd": round(b.latency_penalty_usd, 6),
+            "source_capacity": str(self.source_capacity),
+            "target_capacity": str(self.target_capacity),
+            "target_capacity_assumed": self.capacity_assumed,
+        }
 
 
 @dataclass(slots=True)
@@ -92,6 +118,7 @@ class Plan:
     refusals: list[Refusal] = field(default_factory=list)
     pods_considered: int = 0
     pods_in_best_region: int = 0
+    prices: str = ""  # which prices priced this plan: SignalSnapshot.prices_note()
 
 
 NO_SIGNAL = "no-usable-signals"
@@ -149,6 +176,7 @@ def plan(
     intents: dict[tuple[str, int, int, str | None, bool, bool], _Intent | None] = {}
     settings = config.rebalancer
     pending: list[_Pending] = []
+    offered = _offered_capacity(nodes)
 
     for pod, workload in zip(pods, workloads, strict=True):
         node = nodes.get(pod.node_name)
@@ -217,7 +245,8 @@ def plan(
                 hints=hints,
                 minimum_usd=settings.min_net_benefit_usd,
                 config=effective,
-                source_prices=signals.price_rates(source),
+                signals=signals,
+                offered=offered,
                 robust=_Robust(history=history, now=now) if history is not None else None,
             )
         move = moves[move_key]
@@ -227,12 +256,13 @@ def plan(
         if not move.worth_it:
             # Not even the best region the replacement could land in pays for the move.
             result.refusals.append(
-                Refusal(
-                    pod=pod,
-                    reason=move.options[0].refusal if move.options else BELOW_MIN_BENEFIT,
-                    target_region=best.region,
-                    net_benefit_usd=move.to_best.net_usd,
+                _refused(
+                    pod,
+                    move.options[0].refusal if move.options else BELOW_MIN_BENEFIT,
+                    move.options[0] if move.options else move.best,
                     policy=refs,
+                    target_region=best.region,
+                    net_benefit_usd=move.best.benefit.net_usd,
                 )
             )
             continue
@@ -253,6 +283,7 @@ def plan(
         pending.append(_Pending(pod=pod, source=source, options=move.options, policy=refs))
 
     pending.sort(key=lambda p: (-p.options[0].benefit.net_usd, p.pod.key))
+    result.prices = signals.prices_note()
     return _fit(result, pending, free, nodes)
 
 
@@ -303,6 +334,9 @@ class _Option:
     target_cost: RegionCost
     worth_it: bool  # above rebalancer.minNetBenefitUsd and positive (robustly, given a history)
     refusal: str = BELOW_MIN_BENEFIT  # why not, when not worth it
+    source_capacity: CapacityType = CapacityType.ON_DEMAND
+    target_capacity: CapacityType = CapacityType.ON_DEMAND
+    capacity_assumed: bool = False  # the target offers both: like for like was assumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +349,7 @@ class _Robust:
 class _Moves:
     """The moves open to a pod of one shape running in one region on one capacity type."""
 
-    to_best: NetBenefit  # to the ranking's best region: what a refusal cites
+    best: _Option  # to the ranking's best region: what a refusal cites
     # The landing regions ranked above the source, in the scheduler's order of preference.
     options: tuple[_Option, ...]
     worth_it: bool = field(init=False)  # read for every pod of the shape: worked out once
@@ -342,10 +376,16 @@ def _price_moves(
     hints: PlacementHints,
     minimum_usd: float,
     config: EcoPulseConfiguration,
-    source_prices: PriceRates | None = None,
+    signals: SignalSnapshot,
+    offered: Mapping[str, frozenset[CapacityType]],
     robust: _Robust | None = None,
 ) -> _Moves | None:
-    """The net benefit of moving a pod of this shape from ``source`` to each region it could land in."""
+    """The net benefit of moving a pod of this shape from ``source`` to each region it could land in.
+
+    The source is priced on its node's capacity type, each target on the one the pod will land on
+    there (core.placement.landing_capacity): a pod with no capacity-type constraint takes what the
+    region offers, so a spot pod moving to a spot-only region is priced at spot on both sides.
+    """
     best = ranking.best
     source_assessment = ranking.assessment(source)
     if best is None or best.cost is None or source_assessment is None or source_assessment.cost is None:
@@ -360,9 +400,26 @@ def _price_moves(
             carbon_g_per_kwh=source_cost.carbon_g_per_kwh,
             hours=source_cost.hours,
             config=config,
-            prices=source_prices,
+            prices=signals.price_rates(source),
         )
     migration_usd = migration_cost_usd(source_cost, config)
+
+    def as_it_will_run(region: str, cost: RegionCost) -> tuple[RegionCost, CapacityType, bool]:
+        lands_on, assumed = landing_capacity(
+            demand, offered=offered.get(region, frozenset()), current=capacity
+        )
+        if lands_on is not demand.capacity_type:
+            cost = region_cost(
+                region=region,
+                demand=replace(demand, capacity_type=lands_on),
+                hints=hints,
+                carbon_g_per_kwh=cost.carbon_g_per_kwh,
+                hours=cost.hours,
+                config=config,
+                prices=signals.price_rates(region),
+            )
+        return cost, lands_on, assumed
+
     options: list[_Option] = []
     for region in landing:
         if region == source:
@@ -370,23 +427,36 @@ def _price_moves(
         assessment = ranking.assessment(region)
         if assessment is None or assessment.cost is None:
             continue
-        benefit = net_benefit(source_cost, assessment.cost, migration_usd=migration_usd)
+        target_cost, lands_on, assumed = as_it_will_run(region, assessment.cost)
+        benefit = net_benefit(source_cost, target_cost, migration_usd=migration_usd)
         worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
         refusal: str | None = BELOW_MIN_BENEFIT
         if worth_it and robust is not None:
-            refusal = _robust_refusal(benefit, source_cost, assessment.cost, robust=robust, config=config)
+            refusal = _robust_refusal(benefit, source_cost, target_cost, robust=robust, config=config)
             worth_it = refusal is None
         options.append(
             _Option(
                 benefit=benefit,
                 source_cost=source_cost,
-                target_cost=assessment.cost,
+                target_cost=target_cost,
                 worth_it=worth_it,
                 refusal=refusal or BELOW_MIN_BENEFIT,
+                source_capacity=capacity,
+                target_capacity=lands_on,
+                capacity_assumed=assumed,
             )
         )
-    to_best = net_benefit(source_cost, best.cost, migration_usd=migration_usd)
-    return _Moves(to_best=to_best, options=tuple(options))
+    best_cost, best_lands_on, best_assumed = as_it_will_run(best.region, best.cost)
+    to_best = _Option(
+        benefit=net_benefit(source_cost, best_cost, migration_usd=migration_usd),
+        source_cost=source_cost,
+        target_cost=best_cost,
+        worth_it=False,
+        source_capacity=capacity,
+        target_capacity=best_lands_on,
+        capacity_assumed=best_assumed,
+    )
+    return _Moves(best=to_best, options=tuple(options))
 
 
 def _robust_refusal(
@@ -467,27 +537,11 @@ def _fit(
                 break
         if chosen is None or home is None:
             first = item.options[0]
-            result.refusals.append(
-                Refusal(
-                    pod=item.pod,
-                    reason=NO_ROOM,
-                    target_region=first.benefit.target,
-                    net_benefit_usd=first.benefit.net_usd,
-                    policy=item.policy,
-                )
-            )
+            result.refusals.append(_refused(item.pod, NO_ROOM, first, policy=item.policy))
             continue
         if not chosen.worth_it:
             # The scheduler would land it here, and here the move does not pay.
-            result.refusals.append(
-                Refusal(
-                    pod=item.pod,
-                    reason=chosen.refusal,
-                    target_region=chosen.benefit.target,
-                    net_benefit_usd=chosen.benefit.net_usd,
-                    policy=item.policy,
-                )
-            )
+            result.refusals.append(_refused(item.pod, chosen.refusal, chosen, policy=item.policy))
             continue
         heap = heaps[chosen.benefit.target]
         free[home][0] -= demand.cpu_cores
@@ -507,9 +561,45 @@ def _fit(
                 source_g_per_kwh=chosen.source_cost.carbon_g_per_kwh,
                 target_g_per_kwh=chosen.target_cost.carbon_g_per_kwh,
                 policy=item.policy,
+                source_capacity=chosen.source_capacity,
+                target_capacity=chosen.target_capacity,
+                capacity_assumed=chosen.capacity_assumed,
+                prices=result.prices,
             )
         )
     return result
+
+
+def _refused(
+    pod: PodRecord,
+    reason: str,
+    option: _Option,
+    *,
+    policy: str,
+    target_region: str | None = None,
+    net_benefit_usd: float | None = None,
+) -> Refusal:
+    """A refused move with its breakdown and the capacity types it was priced at."""
+    return Refusal(
+        pod=pod,
+        reason=reason,
+        target_region=target_region if target_region is not None else option.benefit.target,
+        net_benefit_usd=net_benefit_usd if net_benefit_usd is not None else option.benefit.net_usd,
+        policy=policy,
+        benefit=option.benefit,
+        source_capacity=option.source_capacity,
+        target_capacity=option.target_capacity,
+        capacity_assumed=option.capacity_assumed,
+    )
+
+
+def _offered_capacity(nodes: Mapping[str, NodeRecord]) -> dict[str, frozenset[CapacityType]]:
+    """The capacity types each region's schedulable nodes offer (from the node cache)."""
+    offered: dict[str, set[CapacityType]] = defaultdict(set)
+    for node in nodes.values():
+        if node.schedulable and node.region is not None:
+            offered[node.region].add(node.capacity_type)
+    return {region: frozenset(types) for region, types in offered.items()}
 
 
 def _room(heap: list[tuple[float, str]], free: dict[str, list[float]], demand: PodDemand) -> str | None:

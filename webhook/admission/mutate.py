@@ -225,7 +225,9 @@ def place(
     return (
         ranking,
         choice,
-        Explanation(annotation=describe(ranking, choice, signals), log_fields=log_fields(ranking, choice)),
+        Explanation(
+            annotation=describe(ranking, choice, signals), log_fields=log_fields(ranking, choice, signals)
+        ),
     )
 
 
@@ -347,15 +349,24 @@ def describe(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot)
         intensity = f"{cost.carbon_g_per_kwh:.0f}g" if cost is not None else "?"
         parts.append(f"{assessment.region}={assessment.net_benefit_usd or 0.0:+.4f}$/{intensity}")
     mode = "required" if choice.required_regions is not None else "preferred"
-    return (
-        f"{mode} {choice.best_region}; net vs {ranking.baseline_region} over {ranking.hours:g}h: "
-        f"{' '.join(parts)}; signals {signals.provider} age<={signals.max_age_seconds():.0f}s"
-    )[:250]
+    # The provenance last and never cut: which carbon signals and which prices decided.
+    provenance = (
+        f"; signals {signals.provider} age<={signals.max_age_seconds():.0f}s; {signals.prices_note()}"
+    )
+    head = f"{mode} {choice.best_region}; net vs {ranking.baseline_region} over {ranking.hours:g}h: "
+    head += " ".join(parts)
+    return head[: max(0, 250 - len(provenance))] + provenance[:250]
 
 
-def log_fields(ranking: Ranking, choice: PlacementChoice) -> Mapping[str, object]:
-    """The decision line's evidence: the projected benefit of the best region and every signal used."""
-    fields: dict[str, object] = {}
+def log_fields(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot) -> Mapping[str, object]:
+    """The decision line's evidence: the projected benefit of the best region, every signal used and
+    the prices' sources and age."""
+    fields: dict[str, object] = {
+        "prices": {
+            "source": signals.price_sources() or "config",
+            "age_seconds": round(signals.max_price_age_seconds(), 1),
+        }
+    }
     best = ranking.assessment(choice.best_region)
     if best is not None and best.versus_baseline is not None:
         fields["net_benefit_usd"] = round(best.versus_baseline.net_usd, 6)
