@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.cli import reject_unknown_options
 from core.config import ConfigError, load_config
+from core.signals.prices.replay import load_price_history
 from core.trace import TraceError, load_trace, parse_time
 from rebalancer.simulate.forecast import ForecastModel
 from rebalancer.simulate.progress import Progress
@@ -54,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--forecast-hours", type=int, help="hours ahead (default: the provider's, else 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast (default 0)")
+    p.add_argument(
+        "--prices",
+        type=Path,
+        help="hourly prices CSV (datetime_utc,region,capacity_type,vcpu_hour_usd,gib_hour_usd; "
+        "docs/trace-format.md); default: the configuration's prices",
+    )
     return p
 
 
@@ -130,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             forecast=ForecastModel(args.forecast) if args.forecast else None,
             forecast_hours=args.forecast_hours,
             seed=args.seed,
+            prices=load_price_history(args.prices, regions=frozenset(config.region_names))
+            if args.prices
+            else None,
         )
     except (ConfigError, WorkloadError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
@@ -153,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trace": str(trace_path),
         "workload": str(args.workload),
         "intensity": args.intensity,
+        # Which prices the costs are at: the replayed file, or the configuration's (bundled or prices:).
+        "prices": str(args.prices) if args.prices else "configuration (bundled table and prices:)",
         "replaySeconds": round(seconds, 2),
         # The planner's rule the moves were judged by (docs/robust-moves.md).
         "rule": {

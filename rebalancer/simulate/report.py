@@ -153,7 +153,8 @@ def render_html(data: dict[str, Any], drawn: list[tuple[str, str]]) -> str:
     moves = [(m["predictedNetBenefitUsd"], m["realisedNetBenefitUsd"]) for m in eco["moves"]]
     regions = ", ".join(f"{r} ({z})" for r, z in meta["regions"].items())
     body = f"""<p>{escape(str(meta.get("start")))} to {escape(str(meta.get("end")))}, {meta["hours"]} hours,
-regions {escape(regions)}; ecopulse's forecast: {escape(str(meta["forecast"]))}.</p>
+regions {escape(regions)}; ecopulse's forecast: {escape(str(meta["forecast"]))};
+prices: {escape(str(meta.get("prices", "configuration")))}.</p>
 {table(header, rows)}
 <p>ecopulse: {len(eco["moves"])} moves, predicted net benefit {eco["predictedNetBenefitUsd"]:+.2f} USD,
 realised {eco["realisedNetBenefitUsd"]:+.2f} USD (actual intensities over each move's horizon, minus
