@@ -36,7 +36,14 @@ class LocalServer:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     script: list[Scripted] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stopped: bool = False
+    server: ThreadingHTTPServer | None = None
+
+    def stop(self) -> None:
+        """Take the server down (connections refused from now on), as an outage would."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
     def next_scripted(self) -> Scripted | None:
         with self.lock:
@@ -97,11 +104,11 @@ def serve(state: LocalServer, answer: Handler) -> Iterator[LocalServer]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_port}"
+    state.server = server
     try:
         yield state
     finally:
-        server.shutdown()
-        server.server_close()
+        state.stop()
 
 
 # --- Azure Retail Prices ------------------------------------------------------------------------
