@@ -54,8 +54,11 @@ def wait_until(what: str, condition: Any, timeout_seconds: float, every: float =
 
 
 def price_samples(port: int) -> dict[tuple[str, str, str, str], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:  # not serving yet
+        return {}
     samples: dict[tuple[str, str, str, str], float] = {}
     for line in text.splitlines():
         if line.startswith("ecopulse_price_usd_per_hour{"):
@@ -149,7 +152,7 @@ def test_live_prices_drive_the_next_decisions_then_fall_back_when_the_source_is_
     cluster.start_rebalancer(rebalancer, metrics_port=rebalancer_metrics, config_file=config, env=env)
     try:
         wait_until("both apps priced from azure", lambda: "azure" in sources(webhook_metrics), 30)
-        wait_until("the rebalancer priced from azure", lambda: "azure" in sources(rebalancer_metrics), 30)
+        wait_until("the rebalancer priced from azure", lambda: "azure" in sources(rebalancer_metrics), 120)
         assert {key[0] for key in price_samples(webhook_metrics) if key[3] == "azure"} == set(FIRST)
 
         # eu-west-1 is the cheapest: the decisions say so and name their prices.

@@ -129,24 +129,31 @@ class AzurePriceProvider(HttpProvider):
         return text
 
     def _prices(self, rows: list[dict[str, object]], *, arm_region: str, what: str) -> RegionPrices:
-        now = self._now()
-        best: dict[bool, tuple[datetime, float]] = {}
-        for row in rows:
-            chosen = azure_row_price(row, arm_region=arm_region, vm=self._vm, now=now)
-            if chosen is None:
-                continue
-            spot, effective, price = chosen
-            if spot not in best or effective > best[spot][0]:
-                best[spot] = (effective, price)
-        if False not in best:
+        chosen = vm_prices_in_effect(rows, arm_region=arm_region, vm=self._vm, now=self._now())
+        on_demand, spot = chosen.get(False), chosen.get(True)
+        if on_demand is None:
             raise ProviderError(ProviderErrorKind.NOT_FOUND, f"{what}: no Linux on-demand hourly price")
         split = self._split
-        return RegionPrices(
-            on_demand=split(best[False][1]), spot=split(best[True][1]) if True in best else None
-        )
+        return RegionPrices(on_demand=split(on_demand[1]), spot=split(spot[1]) if spot is not None else None)
 
     def _split(self, price: float) -> ResourcePrices:
         return split_vm_price(price, vcpus=self._vcpus, memory_gib=self._memory_gib)
+
+
+def vm_prices_in_effect(
+    rows: list[dict[str, object]], *, arm_region: str, vm: str, now: datetime
+) -> dict[bool, tuple[datetime, float]]:
+    """{is spot: (effective from, USD per hour)} of the rows that price the VM now, the latest of each.
+    The one reading of the rows: the provider and hack/regenerate-prices.py both use it."""
+    best: dict[bool, tuple[datetime, float]] = {}
+    for row in rows:
+        chosen = azure_row_price(row, arm_region=arm_region, vm=vm, now=now)
+        if chosen is None:
+            continue
+        spot, effective, price = chosen
+        if spot not in best or effective > best[spot][0]:
+            best[spot] = (effective, price)
+    return best
 
 
 def azure_row_price(
