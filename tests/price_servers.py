@@ -368,6 +368,7 @@ class GcpCatalog(LocalServer):
     # region -> (core, ram, spot core, spot ram) USD per hour
     regions: dict[str, tuple[float, float, float | None, float | None]] = field(default_factory=dict)
     page_size: int = 4
+    filler: int = 0  # decoy SKUs of other series, as many as the real catalogue has
 
     def answer(
         self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]], _: bytes
@@ -386,6 +387,9 @@ class GcpCatalog(LocalServer):
         skus: list[dict[str, object]] = []
         for region, (core, ram, spot_core, spot_ram) in sorted(self.regions.items()):
             skus += gcp_skus(region, core=core, ram=ram, spot_core=spot_core, spot_ram=spot_ram)
+        if self.filler:
+            filler = gcp_sku("E2 Instance Core running in Elsewhere", regions=["elsewhere1"], usd=0.02)
+            skus += [filler] * self.filler  # the same decoy again and again: cheap to serve
         size = min(self.page_size, int(query.get("pageSize", ["5000"])[0]))
         start = int(query.get("pageToken", ["0"])[0] or 0)
         body: dict[str, object] = {"skus": skus[start : start + size], "nextPageToken": ""}

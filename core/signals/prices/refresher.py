@@ -287,7 +287,7 @@ class PriceRefresher:
                 self._fallen_back.add(name)
                 PRICE_FALLBACKS.labels(source=self.source, region=name).inc()
                 log.warning(
-                    "price too old; falling back to the bundled table",
+                    "no live price younger than pricing.maxStaleSeconds; the bundled table stands in",
                     extra={"provider": self.source, "region": name},
                 )
             elif quote.source != FALLBACK_SOURCE:
