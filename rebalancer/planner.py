@@ -390,35 +390,30 @@ def _price_moves(
     source_assessment = ranking.assessment(source)
     if best is None or best.cost is None or source_assessment is None or source_assessment.cost is None:
         return None
-    source_cost = source_assessment.cost
-    if capacity is not demand.capacity_type:
-        # Price the source as it really runs: on its node's capacity type.
-        source_cost = region_cost(
-            region=source,
-            demand=replace(demand, capacity_type=capacity),
+
+    def on(cost: RegionCost, capacity_type: CapacityType) -> RegionCost:
+        """The ranking's cost of a region, re-priced on ``capacity_type`` when the ranking used another."""
+        if capacity_type is demand.capacity_type:
+            return cost
+        return region_cost(
+            region=cost.region,
+            demand=replace(demand, capacity_type=capacity_type),
             hints=hints,
-            carbon_g_per_kwh=source_cost.carbon_g_per_kwh,
-            hours=source_cost.hours,
+            carbon_g_per_kwh=cost.carbon_g_per_kwh,
+            hours=cost.hours,
             config=config,
-            prices=signals.price_rates(source),
+            prices=signals.price_rates(cost.region),
         )
-    migration_usd = migration_cost_usd(source_cost, config)
 
     def as_it_will_run(region: str, cost: RegionCost) -> tuple[RegionCost, CapacityType, bool]:
         lands_on, assumed = landing_capacity(
             demand, offered=offered.get(region, frozenset()), current=capacity
         )
-        if lands_on is not demand.capacity_type:
-            cost = region_cost(
-                region=region,
-                demand=replace(demand, capacity_type=lands_on),
-                hints=hints,
-                carbon_g_per_kwh=cost.carbon_g_per_kwh,
-                hours=cost.hours,
-                config=config,
-                prices=signals.price_rates(region),
-            )
-        return cost, lands_on, assumed
+        return on(cost, lands_on), lands_on, assumed
+
+    # The source as it really runs: on its node's capacity type.
+    source_cost = on(source_assessment.cost, capacity)
+    migration_usd = migration_cost_usd(source_cost, config)
 
     options: list[_Option] = []
     for region in landing:

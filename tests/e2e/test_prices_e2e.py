@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core.signals.refresher import SNAPSHOT_REUSE_SECONDS
 from tests.e2e.cluster import LocalCluster, free_port
 from tests.factories import THREE_REGIONS
 from tests.price_servers import AZURE_PATH, AzurePrices, azure_prices
@@ -183,6 +184,7 @@ def test_live_prices_drive_the_next_decisions_then_fall_back_when_the_source_is_
             server.vms[(key, VM)] = prices
         changed_at = time.monotonic()
         wait_until("the new prices in the webhook", lambda: cheaper_north(webhook_metrics), 30)
+        time.sleep(SNAPSHOT_REUSE_SECONDS + 0.5)  # a review reuses a snapshot up to a second old
         region, decision = place(cluster, namespace, "second")
         assert region == "eu-north-1", decision
         # The rebalancer, with the same live prices, now wants the anchor in eu-north-1 (a bare pod:
@@ -216,6 +218,7 @@ def test_live_prices_drive_the_next_decisions_then_fall_back_when_the_source_is_
             lambda: sources(rebalancer_metrics) == {"static(fallback)"},
             30,
         )
+        time.sleep(SNAPSHOT_REUSE_SECONDS + 0.5)
         _, decision = place(cluster, namespace, "fourth")
         assert "; prices static(fallback) age<=0s" in decision, decision
         with urllib.request.urlopen(f"http://127.0.0.1:{webhook_metrics}/metrics", timeout=5) as answer:

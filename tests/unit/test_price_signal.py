@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -36,20 +35,9 @@ from core.signals.prices.refresher import (
 )
 from core.signals.prices.split import VCPU_TO_GIB_PRICE_RATIO, load_vm_shapes, split_vm_price
 from tests.price_servers import AzurePrices, Scripted, azure_prices
+from tests.unit.test_refresher import START, FakeClock
 
-START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 VM = "Standard_D2s_v5"
-
-
-@dataclass
-class FakeClock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def prices(

@@ -25,7 +25,7 @@ from core.model import Region
 from core.signals.base import Clock, ProviderError, ProviderErrorKind, utc_now
 from core.signals.http import allow_insecure_from_env, as_object, parse_instant, require_secure_url
 from core.signals.prices.base import PriceFetch, RegionPrices, ResourcePrices
-from core.signals.prices.split import split_vm_price, vm_shape
+from core.signals.prices.split import reference_shape, split_vm_price
 
 EC2_ENDPOINT_ENV = "AWS_ENDPOINT_URL_EC2"
 PRICING_ENDPOINT_ENV = "AWS_ENDPOINT_URL_PRICING"
@@ -58,13 +58,7 @@ class AwsPriceProvider:
     ) -> None:
         from botocore.config import Config  # noqa: PLC0415 - botocore is an optional extra
 
-        shape = vm_shape("aws", reference_vm)
-        if shape is None:
-            raise ProviderError(
-                ProviderErrorKind.CONFIG,
-                f"aws: pricing.aws.referenceVm {reference_vm!r} has no bundled shape "
-                "(core/data/vm-shapes.csv)",
-            )
+        shape = reference_shape("aws", reference_vm)
         self._session = session
         self._vm = reference_vm
         self._vcpus, self._memory_gib = shape

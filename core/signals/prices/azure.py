@@ -32,7 +32,7 @@ from core.signals.http import (
     send,
 )
 from core.signals.prices.base import PriceFetch, RegionPrices, ResourcePrices
-from core.signals.prices.split import split_vm_price, vm_shape
+from core.signals.prices.split import reference_shape, split_vm_price
 
 BASE_URL_ENV = "AZURE_PRICES_BASE_URL"
 # One region and one SKU make one page (a few dozen rows) today; 10 pages is a wide margin, and
@@ -61,13 +61,7 @@ class AzurePriceProvider(HttpProvider):
             allow_insecure_http=allow_insecure_http,
             now=now,
         )
-        shape = vm_shape("azure", reference_vm)
-        if shape is None:
-            raise ProviderError(
-                ProviderErrorKind.CONFIG,
-                f"azure: pricing.azure.referenceVm {reference_vm!r} has no bundled shape "
-                "(core/data/vm-shapes.csv)",
-            )
+        shape = reference_shape("azure", reference_vm)
         self._vm = reference_vm
         self._vcpus, self._memory_gib = shape
         self._regions = dict(regions)

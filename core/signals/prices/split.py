@@ -12,6 +12,7 @@ from functools import cache
 from typing import Final
 
 from core.catalog import CatalogError, _csv_number, _csv_rows, read_data_file
+from core.signals.base import ProviderError, ProviderErrorKind
 from core.signals.prices.base import ResourcePrices
 
 VCPU_TO_GIB_PRICE_RATIO: Final = 0.031611 / 0.004237
@@ -46,3 +47,14 @@ def load_vm_shapes() -> dict[tuple[str, str], tuple[float, float]]:
 
 def vm_shape(cloud: str, vm: str) -> tuple[float, float] | None:
     return load_vm_shapes().get((cloud, vm))
+
+
+def reference_shape(cloud: str, vm: str) -> tuple[float, float]:
+    """(vCPUs, GiB) of a provider's reference VM; ProviderError(CONFIG) naming the setting if unknown."""
+    shape = vm_shape(cloud, vm)
+    if shape is None:
+        raise ProviderError(
+            ProviderErrorKind.CONFIG,
+            f"{cloud}: pricing.{cloud}.referenceVm {vm!r} has no bundled shape (core/data/{VM_SHAPES_FILE})",
+        )
+    return shape
