@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.accounting import RunningPod, accrue
 from core.config import EcoPulseConfiguration, parse_config_text
 from core.model import (
     CapacityType,
@@ -227,3 +228,22 @@ def test_live_prices_change_the_ranking() -> None:
     live_best = rank_regions(demand=demand, hints=PlacementHints(), signals=live, config=cfg).best
     assert table_best is not None and table_best.region == "eu-north-1"
     assert live_best is not None and live_best.region == "us-east-1"
+
+
+def test_the_accounting_costs_at_the_live_prices() -> None:
+    cfg = config()
+    live = quoted(snapshot(), source="azure", age_seconds=10)
+    cheap = replace(cfg.prices["eu-north-1"], spot_vcpu_hour_usd=0.001, spot_gib_hour_usd=0.0001)
+    live = replace(
+        live, prices={**live.prices, "eu-north-1": replace(live.prices["eu-north-1"], rates=cheap)}
+    )
+    pod = RunningPod(
+        namespace="shop",
+        region="eu-north-1",
+        demand=PodDemand(cpu_cores=4, memory_gib=8),
+        capacity_type=SPOT,
+    )
+    table = accrue([pod], signals=snapshot(), config=cfg, elapsed_seconds=3600)
+    priced = accrue([pod], signals=live, config=cfg, elapsed_seconds=3600)
+    assert table.accruals[("shop", "eu-north-1")].cost_usd == pytest.approx(4 * 0.01 + 8 * 0.001)
+    assert priced.accruals[("shop", "eu-north-1")].cost_usd == pytest.approx(4 * 0.001 + 8 * 0.0001)
