@@ -117,6 +117,8 @@ class PolicySpec:
     min_net_benefit_usd: float | None = None
     rebalance: Rebalance | None = None
     max_unavailable: int | str | None = None  # an integer, or a percentage such as "25%"
+    # Lets the rebalancer evict run-to-completion pods (Jobs) it selects, their lost progress priced.
+    evict_run_to_completion: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,6 +282,9 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
             raise PolicyError("spec.allowedRegions: must be a non-empty list of region names")
         allowed = frozenset(_string(r, f"spec.allowedRegions[{i}]") for i, r in enumerate(regions))
     data_region = spec.get("dataRegion")
+    evict_run_to_completion = spec.get("evictRunToCompletion")
+    if evict_run_to_completion is not None and not isinstance(evict_run_to_completion, bool):
+        raise PolicyError("spec.evictRunToCompletion: must be true or false")
     return _selector(spec.get("selector")), PolicySpec(
         mode=parsed_mode,
         allowed_regions=allowed,
@@ -290,6 +295,7 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
         min_net_benefit_usd=_optional_number(spec, "minNetBenefitUsd", minimum=-math.inf, positive=False),
         rebalance=parsed_rebalance,
         max_unavailable=_max_unavailable(spec.get("maxUnavailable")),
+        evict_run_to_completion=evict_run_to_completion,
     )
 
 
@@ -449,6 +455,7 @@ class Resolution:
     rebalance: Rebalance | None = field(init=False)
     min_net_benefit_usd: float | None = field(init=False)
     max_unavailable: int | str | None = field(init=False)
+    evict_run_to_completion: bool = field(init=False)  # only when a policy says so explicitly
 
     def __post_init__(self) -> None:
         applied = tuple(p for p in (self.namespaced, self.cluster) if p is not None)
@@ -469,6 +476,7 @@ class Resolution:
             "rebalance": rebalance if isinstance(rebalance, Rebalance) else None,
             "min_net_benefit_usd": floor if isinstance(floor, float) else None,
             "max_unavailable": limit if isinstance(limit, int | str) else None,
+            "evict_run_to_completion": first("evict_run_to_completion") is True,
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)

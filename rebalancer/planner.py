@@ -40,6 +40,7 @@ from core.config import EcoPulseConfiguration
 from core.economics import (
     NetBenefit,
     RegionCost,
+    lost_progress_usd,
     migration_cost_usd,
     net_benefit,
     region_cost,
@@ -225,7 +226,9 @@ def plan(
         if best.region == source:
             result.pods_in_best_region += 1
             continue
-        reason: str | None = intent.unmanaged or eviction_protection(pod, settings=settings, now=now)
+        reason: str | None = intent.unmanaged or eviction_protection(
+            pod, settings=settings, now=now, run_to_completion_allowed=resolution.evict_run_to_completion
+        )
         if reason is None and resolution.rebalance is Rebalance.NEVER:
             reason = POLICY_NEVER
         if reason is not None:
@@ -235,8 +238,10 @@ def plan(
             continue
         capacity = node.capacity_type if node is not None else pod.demand.capacity_type
         move_key = (key, source, capacity)
-        if move_key not in moves:
-            moves[move_key] = _price_moves(
+        # A run-to-completion pod (a policy allowed it) pays for the hours it has run: its own price.
+        hours_run = _hours_run(pod, now) if pod.run_to_completion else 0.0
+        if move_key not in moves or hours_run > 0:
+            priced = _price_moves(
                 ranking,
                 landing,
                 source,
@@ -248,8 +253,14 @@ def plan(
                 signals=signals,
                 offered=offered,
                 robust=_Robust(history=history, now=now) if history is not None else None,
+                hours_run=hours_run,
             )
-        move = moves[move_key]
+            if hours_run > 0:
+                move = priced
+            else:
+                move = moves[move_key] = priced
+        else:
+            move = moves[move_key]
         if move is None:
             result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs))
             continue
@@ -379,6 +390,7 @@ def _price_moves(
     signals: SignalSnapshot,
     offered: Mapping[str, frozenset[CapacityType]],
     robust: _Robust | None = None,
+    hours_run: float = 0.0,
 ) -> _Moves | None:
     """The net benefit of moving a pod of this shape from ``source`` to each region it could land in.
 
@@ -413,7 +425,9 @@ def _price_moves(
 
     # The source as it really runs: on its node's capacity type.
     source_cost = on(source_assessment.cost, capacity)
-    migration_usd = migration_cost_usd(source_cost, config)
+    migration_usd = migration_cost_usd(source_cost, config) + lost_progress_usd(
+        source_cost, hours_run=hours_run
+    )
 
     options: list[_Option] = []
     for region in landing:
@@ -452,6 +466,12 @@ def _price_moves(
         capacity_assumed=best_assumed,
     )
     return _Moves(best=to_best, options=tuple(options))
+
+
+def _hours_run(pod: PodRecord, now: datetime) -> float:
+    if pod.started_at is None:
+        return 0.0
+    return max(0.0, (now - pod.started_at).total_seconds() / 3600.0)
 
 
 def _robust_refusal(
