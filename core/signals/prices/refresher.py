@@ -179,8 +179,14 @@ class PriceRefresher:
                 "price provider cannot start",
                 extra={"provider": str(settings.provider), "reason": str(error)},
             )
+        # Every series at 0 from the start: "no failures" is a 0 on a dashboard, not no data.
+        source = str(settings.provider)
         for reason in REASONS:
-            PRICE_REFRESH_FAILURES.labels(source=str(settings.provider), reason=reason)
+            PRICE_REFRESH_FAILURES.labels(source=source, reason=reason)
+        for outcome in ("ok", "partial", "failed"):
+            PRICE_REFRESHES.labels(source=source, outcome=outcome)
+        for region in self._config.regions:
+            PRICE_FALLBACKS.labels(source=source, region=region.name)
 
     def update_config(self, config: EcoPulseConfiguration) -> None:
         with self._lock:
@@ -355,8 +361,7 @@ class PriceMetricsCollector(Collector):
             for capacity, source, part in _parts(quote):
                 price.add_metric([region, capacity, "vcpu", source], part.vcpu_hour_usd)
                 price.add_metric([region, capacity, "memory_gib", source], part.gib_hour_usd)
-            if quote.source == CONFIG_SOURCE:
-                continue  # the operator's price: never fetched, never stale
+            # An operator's or the static table's price is never fetched, so never stale (no age).
             seconds = quote.age_seconds(now)
             if seconds is not None:
                 age.add_metric([provider, region], seconds)
