@@ -8,7 +8,8 @@ capacity:                     # per region
 workloads:
   - {name: web, namespace: shop, replicas: 100, cpu: "2", memory: 4Gi, startRegion: de-frankfurt,
      maxUnavailable: 10}      # optional: runtimeHours, maxLatencyMs, dataRegion, egressGbPerHour,
-                              # capacityType (on-demand or spot: the price it pays everywhere)
+                              # capacityType (on-demand or spot: the price it pays everywhere),
+                              # allowedRegions (a list: ecopulse.io/allowed-regions)
 ```
 
 Every error names its key (``workloads[0].cpu: ...``), all reported together, like core.config.
@@ -24,10 +25,11 @@ from pathlib import Path
 from core.model import CapacityType
 from core.quantity import QuantityError, cpu_cores, memory_gib
 from core.yaml_input import InputProblems, describe, load_yaml_file, not_a_string
+from rebalancer.simulate.jobspec import JobTemplate, parse_jobs
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "SimulatedWorkload"
-_TOP = {"apiVersion", "kind", "metadata", "capacity", "workloads"}
+_TOP = {"apiVersion", "kind", "metadata", "capacity", "workloads", "jobs"}
 _WORKLOAD_KEYS = {
     "name",
     "namespace",
@@ -41,6 +43,7 @@ _WORKLOAD_KEYS = {
     "dataRegion",
     "egressGbPerHour",
     "capacityType",
+    "allowedRegions",
 }
 
 
@@ -68,6 +71,7 @@ class Workload:
     data_region: str | None = None
     egress_gb_per_hour: float = 0.0
     capacity_type: CapacityType = CapacityType.ON_DEMAND
+    allowed_regions: tuple[str, ...] | None = None  # ecopulse.io/allowed-regions
 
     @property
     def key(self) -> str:
@@ -78,6 +82,7 @@ class Workload:
 class SimulatedWorkload:
     capacity: Mapping[str, Capacity]
     workloads: tuple[Workload, ...]
+    jobs: tuple[JobTemplate, ...] = ()  # deferrable Jobs (rebalancer.simulate.jobs)
 
 
 def _describe(value: object) -> str:
@@ -158,8 +163,17 @@ def parse_workload(
             capacity[str(region)] = Capacity(cpu=cpu, memory_gib=memory)
 
     workloads: list[Workload] = []
+    jobs = parse_jobs(
+        document.get("jobs"),
+        problems=problems,
+        region_ok=region_ok,
+        quantity=quantity,
+        number=number,
+        capacity=raw_capacity,
+    )
     raw_workloads = document.get("workloads")
-    if not isinstance(raw_workloads, list) or not raw_workloads:
+    # A file may hold jobs only (workloads: []).
+    if not isinstance(raw_workloads, list) or (not raw_workloads and not document.get("jobs")):
         problems.append(f"workloads: must be a non-empty list, got {_describe(raw_workloads)}")
         raw_workloads = []
     seen: set[str] = set()
@@ -192,6 +206,19 @@ def parse_workload(
         if data_region is not None:
             region_ok(f"{key}.dataRegion", data_region)
         egress = number(f"{key}.egressGbPerHour", entry.get("egressGbPerHour", 0.0)) or 0.0
+        allowed: tuple[str, ...] | None = None
+        if "allowedRegions" in entry:
+            raw_allowed = entry["allowedRegions"]
+            if not isinstance(raw_allowed, list) or not raw_allowed:
+                problems.append(
+                    f"{key}.allowedRegions: must be a non-empty list of region names, "
+                    f"got {_describe(raw_allowed)}"
+                )
+            else:
+                # every bad name reported, not only the first
+                named = [region_ok(f"{key}.allowedRegions[{i}]", r) for i, r in enumerate(raw_allowed)]
+                if all(named):
+                    allowed = tuple(str(r) for r in raw_allowed)
         kinds = {str(kind): kind for kind in CapacityType}
         raw_kind = entry.get("capacityType", str(CapacityType.ON_DEMAND))
         kind = kinds.get(raw_kind) if isinstance(raw_kind, str) else None
@@ -221,6 +248,7 @@ def parse_workload(
                 data_region=str(data_region) if data_region is not None else None,
                 egress_gb_per_hour=egress,
                 capacity_type=kind,
+                allowed_regions=allowed,
             )
         )
     if not problems:
@@ -235,7 +263,7 @@ def parse_workload(
                 )
     if problems:
         raise WorkloadError(problems, source=source)
-    return SimulatedWorkload(capacity=capacity, workloads=tuple(workloads))
+    return SimulatedWorkload(capacity=capacity, workloads=tuple(workloads), jobs=jobs)
 
 
 def load_workload(path: Path, *, regions: frozenset[str] | None = None) -> SimulatedWorkload:
