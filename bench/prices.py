@@ -85,7 +85,7 @@ def gcp() -> ps.LocalServer:
     regions = dict.fromkeys(
         ("us-central1", "europe-west1", "europe-west3"), (0.031611, 0.004237, 0.0076, 0.001)
     )
-    return ps.GcpCatalog(api_key=KEY, regions=regions, page_size=1000, filler=30_000)
+    return ps.GcpCatalog(api_key=KEY, regions=regions, page_size=250, filler=30_000)
 
 
 def aws() -> ps.LocalServer:

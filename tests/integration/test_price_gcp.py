@@ -121,11 +121,11 @@ def test_garbage(server: GcpCatalog, body: bytes) -> None:
 
 def test_an_endless_catalogue_stops_at_the_page_cap(server: GcpCatalog) -> None:
     server.script.extend(
-        Scripted(status=200, body=b'{"skus": [], "nextPageToken": "again"}') for _ in range(120)
+        Scripted(status=200, body=b'{"skus": [], "nextPageToken": "again"}') for _ in range(420)
     )
-    with pytest.raises(ProviderError, match="more than 100 pages"):
+    with pytest.raises(ProviderError, match="more than 400 pages"):
         fetch(server.url + "/v1")
-    assert len(server.requests) == 100
+    assert len(server.requests) == 400
 
 
 def test_an_oversized_page_is_cut_off() -> None:
