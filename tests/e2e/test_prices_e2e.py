@@ -17,7 +17,7 @@ import pytest
 from core.signals.refresher import SNAPSHOT_REUSE_SECONDS
 from tests.e2e.cluster import LocalCluster, free_port
 from tests.factories import THREE_REGIONS
-from tests.price_servers import AZURE_PATH, AzurePrices, azure_prices
+from tests.price_servers import AZURE_PATH, AzurePrices, OpenCostNode, azure_prices, opencost_exporter
 
 PREFERRED = "ecopulse.io/preferred-region"
 DECISION = "ecopulse.io/decision"
@@ -135,8 +135,8 @@ def decision_lines(cluster: LocalCluster, name: str, namespace: str) -> list[dic
 
 
 @pytest.fixture
-def namespace(cluster: LocalCluster) -> Iterator[str]:
-    name = "prices-e2e"
+def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = "prices-" + request.node.name.replace("_", "-")[5:30].strip("-").lower()
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false")
@@ -237,3 +237,62 @@ def cycle_lines(cluster: LocalCluster, name: str) -> list[str]:
         for raw in (cluster.logs / f"{name}.log").read_text(errors="replace").splitlines()
         if '"rebalancing cycle"' in raw
     ]
+
+
+def opencost_config_text(prometheus_url: str) -> str:
+    return (
+        "apiVersion: ecopulse.io/v1alpha1\nkind: EcoPulseConfiguration\n"
+        + THREE_REGIONS
+        + "carbon:\n  provider: mock\n  mock: {us-east-1: 300, eu-west-1: 300, eu-north-1: 300}\n"
+        + "economics: {horizonHours: 6}\nplacement: {mode: preferred}\n"
+        + "pricing:\n  provider: opencost\n  refreshSeconds: 5\n  maxStaleSeconds: 600\n"
+        + f"  opencost: {{prometheusUrl: '{prometheus_url}'}}\n"
+    )
+
+
+def test_opencost_node_prices_through_the_clusters_prometheus_decide(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    """OpenCost's series, served as OpenCost names and labels them, scraped by the cluster's real
+    Prometheus; the webhook reads them there and prices its decisions with them."""
+    nodes = [
+        OpenCostNode(name="n-us", region="us-east-1", cpu_hour_usd=0.05, ram_gib_hour_usd=0.006, spot=False),
+        OpenCostNode(
+            name="n-west", region="eu-west-1", cpu_hour_usd=0.01, ram_gib_hour_usd=0.0015, spot=False
+        ),
+        OpenCostNode(
+            name="n-north", region="eu-north-1", cpu_hour_usd=0.04, ram_gib_hour_usd=0.005, spot=False
+        ),
+    ]
+    config: Path = cluster.root / "config-opencost.yaml"
+    config.write_text(opencost_config_text(cluster.prometheus_url))
+    webhook, port, webhook_metrics = "webhook-opencost", free_port(), free_port()
+    with opencost_exporter(nodes) as exporter:
+        cluster.metrics_targets["opencost"] = int(exporter.url.rsplit(":", 1)[1])
+        cluster._write_scrape_targets()
+        cluster.start_webhook(
+            webhook,
+            port=port,
+            metrics_port=webhook_metrics,
+            config_file=config,
+            env={"ECOPULSE_ALLOW_INSECURE_PROVIDER_URLS": "true"},
+        )
+        cluster.register_webhook(f"https://127.0.0.1:{port}/mutate")
+        try:
+            wait_until(
+                "the webhook priced every region from opencost",
+                lambda: {k[0] for k in price_samples(webhook_metrics) if k[3] == "opencost"} == set(FIRST),
+                90,
+                every=1.0,
+            )
+            samples = price_samples(webhook_metrics)
+            assert samples[("eu-west-1", "on-demand", "vcpu", "opencost")] == 0.01
+            time.sleep(SNAPSHOT_REUSE_SECONDS + 0.5)
+            region, decision = place(cluster, namespace, "opencost-priced")
+            assert region == "eu-west-1", decision
+            assert "; prices opencost age<=" in decision
+        finally:
+            cluster.register_webhook()
+            cluster.stop(webhook)
+            cluster.metrics_targets.pop("opencost", None)
+            cluster._write_scrape_targets()
