@@ -25,6 +25,7 @@ from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
 from rebalancer.policy_status import PolicyStatusWriter
+from rebalancer.refusals import RefusalEvents
 from rebalancer.schedule import CycleSchedule
 from rebalancer.settings import RebalancerProcessSettings
 
@@ -89,6 +90,7 @@ def main() -> int:
         policies=policy_cache.policy_set,
         status_writer=PolicyStatusWriter(api=api, records=policy_cache.records),
         history=IntensityHistory(window_hours=config.current.rebalancer.history_window_hours),
+        refusal_events=RefusalEvents(),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds

@@ -64,6 +64,21 @@ from rebalancer.protections import Protected, eviction_protection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MoveFigures:
+    """What a move was judged on, for its log line and Event (rebalancer.explain)."""
+
+    benefit: NetBenefit  # the predicted net benefit and its parts
+    source_g_per_kwh: float
+    target_g_per_kwh: float
+    # The capacity types priced: the source node's, and the pod's own for the replacement.
+    source_capacity: CapacityType = CapacityType.ON_DEMAND
+    target_capacity: CapacityType = CapacityType.ON_DEMAND
+    robust_net_usd: float | None = None  # what the robust rule counts on; None when it did not judge
+    # The target offers both capacity types: like for like was assumed (core.placement.landing_capacity).
+    capacity_assumed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
     """A proposed move to ``target_region``; ``benefit`` is the predicted net benefit of that move."""
 
@@ -74,12 +89,23 @@ class Candidate:
     source_g_per_kwh: float
     target_g_per_kwh: float
     policy: str = ""  # the refs of the policies that applied (core.policy)
-    # What the move was priced at: the node's capacity type here, the one it will land on there
-    # (core.placement.landing_capacity), and whether that was assumed (the region offers both).
     source_capacity: CapacityType = CapacityType.ON_DEMAND
     target_capacity: CapacityType = CapacityType.ON_DEMAND
+    robust_net_usd: float | None = None
     capacity_assumed: bool = False
     prices: str = ""  # which prices priced it: SignalSnapshot.prices_note()
+
+    @property
+    def figures(self) -> MoveFigures:
+        return MoveFigures(
+            benefit=self.benefit,
+            source_g_per_kwh=self.source_g_per_kwh,
+            target_g_per_kwh=self.target_g_per_kwh,
+            source_capacity=self.source_capacity,
+            target_capacity=self.target_capacity,
+            robust_net_usd=self.robust_net_usd,
+            capacity_assumed=self.capacity_assumed,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,27 +115,8 @@ class Refusal:
     target_region: str = ""
     net_benefit_usd: float | None = None
     policy: str = ""
-    # The breakdown of the move refused, when one was priced, and the capacity types it assumed.
-    benefit: NetBenefit | None = None
-    source_capacity: CapacityType | None = None
-    target_capacity: CapacityType | None = None
-    capacity_assumed: bool = False
-
-    def breakdown(self) -> dict[str, object]:
-        """The refused move's parts and what it was priced at, for the decision line (empty if none)."""
-        b = self.benefit
-        if b is None:
-            return {}
-        return {
-            "price_savings_usd": round(b.price_savings_usd, 6),
-            "carbon_value_usd": round(b.carbon_value_usd, 6),
-            "migration_cost_usd": round(b.migration_cost_usd, 6),
-            "egress_cost_usd": round(b.egress_cost_usd, 6),
-            "latency_penalty_usd": round(b.latency_penalty_usd, 6),
-            "source_capacity": str(self.source_capacity),
-            "target_capacity": str(self.target_capacity),
-            "target_capacity_assumed": self.capacity_assumed,
-        }
+    source_region: str = ""
+    figures: MoveFigures | None = None  # the move refused, when it was priced
 
 
 @dataclass(slots=True)
@@ -231,15 +238,19 @@ def plan(
         )
         if reason is None and resolution.rebalance is Rebalance.NEVER:
             reason = POLICY_NEVER
-        if reason is not None:
+        if intent.unmanaged is not None:
+            # Not Eco-Pulse's to move (opted out, system): nothing is priced for it.
             result.refusals.append(
-                Refusal(pod=pod, reason=str(reason), target_region=best.region, policy=refs)
+                Refusal(
+                    pod=pod, reason=str(reason), target_region=best.region, policy=refs, source_region=source
+                )
             )
             continue
         capacity = node.capacity_type if node is not None else pod.demand.capacity_type
         move_key = (key, source, capacity)
         # A run-to-completion pod (a policy allowed it) pays for the hours it has run: its own price.
-        hours_run = _hours_run(pod, now) if pod.run_to_completion else 0.0
+        # A protected one is refused anyway: its shape's price explains the refusal, at no cost per pod.
+        hours_run = _hours_run(pod, now) if pod.run_to_completion and reason is None else 0.0
         if move_key not in moves or hours_run > 0:
             priced = _price_moves(
                 ranking,
@@ -261,19 +272,38 @@ def plan(
                 move = moves[move_key] = priced
         else:
             move = moves[move_key]
+        if reason is not None:
+            # Protected: the move it would be is priced (once per shape) so the refusal can say so.
+            result.refusals.append(
+                Refusal(
+                    pod=pod,
+                    reason=str(reason),
+                    target_region=best.region,
+                    policy=refs,
+                    source_region=source,
+                    net_benefit_usd=None if move is None else move.judged.benefit.net_usd,
+                    figures=None if move is None else move.judged,
+                )
+            )
+            continue
         if move is None:
-            result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs))
+            result.refusals.append(
+                Refusal(
+                    pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs, source_region=source
+                )
+            )
             continue
         if not move.worth_it:
             # Not even the best region the replacement could land in pays for the move.
             result.refusals.append(
-                _refused(
-                    pod,
-                    move.options[0].refusal if move.options else BELOW_MIN_BENEFIT,
-                    move.options[0] if move.options else move.best,
-                    policy=refs,
+                Refusal(
+                    pod=pod,
+                    reason=move.options[0].refusal if move.options else BELOW_MIN_BENEFIT,
                     target_region=best.region,
-                    net_benefit_usd=move.best.benefit.net_usd,
+                    net_benefit_usd=move.to_best.net_usd,
+                    policy=refs,
+                    source_region=source,
+                    figures=move.judged,
                 )
             )
             continue
@@ -288,6 +318,8 @@ def plan(
                     target_region=first.benefit.target,
                     net_benefit_usd=first.benefit.net_usd,
                     policy=refs,
+                    source_region=source,
+                    figures=first.figures,
                 )
             )
             continue
@@ -344,10 +376,8 @@ class _Option:
     source_cost: RegionCost
     target_cost: RegionCost
     worth_it: bool  # above rebalancer.minNetBenefitUsd and positive (robustly, given a history)
+    figures: MoveFigures
     refusal: str = BELOW_MIN_BENEFIT  # why not, when not worth it
-    source_capacity: CapacityType = CapacityType.ON_DEMAND
-    target_capacity: CapacityType = CapacityType.ON_DEMAND
-    capacity_assumed: bool = False  # the target offers both: like for like was assumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,13 +390,19 @@ class _Robust:
 class _Moves:
     """The moves open to a pod of one shape running in one region on one capacity type."""
 
-    best: _Option  # to the ranking's best region: what a refusal cites
+    to_best: NetBenefit  # to the ranking's best region: what a refusal cites
     # The landing regions ranked above the source, in the scheduler's order of preference.
     options: tuple[_Option, ...]
+    best_figures: MoveFigures  # the move to the best region, as a refusal explains it
     worth_it: bool = field(init=False)  # read for every pod of the shape: worked out once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "worth_it", any(option.worth_it for option in self.options))
+
+    @property
+    def judged(self) -> MoveFigures:
+        """The move a refusal explains: to the first region it could land in, else to the best."""
+        return self.options[0].figures if self.options else self.best_figures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -429,6 +465,23 @@ def _price_moves(
         source_cost, hours_run=hours_run
     )
 
+    def figures(
+        benefit: NetBenefit,
+        target: RegionCost,
+        robust_usd: float | None,
+        lands_on: CapacityType,
+        assumed: bool,
+    ) -> MoveFigures:
+        return MoveFigures(
+            benefit=benefit,
+            source_g_per_kwh=source_cost.carbon_g_per_kwh,
+            target_g_per_kwh=target.carbon_g_per_kwh,
+            source_capacity=capacity,
+            target_capacity=lands_on,
+            robust_net_usd=robust_usd,
+            capacity_assumed=assumed,
+        )
+
     options: list[_Option] = []
     for region in landing:
         if region == source:
@@ -440,8 +493,11 @@ def _price_moves(
         benefit = net_benefit(source_cost, target_cost, migration_usd=migration_usd)
         worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
         refusal: str | None = BELOW_MIN_BENEFIT
+        robust_usd: float | None = None
         if worth_it and robust is not None:
-            refusal = _robust_refusal(benefit, source_cost, target_cost, robust=robust, config=config)
+            refusal, robust_usd = _robust_refusal(
+                benefit, source_cost, target_cost, robust=robust, config=config
+            )
             worth_it = refusal is None
         options.append(
             _Option(
@@ -449,23 +505,14 @@ def _price_moves(
                 source_cost=source_cost,
                 target_cost=target_cost,
                 worth_it=worth_it,
+                figures=figures(benefit, target_cost, robust_usd, lands_on, assumed),
                 refusal=refusal or BELOW_MIN_BENEFIT,
-                source_capacity=capacity,
-                target_capacity=lands_on,
-                capacity_assumed=assumed,
             )
         )
     best_cost, best_lands_on, best_assumed = as_it_will_run(best.region, best.cost)
-    to_best = _Option(
-        benefit=net_benefit(source_cost, best_cost, migration_usd=migration_usd),
-        source_cost=source_cost,
-        target_cost=best_cost,
-        worth_it=False,
-        source_capacity=capacity,
-        target_capacity=best_lands_on,
-        capacity_assumed=best_assumed,
-    )
-    return _Moves(best=to_best, options=tuple(options))
+    to_best = net_benefit(source_cost, best_cost, migration_usd=migration_usd)
+    best_figures = figures(to_best, best_cost, None, best_lands_on, best_assumed)
+    return _Moves(to_best=to_best, options=tuple(options), best_figures=best_figures)
 
 
 def _hours_run(pod: PodRecord, now: datetime) -> float:
@@ -481,11 +528,12 @@ def _robust_refusal(
     *,
     robust: _Robust,
     config: EcoPulseConfiguration,
-) -> str | None:
-    """Why a move that pays as predicted is not taken by the robust rule; None if it is."""
+) -> tuple[str | None, float | None]:
+    """Why a move that pays as predicted is not taken by the robust rule (None if it is), and the
+    net benefit it counts on (None when the rule is off or has too little history to judge)."""
     settings = config.rebalancer
     if settings.hold_hours <= 0 and settings.gap_error_margin <= 0:
-        return None  # the rule is off
+        return None, None  # the rule is off
     gap = robust.history.gap(
         source.region,
         target.region,
@@ -494,7 +542,7 @@ def _robust_refusal(
         hold_hours=settings.hold_hours,
     )
     if gap is None:
-        return HISTORY_SHORT
+        return HISTORY_SHORT, None
     counted = robust_net_benefit_usd(
         benefit,
         source,
@@ -507,7 +555,7 @@ def _robust_refusal(
     # minNetBenefitUsd asks whether the predicted move is worth the disruption; this asks whether it
     # still pays at the gap the grid has lately shown. Asking both of the robust figure would count
     # the same safety twice.
-    return None if counted > 0.0 else NOT_ROBUST
+    return (None if counted > 0.0 else NOT_ROBUST), counted
 
 
 def _free_capacity(pods: list[PodRecord], nodes: Mapping[str, NodeRecord]) -> dict[str, list[float]]:
@@ -552,11 +600,31 @@ def _fit(
                 break
         if chosen is None or home is None:
             first = item.options[0]
-            result.refusals.append(_refused(item.pod, NO_ROOM, first, policy=item.policy))
+            result.refusals.append(
+                Refusal(
+                    pod=item.pod,
+                    reason=NO_ROOM,
+                    target_region=first.benefit.target,
+                    net_benefit_usd=first.benefit.net_usd,
+                    policy=item.policy,
+                    source_region=item.source,
+                    figures=first.figures,
+                )
+            )
             continue
         if not chosen.worth_it:
             # The scheduler would land it here, and here the move does not pay.
-            result.refusals.append(_refused(item.pod, chosen.refusal, chosen, policy=item.policy))
+            result.refusals.append(
+                Refusal(
+                    pod=item.pod,
+                    reason=chosen.refusal,
+                    target_region=chosen.benefit.target,
+                    net_benefit_usd=chosen.benefit.net_usd,
+                    policy=item.policy,
+                    source_region=item.source,
+                    figures=chosen.figures,
+                )
+            )
             continue
         heap = heaps[chosen.benefit.target]
         free[home][0] -= demand.cpu_cores
@@ -576,45 +644,14 @@ def _fit(
                 source_g_per_kwh=chosen.source_cost.carbon_g_per_kwh,
                 target_g_per_kwh=chosen.target_cost.carbon_g_per_kwh,
                 policy=item.policy,
-                source_capacity=chosen.source_capacity,
-                target_capacity=chosen.target_capacity,
-                capacity_assumed=chosen.capacity_assumed,
+                source_capacity=chosen.figures.source_capacity,
+                target_capacity=chosen.figures.target_capacity,
+                robust_net_usd=chosen.figures.robust_net_usd,
+                capacity_assumed=chosen.figures.capacity_assumed,
                 prices=result.prices,
             )
         )
     return result
-
-
-def _refused(
-    pod: PodRecord,
-    reason: str,
-    option: _Option,
-    *,
-    policy: str,
-    target_region: str | None = None,
-    net_benefit_usd: float | None = None,
-) -> Refusal:
-    """A refused move with its breakdown and the capacity types it was priced at."""
-    return Refusal(
-        pod=pod,
-        reason=reason,
-        target_region=target_region if target_region is not None else option.benefit.target,
-        net_benefit_usd=net_benefit_usd if net_benefit_usd is not None else option.benefit.net_usd,
-        policy=policy,
-        benefit=option.benefit,
-        source_capacity=option.source_capacity,
-        target_capacity=option.target_capacity,
-        capacity_assumed=option.capacity_assumed,
-    )
-
-
-def _offered_capacity(nodes: Mapping[str, NodeRecord]) -> dict[str, frozenset[CapacityType]]:
-    """The capacity types each region's schedulable nodes offer (from the node cache)."""
-    offered: dict[str, set[CapacityType]] = defaultdict(set)
-    for node in nodes.values():
-        if node.schedulable and node.region is not None:
-            offered[node.region].add(node.capacity_type)
-    return {region: frozenset(types) for region, types in offered.items()}
 
 
 def _room(heap: list[tuple[float, str]], free: dict[str, list[float]], demand: PodDemand) -> str | None:
@@ -630,4 +667,13 @@ def _room(heap: list[tuple[float, str]], free: dict[str, list[float]], demand: P
     )
 
 
-__all__ = ["Candidate", "Plan", "Protected", "Refusal", "plan"]
+def _offered_capacity(nodes: Mapping[str, NodeRecord]) -> dict[str, frozenset[CapacityType]]:
+    """The capacity types each region's schedulable nodes offer (from the node cache)."""
+    offered: dict[str, set[CapacityType]] = defaultdict(set)
+    for node in nodes.values():
+        if node.schedulable and node.region is not None:
+            offered[node.region].add(node.capacity_type)
+    return {region: frozenset(types) for region, types in offered.items()}
+
+
+__all__ = ["Candidate", "MoveFigures", "Plan", "Protected", "Refusal", "plan"]

@@ -167,7 +167,7 @@ def test_live_prices_drive_the_next_decisions_then_fall_back_when_the_source_is_
         # eu-west-1 is the cheapest: the decisions say so and name their prices.
         region, decision = place(cluster, namespace, "first")
         assert region == "eu-west-1", decision
-        assert "; prices azure age<=" in decision
+        assert "prices: azure, at most" in decision
         anchor(cluster, namespace)
         cycles = len(cycle_lines(cluster, rebalancer))
         wait_until(
@@ -206,7 +206,7 @@ def test_live_prices_drive_the_next_decisions_then_fall_back_when_the_source_is_
         server.stop()
         region, decision = place(cluster, namespace, "third")
         assert time.monotonic() - server_gone_at < MAX_STALE_SECONDS - 5, "the drill ran too slowly"
-        assert region == "eu-north-1" and "prices azure" in decision, decision
+        assert region == "eu-north-1" and "prices: azure" in decision, decision
         # ... then every region falls back to the bundled table, counted and named.
         wait_until(
             "the webhook falls back to the bundled table",
@@ -220,7 +220,7 @@ def test_live_prices_drive_the_next_decisions_then_fall_back_when_the_source_is_
         )
         time.sleep(SNAPSHOT_REUSE_SECONDS + 0.5)
         _, decision = place(cluster, namespace, "fourth")
-        assert "; prices static(fallback) age<=0s" in decision, decision
+        assert "prices: static(fallback), at most 0 s old" in decision, decision
         with urllib.request.urlopen(f"http://127.0.0.1:{webhook_metrics}/metrics", timeout=5) as answer:
             text = answer.read().decode()
         assert 'ecopulse_price_fresh{provider="azure",region="eu-north-1"} 0.0' in text
@@ -290,7 +290,7 @@ def test_opencost_node_prices_through_the_clusters_prometheus_decide(
             time.sleep(SNAPSHOT_REUSE_SECONDS + 0.5)
             region, decision = place(cluster, namespace, "opencost-priced")
             assert region == "eu-west-1", decision
-            assert "; prices opencost age<=" in decision
+            assert "prices: opencost, at most" in decision
         finally:
             cluster.register_webhook()
             cluster.stop(webhook)

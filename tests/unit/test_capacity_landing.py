@@ -22,6 +22,7 @@ from core.model import (
 from core.placement import PlacementChoice, choose_regions, landing_capacity, rank_regions
 from core.podspec import pod_demand
 from rebalancer.evictor import explain
+from rebalancer.explain import figure_fields
 from rebalancer.planner import BELOW_MIN_BENEFIT, plan
 from tests.factories import pod_record
 from webhook.admission.mutate import describe, log_fields
@@ -108,8 +109,9 @@ def test_a_region_with_on_demand_only_is_priced_on_demand_and_the_refusal_says_s
     assert result.candidates == []
     (refusal,) = result.refusals
     assert refusal.reason == BELOW_MIN_BENEFIT
-    assert refusal.benefit is not None and refusal.benefit.price_savings_usd < 0
-    assert (refusal.source_capacity, refusal.target_capacity, refusal.capacity_assumed) == (
+    figures = refusal.figures
+    assert figures is not None and figures.benefit.price_savings_usd < 0
+    assert (figures.source_capacity, figures.target_capacity, figures.capacity_assumed) == (
         SPOT,
         ON_DEMAND,
         False,
@@ -126,7 +128,8 @@ def test_a_pod_that_asks_for_on_demand_is_priced_on_demand_wherever_it_goes() ->
     demand = PodDemand(cpu_cores=4, memory_gib=8, capacity_type=ON_DEMAND, capacity_constrained=True)
     result = run((ON_DEMAND, SPOT), demand=demand)
     (refusal,) = result.refusals
-    assert (refusal.target_capacity, refusal.capacity_assumed) == (ON_DEMAND, False)
+    assert refusal.figures is not None
+    assert (refusal.figures.target_capacity, refusal.figures.capacity_assumed) == (ON_DEMAND, False)
 
 
 @pytest.mark.parametrize(
@@ -194,8 +197,8 @@ def test_the_rebalancers_event_and_refusal_line_name_the_prices_and_capacity() -
     (candidate,) = result.candidates
     why = explain(candidate)
     assert "priced spot -> spot" in why and why.endswith("prices azure age<=125s")
-    refused = run((ON_DEMAND,)).refusals[0].breakdown()
-    assert refused["target_capacity"] == "on-demand" and refused["target_capacity_assumed"] is False
+    refused = figure_fields(run((ON_DEMAND,)).refusals[0].figures)
+    assert refused["target_capacity_type"] == "on-demand" and refused["target_capacity_assumed"] is False
     assert float(str(refused["price_savings_usd"])) < 0
 
 
@@ -207,7 +210,7 @@ def test_the_webhooks_annotation_and_decision_line_name_the_prices() -> None:
     choice = choose_regions(ranking, cfg)
     assert isinstance(choice, PlacementChoice)
     annotation = describe(ranking, choice, live)
-    assert annotation.endswith("; signals mock age<=0s; prices static(fallback) age<=0s")
+    assert annotation.endswith("\nsignals: mock, at most 0 s old\nprices: static(fallback), at most 0 s old")
     assert log_fields(ranking, choice, live)["prices"] == {"source": "static(fallback)", "age_seconds": 0.0}
 
 
