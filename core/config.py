@@ -47,6 +47,7 @@ __all__ = [
     "CarbonProviderName",
     "CarbonSettings",
     "ConfigError",
+    "DeferralSettings",
     "EcoPulseConfiguration",
     "EconomicsSettings",
     "ElectricityMapsSettings",
@@ -426,6 +427,40 @@ class PricingSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeferralSettings:
+    """``deferral``: deferrable Jobs held for a green hour (docs/deferral.md).
+
+    The webhook holds only while the rebalancer releases: ``rebalancer.dryRun: false`` and its
+    Lease fresh. Both apps must read the same file (one ConfigMap).
+    """
+
+    enabled: bool = setting(True, doc="hold Jobs that ask for a deadline when waiting pays")
+    safety_margin_seconds: float = setting(
+        900.0,
+        unit="s",
+        minimum=0.0,
+        doc="release-by = deadline − expected runtime − this (cover rebalancer.intervalSeconds)",
+    )
+    min_benefit_usd: float = setting(
+        0.001,
+        unit="USD",
+        minimum=0.0,
+        doc="a wait must beat starting now by this much, net (carbon value, price, egress, latency)",
+    )
+    confidence_z: float = setting(
+        2.0,
+        minimum=0.0,
+        doc="a wait's saving must survive this many times the forecast's recent error (0: off)",
+    )
+    lease_tolerance_seconds: float = setting(
+        30.0,
+        unit="s",
+        minimum=0.0,
+        doc="how long past its Lease's expiry the rebalancer still counts as releasing (clock skew)",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EcoPulseConfiguration:
     regions: tuple[Region, ...]
     baseline_region: str
@@ -436,6 +471,7 @@ class EcoPulseConfiguration:
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
     pricing: PricingSettings = field(default_factory=PricingSettings)
+    deferral: DeferralSettings = field(default_factory=DeferralSettings)
     # resolved: bundled table overlaid with the file's `prices`, one entry per region
     prices: Mapping[str, PriceRates] = field(default_factory=lambda: MappingProxyType({}))
     # resolved: the file's `latencyMs` over the bundled zone RTT matrix, both directions
@@ -492,6 +528,7 @@ _TOP_KEYS = {
     "rebalancer",
     "fleet",
     "pricing",
+    "deferral",
 }
 
 
@@ -521,6 +558,9 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
     rebalancer = _parse_rebalancer(reader, reader.mapping(top.get("rebalancer"), "rebalancer"))
     fleet = _parse_fleet(reader, reader.mapping(top.get("fleet"), "fleet"))
     pricing = _parse_pricing(reader, reader.mapping(top.get("pricing"), "pricing"), names)
+    deferral = DeferralSettings(
+        **read_settings(reader, reader.mapping(top.get("deferral"), "deferral"), "deferral", DeferralSettings)
+    )
     prices = _parse_prices(reader, reader.mapping(top.get("prices"), "prices"), regions)
     latency = _parse_latency(reader, reader.mapping(top.get("latencyMs"), "latencyMs"), regions)
 
@@ -536,6 +576,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
         rebalancer=rebalancer,
         fleet=fleet,
         pricing=pricing,
+        deferral=deferral,
         prices=MappingProxyType(prices),
         latency_ms=MappingProxyType(latency),
     )
@@ -856,6 +897,7 @@ SETTINGS_SECTIONS: tuple[tuple[str, type], ...] = (
     ("pricing.gcp", GcpPriceSettings),
     ("pricing.aws", AwsPriceSettings),
     ("pricing.opencost", OpenCostPriceSettings),
+    ("deferral", DeferralSettings),
 )
 
 

@@ -11,6 +11,7 @@ from core.config import EcoPulseConfiguration
 from core.history import IntensityHistory
 from core.kube.caches import (
     PolicyCache,
+    job_reflector,
     namespace_reflector,
     node_reflector,
     pod_reflector,
@@ -26,6 +27,8 @@ from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
 from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.refusals import RefusalEvents
+from rebalancer.release_loop import ReleaseLoop
+from rebalancer.releaser import JobReleaser
 from rebalancer.schedule import CycleSchedule
 from rebalancer.settings import RebalancerProcessSettings
 
@@ -55,7 +58,8 @@ def main() -> int:
         node_reflector(api_client),
         namespace_reflector(api_client),
     )
-    for reflector in (pods, nodes, namespaces):
+    jobs = job_reflector(api_client)
+    for reflector in (pods, nodes, namespaces, jobs):
         reflector.start()
     # Policies are not waited for (synced): without the CRDs the set is empty and the
     # rebalancer works as configured.
@@ -90,6 +94,13 @@ def main() -> int:
         policies=policy_cache.policy_set,
         status_writer=PolicyStatusWriter(api=api, records=policy_cache.records),
         history=IntensityHistory(window_hours=config.current.rebalancer.history_window_hours),
+        releases=ReleaseLoop(
+            jobs=lambda: jobs.items,
+            synced=jobs.synced.is_set,
+            releaser=JobReleaser(
+                api_client, reporting_instance=settings.identity, clock=lambda: datetime.now(UTC)
+            ),
+        ),
         refusal_events=RefusalEvents(),
     )
     schedule = CycleSchedule(
@@ -118,7 +129,7 @@ def main() -> int:
     schedule.stop()
     if leader is not None:
         leader.stop()  # releases the Lease so the other replica takes over at once
-    for reflector in (pods, nodes, namespaces):
+    for reflector in (pods, nodes, namespaces, jobs):
         reflector.stop()
     namespaced_policies.stop()
     cluster_policies.stop()

@@ -212,6 +212,23 @@ def test_the_mutatingwebhookconfiguration_file_is_one_object_region_affinity_fir
     assert documents[0]["webhooks"][0]["name"] == "region-affinity.ecopulse.io"
 
 
+def test_the_job_webhook_holds_only_at_create_and_fails_open() -> None:
+    documents = load_yaml_documents((BASE / "mutatingwebhookconfiguration.yaml").read_text())
+    hooks = {hook["clientConfig"]["service"]["path"]: hook for hook in documents[0]["webhooks"]}
+    jobs = hooks["/mutate-job"]
+    # A Job is never blocked by us: fail open, CREATE of batch/v1 jobs only.
+    assert jobs["failurePolicy"] == "Ignore"
+    assert jobs["rules"] == [
+        {
+            "operations": ["CREATE"],
+            "apiGroups": ["batch"],
+            "apiVersions": ["v1"],
+            "resources": ["jobs"],
+            "scope": "Namespaced",
+        }
+    ]
+
+
 def test_the_namespace_is_opted_out_and_restricted() -> None:
     labels = the(OBJECTS, "Namespace", NAMESPACE)["metadata"]["labels"]
     assert labels[OPT_OUT_LABEL] == "true"
@@ -493,7 +510,23 @@ def test_the_webhook_reads_nodes_namespaces_and_policies_and_only_creates_events
         "events",
         "ecopulsepolicies",
         "clusterecopulsepolicies",
+        "leases",  # the releaser's Lease, read-only: a Job is held only while it is fresh
     }
+
+
+def test_the_janitor_may_only_get_list_and_patch_jobs() -> None:
+    rules = rules_of("eco-pulse-janitor")
+    assert {
+        (group, resource, verb)
+        for _, rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    } == {("batch", "jobs", "get"), ("batch", "jobs", "list"), ("batch", "jobs", "patch")}
+    cron = the(OBJECTS, "CronJob", "eco-pulse-janitor")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "eco-pulse-janitor"
+    assert pod["containers"][0]["command"] == ["python", "-m", "rebalancer", "release-overdue"]
 
 
 def test_the_rebalancer_evicts_and_never_deletes_pods() -> None:

@@ -39,6 +39,7 @@ def test_both_kinds_share_the_schema_and_the_status_subresource() -> None:
         "rebalance",
         "maxUnavailable",
         "evictRunToCompletion",
+        "deferral",
     }
     without_description = {
         k: v for k, v in namespaced["schema"]["openAPIV3Schema"].items() if k != "description"

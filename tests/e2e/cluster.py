@@ -530,6 +530,7 @@ class LocalCluster:
                         "statefulset",
                         "daemonset",
                         "job",
+                        "cronjob",
                         "pod-garbage-collector",
                         # removes the not-ready taint new nodes are born with, once kwok reports them Ready
                         "node-lifecycle",
@@ -726,7 +727,8 @@ class LocalCluster:
         )
 
     def register_webhook(self, url: str | None = None) -> None:
-        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``)."""
+        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``, the
+        /mutate URL of another: each webhook keeps its own path on that server)."""
         manifest = yaml.safe_load(
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
