@@ -700,7 +700,14 @@ class LocalCluster:
         self._write_scrape_targets()
         self.wait_for(name, lambda: self._webhook_ready_on(port), timeout_seconds=30)
 
-    def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
+    def start_rebalancer(
+        self,
+        name: str = "rebalancer",
+        *,
+        metrics_port: int | None = None,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         port = metrics_port or self.ports["rebalancer_metrics"]
         self.metrics_targets[name] = port
         self._write_scrape_targets()
@@ -708,13 +715,14 @@ class LocalCluster:
             name,
             [sys.executable, "-m", "rebalancer"],
             env={
-                "ECOPULSE_CONFIG": str(self.config_file),
+                "ECOPULSE_CONFIG": str(config_file or self.config_file),
                 "KUBECONFIG": str(self.kubeconfig),
                 "POD_NAME": name,
                 "POD_NAMESPACE": "eco-pulse",
                 "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
                 "ECOPULSE_METRICS_PORT": str(port),
                 "PYTHONPATH": str(REPO),
+                **(env or {}),
             },
         )
 
