@@ -44,6 +44,7 @@ __all__ = [
     "CarbonProviderName",
     "CarbonSettings",
     "ConfigError",
+    "DeferralSettings",
     "EcoPulseConfiguration",
     "EconomicsSettings",
     "ElectricityMapsSettings",
@@ -327,6 +328,40 @@ class FleetSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeferralSettings:
+    """``deferral``: deferrable Jobs held for a green hour (docs/deferral.md).
+
+    The webhook holds only while the rebalancer releases: ``rebalancer.dryRun: false`` and its
+    Lease fresh. Both apps must read the same file (one ConfigMap).
+    """
+
+    enabled: bool = setting(True, doc="hold Jobs that ask for a deadline when waiting pays")
+    safety_margin_seconds: float = setting(
+        900.0,
+        unit="s",
+        minimum=0.0,
+        doc="release-by = deadline − expected runtime − this (cover rebalancer.intervalSeconds)",
+    )
+    min_benefit_usd: float = setting(
+        0.001,
+        unit="USD",
+        minimum=0.0,
+        doc="a wait must beat starting now by this much, net (carbon value, price, egress, latency)",
+    )
+    confidence_z: float = setting(
+        2.0,
+        minimum=0.0,
+        doc="a wait's saving must survive this many times the forecast's recent error (0: off)",
+    )
+    lease_tolerance_seconds: float = setting(
+        30.0,
+        unit="s",
+        minimum=0.0,
+        doc="how long past its Lease's expiry the rebalancer still counts as releasing (clock skew)",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EcoPulseConfiguration:
     regions: tuple[Region, ...]
     baseline_region: str
@@ -336,6 +371,7 @@ class EcoPulseConfiguration:
     placement: PlacementSettings = field(default_factory=PlacementSettings)
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
+    deferral: DeferralSettings = field(default_factory=DeferralSettings)
     # resolved: bundled table overlaid with the file's `prices`, one entry per region
     prices: Mapping[str, PriceRates] = field(default_factory=lambda: MappingProxyType({}))
     # resolved: the file's `latencyMs` over the bundled zone RTT matrix, both directions
@@ -391,6 +427,7 @@ _TOP_KEYS = {
     "latencyMs",
     "rebalancer",
     "fleet",
+    "deferral",
 }
 
 
@@ -419,6 +456,9 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
     placement = _parse_placement(reader, reader.mapping(top.get("placement"), "placement"))
     rebalancer = _parse_rebalancer(reader, reader.mapping(top.get("rebalancer"), "rebalancer"))
     fleet = _parse_fleet(reader, reader.mapping(top.get("fleet"), "fleet"))
+    deferral = DeferralSettings(
+        **read_settings(reader, reader.mapping(top.get("deferral"), "deferral"), "deferral", DeferralSettings)
+    )
     prices = _parse_prices(reader, reader.mapping(top.get("prices"), "prices"), regions)
     latency = _parse_latency(reader, reader.mapping(top.get("latencyMs"), "latencyMs"), regions)
 
@@ -433,6 +473,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
         placement=placement,
         rebalancer=rebalancer,
         fleet=fleet,
+        deferral=deferral,
         prices=MappingProxyType(prices),
         latency_ms=MappingProxyType(latency),
     )
@@ -713,6 +754,7 @@ SETTINGS_SECTIONS: tuple[tuple[str, type], ...] = (
     ("placement", PlacementSettings),
     ("rebalancer", RebalancerSettings),
     ("fleet", FleetSettings),
+    ("deferral", DeferralSettings),
 )
 
 

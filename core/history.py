@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from core.model import SignalSnapshot
 
@@ -63,6 +65,15 @@ class IntensityHistory:
                 while series and next(iter(series)) <= oldest:
                     series.popitem(last=False)
         self._memo.clear()
+
+    def series(self, region: str) -> Mapping[int, float]:
+        """The region's samples by hour (``hour_index``), oldest first: a read-only view."""
+        series = self._values.get(region)
+        return MappingProxyType(series) if series is not None else MappingProxyType({})
+
+    @property
+    def latest_hour(self) -> int | None:
+        return self._latest_hour
 
     def value(self, region: str, hour: int) -> float | None:
         series = self._values.get(region)

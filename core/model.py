@@ -28,6 +28,22 @@ PREFERRED_REGION_ANNOTATION = "ecopulse.io/preferred-region"
 DECISION_ANNOTATION = "ecopulse.io/decision"
 # The EcoPulsePolicy (or ClusterEcoPulsePolicy) refs that applied when the webhook placed a pod.
 POLICY_ANNOTATION = "ecopulse.io/policy"
+# Deferrable Jobs (docs/deferral.md): when a Job must have finished, from creation or absolute;
+# and the hold the webhook records (when it held the Job, the instant it must be released by).
+FINISH_WITHIN_ANNOTATION = "ecopulse.io/finish-within"
+DEADLINE_ANNOTATION = "ecopulse.io/deadline"
+HELD_AT_ANNOTATION = "ecopulse.io/held-at"
+RELEASE_BY_ANNOTATION = "ecopulse.io/release-by"
+RELEASED_AT_ANNOTATION = "ecopulse.io/released-at"
+DEFERRAL_ANNOTATIONS = frozenset(
+    {
+        FINISH_WITHIN_ANNOTATION,
+        DEADLINE_ANNOTATION,
+        HELD_AT_ANNOTATION,
+        RELEASE_BY_ANNOTATION,
+        RELEASED_AT_ANNOTATION,
+    }
+)
 # The annotations that change a pod's placement (all a slim pod record keeps of them).
 HINT_ANNOTATIONS = frozenset(
     {
@@ -40,7 +56,11 @@ HINT_ANNOTATIONS = frozenset(
     }
 )
 # Every ecopulse.io/ key we read or write on pods and namespaces; any other is a user's typo.
-KNOWN_ANNOTATIONS = HINT_ANNOTATIONS | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION, POLICY_ANNOTATION}
+KNOWN_ANNOTATIONS = (
+    HINT_ANNOTATIONS
+    | DEFERRAL_ANNOTATIONS
+    | {PREFERRED_REGION_ANNOTATION, DECISION_ANNOTATION, POLICY_ANNOTATION}
+)
 # Never ours to place or move: the control plane's own namespaces.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 # Pods at or above this priority are the cluster's own (system-cluster-critical, system-node-critical).

@@ -143,6 +143,17 @@ def rank_regions(
     )
 
 
+def permitted_regions(hints: PlacementHints, config: EcoPulseConfiguration) -> tuple[str, ...]:
+    """The configured regions a pod's hints allow (allowed regions, latency to its data), in
+    config order: what a region needs besides a signal to be eligible."""
+    reference = reference_region(hints, config)
+    return tuple(
+        region.name
+        for region in config.regions
+        if _ineligibility(region.name, hints=hints, reference=reference, config=config) is None
+    )
+
+
 def _ineligibility(
     region: str, *, hints: PlacementHints, reference: str, config: EcoPulseConfiguration
 ) -> Ineligible | None:

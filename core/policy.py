@@ -31,11 +31,13 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from core.config import EcoPulseConfiguration, PlacementMode
+from core.deferral_hints import MAX_DEFERRAL_HOURS, go_duration_seconds
 from core.model import (
     ALLOWED_REGIONS_ANNOTATION,
     DATA_REGION_ANNOTATION,
     EGRESS_ANNOTATION,
     EXPECTED_RUNTIME_ANNOTATION,
+    FINISH_WITHIN_ANNOTATION,
     MAX_LATENCY_ANNOTATION,
     OPT_OUT_ANNOTATION,
 )
@@ -117,6 +119,9 @@ class PolicySpec:
     min_net_benefit_usd: float | None = None
     rebalance: Rebalance | None = None
     max_unavailable: int | str | None = None  # an integer, or a percentage such as "25%"
+    # spec.deferral (docs/deferral.md): the selected Jobs' default finish-within (a Go duration,
+    # kept as written) and run length; deferral.expectedRuntimeHours wins over the top-level one.
+    finish_within: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +174,8 @@ def _as_annotations(spec: PolicySpec) -> dict[str, str]:
         annotations[EGRESS_ANNOTATION] = _number(spec.egress_gb_per_hour)
     if spec.expected_runtime_hours is not None:
         annotations[EXPECTED_RUNTIME_ANNOTATION] = _number(spec.expected_runtime_hours)
+    if spec.finish_within is not None:
+        annotations[FINISH_WITHIN_ANNOTATION] = spec.finish_within
     return annotations
 
 
@@ -280,17 +287,45 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
             raise PolicyError("spec.allowedRegions: must be a non-empty list of region names")
         allowed = frozenset(_string(r, f"spec.allowedRegions[{i}]") for i, r in enumerate(regions))
     data_region = spec.get("dataRegion")
+    finish_within, deferral_runtime = _deferral(spec.get("deferral"))
+    runtime = _optional_number(spec, "expectedRuntimeHours", minimum=0.0, positive=True)
     return _selector(spec.get("selector")), PolicySpec(
         mode=parsed_mode,
         allowed_regions=allowed,
         max_latency_ms=_optional_number(spec, "maxLatencyMs", minimum=0.0, positive=True),
         data_region=_string(data_region, "spec.dataRegion") if data_region is not None else None,
         egress_gb_per_hour=_optional_number(spec, "egressGbPerHour", minimum=0.0, positive=False),
-        expected_runtime_hours=_optional_number(spec, "expectedRuntimeHours", minimum=0.0, positive=True),
+        expected_runtime_hours=deferral_runtime if deferral_runtime is not None else runtime,
         min_net_benefit_usd=_optional_number(spec, "minNetBenefitUsd", minimum=-math.inf, positive=False),
         rebalance=parsed_rebalance,
         max_unavailable=_max_unavailable(spec.get("maxUnavailable")),
+        finish_within=finish_within,
     )
+
+
+def _deferral(raw: object) -> tuple[str | None, float | None]:
+    """spec.deferral: {finishWithin, expectedRuntimeHours}, both optional."""
+    deferral = _mapping(raw, "spec.deferral")
+    unknown = sorted(set(deferral) - {"finishWithin", "expectedRuntimeHours"})
+    if unknown:
+        raise PolicyError(f"spec.deferral.{unknown[0]}: unknown field")
+    within = deferral.get("finishWithin")
+    if within is not None:
+        text = _string(within, "spec.deferral.finishWithin")
+        try:
+            seconds = go_duration_seconds(text)
+        except ValueError as error:
+            raise PolicyError(f"spec.deferral.finishWithin: {error}") from None
+        if not 0 < seconds <= MAX_DEFERRAL_HOURS * 3600:
+            raise PolicyError(f"spec.deferral.finishWithin: must be > 0 and at most {MAX_DEFERRAL_HOURS:g}h")
+        within = text
+    try:
+        runtime = _optional_number(deferral, "expectedRuntimeHours", minimum=0.0, positive=True)
+    except PolicyError as error:
+        raise PolicyError(str(error).replace("spec.", "spec.deferral.", 1)) from None
+    if runtime is not None and runtime > MAX_DEFERRAL_HOURS:
+        raise PolicyError("spec.deferral.expectedRuntimeHours: out of range")
+    return within, runtime
 
 
 def parse_policy(obj: Mapping[str, object]) -> Policy:

@@ -134,6 +134,30 @@ def spec_schema() -> dict[str, Any]:
                 "maximum": 1000,
                 "description": "In required mode, how much a region must beat the baseline by (USD).",
             },
+            "deferral": {
+                "type": "object",
+                "description": "Defaults for the deferrable Jobs the policy selects (docs/deferral.md); "
+                "a Job's own ecopulse.io/ annotations win.",
+                "properties": {
+                    "finishWithin": {
+                        "type": "string",
+                        "maxLength": 32,
+                        # Go's time.ParseDuration, non-negative: 24h, 1h30m, 0.5h, 90m.
+                        "pattern": r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|ms|s|m|h)"
+                        r"(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|ms|s|m|h))*$",
+                        "description": "When the Job must have finished, from its creation (a Go duration "
+                        "such as 24h or 1h30m).",
+                    },
+                    "expectedRuntimeHours": {
+                        "type": "number",
+                        "exclusiveMinimum": True,
+                        "minimum": 0,
+                        "maximum": 8760,
+                        "description": "How long the Job runs, in hours (wins over the top-level "
+                        "expectedRuntimeHours for Jobs).",
+                    },
+                },
+            },
             "rebalance": {
                 "type": "string",
                 "enum": ["allow", "never"],

@@ -27,6 +27,10 @@ if arguments[:1] == ["simulate"]:
     from rebalancer.simulate.cli import main as simulate
 
     sys.exit(simulate(arguments[1:]))
+if arguments[:1] == ["release-overdue"]:
+    from rebalancer.janitor import main as release_overdue
+
+    sys.exit(release_overdue(arguments[1:]))
 
 parser = app_parser(
     app="rebalancer",
@@ -39,6 +43,11 @@ parser = app_parser(
 commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 commands.add_parser(
     "simulate", help="replay a grid trace through the planner (see simulate --help)", add_help=False
+)
+commands.add_parser(
+    "release-overdue",
+    help="release every held Job past its release-by, then exit (the janitor; see release-overdue --help)",
+    add_help=False,
 )
 namespace: argparse.Namespace = parser.parse_args(arguments)
 

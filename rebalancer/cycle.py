@@ -32,6 +32,7 @@ from rebalancer.planner import (
 )
 from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.protections import Protected
+from rebalancer.release_loop import ReleaseLoop
 
 log = logging.getLogger("ecopulse.rebalancer")
 
@@ -104,6 +105,8 @@ class CycleInputs:
     # The grid's recent hours, for the planner's robust rule; every replica keeps it, so a new
     # leader starts with a warm one.
     history: IntensityHistory | None = None
+    # Held Jobs' release (docs/deferral.md); None: this rebalancer releases nothing.
+    releases: ReleaseLoop | None = None
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
@@ -117,14 +120,20 @@ def run_cycle(inputs: CycleInputs) -> CycleReport:
 
 
 def _cycle(inputs: CycleInputs) -> CycleReport:
-    observed = inputs.signals() if inputs.history is not None else None
+    observed = inputs.signals() if inputs.history is not None or inputs.releases is not None else None
     if inputs.history is not None and observed is not None:
         inputs.history.record(observed)
+    forecasts = None
+    if inputs.releases is not None and observed is not None:
+        # Every replica measures the forecasts' error, so a new leader plans with it at once.
+        forecasts = inputs.releases.forecasts(observed, history=inputs.history, now=inputs.clock())
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
         if inputs.status_writer is not None:
             inputs.status_writer.reset()
+        if inputs.releases is not None:
+            inputs.releases.lost_leadership()
         return CycleReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("caches not synced yet; skipping this cycle")
@@ -132,6 +141,16 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
     config = inputs.config()
     signals = observed if observed is not None else inputs.signals()  # one snapshot a cycle
     policies = inputs.policies(config.known_regions)
+    if inputs.releases is not None and forecasts is not None:
+        # Before any eviction: a release-by is a promise, an eviction only an improvement.
+        inputs.releases.run(
+            forecasts=forecasts,
+            config=config,
+            namespaces=inputs.namespaces(),
+            policies=policies,
+            now=inputs.clock(),
+            is_leader=inputs.is_leader,
+        )
     ledger = None
     if inputs.accountant is not None:
         ledger = _account(inputs, inputs.accountant, signals=signals, config=config, policies=policies)

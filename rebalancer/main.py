@@ -11,6 +11,7 @@ from core.config import EcoPulseConfiguration
 from core.history import IntensityHistory
 from core.kube.caches import (
     PolicyCache,
+    job_reflector,
     namespace_reflector,
     node_reflector,
     pod_reflector,
@@ -25,6 +26,8 @@ from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
 from rebalancer.policy_status import PolicyStatusWriter
+from rebalancer.release_loop import ReleaseLoop
+from rebalancer.releaser import JobReleaser
 from rebalancer.schedule import CycleSchedule
 from rebalancer.settings import RebalancerProcessSettings
 
@@ -54,7 +57,8 @@ def main() -> int:
         node_reflector(api_client),
         namespace_reflector(api_client),
     )
-    for reflector in (pods, nodes, namespaces):
+    jobs = job_reflector(api_client)
+    for reflector in (pods, nodes, namespaces, jobs):
         reflector.start()
     # Policies are not waited for (synced): without the CRDs the set is empty and the
     # rebalancer works as configured.
@@ -89,6 +93,13 @@ def main() -> int:
         policies=policy_cache.policy_set,
         status_writer=PolicyStatusWriter(api=api, records=policy_cache.records),
         history=IntensityHistory(window_hours=config.current.rebalancer.history_window_hours),
+        releases=ReleaseLoop(
+            jobs=lambda: jobs.items,
+            synced=jobs.synced.is_set,
+            releaser=JobReleaser(
+                api_client, reporting_instance=settings.identity, clock=lambda: datetime.now(UTC)
+            ),
+        ),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds
@@ -116,7 +127,7 @@ def main() -> int:
     schedule.stop()
     if leader is not None:
         leader.stop()  # releases the Lease so the other replica takes over at once
-    for reflector in (pods, nodes, namespaces):
+    for reflector in (pods, nodes, namespaces, jobs):
         reflector.stop()
     namespaced_policies.stop()
     cluster_policies.stop()

@@ -62,6 +62,7 @@ from webhook.extender.decide import (
 )
 from webhook.extender.types import MAX_BODY_BYTES as EXTENDER_MAX_BODY_BYTES
 from webhook.extender.types import ExtenderArgs, MalformedArgs, parse_args
+from webhook.job_route import job_handler
 from webhook.metrics import (
     ADMISSION_DURATION,
     ADMISSION_FAIL_OPEN,
@@ -139,6 +140,9 @@ class WebhookContext:
     bodies: BodyBudget = field(default_factory=lambda: BodyBudget(max_bytes=128 * 1024 * 1024))
     # Where Events about ignored annotations go (a bounded queue, posted by a thread); None: nowhere.
     annotation_events: EventQueue | None = None
+    # Whether the controller that releases held Jobs is alive (its Lease, from a watch): no
+    # releaser, no hold (webhook.admission.job).
+    releaser_live: Callable[[], bool] = lambda: False
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -330,6 +334,7 @@ def create_app(context: WebhookContext) -> Starlette:
     return Starlette(
         routes=[
             Route("/mutate", mutate, methods=["POST"]),
+            Route("/mutate-job", job_handler(context, within_deadline=within_deadline), methods=["POST"]),
             Route("/filter", filter_nodes, methods=["POST"]),
             Route("/prioritize", prioritize, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

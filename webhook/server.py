@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from core.config import ConfigError
 from core.kube.caches import (
     PolicyCache,
     PolicyRecord,
+    lease_reflector,
     namespace_reflector,
     node_region_reflector,
     policy_reflectors,
 )
 from core.kube.client import load_api_client
+from core.kube.lease_watch import lease_fresh
 from core.kube.reflector import Reflector
 from core.metrics import serve_metrics
 from core.model import NamespaceInfo
@@ -171,6 +174,24 @@ def build(
 
     api_client = _cluster_client() if settings.watch_cluster else None
     namespaces, nodes, policy_watches = _cluster_watches(api_client)
+    lease_namespace, _, lease_name = settings.releaser_lease.partition("/")
+    releaser = (
+        lease_reflector(api_client, namespace=lease_namespace, name=lease_name)
+        if api_client is not None
+        else None
+    )
+    if releaser is not None:
+        releaser.start()
+
+    def releaser_live() -> bool:
+        if releaser is None:
+            return False
+        return lease_fresh(
+            releaser.items.get(settings.releaser_lease),
+            now=datetime.now(UTC),
+            tolerance_seconds=config.current.deferral.lease_tolerance_seconds,
+        )
+
     # Lambdas on purpose: a reflector replaces ``items`` on every event.
     policy_cache = PolicyCache(*(lambda w=w: w.items for w in policy_watches))
     events = (
@@ -198,6 +219,7 @@ def build(
         extender_max_body_bytes=settings.extender_max_body_bytes,
         bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
         policies=policies or policy_cache.policy_set,
+        releaser_live=releaser_live,
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)
@@ -247,7 +269,7 @@ def build(
         refresher=refresher,
         tls=tls,
         port=port,
-        watches=[watch for watch in (namespaces, nodes, *policy_watches) if watch is not None],
+        watches=[watch for watch in (namespaces, nodes, releaser, *policy_watches) if watch is not None],
         events=events,
     )
     if sock is not None:

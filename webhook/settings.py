@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import env_port, env_positive, env_positive_int, redacted
+from core.settings import SettingsError, env_port, env_positive, env_positive_int, redacted
 from webhook.admission.review import MAX_BODY_BYTES as ADMISSION_MAX_BODY_BYTES
 from webhook.extender.types import MAX_BODY_BYTES as EXTENDER_MAX_BODY_BYTES
 
@@ -28,6 +28,9 @@ class WebhookSettings:
     # Watch namespaces (opt-out label, ecopulse.io/ annotations) and nodes (the extender's
     # NodeNames mode) when a cluster is reachable.
     watch_cluster: bool = True
+    # The Lease of the controller that releases held Jobs (the rebalancer's), namespace/name:
+    # the webhook holds a Job only while it is fresh (docs/deferral.md).
+    releaser_lease: str = "eco-pulse/eco-pulse-rebalancer"
     # Under the scheduler's extender httpTimeout (1 s in the shipped configuration).
     extender_deadline_seconds: float = 0.5
     # Body caps per route, from the largest real requests (bench/request_sizes.py, docs/hardening.md);
@@ -79,6 +82,7 @@ class WebhookSettings:
                 env, "ECOPULSE_RELOAD_INTERVAL_SECONDS", defaults.reload_interval_seconds
             ),
             watch_cluster=env.get("ECOPULSE_WATCH_CLUSTER", "true").strip().lower() != "false",
+            releaser_lease=_lease_ref(env.get("ECOPULSE_RELEASER_LEASE", defaults.releaser_lease)),
             extender_deadline_seconds=env_positive(
                 env, "ECOPULSE_EXTENDER_DEADLINE_SECONDS", defaults.extender_deadline_seconds
             ),
@@ -105,3 +109,10 @@ class WebhookSettings:
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
         return redacted(self, environ)
+
+
+def _lease_ref(raw: str) -> str:
+    namespace, _, name = raw.strip().partition("/")
+    if not namespace or not name or "/" in name:
+        raise SettingsError(f"ECOPULSE_RELEASER_LEASE: must be namespace/name, got {raw[:60]!r}")
+    return f"{namespace}/{name}"

@@ -9,6 +9,8 @@ from typing import Any
 
 from kubernetes import client
 
+from core.deferral_hints import JobFacts, slim_job
+from core.kube.lease_watch import LeaseState, slim_lease
 from core.kube.reflector import Reflector
 from core.kube.slim import intern_demand, slim_namespace, slim_node, slim_node_region, slim_pod
 from core.model import SYSTEM_CRITICAL_PRIORITY, NamespaceInfo, NodeRecord, PodRecord
@@ -60,6 +62,26 @@ def pod_reflector(api_client: client.ApiClient) -> Reflector[PodRecord]:
 
 def node_reflector(api_client: client.ApiClient) -> Reflector[NodeRecord]:
     return Reflector(name="nodes", list_call=client.CoreV1Api(api_client).list_node, slim=slim_node)
+
+
+def job_reflector(api_client: client.ApiClient) -> Reflector[JobFacts]:
+    """The Jobs deferral reads (held, or asking for a deadline); the others cost no memory."""
+    return Reflector(
+        name="jobs", list_call=client.BatchV1Api(api_client).list_job_for_all_namespaces, slim=slim_job
+    )
+
+
+def lease_reflector(api_client: client.ApiClient, *, namespace: str, name: str) -> Reflector[LeaseState]:
+    """One Lease, watched by name (key ``namespace/name``): whether its holder is alive."""
+    return Reflector(
+        name="leases",
+        list_call=functools.partial(
+            client.CoordinationV1Api(api_client).list_namespaced_lease,
+            namespace,
+            field_selector=f"metadata.name={name}",
+        ),
+        slim=slim_lease,
+    )
 
 
 # --- policies ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from core.cli import reject_unknown_options
 from core.config import ConfigError, load_config
@@ -147,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = simulator.run(progress=hour_done)
     finally:
         replay.close()
+    jobs = None
+    if workload.jobs:
+        from rebalancer.simulate.jobs import JobReplay  # noqa: PLC0415
+
+        jobs = JobReplay(config=config, trace=trace, workload=workload, forecaster=simulator.forecaster).run()
     seconds = time.perf_counter() - began
     meta = {
         "config": str(args.config),
@@ -163,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     try:
-        data = write_report(result, args.out, meta=meta)
+        data = write_report(result, args.out, meta=meta, jobs=jobs)
     except ImportError as error:
         print(f"simulate: {error}: install the plotting extra, pip install 'eco-pulse[sim]'", file=sys.stderr)
         return 2
@@ -182,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{-p['computeCostReductionVsCarbonBlindPercent']:>+8.1f}% "
             f"{p['migrations']:>11} {p['migrationsPerPodDay']:>12.4f}"
         )
+    if jobs is not None:
+        print_jobs(data["jobs"])
     eco = data["policies"]["ecopulse"]
     if eco["shareOfMovesThatPaid"] is not None:
         print(f"ecopulse: {eco['movesThatPaid']} of {len(eco['moves'])} moves paid in hindsight")
@@ -190,3 +198,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"report in {args.out}/report.html"
     )
     return 0
+
+
+def print_jobs(jobs: dict[str, Any]) -> None:
+    """The deferral replay's summary: each policy's cut against carbon-blind, and misses."""
+    cuts, time_only = jobs["all"]["cutVsCarbonBlindPercent"], jobs["timeOnly"]
+    head = f"{'jobs policy':<16} {'emissions kg':>13} {'cut':>7} {'time-only cut':>14}"
+    print(f"{head} {'misses':>7} {'delay h':>8}")
+    for name, p in jobs["policies"].items():
+        only = f"{time_only['cutVsCarbonBlindPercent'][name]:>13.1f}%" if time_only else f"{'-':>14}"
+        print(
+            f"{name:<16} {p['emissionsGrams'] / 1000:>13,.2f} {cuts[name]:>6.1f}% {only} "
+            f"{p['deadlineMisses']:>7} {p['meanDelayHours']:>8.2f}"
+        )
+    share = jobs["all"]["ecopulseShareOfOracleCutPercent"]
+    if share is not None:
+        print(f"ecopulse keeps {share:.1f} % of the oracle's cut over all jobs")

@@ -3,7 +3,10 @@
 - ``none``: current intensities only (no forecast points), what a provider without forecasts gives;
 - ``perfect``: the trace's next hours as they happened (an upper bound on what a forecast adds);
 - ``persistence``: the current value held for every hour ahead;
-- ``noisy``: the true next hours with an error that grows with lead time, seeded.
+- ``noisy``: the true next hours with an error that grows with lead time, seeded;
+- ``history``: the embedded forecast (``core.forecast.history_forecast``) from the past week of the
+  trace only: what every replica can forecast with no account;
+- ``yesterday``: each hour ahead as it was at the same hour the day before (a naive baseline).
 
 The ``noisy`` error is multiplicative, ``forecast = true x exp(e_k)`` at lead k hours, with ``e_k`` a
 Gaussian random walk in the lead time: ``e_k = e_(k-1) + N(0, s_k^2 - s_(k-1)^2)``, so its spread at
@@ -23,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.forecast import DEFAULT_WINDOW_HOURS, HOURS_PER_DAY, history_forecast
+
 # Intensities are floored here before taking logs (a grid at 0 g/kWh would make the log infinite).
 _FLOOR_G_PER_KWH = 1.0
 
@@ -32,6 +37,8 @@ class ForecastModel(StrEnum):
     PERFECT = "perfect"
     PERSISTENCE = "persistence"
     NOISY = "noisy"
+    HISTORY = "history"
+    YESTERDAY = "yesterday"
 
 
 def lead_spread(series: Sequence[float], max_lead_hours: int) -> tuple[float, ...]:
@@ -79,6 +86,15 @@ class Forecaster:
         truth = [values[h] for h in range(hour + 1, last)]
         if self.model is ForecastModel.PERSISTENCE:
             return [values[hour]] * len(truth)
+        if self.model is ForecastModel.YESTERDAY:
+            return [
+                values[max(0, h - HOURS_PER_DAY * math.ceil((h - hour) / HOURS_PER_DAY))]
+                for h in range(hour + 1, last)
+            ]
+        if self.model is ForecastModel.HISTORY:
+            window = range(max(0, hour - DEFAULT_WINDOW_HOURS + 1), hour + 1)
+            made = history_forecast(zone, {h: values[h] for h in window}, hour=hour, horizon_hours=self.hours)
+            return [] if made is None else list(made.carbon_g_per_kwh[1 : 1 + len(truth)])
         if self.model is not ForecastModel.NOISY:
             return truth
         rng = random.Random(f"{self.seed}:{zone}:{hour}")  # noqa: S311 - a model, not a secret

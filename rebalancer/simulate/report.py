@@ -7,13 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.simulate.engine import CARBON_BLIND, ECOPULSE, REPORTED, SimulationResult
+from rebalancer.simulate.jobs import JobsResult
+from rebalancer.simulate.jobs_report import jobs_data, jobs_html
 from report.html import escape, figures, page, scatter, svg, table
 
 # Plots of more hours than this are drawn from daily means (a year of hourly points is unreadable).
 MAX_PLOT_POINTS = 2000
 
 
-def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def report_data(
+    result: SimulationResult, *, meta: dict[str, Any] | None = None, jobs: JobsResult | None = None
+) -> dict[str, Any]:
     policies: dict[str, Any] = {}
     for name in REPORTED:
         p = result.policies[name]
@@ -50,7 +54,7 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
             entry["movesThatPaid"] = paid
             entry["shareOfMovesThatPaid"] = round(paid / len(p.moves), 6) if p.moves else None
         policies[name] = entry
-    return {
+    out = {
         "meta": {
             **(meta or {}),
             "hours": len(result.times),
@@ -67,6 +71,9 @@ def report_data(result: SimulationResult, *, meta: dict[str, Any] | None = None)
         },
         "policies": policies,
     }
+    if jobs is not None:
+        out["jobs"] = jobs_data(jobs)
+    return out
 
 
 def _bucket(values: list[float], size: int) -> list[float]:
@@ -161,15 +168,20 @@ migration cost); {paid}.</p>
 <h2>Predicted vs realised net benefit of every move (USD)</h2>
 <div>{scatter([(ECOPULSE, moves)], x_label="predicted (USD)", y_label="realised (USD)")}</div>
 <p>Below the dashed diagonal a move did worse than predicted; below the horizontal axis it lost money.</p>
-{figures(drawn)}"""
+{figures(drawn)}{jobs_html(data["jobs"]) if "jobs" in data else ""}"""
     return page(title="Eco-Pulse what-if replay", body=body)
 
 
 def write_report(
-    result: SimulationResult, out: Path, *, meta: dict[str, Any] | None = None, html_report: bool = True
+    result: SimulationResult,
+    out: Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    html_report: bool = True,
+    jobs: JobsResult | None = None,
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    data = report_data(result, meta=meta)
+    data = report_data(result, meta=meta, jobs=jobs)
     (out / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     if html_report:
         (out / "report.html").write_text(render_html(data, plots(result)), encoding="utf-8")

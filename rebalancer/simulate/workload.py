@@ -24,10 +24,11 @@ from pathlib import Path
 from core.model import CapacityType
 from core.quantity import QuantityError, cpu_cores, memory_gib
 from core.yaml_input import InputProblems, describe, load_yaml_file, not_a_string
+from rebalancer.simulate.jobspec import JobTemplate, parse_jobs
 
 API_VERSION = "ecopulse.io/v1alpha1"
 KIND = "SimulatedWorkload"
-_TOP = {"apiVersion", "kind", "metadata", "capacity", "workloads"}
+_TOP = {"apiVersion", "kind", "metadata", "capacity", "workloads", "jobs"}
 _WORKLOAD_KEYS = {
     "name",
     "namespace",
@@ -78,6 +79,7 @@ class Workload:
 class SimulatedWorkload:
     capacity: Mapping[str, Capacity]
     workloads: tuple[Workload, ...]
+    jobs: tuple[JobTemplate, ...] = ()  # deferrable Jobs (rebalancer.simulate.jobs)
 
 
 def _describe(value: object) -> str:
@@ -158,8 +160,17 @@ def parse_workload(
             capacity[str(region)] = Capacity(cpu=cpu, memory_gib=memory)
 
     workloads: list[Workload] = []
+    jobs = parse_jobs(
+        document.get("jobs"),
+        problems=problems,
+        region_ok=region_ok,
+        quantity=quantity,
+        number=number,
+        capacity=raw_capacity,
+    )
     raw_workloads = document.get("workloads")
-    if not isinstance(raw_workloads, list) or not raw_workloads:
+    # A file may hold jobs only (workloads: []).
+    if not isinstance(raw_workloads, list) or (not raw_workloads and not document.get("jobs")):
         problems.append(f"workloads: must be a non-empty list, got {_describe(raw_workloads)}")
         raw_workloads = []
     seen: set[str] = set()
@@ -235,7 +246,7 @@ def parse_workload(
                 )
     if problems:
         raise WorkloadError(problems, source=source)
-    return SimulatedWorkload(capacity=capacity, workloads=tuple(workloads))
+    return SimulatedWorkload(capacity=capacity, workloads=tuple(workloads), jobs=jobs)
 
 
 def load_workload(path: Path, *, regions: frozenset[str] | None = None) -> SimulatedWorkload:

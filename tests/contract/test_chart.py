@@ -83,7 +83,12 @@ def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
     # (carbon.credentialsSecret); the chart adds the generated serving certificate and the
     # scheduler configuration the base keeps as a file.
     assert base - chart == {("Namespace", NAMESPACE), ("Secret", "eco-pulse-provider-credentials")}
-    assert chart - base == {("Secret", "eco-pulse-webhook-tls"), ("ConfigMap", "eco-pulse-scheduler-config")}
+    # ... and the uninstall hook that releases every held Job (kustomize: manifests/uninstall/).
+    assert chart - base == {
+        ("Secret", "eco-pulse-webhook-tls"),
+        ("ConfigMap", "eco-pulse-scheduler-config"),
+        ("Job", "eco-pulse-release-all"),
+    }
 
 
 @pytest.mark.parametrize("service_account", ["eco-pulse-webhook", "eco-pulse-rebalancer"])

@@ -204,12 +204,25 @@ def test_every_object_is_named_and_namespaced_where_it_must_be() -> None:
     assert labels["includeSelectors"] is False  # selectors are immutable
 
 
-def test_the_mutatingwebhookconfiguration_file_is_one_object_with_one_webhook() -> None:
-    # tests/e2e load this exact file and point its clientConfig at a local process.
+def test_the_mutatingwebhookconfiguration_file_is_one_object_with_two_webhooks() -> None:
+    # tests/e2e load this exact file and point each clientConfig at a local process, same path.
     documents = load_yaml_documents((BASE / "mutatingwebhookconfiguration.yaml").read_text())
     assert len(documents) == 1
     assert documents[0]["kind"] == "MutatingWebhookConfiguration"
-    assert len(documents[0]["webhooks"]) == 1
+    hooks = {hook["clientConfig"]["service"]["path"]: hook for hook in documents[0]["webhooks"]}
+    assert sorted(hooks) == ["/mutate", "/mutate-job"]
+    jobs = hooks["/mutate-job"]
+    # A Job is never blocked by us: fail open, CREATE of batch/v1 jobs only.
+    assert jobs["failurePolicy"] == "Ignore"
+    assert jobs["rules"] == [
+        {
+            "operations": ["CREATE"],
+            "apiGroups": ["batch"],
+            "apiVersions": ["v1"],
+            "resources": ["jobs"],
+            "scope": "Namespaced",
+        }
+    ]
 
 
 def test_the_namespace_is_opted_out_and_restricted() -> None:
@@ -493,7 +506,23 @@ def test_the_webhook_reads_nodes_namespaces_and_policies_and_only_creates_events
         "events",
         "ecopulsepolicies",
         "clusterecopulsepolicies",
+        "leases",  # the releaser's Lease, read-only: a Job is held only while it is fresh
     }
+
+
+def test_the_janitor_may_only_get_list_and_patch_jobs() -> None:
+    rules = rules_of("eco-pulse-janitor")
+    assert {
+        (group, resource, verb)
+        for _, rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    } == {("batch", "jobs", "get"), ("batch", "jobs", "list"), ("batch", "jobs", "patch")}
+    cron = the(OBJECTS, "CronJob", "eco-pulse-janitor")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "eco-pulse-janitor"
+    assert pod["containers"][0]["command"] == ["python", "-m", "rebalancer", "release-overdue"]
 
 
 def test_the_rebalancer_evicts_and_never_deletes_pods() -> None:

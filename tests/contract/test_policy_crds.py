@@ -38,6 +38,7 @@ def test_both_kinds_share_the_schema_and_the_status_subresource() -> None:
         "minNetBenefitUsd",
         "rebalance",
         "maxUnavailable",
+        "deferral",
     }
     without_description = {
         k: v for k, v in namespaced["schema"]["openAPIV3Schema"].items() if k != "description"

@@ -41,6 +41,14 @@ CLIENT_METHODS: dict[str, set[Permission]] = {
     },
     "patch_namespaced_custom_object_status": {("ecopulse.io", "ecopulsepolicies/status", "patch")},
     "patch_cluster_custom_object_status": {("ecopulse.io", "clusterecopulsepolicies/status", "patch")},
+    # Deferral: the Jobs the release loop and the janitor watch and release, the releaser's Lease
+    # the webhook watches (never on a request path).
+    "list_job_for_all_namespaces": {("batch", "jobs", "list"), ("batch", "jobs", "watch")},
+    "patch_namespaced_job": {("batch", "jobs", "patch")},
+    "list_namespaced_lease": {
+        ("coordination.k8s.io", "leases", "list"),
+        ("coordination.k8s.io", "leases", "watch"),
+    },
 }
 EVENTS_API_METHODS: dict[str, set[Permission]] = {
     "create_namespaced_event": {("events.k8s.io", "events", "create")},
@@ -168,7 +176,10 @@ def test_the_scan_sees_the_calls_we_know_of() -> None:
         ("ecopulse.io", "ecopulsepolicies", "watch"),
         ("ecopulse.io", "clusterecopulsepolicies", "list"),
         ("ecopulse.io", "clusterecopulsepolicies", "watch"),
+        ("coordination.k8s.io", "leases", "list"),  # the releaser's Lease (deferral)
+        ("coordination.k8s.io", "leases", "watch"),
     }
+    assert ("batch", "jobs", "patch") in rebalancer  # a held Job's release
 
 
 def test_the_scan_sees_fleet_modes_calls() -> None:

@@ -529,6 +529,7 @@ class LocalCluster:
                         "statefulset",
                         "daemonset",
                         "job",
+                        "cronjob",
                         "pod-garbage-collector",
                         # removes the not-ready taint new nodes are born with, once kwok reports them Ready
                         "node-lifecycle",
@@ -709,13 +710,15 @@ class LocalCluster:
         )
 
     def register_webhook(self, url: str | None = None) -> None:
-        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``)."""
+        """The shipped MutatingWebhookConfiguration, pointed at our local process (or ``url``, the
+        /mutate URL of another: each webhook keeps its own path on that server)."""
         manifest = yaml.safe_load(
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
         for hook in manifest["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]  # /mutate for pods, /mutate-job for Jobs
             hook["clientConfig"] = {
-                "url": url or f"{self.webhook_url}/mutate",
+                "url": f"{url.removesuffix('/mutate') if url else self.webhook_url}{path}",
                 "caBundle": ca_bundle_b64((self.webhook_tls / "ca.crt").read_bytes()),
             }
         self.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))

@@ -1,0 +1,252 @@
+"""Pure. A forecast that needs no account, built only from the hours already observed, and how
+wrong forecasts have lately been.
+
+The embedded forecast (``history_forecast``) reads the week of hourly history every replica keeps
+(``core.history.IntensityHistory``):
+
+    forecast(now + k) = profile(hour of day of now + k) + anomaly(now) x phi^k     (floored at 0)
+
+- **profile**: for each UTC hour of the day, the mean of that hour over the days in the window. The
+  daily cycle (solar at noon, demand in the evening) is what makes one hour greener than another
+  for most grids, and a week holds every hour seven times, weekdays and weekend alike;
+- **anomaly**: how far the grid is now from its profile (a windy day, a plant offline). Weather and
+  outages last hours, not minutes, so the anomaly fades rather than vanishes: it decays by ``phi``
+  per hour ahead, ``phi`` the lag-1 autocorrelation of the anomaly over the window (in [0, 1]),
+  measured per region, so a grid whose departures last keeps them longer in its forecast.
+
+Nothing in it is fitted to a zone or a year: two means and one correlation, each from the window.
+
+``ForecastErrors`` measures any forecast (embedded or a provider's) against what came: for each
+lead hour k, the RMS error of the forecasts made in the window at lead k, made non-decreasing in
+k. That is the "recent error" the deferral planner asks a wait's saving to survive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from core.deferral import HourlyForecast
+
+SECONDS_PER_HOUR = 3600
+HOURS_PER_DAY = 24
+DEFAULT_WINDOW_HOURS = 168
+DEFAULT_HORIZON_HOURS = 48
+# At least a day: every hour of the day seen once.
+MIN_HISTORY_HOURS = HOURS_PER_DAY
+# Fewer forecasts than this at a lead and its error is not known (the robust rule's own minimum).
+MIN_ERROR_SAMPLES = 24
+# The newest sample must be this recent for a forecast to start from it.
+MAX_SAMPLE_AGE_HOURS = 2
+SOURCE = "history"
+
+
+def hour_start(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * SECONDS_PER_HOUR, tz=UTC)
+
+
+def history_forecast(
+    region: str,
+    values: Mapping[int, float],
+    *,
+    hour: int,
+    horizon_hours: int = DEFAULT_HORIZON_HOURS,
+    window_hours: int = DEFAULT_WINDOW_HOURS,
+) -> HourlyForecast | None:
+    """The embedded forecast for ``region`` made at ``hour`` (``core.history.hour_index``) from the
+    samples ``values`` of the hours ``hour - window_hours < h <= hour`` (later ones are ignored).
+
+    Slot 0 is the newest sample (at most ``MAX_SAMPLE_AGE_HOURS`` old), then ``horizon_hours`` more.
+    None while the window holds less than a day.
+    """
+    oldest = hour - window_hours
+    seen = {h: v for h, v in values.items() if oldest < h <= hour}
+    if len(seen) < MIN_HISTORY_HOURS:
+        return None
+    latest = max(seen)
+    if hour - latest >= MAX_SAMPLE_AGE_HOURS:
+        return None
+    sums = [0.0] * HOURS_PER_DAY
+    counts = [0] * HOURS_PER_DAY
+    for h, v in seen.items():
+        sums[h % HOURS_PER_DAY] += v
+        counts[h % HOURS_PER_DAY] += 1
+    overall = sum(seen.values()) / len(seen)
+    profile = [sums[d] / counts[d] if counts[d] else overall for d in range(HOURS_PER_DAY)]
+    phi = _persistence({h: v - profile[h % HOURS_PER_DAY] for h, v in seen.items()})
+    anomaly = seen[latest] - profile[latest % HOURS_PER_DAY]
+    ahead = [seen[latest]]
+    decay = 1.0
+    for k in range(1, horizon_hours + 1):
+        decay *= phi
+        ahead.append(max(0.0, profile[(latest + k) % HOURS_PER_DAY] + anomaly * decay))
+    return HourlyForecast(
+        region=region,
+        start=hour_start(latest),
+        carbon_g_per_kwh=tuple(ahead),
+        made_at=hour_start(latest),
+        source=SOURCE,
+    )
+
+
+def _persistence(anomalies: Mapping[int, float]) -> float:
+    """The lag-1 autocorrelation of the anomalies (pairs of consecutive hours), in [0, 1]."""
+    products = squares = 0.0
+    for h, a in anomalies.items():
+        before = anomalies.get(h - 1)
+        if before is not None:
+            products += a * before
+            squares += before * before
+    if squares <= 0.0:
+        return 0.0
+    return min(1.0, max(0.0, products / squares))
+
+
+class ForecastErrors:
+    """How far each region's forecasts were from what came, over the last ``window_hours``.
+
+    ``record`` a forecast when it is made, ``observe`` each hour's value when it is known (either
+    order). ``attach`` gives a new forecast its source's record: the RMS error by lead
+    (``error_g_per_kwh``, exported as a metric) and the error vectors of the past forecasts whose
+    every lead has been observed (``past_errors``, what ``core.deferral`` judges a saving by).
+    Work per hour and region is proportional to the forecasts in flight, so a replay of a year can
+    keep it as the live loop does.
+    """
+
+    def __init__(
+        self, *, window_hours: int = DEFAULT_WINDOW_HOURS, min_samples: int = MIN_ERROR_SAMPLES
+    ) -> None:
+        self.window_hours = window_hours
+        self.min_samples = min_samples
+        self._regions: dict[str, _RegionErrors] = {}
+
+    def _region(self, region: str) -> _RegionErrors:
+        found = self._regions.get(region)
+        if found is None:
+            found = self._regions[region] = _RegionErrors()
+        return found
+
+    def record(self, forecast: HourlyForecast) -> None:
+        state = self._region(forecast.region)
+        origin = _hour_of(forecast.start)
+        predicted = forecast.carbon_g_per_kwh
+        state.pending[origin] = _Pending(predicted)
+        for k in range(len(predicted)):
+            actual = state.actuals.get(origin + k)
+            if actual is not None:
+                state.fill(origin, k, actual)
+        self._forget(state, origin)
+
+    def observe(self, region: str, hour: int, value: float) -> None:
+        state = self._region(region)
+        if hour in state.actuals:
+            return  # the first value seen for an hour is the one forecasts are judged against
+        state.actuals[hour] = value
+        for origin in [o for o, p in state.pending.items() if 0 <= hour - o < len(p.predicted)]:
+            state.fill(origin, hour - origin, value)
+        self._forget(state, hour)
+
+    def errors(self, region: str, length: int) -> tuple[float, ...]:
+        """RMS error by lead 0..length-1, non-decreasing from lead 1; () if lead 1 is unknown."""
+        state = self._regions.get(region)
+        if state is None or len(state.counts) < 2 or state.counts[1] < self.min_samples:
+            return ()
+        out = [0.0]
+        for k in range(1, length):
+            counts = state.counts[k] if k < len(state.counts) else 0
+            measured = math.sqrt(max(0.0, state.sums[k]) / counts) if counts >= self.min_samples else 0.0
+            out.append(max(out[-1], measured))
+        return tuple(out)
+
+    def attach(self, forecast: HourlyForecast) -> HourlyForecast:
+        """The forecast with its region's record (see the class docstring)."""
+        state = self._regions.get(forecast.region)
+        past = MappingProxyType(dict(state.complete)) if state is not None else MappingProxyType({})
+        return replace(
+            forecast,
+            error_g_per_kwh=self.errors(forecast.region, len(forecast.carbon_g_per_kwh)),
+            past_errors=past,
+        )
+
+    def _forget(self, state: _RegionErrors, hour: int) -> None:
+        """Drop forecasts made, and values seen, before the window."""
+        state.latest = hour if state.latest is None else max(state.latest, hour)
+        oldest = state.latest - self.window_hours
+        for origin in [o for o in state.complete if o <= oldest]:
+            state.unsum(state.complete.pop(origin))
+        for origin in [o for o in state.pending if o <= oldest]:
+            state.unsum(state.pending.pop(origin).errors)
+        horizon = max((len(p.predicted) for p in state.pending.values()), default=0)
+        for h in [h for h in state.actuals if h <= oldest - horizon]:
+            del state.actuals[h]
+
+
+class _Pending:
+    __slots__ = ("errors", "missing", "predicted")
+
+    def __init__(self, predicted: tuple[float, ...]) -> None:
+        self.predicted = predicted
+        self.errors: list[float | None] = [None] * len(predicted)
+        self.missing = len(predicted)
+
+
+class _RegionErrors:
+    __slots__ = ("actuals", "complete", "counts", "latest", "pending", "sums")
+
+    def __init__(self) -> None:
+        self.actuals: dict[int, float] = {}
+        # origin -> its forecast and errors so far; complete once every lead is observed
+        self.pending: dict[int, _Pending] = {}
+        self.complete: dict[int, tuple[float, ...]] = {}
+        self.sums: list[float] = []
+        self.counts: list[int] = []
+        self.latest: int | None = None
+
+    def fill(self, origin: int, k: int, actual: float) -> None:
+        pending = self.pending[origin]
+        if pending.errors[k] is not None:
+            return
+        error = pending.predicted[k] - actual
+        pending.errors[k] = error
+        pending.missing -= 1
+        while len(self.sums) <= k:
+            self.sums.append(0.0)
+            self.counts.append(0)
+        self.sums[k] += error * error
+        self.counts[k] += 1
+        if not pending.missing:
+            del self.pending[origin]
+            self.complete[origin] = tuple(e for e in pending.errors if e is not None)
+
+    def unsum(self, errors: Sequence[float | None]) -> None:
+        for k, error in enumerate(errors):
+            if error is not None:
+                self.sums[k] -= error * error
+                self.counts[k] -= 1
+
+
+def _hour_of(at: datetime) -> int:
+    return int(at.astimezone(UTC).timestamp() // SECONDS_PER_HOUR)
+
+
+def warm_errors(
+    errors: ForecastErrors,
+    region: str,
+    values: Mapping[int, float],
+    *,
+    upto_hour: int,
+    horizon_hours: int = DEFAULT_HORIZON_HOURS,
+    window_hours: int = DEFAULT_WINDOW_HOURS,
+) -> None:
+    """Replay the history through ``errors`` as if the embedded forecast had run every past hour:
+    a process that starts with a week of history knows the forecast's error at once."""
+    for hour in sorted(h for h in values if h <= upto_hour):
+        errors.observe(region, hour, values[hour])
+        made = history_forecast(
+            region, values, hour=hour, horizon_hours=horizon_hours, window_hours=window_hours
+        )
+        if made is not None:
+            errors.record(made)

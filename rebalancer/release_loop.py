@@ -1,0 +1,122 @@
+"""The release loop's turn in a leader's cycle: decide (rebalancer.release), then release through
+the one choke point (rebalancer.releaser)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from core.config import EcoPulseConfiguration
+from core.deferral import HourlyForecast
+from core.deferral_hints import JobFacts
+from core.deferral_jobs import snapshot_forecasts
+from core.forecast import ForecastErrors, history_forecast
+from core.history import IntensityHistory, hour_index
+from core.model import NamespaceInfo, SignalSnapshot
+from core.policy import PolicySet
+from rebalancer.release import ReleaseReason, plan_releases, release_overdue
+from rebalancer.releaser import FORECAST_AGE, FORECAST_HORIZON, JobReleaser
+
+log = logging.getLogger("ecopulse.rebalancer")
+
+
+@dataclass(slots=True, kw_only=True)
+class ReleaseLoop:
+    jobs: Callable[[], Mapping[str, JobFacts]]
+    synced: Callable[[], bool]  # the Jobs' watch has listed: an empty view is not "nothing held"
+    releaser: JobReleaser
+    # False until this process, leading, has released the overdue holds once.
+    started: bool = field(default=False)
+    # How wrong the forecasts have lately been (every replica keeps it, so a new leader knows).
+    errors: ForecastErrors = field(default_factory=ForecastErrors)
+
+    def forecasts(
+        self, signals: SignalSnapshot, *, history: IntensityHistory | None, now: datetime
+    ) -> list[HourlyForecast]:
+        """The provider's forecast where it gives one, else the embedded one from the history; each
+        with its measured error. Called every cycle, leader or not."""
+        hour = hour_index(now)
+        found: list[HourlyForecast] = []
+        for given in snapshot_forecasts(signals, now=now):
+            region = given.region
+            self.errors.observe(region, hour, given.carbon_g_per_kwh[0])
+            chosen = given
+            if len(given.carbon_g_per_kwh) == 1 and history is not None:
+                chosen = history_forecast(region, history.series(region), hour=hour) or given
+            self.errors.record(chosen)
+            found.append(self.errors.attach(chosen))
+            FORECAST_AGE.labels(region=region).set(chosen.age_seconds(now))
+            FORECAST_HORIZON.labels(region=region).set(chosen.horizon_hours(now))
+        return found
+
+    def lost_leadership(self) -> None:
+        self.started = False
+
+    def run(
+        self,
+        *,
+        forecasts: list[HourlyForecast],
+        config: EcoPulseConfiguration,
+        namespaces: Mapping[str, NamespaceInfo],
+        policies: PolicySet,
+        now: datetime,
+        is_leader: Callable[[], bool],
+    ) -> int:
+        """One turn; returns how many Jobs were released. A failure is logged, never raised."""
+        if not self.synced():
+            log.warning("the Jobs' watch has not listed yet; no release this cycle")
+            return 0
+        try:
+            return self._run(
+                forecasts=forecasts,
+                config=config,
+                namespaces=namespaces,
+                policies=policies,
+                now=now,
+                is_leader=is_leader,
+            )
+        except Exception:
+            log.exception("release loop failed; held Jobs wait for the next cycle (or the janitor)")
+            return 0
+
+    def _run(
+        self,
+        *,
+        forecasts: list[HourlyForecast],
+        config: EcoPulseConfiguration,
+        namespaces: Mapping[str, NamespaceInfo],
+        policies: PolicySet,
+        now: datetime,
+        is_leader: Callable[[], bool],
+    ) -> int:
+        jobs = list(self.jobs().values())
+        released = 0
+        done: set[str] = set()
+        if not self.started:
+            self.releaser.leading(now)
+            # A new leader's first act: whatever is overdue goes now, before any planning.
+            for release in release_overdue(jobs, now=now, reason=ReleaseReason.CONTROLLER_START):
+                if not is_leader():
+                    return released
+                if self.releaser.release(release):
+                    released += 1
+                    done.add(release.job.uid)
+            self.started = True
+        decided = plan_releases(
+            (job for job in jobs if job.uid not in done),
+            forecasts=forecasts,
+            config=config,
+            namespaces=namespaces,
+            policies=policies,
+            now=now,
+        )
+        for release in decided.releases:
+            if not is_leader():
+                break
+            if self.releaser.release(release):
+                released += 1
+                done.add(release.job.uid)
+        self.releaser.observe((job for job in jobs if job.uid not in done), decided.waiting, now=now)
+        return released
