@@ -3,7 +3,9 @@
 What deferral rests on: Kueue owns ``spec.suspend`` of the Jobs it manages, so Eco-Pulse holds such a Job
 with Kueue's own admission gate instead, an annotation that must be present at CREATE and may only lose
 names afterwards; while it is there Kueue reserves no quota for the Job, and removing it by a PATCH lets
-Kueue admit and start it.
+Kueue admit and start it. Then the whole path: our webhook gates a Kueue-managed Job with a deadline at
+CREATE, the rebalancer's release loop removes the gate at the green hour with the region pinned, and
+Kueue admits it (the trace grid and the releaser of tests/e2e/test_deferral_e2e.py).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import ClusterError, LocalCluster
+from core.deferral_hints import GATE_NAME
+from tests.e2e import test_deferral_e2e as deferral
+from tests.e2e.cluster import REGION_LABEL, ClusterError, LocalCluster
 from tests.e2e.kueue import (
     ADMISSION_GATED_BY,
     CLUSTER_QUEUE,
@@ -25,13 +30,21 @@ from tests.e2e.kueue import (
     LocalKueue,
     condition,
 )
+from tests.e2e.test_webhook_e2e import region_of_nodes
 
-GATE = "ecopulse.io/deferral"  # a domain-prefixed name, as Kueue requires of every gate
+GATE = GATE_NAME  # ours: a domain-prefixed name, as Kueue requires of every gate
 TIMEOUT_SECONDS = 90
+# The same module-scoped fixture as test_deferral_e2e's: the trace grid (eu-north-1 turns green 40 s
+# after each restart) and one rebalancer, the releaser, holding the Lease the webhook checks.
+deferring = deferral.deferring
 
 
 def job(
-    name: str, *, queue: str | None = LOCAL_QUEUE, annotations: dict[str, str] | None = None
+    name: str,
+    *,
+    queue: str | None = LOCAL_QUEUE,
+    annotations: dict[str, str] | None = None,
+    pod_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A one-pod Job asking for the ClusterQueue's whole CPU quota: two such Jobs never fit together."""
     return {
@@ -46,7 +59,7 @@ def job(
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"app": name}},
+                "metadata": {"labels": {"app": name, **(pod_labels or {})}},
                 "spec": {
                     "restartPolicy": "Never",
                     "containers": [
@@ -115,7 +128,7 @@ def cpu_reserved(cluster: LocalCluster) -> str:
 
 
 def admitted_and_started(cluster: LocalCluster, created_job: dict[str, Any]) -> dict[str, Any]:
-    """Waits for Kueue to admit the Job, unsuspend it and count its CPU, and for its pod; its Workload."""
+    """Waits for Kueue to admit the Job and unsuspend it, and for its pod; its Workload."""
     name = created_job["metadata"]["name"]
     workload: dict[str, Any] = eventually(
         f"{name}'s Workload to be admitted", lambda: admitted(cluster, created_job)
@@ -126,7 +139,6 @@ def admitted_and_started(cluster: LocalCluster, created_job: dict[str, Any]) -> 
         lambda: get(cluster, "job", name, "-n", NAMESPACE)["spec"]["suspend"] is False,
     )
     eventually(f"{name}'s pod", lambda: pods_of(cluster, name))
-    eventually(f"the ClusterQueue to count {name}'s CPU", lambda: cpu_reserved(cluster) == "1")
     return workload
 
 
@@ -152,6 +164,7 @@ def test_kueue_suspends_a_queued_job_admits_it_and_starts_it(kueue_jobs: LocalCl
     assert created["spec"]["suspend"] is True
 
     admitted_and_started(cluster, created)
+    eventually("the ClusterQueue to count its CPU", lambda: cpu_reserved(cluster) == "1")
 
 
 def test_a_gated_job_reserves_no_quota_until_the_gate_is_removed(kueue_jobs: LocalCluster) -> None:
@@ -182,6 +195,7 @@ def test_a_gated_job_reserves_no_quota_until_the_gate_is_removed(kueue_jobs: Loc
     # Removing the gate (what the release loop does, one PATCH) lets Kueue admit and start it.
     annotate(cluster, "gated", {ADMISSION_GATED_BY: None})
     admitted_and_started(cluster, gated)
+    eventually("the ClusterQueue to count its CPU", lambda: cpu_reserved(cluster) == "1")
 
 
 def test_kueue_refuses_a_gate_added_after_create(kueue_jobs: LocalCluster) -> None:
@@ -190,3 +204,54 @@ def test_kueue_refuses_a_gate_added_after_create(kueue_jobs: LocalCluster) -> No
     create(cluster, job("late"))
     with pytest.raises(ClusterError, match="cannot add admission gate after creation"):
         annotate(cluster, "late", {ADMISSION_GATED_BY: GATE})
+
+
+def test_a_kueue_job_with_a_deadline_is_gated_at_create_released_at_the_green_hour_and_admitted(
+    kueue_jobs: LocalCluster, deferring: tuple[LocalCluster, deferral.Grid]
+) -> None:
+    cluster, grid = deferring
+    green_at = grid.restart()
+    deferrable = job(
+        "train",
+        annotations={"ecopulse.io/finish-within": "6h", "ecopulse.io/expected-runtime-hours": "0.05"},
+        pod_labels={"e2e.ecopulse.io/completes": "true"},  # kwok completes its pod 3 s after it runs
+    )
+    created = create(cluster, deferrable)
+    annotations = created["metadata"]["annotations"]
+    # Our webhook gated it (Kueue's suspend is Kueue's, not ours) and recorded the hold.
+    assert annotations.get(ADMISSION_GATED_BY) == GATE, annotations.get("ecopulse.io/decision")
+    assert annotations["ecopulse.io/decision"].startswith("held: greener-hour-ahead"), annotations
+    assert "ecopulse.io/held-at" in annotations and "ecopulse.io/release-by" in annotations
+    assert created["spec"]["suspend"] is True
+    deadline = datetime.fromisoformat(annotations["ecopulse.io/deadline"].replace("Z", "+00:00"))
+
+    # While gated: Kueue knows the Workload but reserves nothing for it, and no pod exists.
+    workload = eventually("the gated Job's Workload", lambda: workload_of(cluster, created))
+    assert workload["metadata"]["annotations"][ADMISSION_GATED_BY] == GATE
+    time.sleep(8)  # a few of the releaser's cycles (every 5 s) before the green hour
+    assert datetime.now(UTC) < green_at, "the machine was too slow to observe the hold"
+    assert condition(workload_of(cluster, created) or {}, "QuotaReserved") != "True"
+    assert cpu_reserved(cluster) == "0"
+    assert pods_of(cluster, "train") == []
+
+    released = eventually(
+        "the release",
+        lambda: (
+            ADMISSION_GATED_BY
+            not in (j := get(cluster, "job", "train", "-n", NAMESPACE))["metadata"].get("annotations", {})
+            and j
+        ),
+        timeout_seconds=150,
+    )
+    assert datetime.now(UTC) >= green_at - timedelta(seconds=2)
+    assert released["spec"]["template"]["spec"]["nodeSelector"][REGION_LABEL] == "eu-north-1"
+    assert released["metadata"]["annotations"]["ecopulse.io/decision"].startswith("released (green-hour)")
+
+    # Kueue admits it once the gate is gone; it runs in the green region and ends before its deadline.
+    admitted_and_started(cluster, created)
+    where = region_of_nodes(cluster)
+    assert {where[p["spec"]["nodeName"]] for p in pods_of(cluster, "train")} == {"eu-north-1"}
+    finished = eventually(
+        "the Job to complete", lambda: deferral.completed_at(get(cluster, "job", "train", "-n", NAMESPACE))
+    )
+    assert finished < deadline
