@@ -118,7 +118,7 @@ class LocalKueue:
             ),
         )
         _ensure_metrics_cert()
-        self.config_file.write_text(yaml.safe_dump(self._configuration()))
+        self.config_file.write_text(yaml.safe_dump(self._configuration(source)))
         # Server-side applies: the Workload CRD is larger than client-side apply's last-applied annotation
         # allows, and client-side apply would wait for the API server to rebuild its OpenAPI v2 document
         # with the new CRDs (seconds on a busy machine).
@@ -136,9 +136,8 @@ class LocalKueue:
             [str(binary), f"--config={self.config_file}", f"--feature-gates={','.join(FEATURE_GATES)}"],
             env={"KUBECONFIG": str(self.cluster.kubeconfig)},
         )
-        self.cluster.kubectl(
-            "apply", "--server-side", "-f", "-", input_text=json.dumps(_queues())
-        )  # while it starts
+        # The queues while it starts (Kueue's webhooks are not registered yet: the CRDs' defaults apply).
+        self.cluster.kubectl("apply", "--server-side", "-f", "-", input_text=json.dumps(_queues()))
         # Ready once its webhook server listens (upstream's readiness check); only then do the API
         # server's calls reach it, so the configurations go in after.
         self.cluster.wait_for("kueue", self._ready, timeout_seconds=120)
@@ -154,20 +153,22 @@ class LocalKueue:
                 self.cluster.kubectl("delete", kind, name, "--ignore-not-found")
         self.cluster.stop("kueue")
 
-    def _configuration(self) -> dict[str, Any]:
+    def _configuration(self, source: Path) -> dict[str, Any]:
         """config/components/manager's Configuration, for one local process on loopback ports."""
-        return {
-            "apiVersion": "config.kueue.x-k8s.io/v1beta2",
-            "kind": "Configuration",
-            "namespace": SYSTEM_NAMESPACE,
-            "health": {"healthProbeBindAddress": f"127.0.0.1:{self.health_port}"},
-            "metrics": {"bindAddress": "0"},
-            "webhook": {"host": "127.0.0.1", "port": self.webhook_port, "certDir": str(self.certs)},
-            "leaderElection": {"leaderElect": False},
-            "internalCertManagement": {"enable": False},
-            "manageJobsWithoutQueueName": False,
-            "integrations": {"frameworks": ["batch/job"]},
-        }
+        config: dict[str, Any] = yaml.safe_load(
+            (source / "manager" / "controller_manager_config.yaml").read_text()
+        )
+        config.update(
+            namespace=SYSTEM_NAMESPACE,
+            health={"healthProbeBindAddress": f"127.0.0.1:{self.health_port}"},
+            metrics={"bindAddress": "0"},
+            webhook={"host": "127.0.0.1", "port": self.webhook_port, "certDir": str(self.certs)},
+            leaderElection={"leaderElect": False},
+            internalCertManagement={"enable": False},
+            manageJobsWithoutQueueName=False,
+            integrations={"frameworks": ["batch/job"]},
+        )
+        return config
 
     def _webhook_configurations(self, source: Path) -> dict[str, Any]:
         """config/components/webhook/manifests.yaml: named as upstream's default kustomization names them
@@ -249,7 +250,12 @@ def _queues() -> dict[str, Any]:
 def _ensure_metrics_cert() -> None:
     """A parseable pair at the manager's fixed metrics path, written once per machine (under a lock:
     sessions may start Kueue at the same time)."""
-    METRICS_CERT_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        METRICS_CERT_DIR.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise ClusterError(
+            f"Kueue reads its metrics certificate from {METRICS_CERT_DIR}, which this user cannot create"
+        ) from None
     with (METRICS_CERT_DIR.parent / ".eco-pulse-e2e.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (METRICS_CERT_DIR / "tls.crt").exists() and (METRICS_CERT_DIR / "tls.key").exists():
