@@ -144,6 +144,8 @@ class LocalKueue:
         self.cluster.kubectl(
             "apply", "--server-side", "-f", "-", input_text=json.dumps(self._webhook_configurations(source))
         )
+        # The API server picks new webhook configurations up from a watch: wait until it calls Kueue's.
+        self.cluster.wait_for("Kueue's webhooks in admission", self._webhooks_called, timeout_seconds=60)
         self.cluster.wait_for("the ClusterQueue to be active", self._cluster_queue_active, timeout_seconds=60)
 
     def stop(self) -> None:
@@ -198,6 +200,27 @@ class LocalKueue:
     def _ready(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2) as answer:
             return bool(answer.status == 200)
+
+    def _webhooks_called(self) -> bool:
+        """A server-side dry run of a queued Job comes back suspended: Kueue's webhook was called."""
+        probe = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": "kueue-probe",
+                "namespace": NAMESPACE,
+                "labels": {QUEUE_NAME_LABEL: LOCAL_QUEUE},
+            },
+            "spec": {
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": "probe"}]}
+                }
+            },
+        }
+        answer = self.cluster.kubectl(
+            "create", "--dry-run=server", "-o", "json", "-f", "-", input_text=json.dumps(probe)
+        )
+        return json.loads(answer)["spec"].get("suspend") is True
 
     def _cluster_queue_active(self) -> bool:
         queue = json.loads(self.cluster.kubectl("get", "clusterqueue", CLUSTER_QUEUE, "-o", "json"))
