@@ -33,6 +33,7 @@ from tests.e2e.kueue import (
 from tests.e2e.test_webhook_e2e import region_of_nodes
 
 GATE = GATE_NAME  # ours: a domain-prefixed name, as Kueue requires of every gate
+OTHER_GATE = "example.com/quota-check"  # another controller's
 TIMEOUT_SECONDS = 90
 # The same module-scoped fixture as test_deferral_e2e's: the trace grid (eu-north-1 turns green 40 s
 # after each restart) and one rebalancer, the releaser, holding the Lease the webhook checks.
@@ -211,12 +212,12 @@ def test_a_kueue_job_with_a_deadline_is_gated_at_create_released_at_the_green_ho
 ) -> None:
     cluster, grid = deferring
     green_at = grid.restart()
-    deferrable = job(
-        "train",
-        annotations={"ecopulse.io/finish-within": "6h", "ecopulse.io/expected-runtime-hours": "0.05"},
-        pod_labels={"e2e.ecopulse.io/completes": "true"},  # kwok completes its pod 3 s after it runs
-    )
-    created = create(cluster, deferrable)
+    asks = {"ecopulse.io/finish-within": "6h", "ecopulse.io/expected-runtime-hours": "0.05"}
+    completes = {"e2e.ecopulse.io/completes": "true"}  # kwok completes its pod 3 s after it runs
+    created = create(cluster, job("train", annotations=asks, pod_labels=completes))
+    # Another controller's gate on a second one: ours joins the list, and only ours ever leaves it.
+    shared = create(cluster, job("shared", annotations={**asks, ADMISSION_GATED_BY: OTHER_GATE}))
+    assert shared["metadata"]["annotations"][ADMISSION_GATED_BY] == f"{OTHER_GATE},{GATE}"
     annotations = created["metadata"]["annotations"]
     # Our webhook gated it (Kueue's suspend is Kueue's, not ours) and recorded the hold.
     assert annotations.get(ADMISSION_GATED_BY) == GATE, annotations.get("ecopulse.io/decision")
@@ -246,6 +247,14 @@ def test_a_kueue_job_with_a_deadline_is_gated_at_create_released_at_the_green_ho
     assert datetime.now(UTC) >= green_at - timedelta(seconds=2)
     assert released["spec"]["template"]["spec"]["nodeSelector"][REGION_LABEL] == "eu-north-1"
     assert released["metadata"]["annotations"]["ecopulse.io/decision"].startswith("released (green-hour)")
+    # Kueue took the shorter list on the other Job and keeps waiting on the other controller.
+    eventually(
+        "our gate to leave the shared Job",
+        lambda: (
+            get(cluster, "job", "shared", "-n", NAMESPACE)["metadata"]["annotations"][ADMISSION_GATED_BY]
+            == OTHER_GATE
+        ),
+    )
 
     # Kueue admits it once the gate is gone; it runs in the green region and ends before its deadline.
     admitted_and_started(cluster, created)
@@ -255,3 +264,5 @@ def test_a_kueue_job_with_a_deadline_is_gated_at_create_released_at_the_green_ho
         "the Job to complete", lambda: deferral.completed_at(get(cluster, "job", "train", "-n", NAMESPACE))
     )
     assert finished < deadline
+    assert condition(workload_of(cluster, shared) or {}, "QuotaReserved") != "True"
+    assert pods_of(cluster, "shared") == []
