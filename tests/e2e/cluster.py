@@ -916,12 +916,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "demo"])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--kueue", action="store_true", help="up: also a real Kueue (docs/kueue.md)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(root=args.root)
     try:
         if args.command == "up":
             started = time.monotonic()
             cluster.up(rebalancer=True)
+            if args.kueue:
+                from tests.e2e.kueue import LocalKueue  # noqa: PLC0415 (it imports this module)
+
+                try:
+                    LocalKueue(cluster=cluster, root=args.root / "kueue").start()
+                except BaseException:
+                    cluster.down()
+                    raise
             print(f"cluster ready in {time.monotonic() - started:.0f}s")
             print(f"  export KUBECONFIG={cluster.kubeconfig}")
             print(f"  kubectl: {cluster.binary('kubectl')}")
