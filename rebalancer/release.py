@@ -40,6 +40,7 @@ from core.model import (
     REGION_LABEL,
     RELEASED_AT_ANNOTATION,
     NamespaceInfo,
+    PriceRates,
 )
 from core.podspec import as_mapping, placement_hints
 from core.policy import PolicySet, resolve
@@ -124,10 +125,12 @@ def plan_releases(
     namespaces: Mapping[str, NamespaceInfo],
     policies: PolicySet,
     now: datetime,
+    prices: Mapping[str, PriceRates] | None = None,
 ) -> ReleasePlan:
-    """One cycle's decision over every held Job; the same answer whatever the input order."""
+    """One cycle's decision over every held Job; the same answer whatever the input order.
+    ``prices``: the price signal's live rates by region (the configuration's table elsewhere)."""
     slack = config.rebalancer.interval_seconds
-    table = ForecastTable(forecasts, now=now)  # built once, shared by every Job of the pass
+    table = ForecastTable(forecasts, now=now, prices=prices)  # built once, shared by every Job of the pass
     releases: list[Release] = []
     waiting: list[Waiting] = []
     for job in sorted(jobs, key=_order):

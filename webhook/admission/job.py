@@ -153,6 +153,7 @@ def decide_job(
         config=config,
         now=now,
         confidence_z=0.0,
+        prices=signals.price_table(),
     )
     if plan.release_now:
         return _skip(_NOT_HELD.get(plan.reason, NotDeferred.NOT_WORTH_WAITING), policy=refs)
