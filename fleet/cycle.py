@@ -151,7 +151,7 @@ def _pass(inputs: PassInputs) -> PassReport:
             log.warning("leadership lost mid-pass; the remaining writes are not made")
             report.outcome = "leadership-lost"
             break
-        written = _apply(inputs.api, decision, now=now, dry_run=dry_run)
+        written = _apply(inputs.api, decision, now=now, dry_run=dry_run, prices=signals.price_sources())
         if written is not None:
             report.writes[written] += 1
         if decision.writes_placement or decision.reschedule:
@@ -173,10 +173,12 @@ def _pass(inputs: PassInputs) -> PassReport:
     return report
 
 
-def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool) -> str | None:
+def _apply(
+    api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool, prices: str = ""
+) -> str | None:
     """Write what the decision needs, through the one writer. The result, or None if nothing was due."""
     policy = decision.policy
-    annotation = decision_annotation(decision)
+    annotation = decision_annotation(decision, prices=prices)
     space = metrics.namespace_label(decision.namespace_key)
     if decision.reschedule:
         result = api.request_fresh_schedule(policy, decision.workloads, dry_run=dry_run)
