@@ -325,6 +325,11 @@ class FleetSettings:
     move_timeout_seconds: float = setting(
         600.0, unit="s", exclusive_minimum=0.0, doc="a move not available within this long is rolled back"
     )
+    # A move settles only after its new copy has stayed available this long in a member Karmada kept
+    # Ready throughout: at least Karmada's failure detection lag (docs/fleet.md), 40 s by default.
+    move_stability_seconds: float = setting(
+        60.0, unit="s", minimum=0.0, doc="the new copy stays available this long before the old one goes"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,7 @@ report what would have changed.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter as Tally
@@ -40,12 +41,14 @@ from fleet.planner import (
     MoveStep,
     Outcome,
     Reason,
+    Window,
     decision_annotation,
     explain,
     placement_patch,
     plan,
 )
 from fleet.records import (
+    AVAILABLE_SINCE_ANNOTATION,
     MOVED_AT_ANNOTATION,
     MOVING_TO_ANNOTATION,
     SAVED_SCHEDULING_ANNOTATION,
@@ -54,6 +57,8 @@ from fleet.records import (
 )
 
 log = logging.getLogger("ecopulse.fleet")
+# spec.placement.replicaScheduling as a move's first step leaves it (compact JSON, as records keep it)
+OUR_DUPLICATED = '{"replicaSchedulingType":"Duplicated"}'
 
 # A pass logs at most this many decisions one per line; the rest are counted in the summary.
 MAX_DECISION_LINES = 200
@@ -185,16 +190,35 @@ def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool
     if decision.writes_placement and decision.desired is not None:
         restore = None
         if decision.step is MoveStep.EXPAND:
-            # Where to, and the policy's own replicaScheduling, for the second step to put back.
+            # Where to, and the policy's own replicaScheduling, for the second step to put back (a
+            # move replacing one under way keeps what that one saved: ours is Duplicated).
             annotations[MOVING_TO_ANNOTATION] = decision.target_cluster
-            annotations[SAVED_SCHEDULING_ANNOTATION] = policy.placement.replica_scheduling
+            annotations[SAVED_SCHEDULING_ANNOTATION] = (
+                policy.saved_scheduling
+                if policy.moving_to is not None and policy.saved_scheduling is not None
+                else policy.placement.replica_scheduling
+            )
+            annotations[AVAILABLE_SINCE_ANNOTATION] = None
         elif decision.step is MoveStep.SETTLE and policy.moving_to is not None:
             restore = policy.saved_scheduling or ""
             annotations[MOVING_TO_ANNOTATION] = None  # a merge patch's null deletes the key
             annotations[SAVED_SCHEDULING_ANNOTATION] = None
+            annotations[AVAILABLE_SINCE_ANNOTATION] = None
         placement = placement_patch(decision.desired, policy.placement, restore=restore)
         if decision.outcome is Outcome.MOVE and decision.reason is not Reason.NEW_CLUSTER_AVAILABLE:
             annotations[MOVED_AT_ANNOTATION] = now.astimezone(UTC).isoformat()
+    elif decision.abandon:
+        # Someone else's placement stands: only our move's annotations go, and the Duplicated
+        # scheduling our first step wrote gives way to the policy's own (a merge patch of that key).
+        for key in (MOVING_TO_ANNOTATION, SAVED_SCHEDULING_ANNOTATION, AVAILABLE_SINCE_ANNOTATION):
+            annotations[key] = None
+        if policy.placement.replica_scheduling == OUR_DUPLICATED and policy.saved_scheduling is not None:
+            saved = json.loads(policy.saved_scheduling) if policy.saved_scheduling else None
+            placement = {"replicaScheduling": saved if isinstance(saved, dict) else None}
+    elif decision.window is not None:
+        # The new copy's stability window opens (now) or closes: the next leader reads it here too.
+        opened = now.astimezone(UTC).isoformat() if decision.window is Window.OPEN else None
+        annotations[AVAILABLE_SINCE_ANNOTATION] = opened
     elif policy.annotations.get(DECISION_ANNOTATION) == annotation:
         return None  # decided as last time: nothing to write
     result = api.write_policy(policy, placement=placement, annotations=annotations, dry_run=dry_run)

@@ -17,6 +17,12 @@ egress to the data region, latency, migration of the replicas that move) exceeds
 ``fleet.minNetBenefitUsd``, the policy's cooldown is over and the pass's limits allow it (best
 moves first). A policy whose replicas already run where we want them is kept, and nothing is
 written: rewriting weights would make Karmada reshuffle replicas for nothing.
+
+Faults come before carbon. Replicas in a member Karmada reports NotReady count as not running and
+are moved to the best Ready member whatever the net benefit; a move settles only on fresh evidence
+(its new copy available for ``fleet.moveStabilitySeconds`` in a member Ready throughout), goes back
+at once when its new member turns NotReady, and is dropped when someone else rewrote the placement
+between its two steps. A policy that propagates a Job is never rewritten.
 """
 
 from __future__ import annotations
@@ -83,11 +89,26 @@ class Reason(StrEnum):
     MOVE_IN_PROGRESS = "move-in-progress"  # the new cluster's replicas are not all available yet
     NEW_CLUSTER_AVAILABLE = "new-cluster-available"  # the move's second step: the old copy may go
     MOVE_TIMED_OUT = "move-timed-out"  # the new replicas never all came up: back where they ran
+    # Replicas (or a move's new copy) in a member Karmada reports NotReady count as not running:
+    # they go to the best Ready member (or back where the old copy serves), whatever the net benefit.
+    MEMBER_NOT_READY = "member-not-ready"
+    # Someone else rewrote the placement while a move was under way: their edit stands, the move is
+    # dropped (its annotations removed, the policy's own replicaScheduling put back).
+    PLACEMENT_EDITED = "placement-edited"
+    # The policy propagates a Job or CronJob: a placement change would restart started work elsewhere.
+    RUNS_JOBS = "propagates-jobs"
 
 
 class MoveStep(StrEnum):
     EXPAND = "expand"  # start the replicas in the new cluster, keep the old ones (Duplicated)
     SETTLE = "settle"  # the final placement: the old cluster's copy goes
+
+
+class Window(StrEnum):
+    """The stability window of a move's new copy (``ecopulse.io/available-since``)."""
+
+    OPEN = "open"  # first seen all available in a Ready member: the window starts now
+    CLOSE = "close"  # no longer all available there (or the member left Ready): start again later
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +141,8 @@ class Decision:
     # failover term stuck, a steady division): a WorkloadRebalancer asks for a fresh schedule.
     reschedule: bool = False
     step: MoveStep | None = None  # for a move: which of its two steps this is
+    window: Window | None = None  # the stability window's annotation to write, if any
+    abandon: bool = False  # drop the move under way: its annotations, and our Duplicated scheduling
 
     @property
     def writes_placement(self) -> bool:
@@ -411,6 +434,96 @@ def _expanded(target: _Target, sources: tuple[str, ...]) -> DesiredPlacement:
     return DesiredPlacement(cluster_affinities=terms, duplicated=True)
 
 
+# --- a move under way ------------------------------------------------------------------------------
+
+
+def _move_progress(
+    policy: PolicyRecord,
+    running: Sequence[tuple[WorkloadRecord, BindingRecord | None]],
+    sources: tuple[str, ...],
+    target: _Target,
+    snapshot: FleetSnapshot,
+    *,
+    settings: FleetSettings,
+    now: datetime,
+    workloads: tuple[str, ...],
+) -> Decision | None:
+    """A move whose first step is done: settle it on fresh evidence, roll it back, or wait.
+
+    It settles only when every replica has been available in the new member for
+    ``moveStabilitySeconds``, that member Ready (by Karmada) since before the window opened: a status
+    reported for a NotReady member is not evidence, and a member that stopped answering inside the
+    window would have been marked NotReady by then (docs/fleet.md, "Evidence"). If the new member is
+    NotReady, the move goes back where the old copy still serves. None: it is NotReady and no Ready
+    member runs the old copy, so the replicas are stranded and go to the best Ready member."""
+    moving_to = policy.moving_to
+    assert moving_to is not None
+    replicas = sum(w.replicas for w, _ in running)
+    first = policy.placement.cluster_affinities[:1]
+    if not policy.placement.ours or not first or moving_to not in first[0].cluster_names:
+        # Not the placement our first step wrote: a user's edit won (our write was conditional).
+        return Decision(
+            policy=policy,
+            outcome=Outcome.KEEP,
+            reason=Reason.PLACEMENT_EDITED,
+            workloads=workloads,
+            replicas=replicas,
+            ranked_clusters=target.ranked_clusters,
+            source_clusters=sources,
+            target_cluster=moving_to,
+            abandon=True,
+        )
+    wanted = replicas
+    member = snapshot.clusters.get(moving_to)
+    member_ready = member is not None and member.ready
+    available = sum(b.available_in(moving_to) for _, b in running if b is not None) if member_ready else 0
+    # Ranked clusters are Ready ones: a rollback only ever goes where the old copy can serve.
+    back = next((c for c in target.ranked_clusters if c in sources and c != moving_to), None)
+    settle_in, why, window = None, Reason.NEW_CLUSTER_AVAILABLE, None
+    if available >= wanted and member is not None:
+        since, ready_since = policy.available_since, member.ready_since
+        if since is None or (ready_since is not None and ready_since > since):
+            window = Window.OPEN  # first seen, or the member left Ready since: the window starts now
+        elif ready_since is not None and (now - since).total_seconds() >= settings.move_stability_seconds:
+            settle_in = moving_to
+    else:
+        if policy.available_since is not None:
+            window = Window.CLOSE
+        elapsed = (now - policy.moved_at).total_seconds() if policy.moved_at is not None else 0.0
+        if not member_ready:
+            if back is None:
+                return None
+            settle_in, why = back, Reason.MEMBER_NOT_READY
+        elif elapsed > settings.move_timeout_seconds and back is not None:
+            settle_in, why = back, Reason.MOVE_TIMED_OUT  # the old copy still serves
+    if settle_in is None:
+        return Decision(
+            policy=policy,
+            outcome=Outcome.KEEP,
+            reason=Reason.MOVE_IN_PROGRESS,
+            workloads=workloads,
+            replicas=replicas,
+            ranked_clusters=target.ranked_clusters,
+            source_clusters=sources,
+            target_cluster=moving_to,
+            desired=target.desired,
+            window=window,
+        )
+    settled = _settled(target, settle_in)
+    return Decision(
+        policy=policy,
+        outcome=Outcome.MOVE,
+        reason=why,
+        workloads=workloads,
+        replicas=replicas,
+        ranked_clusters=settled.ranked_clusters,
+        source_clusters=sources,
+        target_cluster=settle_in,
+        desired=settled.desired,
+        step=MoveStep.SETTLE,
+    )
+
+
 # --- the pass --------------------------------------------------------------------------------------
 
 
@@ -432,6 +545,7 @@ def plan(
             if cluster.ready:
                 clusters_by_region[cluster.region].append(cluster.name)
     by_region = {region: tuple(names) for region, names in clusters_by_region.items()}
+    ready = frozenset(c.name for c in snapshot.clusters.values() if c.ready)
 
     index = _WorkloadIndex(snapshot.workloads)
     hints_of: dict[tuple[tuple[str, str], ...], PlacementHints] = {}
@@ -452,6 +566,9 @@ def plan(
         replicas = sum(w.replicas for w in workloads)
         if not workloads:
             result.refuse(policy, Reason.NO_WORKLOAD)
+            continue
+        if policy.selects_jobs:
+            result.refuse(policy, Reason.RUNS_JOBS, workloads=keys, replicas=replicas)
             continue
 
         # One ranking per (demand, hints) shape: thousands of workloads share a few.
@@ -495,43 +612,28 @@ def plan(
         sources = tuple(sorted({c for _, b in running if b is not None for c, n in b.clusters if n > 0}))
         outcome, reason, benefit = Outcome.REFUSE, Reason.NO_SIGNAL, None
         if policy.moving_to is not None:
-            # A move's first step is done: finish it once its replicas are available there.
-            wanted = sum(w.replicas for w, _ in running)
-            available = sum(b.available_in(policy.moving_to) for _, b in running if b is not None)
-            elapsed = (now - policy.moved_at).total_seconds() if policy.moved_at is not None else 0.0
-            back = next((c for c in target.ranked_clusters if c in sources and c != policy.moving_to), None)
-            settle_in, settle_reason = None, Reason.NEW_CLUSTER_AVAILABLE
-            if available >= wanted:
-                settle_in = policy.moving_to
-            elif elapsed > settings.move_timeout_seconds and back is not None:
-                settle_in, settle_reason = back, Reason.MOVE_TIMED_OUT  # the old copy still serves
-            if settle_in is None:
-                outcome, reason = Outcome.KEEP, Reason.MOVE_IN_PROGRESS
-            else:
-                settled = _settled(target, settle_in)
-                result.decisions.append(
-                    Decision(
-                        policy=policy,
-                        outcome=Outcome.MOVE,
-                        reason=settle_reason,
-                        workloads=keys,
-                        replicas=replicas,
-                        ranked_clusters=settled.ranked_clusters,
-                        source_clusters=sources,
-                        target_cluster=settle_in,
-                        desired=settled.desired,
-                        step=MoveStep.SETTLE,
-                    )
-                )
+            progress = _move_progress(
+                policy, running, sources, target, snapshot, settings=settings, now=now, workloads=keys
+            )
+            if progress is not None:
+                result.decisions.append(progress)
                 continue
-        elif not sources:
+        if not sources:
             # Karmada has not scheduled it yet: our placement is its first one, and nothing moves.
             outcome, reason = Outcome.PLACE, Reason.NEW_WORKLOAD
-        elif (move := _move(running, shapes, target, region_of, config, cache=moves_of)) is not None:
-            benefit = move.benefit
-            if not move.changes:
+        else:
+            move = _move(running, shapes, target, region_of, config, cache=moves_of)
+            benefit = move.benefit if move is not None else None
+            # Replicas in a NotReady member count as not running: availability comes before carbon,
+            # so they go make-before-break to the best Ready member whatever the net benefit or the
+            # cooldown (within the pass's limits, and first). Where Karmada's own failover acted
+            # first, the binding no longer names that member and nothing is stranded here.
+            stranded = any(c not in ready for c in sources)
+            if stranded or move is None:
+                pass  # move None: a cluster in an unknown region, or a grid we know nothing of now
+            elif not move.changes:
                 outcome, reason = Outcome.KEEP, Reason.BEST_CLUSTER
-            elif not (benefit.net_usd > settings.min_net_benefit_usd and benefit.net_usd > 0):
+            elif not (move.benefit.net_usd > settings.min_net_benefit_usd and move.benefit.net_usd > 0):
                 reason = Reason.BELOW_MIN_BENEFIT
             elif (
                 policy.moved_at is not None
@@ -539,7 +641,9 @@ def plan(
             ):
                 reason = Reason.COOLDOWN
             else:
-                # Decided after the limits, best moves first.
+                reason = Reason.PAYS
+            if stranded or reason is Reason.PAYS:
+                # Decided after the limits, stranded replicas and then the best moves first.
                 moves.append(
                     _Proposal(
                         policy=policy,
@@ -548,10 +652,10 @@ def plan(
                         target=target,
                         sources=sources,
                         benefit=benefit,
+                        stranded=stranded,
                     )
                 )
                 continue
-        # else: a cluster in an unknown region, or a grid we know nothing of now: do nothing.
         result.decisions.append(
             Decision(
                 policy=policy,
@@ -687,11 +791,12 @@ class _Proposal:
     replicas: int
     target: _Target
     sources: tuple[str, ...]
-    benefit: NetBenefit
+    benefit: NetBenefit | None  # None: priced on an unknown grid (a stranded move goes anyway)
+    stranded: bool = False  # replicas in a NotReady member: moved whatever the net benefit, first
 
     @property
-    def namespace_key(self) -> str:
-        return _namespace_key(self.policy, self.workloads)
+    def net_usd(self) -> float:
+        return self.benefit.net_usd if self.benefit is not None else 0.0
 
 
 def _namespace_key(policy: PolicyRecord, workloads: tuple[str, ...]) -> str:
@@ -701,23 +806,31 @@ def _namespace_key(policy: PolicyRecord, workloads: tuple[str, ...]) -> str:
     return namespaces.pop() if len(namespaces) == 1 else ""
 
 
+def namespaces_moved(policy: PolicyRecord, workloads: tuple[str, ...]) -> tuple[str, ...]:
+    """Every namespace a move of this policy moves workloads in: a ClusterPropagationPolicy reaching
+    several is counted under each of them for the per-namespace limit."""
+    if policy.namespace:
+        return (policy.namespace,)
+    return tuple(sorted({w.split("/", 1)[0] for w in workloads})) or ("",)
+
+
 def _within_limits(moves: list[_Proposal], settings: FleetSettings) -> list[Decision]:
     """Best moves first, as many as the pass and each namespace allow; the rest are refused."""
-    moves.sort(key=lambda m: (-m.benefit.net_usd, m.policy.kind, m.policy.key))
+    moves.sort(key=lambda m: (not m.stranded, -m.net_usd, m.policy.kind, m.policy.key))
     per_namespace: Tally[str] = Tally()
     total = 0
     decided: list[Decision] = []
     for move in moves:
-        space = move.namespace_key
+        spaces = namespaces_moved(move.policy, move.workloads)
         outcome, reason = Outcome.REFUSE, Reason.LIMIT_PASS
         if total + 1 > settings.max_moves_per_pass:
             pass
-        elif per_namespace[space] + 1 > settings.max_moves_per_namespace:
+        elif any(per_namespace[space] + 1 > settings.max_moves_per_namespace for space in spaces):
             reason = Reason.LIMIT_NAMESPACE
         else:
             total += 1
-            per_namespace[space] += 1
-            outcome, reason = Outcome.MOVE, Reason.PAYS
+            per_namespace.update(spaces)
+            outcome, reason = Outcome.MOVE, Reason.MEMBER_NOT_READY if move.stranded else Reason.PAYS
         desired = move.target.desired
         reschedule = outcome is Outcome.MOVE and desired.matches(move.policy.placement)
         # No new copy needed where one already runs all the replicas: straight to the final placement.

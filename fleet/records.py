@@ -33,6 +33,12 @@ MOVED_AT_ANNOTATION = "ecopulse.io/moved-at"
 # and says where to (this annotation) and what the policy's replicaScheduling was (the next one).
 MOVING_TO_ANNOTATION = "ecopulse.io/moving-to"
 SAVED_SCHEDULING_ANNOTATION = "ecopulse.io/replica-scheduling"
+# When the new copy was first seen all available in a Ready member (RFC 3339): the move settles once
+# it has stayed so for fleet.moveStabilitySeconds with that member Ready throughout.
+AVAILABLE_SINCE_ANNOTATION = "ecopulse.io/available-since"
+# A placement change makes Karmada delete a member's copy: a started Job (or a CronJob's Jobs)
+# would lose its progress. A policy that propagates these kinds is never rewritten.
+RUN_TO_COMPLETION_KINDS = frozenset({"Job", "CronJob"})
 # Affinity terms fleet mode writes are named with this prefix and their rank: ecopulse-0 is the best.
 AFFINITY_PREFIX = "ecopulse-"
 
@@ -51,6 +57,10 @@ class MemberCluster:
     name: str
     region: str | None  # spec.region, else the topology.kubernetes.io/region label
     ready: bool
+    # The Ready condition's lastTransitionTime while it is True: Karmada rewrites it only when the
+    # status changes, so a member Ready since before t was reachable by Karmada within its failure
+    # detection lag of now, throughout (docs/fleet.md, "Evidence").
+    ready_since: datetime | None = None
 
 
 def slim_cluster(obj: Mapping[str, object]) -> MemberCluster | None:
@@ -61,11 +71,17 @@ def slim_cluster(obj: Mapping[str, object]) -> MemberCluster | None:
     region = as_mapping(obj.get("spec")).get("region")
     if not isinstance(region, str) or not region:
         region = string_map(metadata.get("labels")).get(REGION_LABEL) or None
-    ready = any(
-        as_mapping(c).get("type") == "Ready" and as_mapping(c).get("status") == "True"
-        for c in as_list(as_mapping(obj.get("status")).get("conditions"))
+    condition = next(
+        (
+            as_mapping(c)
+            for c in as_list(as_mapping(obj.get("status")).get("conditions"))
+            if as_mapping(c).get("type") == "Ready"
+        ),
+        {},
     )
-    return MemberCluster(name=name, region=region, ready=ready)
+    ready = condition.get("status") == "True"
+    since = parse_time(condition.get("lastTransitionTime")) if ready else None
+    return MemberCluster(name=name, region=region, ready=ready, ready_since=since)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +245,9 @@ class PolicyRecord:
     moved_at: datetime | None
     moving_to: str | None = None  # the first step of a move is done: replicas start there
     saved_scheduling: str | None = None  # the replicaScheduling to restore when the move settles
+    available_since: datetime | None = None  # the move's new copy first seen all available then
+    # it selects a Job or CronJob: a placement change would restart run-to-completion work elsewhere
+    selects_jobs: bool = False
 
     @property
     def key(self) -> str:
@@ -267,6 +286,8 @@ def slim_policy(obj: Mapping[str, object]) -> PolicyRecord | None:
         moved_at=parse_time(annotations.get(MOVED_AT_ANNOTATION)),
         moving_to=annotations.get(MOVING_TO_ANNOTATION) or None,
         saved_scheduling=annotations.get(SAVED_SCHEDULING_ANNOTATION),
+        available_since=parse_time(annotations.get(AVAILABLE_SINCE_ANNOTATION)),
+        selects_jobs=any(s.kind in RUN_TO_COMPLETION_KINDS for s in selectors),
     )
 
 

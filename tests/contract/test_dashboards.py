@@ -54,6 +54,8 @@ EXPECTED_UIDS = {
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 NAMESPACE_QUERY = "label_values(ecopulse_managed_pods, namespace)"
+# Fleet mode runs without the one-cluster apps: its namespaces come from its own replicas gauge.
+FLEET_NAMESPACE_QUERY = "label_values(ecopulse_fleet_replicas, namespace)"
 # Signed savings are pairs of counters: a panel shows gain - loss, never the gain alone.
 SIGNED_PAIRS = (
     ("ecopulse_carbon_avoided_grams_total", "ecopulse_carbon_added_grams_total"),
@@ -193,8 +195,9 @@ def test_variables_are_defined_and_namespaces_selectable() -> None:
         if "namespace" not in defined:
             continue
         (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "namespace"]
-        assert variable["type"] == "query" and variable["definition"] == NAMESPACE_QUERY, name
-        assert variable["query"] == NAMESPACE_QUERY, name
+        query = FLEET_NAMESPACE_QUERY if name == "fleet.json" else NAMESPACE_QUERY
+        assert variable["type"] == "query" and variable["definition"] == query, name
+        assert variable["query"] == query, name
         assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*", name
         for title, expr in panel_queries(dashboard):
             for match in re.finditer(r"(ecopulse_\w+)(\{[^}]*\})?", expr):

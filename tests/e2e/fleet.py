@@ -78,6 +78,13 @@ KARMADA_CONTROLLERS = (
     "-remedy",
     "-agentcsrapproving",
 )
+# How fast Karmada notices a member failing (and recovering): its status controller probes each
+# member every 10 s and reports NotReady after this long of failed probes (Karmada's defaults: 10 s
+# and 30 s). The drills need a short detection lag; fleet mode's moveStabilitySeconds must exceed it.
+CLUSTER_STATUS_UPDATE_SECONDS = 10
+CLUSTER_FAILURE_THRESHOLD_SECONDS = 10
+CLUSTER_SUCCESS_THRESHOLD_SECONDS = 10
+MOVE_STABILITY_SECONDS = CLUSTER_STATUS_UPDATE_SECONDS + CLUSTER_FAILURE_THRESHOLD_SECONDS + 10
 # The shipped webhooks answer within 3 s; on a loaded two-core machine they sometimes do not.
 WEBHOOK_TIMEOUT_SECONDS = 10
 # The local fleet's EcoPulseConfiguration (`.fleet/config.yaml`): cluster.py's regions, mock grid and
@@ -92,6 +99,9 @@ fleet:
   maxMovesPerPass: 10
   maxMovesPerNamespace: 5
   cooldownSeconds: 30
+  moveStabilitySeconds: """
+    + str(MOVE_STABILITY_SECONDS)
+    + """
 """
 )
 
@@ -369,7 +379,9 @@ class KarmadaPlane(LocalCluster):
                 "--leader-elect=false",
                 "--controllers",
                 ",".join(KARMADA_CONTROLLERS),
-                "--cluster-status-update-frequency=10s",
+                f"--cluster-status-update-frequency={CLUSTER_STATUS_UPDATE_SECONDS}s",
+                f"--cluster-failure-threshold={CLUSTER_FAILURE_THRESHOLD_SECONDS}s",
+                f"--cluster-success-threshold={CLUSTER_SUCCESS_THRESHOLD_SECONDS}s",
                 "--health-probe-bind-address",
                 f"127.0.0.1:{self.ports['controller_manager_health']}",
                 "--metrics-bind-address",
@@ -518,6 +530,41 @@ class Fleet:
     def stop(self, name: str) -> None:
         self.karmada.stop(name)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a process beside the control plane (fleet mode), as a crash would."""
+        self.karmada.kill(name)
+
+    def _plane(self, member: str | None) -> LocalCluster:
+        return self.karmada if member is None else self.members[member]
+
+    def stop_apiserver(self, member: str | None = None) -> None:
+        """Stop a member's API server (None: the Karmada API server); its other processes keep running."""
+        self._plane(member).stop("kube-apiserver")
+
+    def start_apiserver(self, member: str | None = None) -> None:
+        """Start it again with the same flags, and wait until it serves."""
+        plane = self._plane(member)
+        plane._start_apiserver()
+        plane.wait_for("kube-apiserver", plane._apiserver_ready, timeout_seconds=120)
+
+    def token_kubeconfig(self, service_account: str, namespace: str) -> Path:
+        """A kubeconfig for the Karmada API server as ``namespace/service_account`` (a minted token)."""
+        token = self.karmada_kubectl(
+            "create", "token", service_account, "-n", namespace, "--duration=2h"
+        ).strip()
+        config = yaml.safe_load(self.karmada_kubeconfig.read_text())
+        config["users"] = [{"name": service_account, "user": {"token": token}}]
+        for context in config["contexts"]:
+            context["context"]["user"] = service_account
+        path = self.root / f"{service_account}.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def member_ready(self, member: str) -> bool:
+        """Karmada's view: the member's Cluster has Ready=True."""
+        return _cluster_ready(json.loads(self.karmada_kubectl("get", "cluster", member, "-o", "json")))
+
     def pause(self, name: str) -> None:
         self.karmada.pause(name)
 
@@ -599,15 +646,7 @@ class Fleet:
             raise FleetError(f"karmadactl join {name} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def _members_ready(self) -> bool:
-        ready = {
-            c["metadata"]["name"]
-            for c in self.clusters()
-            if any(
-                x["type"] == "Ready" and x["status"] == "True"
-                for x in c.get("status", {}).get("conditions", [])
-            )
-        }
-        return ready == set(self.members)
+        return {c["metadata"]["name"] for c in self.clusters() if _cluster_ready(c)} == set(self.members)
 
     def down(self) -> None:
         """Stop everything up() started. Clients first, in parallel: an API server that still serves
@@ -660,6 +699,13 @@ class Fleet:
         ]
 
 
+def _cluster_ready(cluster: Mapping[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in cluster.get("status", {}).get("conditions", [])
+    )
+
+
 # Fleet mode's own namespace on the Karmada API server (its Lease lives there), opted out.
 FLEET_MODE_NAMESPACE = {
     "apiVersion": "v1",
@@ -668,15 +714,18 @@ FLEET_MODE_NAMESPACE = {
 }
 
 
-def start_fleet_mode(fleet: Fleet, name: str, *, metrics_port: int) -> Process:
-    """``python -m fleet`` against the fleet's Karmada API server, reading its live config.yaml."""
+def start_fleet_mode(
+    fleet: Fleet, name: str, *, metrics_port: int, kubeconfig: Path | None = None
+) -> Process:
+    """``python -m fleet`` against the fleet's Karmada API server, reading its live config.yaml; as
+    the Karmada admin unless given another identity's ``kubeconfig``."""
     fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(FLEET_MODE_NAMESPACE))
     return fleet.start_process(
         name,
         [sys.executable, "-m", "fleet"],
         env={
             "ECOPULSE_CONFIG": str(fleet.config_file),
-            "ECOPULSE_KARMADA_KUBECONFIG": str(fleet.karmada_kubeconfig),
+            "ECOPULSE_KARMADA_KUBECONFIG": str(kubeconfig or fleet.karmada_kubeconfig),
             "POD_NAME": name,
             "POD_NAMESPACE": "eco-pulse",
             "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",

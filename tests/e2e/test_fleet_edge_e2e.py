@@ -116,7 +116,11 @@ def karmada(cluster: LocalCluster) -> Iterator[tuple[kubernetes.client.ApiClient
                 "kind": "Cluster",
                 "metadata": {"name": name},
                 "spec": {"region": region, "syncMode": "Push"},
-                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+                "status": {
+                    "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                    ]
+                },
             }
             for region, name in MEMBERS.items()
         ),
@@ -206,7 +210,8 @@ def policy_of(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any
 
 def run(api_client: kubernetes.client.ApiClient, caches: FleetCaches, *, live: bool, wait_for: str) -> Any:
     config = parse_config_text(CONFIG)
-    config = replace(config, fleet=replace(config.fleet, dry_run=not live))
+    # No stability window: the evidence rule has its own tests; here the wire's the thing.
+    config = replace(config, fleet=replace(config.fleet, dry_run=not live, move_stability_seconds=0.0))
     wait_until(
         f"{wait_for} in the caches", lambda: any(p.key == wait_for for p in caches.policies.items.values())
     )
@@ -267,7 +272,13 @@ def test_a_live_move_patches_the_placement_in_two_steps_records_why_and_posts_an
     wait_until(
         "step 1 in the cache", lambda: caches.policies.items["shop/web"].moving_to == "member-eu-north-1"
     )
-    run(api_client, caches, live=True, wait_for="shop/web")
+    run(api_client, caches, live=True, wait_for="shop/web")  # the window opens (recorded on the policy)
+    opened = policy_of(cluster, "shop", "web")["metadata"]["annotations"]
+    assert "ecopulse.io/available-since" in opened
+    wait_until(
+        "the window in the cache", lambda: caches.policies.items["shop/web"].available_since is not None
+    )
+    run(api_client, caches, live=True, wait_for="shop/web")  # and, the member Ready throughout, closes
     final = policy_of(cluster, "shop", "web")
     assert [t["clusterNames"] for t in final["spec"]["placement"]["clusterAffinities"]] == [
         ["member-eu-north-1"],
@@ -276,6 +287,7 @@ def test_a_live_move_patches_the_placement_in_two_steps_records_why_and_posts_an
     ]
     assert "replicaScheduling" not in final["spec"]["placement"]  # the policy's own (none) is back
     assert "ecopulse.io/moving-to" not in final["metadata"]["annotations"]
+    assert "ecopulse.io/available-since" not in final["metadata"]["annotations"]
 
 
 def test_dry_run_changes_nothing_and_reports_the_change(

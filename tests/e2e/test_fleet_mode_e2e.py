@@ -8,6 +8,7 @@ uses its own namespace.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -19,11 +20,12 @@ from typing import Any
 import kubernetes.client
 import kubernetes.config
 import pytest
+import urllib3
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import free_port
-from tests.e2e.fleet import Fleet, start_fleet_mode
+from tests.e2e.fleet import MOVE_STABILITY_SECONDS, Fleet, start_fleet_mode
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -38,6 +40,7 @@ LIVE = {
     "minNetBenefitUsd": 0.0001,
     "maxMovesPerPass": 10,
     "maxMovesPerNamespace": 5,
+    "moveStabilitySeconds": MOVE_STABILITY_SECONDS,
 }
 NAMES = ("fleet-mode-a", "fleet-mode-b")
 
@@ -101,13 +104,17 @@ class FleetMode:
         )
 
 
-@pytest.fixture(scope="module")
-def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
-    grid, original = fleet.mock_grid(), fleet_settings(fleet)
-    fleet.set_mock_grid(GREEN_NORTH)
-    set_fleet_settings(fleet, LIVE)
+@contextlib.contextmanager
+def running_fleet_mode(
+    fleet: Fleet, *, names: tuple[str, ...], settings: dict[str, Any], grid: dict[str, float]
+) -> Iterator[FleetMode]:
+    """Fleet-mode replicas ``names`` on the fleet, one of them leading; afterwards the fleet's grid
+    and settings as they were, and the replicas stopped (even paused ones)."""
+    original_grid, original = fleet.mock_grid(), fleet_settings(fleet)
+    fleet.set_mock_grid(grid)
+    set_fleet_settings(fleet, settings)
     mode = FleetMode(fleet=fleet)
-    for name in NAMES:
+    for name in names:
         mode.ports[name] = free_port()
         start_fleet_mode(fleet, name, metrics_port=mode.ports[name])
 
@@ -121,11 +128,17 @@ def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
     try:
         yield mode
     finally:
-        for name in NAMES:
+        for name in names:
             fleet.resume(name)
             fleet.stop(name)
         set_fleet_settings(fleet, original)  # the fleet as the next tests expect it
-        fleet.set_mock_grid(grid)
+        fleet.set_mock_grid(original_grid)
+
+
+@pytest.fixture(scope="module")
+def fleet_mode(fleet: Fleet) -> Iterator[FleetMode]:
+    with running_fleet_mode(fleet, names=NAMES, settings=LIVE, grid=GREEN_NORTH) as mode:
+        yield mode
 
 
 def apply_workload(
@@ -219,10 +232,11 @@ def policy(fleet: Fleet, namespace: str) -> dict[str, Any]:
 @dataclass
 class AvailabilitySampler:
     """Available replicas of the Deployment summed over the members, sampled from the members'
-    API servers in a thread (a member without the Deployment counts 0)."""
+    API servers in a thread (a member without the Deployment, or that does not answer, counts 0)."""
 
     fleet: Fleet
     namespace: str
+    every_seconds: float = 0.2
     samples: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -238,18 +252,16 @@ class AvailabilitySampler:
 
     def _available(self, api: kubernetes.client.AppsV1Api) -> int:
         try:
-            deployment = api.read_namespaced_deployment_status("web", self.namespace, _request_timeout=5)
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                return 0
-            raise
+            deployment = api.read_namespaced_deployment_status("web", self.namespace, _request_timeout=2)
+        except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError):
+            return 0  # no copy there, or the member is down: nothing a user can reach
         status = deployment.status
         return int(status.available_replicas or 0) if status is not None else 0
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.samples.append(sum(self._available(api) for api in self._apis.values()))
-            self._stop.wait(0.2)
+            self._stop.wait(self.every_seconds)
 
     def __enter__(self) -> AvailabilitySampler:
         self._thread.start()

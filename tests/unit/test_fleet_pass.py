@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -15,13 +16,24 @@ from fleet.cycle import FleetAccountant, PassInputs, run_pass
 from fleet.karmada import WriteOutcome, WriteResult, policy_patch_body, rebalancer_body
 from fleet.planner import FleetSnapshot
 from fleet.records import (
+    AVAILABLE_SINCE_ANNOTATION,
     MOVED_AT_ANNOTATION,
     MOVING_TO_ANNOTATION,
     SAVED_SCHEDULING_ANNOTATION,
     PolicyRecord,
     slim_policy,
 )
-from tests.unit.test_fleet_planner import NOW, binding, config, deployment, policy, signals, snapshot
+from tests.unit.test_fleet_planner import (
+    NOW,
+    binding,
+    cluster,
+    config,
+    deployment,
+    expanded,
+    policy,
+    signals,
+    snapshot,
+)
 
 
 @dataclass
@@ -62,7 +74,14 @@ class FakeWriter:
         return True
 
 
-def inputs(fleet: FleetSnapshot, writer: FakeWriter, *, live: bool, leader: Any = lambda: True) -> PassInputs:
+def inputs(
+    fleet: FleetSnapshot,
+    writer: FakeWriter,
+    *,
+    live: bool,
+    leader: Any = lambda: True,
+    now: datetime = NOW,
+) -> PassInputs:
     cfg = config()
     if live:
         cfg = replace(cfg, fleet=replace(cfg.fleet, dry_run=False))
@@ -73,7 +92,7 @@ def inputs(fleet: FleetSnapshot, writer: FakeWriter, *, live: bool, leader: Any 
         synced=lambda: True,
         is_leader=leader,
         api=writer,
-        clock=lambda: NOW,
+        clock=lambda: now,
         accountant=FleetAccountant(monotonic=lambda: 0.0),
     )
 
@@ -120,10 +139,20 @@ def test_live_a_move_is_made_in_two_steps_old_copies_serving_until_the_new_are_a
     assert len(writer.patches) == 2  # only the decision annotation changed (move -> keep)
     assert writer.patches[1][1] is None
 
-    # All available in the new cluster: step 2, the final placement; the old copy goes.
+    # All available in the new cluster: the stability window opens, recorded on the policy.
     halfway["status"]["aggregatedStatus"][0]["status"]["availableReplicas"] = 3
     fleet = snapshot(policies=[raw], deployments=[deployment("web")], bindings=[halfway])
     run_pass(inputs(fleet, writer, live=True))
+    _, nothing_placed, opened, _ = writer.patches[-1]
+    assert nothing_placed is None and opened[AVAILABLE_SINCE_ANNOTATION] == NOW.isoformat()
+
+    # Still available, the member Ready throughout, the window over: step 2, the final placement;
+    # the old copy goes.
+    raw["metadata"]["annotations"][AVAILABLE_SINCE_ANNOTATION] = NOW.isoformat()
+    fleet = snapshot(policies=[raw], deployments=[deployment("web")], bindings=[halfway])
+    run_pass(inputs(fleet, writer, live=True, now=NOW + timedelta(seconds=59)))
+    assert writer.patches[-1][1] is None  # within the window: nothing placed
+    run_pass(inputs(fleet, writer, live=True, now=NOW + timedelta(seconds=60)))
     _, final, settled, _ = writer.patches[-1]
     assert final is not None
     assert [t["clusterNames"] for t in final["clusterAffinities"]] == [
@@ -133,6 +162,7 @@ def test_live_a_move_is_made_in_two_steps_old_copies_serving_until_the_new_are_a
     ]
     assert final["replicaScheduling"] is None  # the policy's own (none) is back
     assert settled[MOVING_TO_ANNOTATION] is None and settled[SAVED_SCHEDULING_ANNOTATION] is None
+    assert settled[AVAILABLE_SINCE_ANNOTATION] is None
 
 
 def test_dry_run_sends_only_server_side_dry_runs_and_reports_the_change() -> None:
@@ -249,3 +279,68 @@ def test_accounting_counts_scheduled_replicas_of_managed_namespaces() -> None:
         assert REGISTRY.get_sample_value(sample, {"namespace": "shop", "region": "us-east-1"}) is not None, (
             pair
         )
+
+
+def test_a_move_whose_placement_was_edited_drops_only_its_own_traces() -> None:
+    saved = '{"replicaSchedulingType":"Divided","replicaDivisionPreference":"Aggregated"}'
+    annotations = {
+        MOVING_TO_ANNOTATION: "member-eu-west-1",
+        SAVED_SCHEDULING_ANNOTATION: saved,
+        MOVED_AT_ANNOTATION: NOW.isoformat(),
+    }
+    user_edit = {
+        "clusterAffinities": [{"affinityName": "pinned", "clusterNames": ["member-us-east-1"]}],
+        "replicaScheduling": {"replicaSchedulingType": "Duplicated"},  # what our first step left
+    }
+    fleet = snapshot(
+        policies=[policy("web", selects="web", annotations=annotations, placement=user_edit)],
+        deployments=[deployment("web")],
+        bindings=[binding("web", {"member-us-east-1": 3})],
+    )
+    writer = FakeWriter()
+    run_pass(inputs(fleet, writer, live=True))
+    ((_, placement, written, _),) = writer.patches
+    assert placement == {"replicaScheduling": json.loads(saved)}  # the user's affinities untouched
+    assert written[MOVING_TO_ANNOTATION] is None and written[SAVED_SCHEDULING_ANNOTATION] is None
+    assert written[AVAILABLE_SINCE_ANNOTATION] is None
+    assert MOVED_AT_ANNOTATION not in written  # the cooldown still counts from the move's start
+    assert json.loads(written[DECISION_ANNOTATION] or "")["reason"] == "placement-edited"
+
+
+def test_a_move_whose_old_and_new_members_both_failed_starts_over_keeping_the_saved_scheduling() -> None:
+    saved = '{"replicaSchedulingType":"Divided","replicaDivisionPreference":"Aggregated"}'
+    annotations = {
+        MOVING_TO_ANNOTATION: "member-eu-north-1",
+        SAVED_SCHEDULING_ANNOTATION: saved,
+        MOVED_AT_ANNOTATION: NOW.isoformat(),
+    }
+    members = [
+        cluster("member-us-east-1", "us-east-1", ready=False),
+        cluster("member-eu-north-1", "eu-north-1", ready=False),
+        cluster("member-eu-west-1", "eu-west-1"),
+    ]
+    fleet = snapshot(
+        policies=[
+            policy(
+                "web",
+                selects="web",
+                annotations=annotations,
+                placement=expanded("member-eu-north-1", "member-us-east-1"),
+            )
+        ],
+        deployments=[deployment("web")],
+        bindings=[binding("web", {"member-us-east-1": 3, "member-eu-north-1": 3})],
+        clusters=members,
+    )
+    writer = FakeWriter()
+    run_pass(inputs(fleet, writer, live=True))
+    ((_, placement, written, _),) = writer.patches
+    assert placement is not None
+    assert placement["clusterAffinities"][0]["clusterNames"] == [
+        "member-eu-west-1",
+        "member-eu-north-1",
+        "member-us-east-1",
+    ]
+    assert written[MOVING_TO_ANNOTATION] == "member-eu-west-1"
+    assert written[SAVED_SCHEDULING_ANNOTATION] == saved  # the policy's own, not our Duplicated
+    assert json.loads(written[DECISION_ANNOTATION] or "")["reason"] == "member-not-ready"

@@ -19,12 +19,14 @@ from fleet.planner import (
     MoveStep,
     Outcome,
     Reason,
+    Window,
     decision_annotation,
     explain,
     placement_patch,
     plan,
 )
 from fleet.records import (
+    AVAILABLE_SINCE_ANNOTATION,
     MOVED_AT_ANNOTATION,
     MOVING_TO_ANNOTATION,
     AffinityTerm,
@@ -85,7 +87,14 @@ def signals(intensities: dict[str, float] | None = None) -> SignalSnapshot:
 # --- wire builders ---------------------------------------------------------------------------------
 
 
-def cluster(name: str, region: str | None, *, ready: bool = True, via_label: bool = False) -> dict[str, Any]:
+def cluster(
+    name: str,
+    region: str | None,
+    *,
+    ready: bool = True,
+    via_label: bool = False,
+    since: datetime = NOW - timedelta(days=1),
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     spec: dict[str, Any] = {"syncMode": "Push"}
     if region is not None and via_label:
@@ -97,7 +106,15 @@ def cluster(name: str, region: str | None, *, ready: bool = True, via_label: boo
         "kind": "Cluster",
         "metadata": metadata,
         "spec": spec,
-        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": since.isoformat().replace("+00:00", "Z"),
+                }
+            ]
+        },
     }
 
 
@@ -184,6 +201,18 @@ def binding(name: str, clusters: dict[str, int], *, namespace: str = "shop") -> 
             "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": namespace, "name": name},
             "clusters": [{"name": c, "replicas": n} for c, n in clusters.items()],
         },
+    }
+
+
+def expanded(*first: str) -> dict[str, Any]:
+    """The placement a move's first step writes: the new cluster and the old, Duplicated."""
+    rest = [c for c in CLUSTERS.values() if c not in first]
+    terms = [list(first), *([c] for c in rest)]
+    return {
+        "clusterAffinities": [
+            {"affinityName": f"ecopulse-{rank}", "clusterNames": names} for rank, names in enumerate(terms)
+        ],
+        "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
     }
 
 
@@ -726,7 +755,13 @@ def test_a_move_starts_with_both_clusters_duplicated_and_settles_when_the_new_is
     assert first.desired.cluster_affinities[0].cluster_names == ("member-eu-west-1", "member-eu-north-1")
 
     def pass_with(available: int) -> Any:
-        moving = policy("web", selects="web", annotations={MOVING_TO_ANNOTATION: "member-eu-west-1"})
+        since = (NOW - timedelta(seconds=61)).isoformat()  # the stability window (60 s) is over
+        moving = policy(
+            "web",
+            selects="web",
+            annotations={MOVING_TO_ANNOTATION: "member-eu-west-1", AVAILABLE_SINCE_ANNOTATION: since},
+            placement=expanded("member-eu-west-1", "member-eu-north-1"),
+        )
         both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
         both["status"] = {
             "aggregatedStatus": [
@@ -820,6 +855,7 @@ def test_a_move_whose_new_replicas_never_come_up_is_rolled_back_after_the_timeou
             "web",
             selects="web",
             annotations={MOVING_TO_ANNOTATION: "member-eu-west-1", MOVED_AT_ANNOTATION: started},
+            placement=expanded("member-eu-west-1", "member-eu-north-1"),
         )
         both = binding("web", {"member-eu-west-1": 3, "member-eu-north-1": 3})
         both["status"] = {
@@ -847,3 +883,293 @@ def test_a_move_whose_new_replicas_never_come_up_is_rolled_back_after_the_timeou
         MoveStep.SETTLE,
     )
     assert rolled_back.desired.cluster_affinities[0].cluster_names == ("member-eu-north-1",)
+
+
+# --- faults: a member that fails mid-move or under its replicas (issue 25, drill 3) ------------------
+
+FLIPPED = {"us-east-1": 450.0, "eu-west-1": 20.0, "eu-north-1": 500.0}  # west greenest, north dirtiest
+WEST, NORTH, EAST = CLUSTERS["eu-west-1"], CLUSTERS["eu-north-1"], CLUSTERS["us-east-1"]
+
+
+def moving_pass(
+    *,
+    available_in_west: int,
+    west_ready: bool = True,
+    west_ready_since: datetime = NOW - timedelta(days=1),
+    available_since: datetime | None = None,
+) -> Any:
+    """A move north -> west whose first step is written: both copies Duplicated, the old one serving."""
+    annotations = {MOVING_TO_ANNOTATION: WEST, MOVED_AT_ANNOTATION: (NOW - timedelta(seconds=30)).isoformat()}
+    if available_since is not None:
+        annotations[AVAILABLE_SINCE_ANNOTATION] = available_since.isoformat()
+    both = binding("web", {WEST: 3, NORTH: 3})
+    both["status"] = {
+        "aggregatedStatus": [
+            {"clusterName": WEST, "status": {"availableReplicas": available_in_west}},
+            {"clusterName": NORTH, "status": {"availableReplicas": 3}},
+        ]
+    }
+    members = [
+        cluster(EAST, "us-east-1"),
+        cluster(NORTH, "eu-north-1"),
+        cluster(WEST, "eu-west-1", ready=west_ready, since=west_ready_since),
+    ]
+    return only(
+        plan(
+            snapshot(
+                policies=[
+                    policy("web", selects="web", annotations=annotations, placement=expanded(WEST, NORTH))
+                ],
+                deployments=[deployment("web")],
+                bindings=[both],
+                clusters=members,
+            ),
+            signals=signals(FLIPPED),
+            config=config(),
+            now=NOW,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        # First seen all available: the window opens (written on the policy), nothing settles.
+        ({"available_in_west": 3}, (Outcome.KEEP, Reason.MOVE_IN_PROGRESS, Window.OPEN, None)),
+        # Within the window: wait.
+        (
+            {"available_in_west": 3, "available_since": NOW - timedelta(seconds=59)},
+            (Outcome.KEEP, Reason.MOVE_IN_PROGRESS, None, None),
+        ),
+        # The window is over and the member stayed Ready since before it opened: settle there.
+        (
+            {"available_in_west": 3, "available_since": NOW - timedelta(seconds=60)},
+            (Outcome.MOVE, Reason.NEW_CLUSTER_AVAILABLE, None, WEST),
+        ),
+        # The member left Ready and came back inside the window: its status then was no evidence.
+        (
+            {
+                "available_in_west": 3,
+                "available_since": NOW - timedelta(seconds=120),
+                "west_ready_since": NOW - timedelta(seconds=10),
+            },
+            (Outcome.KEEP, Reason.MOVE_IN_PROGRESS, Window.OPEN, None),
+        ),
+        # The copy is no longer all available: the window closes, the move waits.
+        (
+            {"available_in_west": 2, "available_since": NOW - timedelta(seconds=120)},
+            (Outcome.KEEP, Reason.MOVE_IN_PROGRESS, Window.CLOSE, None),
+        ),
+        # The new member is NotReady: the status it last reported ("all available") is no evidence;
+        # the move goes back where the old copy still serves, at once.
+        (
+            {"available_in_west": 3, "west_ready": False, "available_since": NOW - timedelta(seconds=120)},
+            (Outcome.MOVE, Reason.MEMBER_NOT_READY, Window.CLOSE, NORTH),
+        ),
+        ({"available_in_west": 3, "west_ready": False}, (Outcome.MOVE, Reason.MEMBER_NOT_READY, None, NORTH)),
+    ],
+)
+def test_a_move_settles_only_on_fresh_evidence_from_a_ready_member(
+    case: dict[str, Any], expected: tuple[Outcome, Reason, Window | None, str | None]
+) -> None:
+    decision = moving_pass(**case)
+    outcome, reason, window, settled_in = expected
+    assert (decision.outcome, decision.reason) == (outcome, reason)
+    if outcome is Outcome.MOVE:
+        assert decision.step is MoveStep.SETTLE
+        assert decision.target_cluster == settled_in
+        assert decision.desired.cluster_affinities[0].cluster_names == (settled_in,)
+        assert not decision.desired.duplicated
+    else:
+        assert decision.window is window
+        assert not decision.writes_placement
+
+
+def stranded_pass(
+    *, north_ready: bool, moved_ago_seconds: float = 30, binding_clusters: dict[str, int] | None = None
+) -> Any:
+    """The replicas run in the greenest member, north: moving them out never pays on carbon."""
+    members = [
+        cluster(EAST, "us-east-1"),
+        cluster(WEST, "eu-west-1"),
+        cluster(NORTH, "eu-north-1", ready=north_ready),
+    ]
+    moved_at = (NOW - timedelta(seconds=moved_ago_seconds)).isoformat()
+    return only(
+        plan(
+            snapshot(
+                policies=[policy("web", selects="web", annotations={MOVED_AT_ANNOTATION: moved_at})],
+                deployments=[deployment("web")],
+                bindings=[binding("web", binding_clusters or {NORTH: 3})],
+                clusters=members,
+            ),
+            signals=signals(),  # north at 30 g/kWh, the greenest by far
+            config=config(),
+            now=NOW,
+        )
+    )
+
+
+def test_replicas_in_a_not_ready_member_move_make_before_break_whatever_the_benefit() -> None:
+    healthy = stranded_pass(north_ready=True, moved_ago_seconds=3600)
+    assert (healthy.outcome, healthy.reason) == (Outcome.KEEP, Reason.BEST_CLUSTER)
+
+    stranded = stranded_pass(north_ready=False)  # and within the cooldown
+    assert (stranded.outcome, stranded.reason, stranded.step) == (
+        Outcome.MOVE,
+        Reason.MEMBER_NOT_READY,
+        MoveStep.EXPAND,
+    )
+    assert stranded.benefit is not None and stranded.benefit.net_usd < 0  # carbon says stay: it goes
+    assert stranded.target_cluster == WEST  # the best Ready member
+    # Make before break: the NotReady member stays in the first term until the new copy is available.
+    assert stranded.desired.duplicated
+    assert stranded.desired.cluster_affinities[0].cluster_names == (WEST, NORTH)
+    assert NORTH not in stranded.ranked_clusters
+
+
+def test_where_karmada_failover_acted_first_or_the_member_is_back_the_move_is_decided_afresh() -> None:
+    # Karmada's failover rescheduled the replicas to west: nothing stranded, the usual rule (cooldown).
+    failed_over = stranded_pass(north_ready=False, binding_clusters={WEST: 3})
+    assert (failed_over.outcome, failed_over.reason) == (Outcome.KEEP, Reason.BEST_CLUSTER)
+    # North is back, the replicas serve in west: moving back is decided on its own merits.
+    back = stranded_pass(north_ready=True, binding_clusters={WEST: 3}, moved_ago_seconds=3600)
+    assert (back.outcome, back.reason, back.target_cluster) == (Outcome.MOVE, Reason.PAYS, NORTH)
+    cooling = stranded_pass(north_ready=True, binding_clusters={WEST: 3})
+    assert cooling.reason is Reason.COOLDOWN
+
+
+def test_stranded_replicas_go_first_within_the_limits() -> None:
+    members = [
+        cluster(EAST, "us-east-1"),
+        cluster(WEST, "eu-west-1"),
+        cluster(NORTH, "eu-north-1", ready=False),
+    ]
+    result = plan(
+        snapshot(
+            policies=[policy("pays", selects="pays"), policy("stranded", selects="stranded")],
+            deployments=[deployment("pays", replicas=20), deployment("stranded")],
+            bindings=[binding("pays", {EAST: 20}), binding("stranded", {NORTH: 3})],
+            clusters=members,
+        ),
+        signals=signals(),
+        config=parse_config_text(CONFIG.replace("maxMovesPerPass: 10", "maxMovesPerPass: 1")),
+        now=NOW,
+    )
+    by_name = {d.policy.name: d.reason for d in result.decisions}
+    assert by_name == {"stranded": Reason.MEMBER_NOT_READY, "pays": Reason.LIMIT_PASS}
+
+
+def test_a_policy_propagating_a_job_is_never_rewritten() -> None:
+    """Karmada deletes a member's copy when a placement drops it: a started Job would lose its run."""
+    raw = policy("batch", selects="web")
+    raw["spec"]["resourceSelectors"].append({"apiVersion": "batch/v1", "kind": "Job", "name": "train"})
+    for north_ready in (True, False):
+        members = [
+            cluster(EAST, "us-east-1"),
+            cluster(WEST, "eu-west-1"),
+            cluster(NORTH, "eu-north-1", ready=north_ready),
+        ]
+        decision = only(
+            plan(
+                snapshot(
+                    policies=[raw],
+                    deployments=[deployment("web")],
+                    bindings=[binding("web", {EAST: 3} if north_ready else {NORTH: 3})],
+                    clusters=members,
+                ),
+                signals=signals(),
+                config=config(),
+                now=NOW,
+            )
+        )
+        assert (decision.outcome, decision.reason) == (Outcome.REFUSE, Reason.RUNS_JOBS)
+        assert not decision.writes_placement
+
+
+def test_a_cluster_policy_is_counted_in_each_namespace_it_moves() -> None:
+    spread = policy("spread", match_labels={"app": "web"}, kind="ClusterPropagationPolicy")
+    spread["spec"]["resourceSelectors"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": space, "name": "web"}
+        for space in ("a", "b")
+    ]
+    own = policy("own", selects="web", namespace="b")
+    own_web = deployment("web", namespace="b")
+    result = plan(
+        snapshot(
+            policies=[spread, own],
+            deployments=[
+                deployment("web", namespace="a", replicas=30),
+                own_web,
+                deployment("web2", namespace="b"),
+            ],
+            bindings=[binding("web", {EAST: 30}, namespace="a"), binding("web", {EAST: 3}, namespace="b")],
+        ),
+        signals=signals(),
+        config=parse_config_text(CONFIG.replace("maxMovesPerNamespace: 5", "maxMovesPerNamespace: 1")),
+        now=NOW,
+    )
+    by_name = {d.policy.name: d.reason for d in result.decisions}
+    # The cluster policy moves workloads in a and b: b's one move is used up by it.
+    assert by_name["spread"] is Reason.PAYS
+    assert by_name["own"] is Reason.LIMIT_NAMESPACE
+
+
+def test_a_placement_edited_mid_move_stands_and_the_move_is_dropped() -> None:
+    """A user's edit between the two steps won (our writes are conditional): it is never overwritten."""
+    annotations = {MOVING_TO_ANNOTATION: WEST, MOVED_AT_ANNOTATION: (NOW - timedelta(seconds=30)).isoformat()}
+    pinned = {"clusterAffinities": [{"affinityName": "pinned", "clusterNames": [NORTH]}]}
+    ours_without_target = expanded(NORTH, EAST)
+    for placement in (pinned, ours_without_target):
+        both = binding("web", {WEST: 3, NORTH: 3})
+        both["status"] = {
+            "aggregatedStatus": [
+                {"clusterName": c, "status": {"availableReplicas": 3}} for c in (WEST, NORTH)
+            ]
+        }
+        decision = only(
+            plan(
+                snapshot(
+                    policies=[policy("web", selects="web", annotations=annotations, placement=placement)],
+                    deployments=[deployment("web")],
+                    bindings=[both],
+                ),
+                signals=signals(FLIPPED),
+                config=config(),
+                now=NOW + timedelta(hours=1),  # past the timeout and the window: neither applies
+            )
+        )
+        assert (decision.outcome, decision.reason, decision.abandon) == (
+            Outcome.KEEP,
+            Reason.PLACEMENT_EDITED,
+            True,
+        )
+        assert not decision.writes_placement
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    available=st.integers(min_value=0, max_value=4),
+    ready=st.booleans(),
+    window_age=st.one_of(st.none(), st.integers(min_value=0, max_value=300)),
+    ready_age=st.integers(min_value=0, max_value=300),
+)
+def test_a_move_never_settles_in_its_new_member_without_the_evidence(
+    available: int, ready: bool, window_age: int | None, ready_age: int
+) -> None:
+    since = None if window_age is None else NOW - timedelta(seconds=window_age)
+    decision = moving_pass(
+        available_in_west=available,
+        west_ready=ready,
+        west_ready_since=NOW - timedelta(seconds=ready_age),
+        available_since=since,
+    )
+    if decision.outcome is Outcome.MOVE and decision.target_cluster == WEST:
+        assert ready and available >= 3
+        assert window_age is not None and window_age >= 60 and ready_age >= window_age
+    if not ready:  # never waits on a NotReady member while the old copy can serve
+        assert (decision.outcome, decision.reason, decision.target_cluster) == (
+            Outcome.MOVE,
+            Reason.MEMBER_NOT_READY,
+            NORTH,
+        )
