@@ -1,0 +1,304 @@
+"""Deferrable Jobs across a Karmada fleet: which member and which hour a held Job gets, and the two
+writes of its release. Pure.
+
+The planner is one cluster's, ``core.deferral`` (through ``core.deferral_jobs.plan_job``): a fleet
+only narrows the regions it may choose to those of members that are Ready now and that the Job's
+binding (its PropagationPolicy's placement) allows; in the chosen region the member is the first
+Ready one by name. A member not Ready at the chosen hour is therefore never chosen: every pass
+re-plans, and the release happens in a pass.
+
+The hold is two admission answers on the Karmada API server (docs/fleet.md, "Deferrable Jobs"):
+the Job suspended (``spec.suspend``, one cluster's hold) and its ResourceBinding's scheduling
+suspended (``spec.suspension.scheduling``), so Karmada's scheduler never picks a cluster for it.
+The release is, in this order, the Job's suspension lifted (:func:`job_release_patch`), then the
+binding pinned to the member and its scheduling resumed (:func:`binding_release_patch`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.config import EcoPulseConfiguration
+from core.deferral import ForecastTable, HourlyForecast, StartPlan, StartReason
+from core.deferral_hints import DeferralIntent, JobFacts, overdue, read_intent, stamp
+from core.deferral_jobs import describe_plan, plan_job
+from core.model import DECISION_ANNOTATION, HELD_AT_ANNOTATION, RELEASED_AT_ANNOTATION, PlacementHints
+from core.podspec import as_list, as_mapping, placement_hints, string_map
+from fleet.records import MemberCluster
+
+# On a released Job: the member it was released into ("" never written: unpinned releases omit it).
+FLEET_MEMBER_ANNOTATION = "ecopulse.io/fleet-member"
+# On a ResourceBinding we pinned: the member. /mutate-binding re-pins a binding carrying it when
+# the detector rewrites the placement from the policy (objectSelector on this label).
+PINNED_CLUSTER_LABEL = "ecopulse.io/pinned-cluster"
+JOB_KIND = "Job"
+JOB_API_VERSION = "batch/v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobBinding:
+    """The ResourceBinding Karmada made for one Job, as a release reads it."""
+
+    namespace: str
+    name: str  # the binding's own name (Karmada: <job>-job)
+    job_name: str
+    job_uid: str
+    scheduling_suspended: bool
+    # The clusters its placement names (clusterAffinity.clusterNames); None: any member.
+    allowed_clusters: frozenset[str] | None
+    clusters: tuple[str, ...]  # where Karmada scheduled it (empty while held)
+    pinned: str  # our pin label's member, "" if none
+    has_labels: bool = False  # metadata.labels exists (a JSON Patch adds into it, or makes it)
+    has_affinities: bool = False  # placement.clusterAffinities exists (exclusive with a pin)
+
+    @property
+    def job_key(self) -> tuple[str, str]:
+        return (self.namespace, self.job_name)
+
+
+def slim_job_binding(obj: Mapping[str, object]) -> JobBinding | None:
+    """A ResourceBinding of a batch/v1 Job, else None (odd values never raise)."""
+    metadata = as_mapping(obj.get("metadata"))
+    spec = as_mapping(obj.get("spec"))
+    resource = as_mapping(spec.get("resource"))
+    if resource.get("kind") != JOB_KIND or resource.get("apiVersion") != JOB_API_VERSION:
+        return None
+    name, job_name = metadata.get("name"), resource.get("name")
+    namespace = resource.get("namespace") or metadata.get("namespace")
+    if not isinstance(name, str) or not isinstance(job_name, str) or not isinstance(namespace, str):
+        return None
+    uid = resource.get("uid")
+    suspension = as_mapping(spec.get("suspension"))
+    affinity = as_mapping(as_mapping(spec.get("placement")).get("clusterAffinity"))
+    names = [n for n in as_list(affinity.get("clusterNames")) if isinstance(n, str)]
+    clusters = tuple(
+        c for c in (as_mapping(t).get("name") for t in as_list(spec.get("clusters"))) if isinstance(c, str)
+    )
+    return JobBinding(
+        namespace=namespace,
+        name=name,
+        job_name=job_name,
+        job_uid=uid if isinstance(uid, str) else "",
+        scheduling_suspended=suspension.get("scheduling") is True,
+        allowed_clusters=frozenset(names) if names else None,
+        clusters=clusters,
+        pinned=string_map(metadata.get("labels")).get(PINNED_CLUSTER_LABEL, ""),
+        has_labels=isinstance(metadata.get("labels"), Mapping),
+        has_affinities="clusterAffinities" in as_mapping(spec.get("placement")),
+    )
+
+
+def ready_members(clusters: Iterable[MemberCluster], binding: JobBinding | None) -> dict[str, str]:
+    """region -> the member a release into that region goes to: Ready, with a region, allowed by
+    the binding's placement; the first by name (the same answer whatever the input order)."""
+    found: dict[str, str] = {}
+    for cluster in clusters:
+        if not cluster.ready or not cluster.region:
+            continue
+        allowed = binding.allowed_clusters if binding is not None else None
+        if allowed is not None and cluster.name not in allowed:
+            continue
+        current = found.get(cluster.region)
+        if current is None or cluster.name < current:
+            found[cluster.region] = cluster.name
+    return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetRelease:
+    job: JobFacts
+    binding: JobBinding | None  # None: Karmada has not made it yet (the Job write only)
+    reason: StartReason
+    member: str = ""  # "" unpinned: Karmada places it by the user's policy
+    region: str = ""
+    plan: StartPlan | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetWaiting:
+    job: JobFacts
+    member: str
+    plan: StartPlan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetReleasePlan:
+    releases: tuple[FleetRelease, ...]
+    waiting: tuple[FleetWaiting, ...]
+    # Released Jobs whose binding is still suspended (the second write failed): finish them.
+    unfinished: tuple[FleetRelease, ...] = ()
+
+
+def _released(job: JobFacts) -> bool:
+    """We held it once and recorded a release."""
+    return HELD_AT_ANNOTATION in job.annotations and RELEASED_AT_ANNOTATION in job.annotations
+
+
+def _order(job: JobFacts) -> tuple[str, str]:
+    return (job.namespace, job.name)
+
+
+def _narrowed(hints: PlacementHints, regions: Iterable[str]) -> PlacementHints:
+    """The Job's hints, its allowed regions crossed with those a Ready member serves."""
+    usable = frozenset(regions)
+    allowed = usable if hints.allowed_regions is None else hints.allowed_regions & usable
+    return dataclasses.replace(hints, allowed_regions=allowed)
+
+
+def plan_fleet_releases(
+    jobs: Iterable[JobFacts],
+    *,
+    bindings: Mapping[tuple[str, str], JobBinding],
+    clusters: Iterable[MemberCluster],
+    forecasts: Iterable[HourlyForecast],
+    config: EcoPulseConfiguration,
+    namespace_annotations: Mapping[str, Mapping[str, str]],
+    now: datetime,
+    slack_seconds: float,
+) -> FleetReleasePlan:
+    """One pass over the held Jobs on the Karmada API server; the same answer whatever the order.
+
+    ``slack_seconds`` is the pass interval: a Job whose release-by falls before the next pass goes
+    now. ``bindings`` by (namespace, Job name).
+    """
+    members = tuple(clusters)
+    table = ForecastTable(forecasts, now=now)
+    releases: list[FleetRelease] = []
+    waiting: list[FleetWaiting] = []
+    unfinished: list[FleetRelease] = []
+    for job in sorted(jobs, key=_order):
+        binding = bindings.get((job.namespace, job.name))
+        if binding is not None and binding.job_uid and job.uid and binding.job_uid != job.uid:
+            binding = None  # a binding of an earlier Job of that name, not yet collected
+        if not job.held:
+            if _released(job) and binding is not None and binding.scheduling_suspended:
+                member = job.annotations.get(FLEET_MEMBER_ANNOTATION, "")
+                unfinished.append(
+                    FleetRelease(job=job, binding=binding, reason=StartReason.GREEN_HOUR, member=member)
+                )
+            continue
+        by_region = ready_members(members, binding)
+        own = {**namespace_annotations.get(job.namespace, {}), **job.annotations}
+        intent = read_intent(job.annotations, own, created_at=job.created_at or job.held_at or now)
+        forced = overdue(job, now=now, slack_seconds=slack_seconds)
+        if not isinstance(intent, DeferralIntent) or intent.runtime_hours is None:
+            # Its annotations no longer say what it asked (edited by hand): nothing to plan.
+            releases.append(FleetRelease(job=job, binding=binding, reason=StartReason.NO_FORECAST))
+            continue
+        if not by_region:
+            # No Ready member it may run in: waiting is all there is, until release-by.
+            if forced:
+                releases.append(FleetRelease(job=job, binding=binding, reason=StartReason.RELEASE_BY))
+            continue
+        hints = _narrowed(placement_hints(own, known_regions=config.known_regions).hints, by_region)
+        plan = plan_job(
+            job,
+            intent,
+            hints=hints,
+            forecasts=table,
+            config=config,
+            now=now,
+            confidence_z=config.deferral.confidence_z,
+        )
+        if not plan.release_now and not forced:
+            waiting.append(FleetWaiting(job=job, member=by_region.get(plan.region, ""), plan=plan))
+            continue
+        reason = StartReason.RELEASE_BY if forced and not plan.release_now else plan.reason
+        # Forced before the planned hour: the region best now. Unknown signals: no pin.
+        region = plan.region if plan.release_now else plan.now_region
+        # A pin needs the binding still suspended by us (the hold's second half): else Karmada
+        # has placed it already, and the release lifts the Job's suspension where it is.
+        pinnable = binding is not None and binding.scheduling_suspended
+        member = by_region.get(region, "") if pinnable and plan.reason is not StartReason.NO_FORECAST else ""
+        releases.append(
+            FleetRelease(
+                job=job,
+                binding=binding,
+                reason=reason,
+                member=member,
+                region=region if member else "",
+                plan=plan,
+            )
+        )
+    return FleetReleasePlan(releases=tuple(releases), waiting=tuple(waiting), unfinished=tuple(unfinished))
+
+
+def overdue_releases(
+    jobs: Iterable[JobFacts],
+    *,
+    bindings: Mapping[tuple[str, str], JobBinding],
+    now: datetime,
+    reason: StartReason,
+) -> tuple[FleetRelease, ...]:
+    """The janitor's rule (and a new leader's first): every held Job past release-by, unpinned; and
+    every released Job whose binding is still suspended, finished."""
+    found: list[FleetRelease] = []
+    for job in sorted(jobs, key=_order):
+        binding = bindings.get((job.namespace, job.name))
+        if job.held and overdue(job, now=now):
+            found.append(FleetRelease(job=job, binding=binding, reason=reason))
+        elif not job.held and _released(job) and binding is not None and binding.scheduling_suspended:
+            member = job.annotations.get(FLEET_MEMBER_ANNOTATION, "")
+            found.append(FleetRelease(job=job, binding=binding, reason=reason, member=member))
+    return tuple(found)
+
+
+def describe(release: FleetRelease) -> str:
+    where = f" into {release.member} ({release.region})" if release.member else " (unpinned)"
+    why = f"; {describe_plan(release.plan)}" if release.plan is not None else ""
+    return f"released ({release.reason}){where}{why}"
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def job_release_patch(release: FleetRelease, *, now: datetime) -> list[dict[str, object]]:
+    """The first write: the Job's suspension lifted while the hold is still ours (``test``), and the
+    record. Its binding is still suspended, so nothing runs anywhere yet."""
+    path = "/metadata/annotations"
+    ops: list[dict[str, object]] = [
+        {"op": "test", "path": "/spec/suspend", "value": True},
+        {"op": "replace", "path": "/spec/suspend", "value": False},
+        {"op": "add", "path": f"{path}/{_escape(RELEASED_AT_ANNOTATION)}", "value": stamp(now)},
+        {"op": "add", "path": f"{path}/{_escape(DECISION_ANNOTATION)}", "value": describe(release)[:250]},
+    ]
+    if release.member:
+        ops.append(
+            {"op": "add", "path": f"{path}/{_escape(FLEET_MEMBER_ANNOTATION)}", "value": release.member}
+        )
+    return ops
+
+
+def binding_release_patch(binding: JobBinding, *, member: str) -> list[dict[str, object]]:
+    """The second write: the binding's scheduling resumed while still suspended by us (``test``),
+    pinned to ``member`` (Karmada's scheduler then picks that cluster only); ``member`` "" leaves
+    the user's placement as it is."""
+    ops: list[dict[str, object]] = [
+        {"op": "test", "path": "/spec/suspension/scheduling", "value": True},
+        {"op": "replace", "path": "/spec/suspension/scheduling", "value": False},
+    ]
+    if member:
+        ops.extend(pin_ops(binding, member=member))
+    return ops
+
+
+def pin_ops(binding: JobBinding, *, member: str) -> list[dict[str, object]]:
+    """The binding's placement pinned to one member: ``clusterAffinity`` naming it alone, the
+    ``clusterAffinities`` terms (exclusive with it in Karmada) removed, the pin label; the rest of
+    the placement (the user's tolerations, replica scheduling) stays."""
+    ops: list[dict[str, object]] = [
+        {"op": "add", "path": "/spec/placement/clusterAffinity", "value": {"clusterNames": [member]}},
+    ]
+    if binding.has_affinities:
+        ops.append({"op": "remove", "path": "/spec/placement/clusterAffinities"})
+    if binding.has_labels:
+        ops.append(
+            {"op": "add", "path": f"/metadata/labels/{_escape(PINNED_CLUSTER_LABEL)}", "value": member}
+        )
+    else:
+        ops.append({"op": "add", "path": "/metadata/labels", "value": {PINNED_CLUSTER_LABEL: member}})
+    return ops
