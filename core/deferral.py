@@ -12,18 +12,20 @@ region that is best now (what placement alone does):
   when it is no later than the latest start and the whole run lies within what the forecast knows
   for that region (plan only over what is known);
 - a wait is taken only when it beats starting now by at least ``min_benefit_usd`` and its saving
-  survives the forecast's recent error: the saving is counted less how much the forecasts of the
-  last hours overstated that same saving (the run now in the region best now against the run at
-  that start in that region), on average, plus ``confidence_z`` standard errors of that average.
-  The errors are measured against what came (``HourlyForecast.past_errors``, kept by
+  survives the forecast's recent error: the saving is counted less how much the source's recent
+  forecasts overstated it (their mean error over the run starting now in the region best now,
+  less that over the run at the chosen start in the chosen region, lead by lead), plus
+  ``confidence_z`` standard errors of that mean. The errors are measured against what came
+  (``HourlyForecast.bias_g_per_kwh`` and ``spread_g_per_kwh``, kept by
   ``core.forecast.ForecastErrors``), as the robust rule measures a move's gap
   (docs/robust-moves.md). A wait that does not survive, or whose error is not known yet (fewer
   than ``MIN_ERROR_SAMPLES`` past forecasts), releases now: unknown means do nothing;
 - ties go to the earlier start, then to the region name, so the answer does not depend on the
   order of the inputs; the plan is never worse than now by its own forecast.
 
-The forecast tables (window means per region and runtime, and the best start up to each hour) are
-built once per pass and shared by every Job planned in it (``plan_starts``).
+The forecast tables (window means per region and runtime, the best start up to each hour, the
+costs per Job template) are built once per pass and shared by every Job planned in it
+(``plan_starts``): a pass over 10,000 held Jobs and 20 regions is bench/deferral.py.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from types import MappingProxyType
 
 from core.config import EcoPulseConfiguration
 from core.economics import GRAMS_PER_TONNE, NetBenefit, RegionCost, net_benefit, region_cost
@@ -73,11 +74,11 @@ class StartReason(StrEnum):
 class HourlyForecast:
     """What is expected of one region's grid, hour by hour.
 
-    ``carbon_g_per_kwh[k]`` is the mean over ``[start + k h, start + (k + 1) h)``;
-    ``error_g_per_kwh[k]`` the recent RMS error at lead k (``()``: unknown), what the apps export;
-    ``past_errors`` the errors (forecast minus what came, by lead from 0) of the same source's
-    forecasts for this region made at each of the last hours (by ``core.history.hour_index`` of
-    their start), every lead observed: what a wait's saving is judged by. ``made_at`` is the newest
+    ``carbon_g_per_kwh[k]`` is the mean over ``[start + k h, start + (k + 1) h)``. The source's
+    recent record, by lead k (forecast minus what came, over its forecasts of the last hours;
+    ``()``: unknown): ``error_g_per_kwh`` the RMS error (non-decreasing in k, what the apps export),
+    ``bias_g_per_kwh`` the mean error and ``spread_g_per_kwh`` its standard deviation, from
+    ``error_samples`` forecasts (what a wait's saving is judged by). ``made_at`` is the newest
     observation it was built from: its age is what the apps export.
     """
 
@@ -85,7 +86,9 @@ class HourlyForecast:
     start: datetime
     carbon_g_per_kwh: tuple[float, ...]
     error_g_per_kwh: tuple[float, ...] = ()
-    past_errors: Mapping[int, tuple[float, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    bias_g_per_kwh: tuple[float, ...] = ()
+    spread_g_per_kwh: tuple[float, ...] = ()
+    error_samples: int = 0
     made_at: datetime
     source: str = ""
 
@@ -202,97 +205,116 @@ def hour_floor(at: datetime) -> datetime:
 
 @dataclass(slots=True)
 class _Windows:
-    """One region's forecast for one runtime: the mean and error over the run for each start k."""
+    """One region's forecast for one runtime: the mean over the run for each start k."""
 
     means: list[float]  # k = 0 .. len - 1 (k = 0: now); only starts whose run the forecast covers
     best_upto: list[int]  # best_upto[k]: the k' in 1..k of least mean (earliest on ties); [0] = 0
     now_mean: float  # over what is known of the run from now (equals means[0] when covered)
+    # The source's record over the same runs (None: unknown): mean error and its spread, and how
+    # many forecasts they are from.
+    bias: list[float] | None = None
+    spread: list[float] | None = None
+    samples: int = 0
+
+
+@dataclass(slots=True)
+class _Record:
+    """One region's forecast errors, prefix-summed by lead from the table's slot 0."""
+
+    bias_prefix: list[float]
+    bias: tuple[float, ...]
+    spread_prefix: list[float]
+    spread: tuple[float, ...]
+    samples: int
 
 
 class ForecastTable:
-    """The forecasts of one planning pass, aligned on the hour ``now`` falls in; the window means
-    per (region, runtime) are built the first time a Job asks and shared by every other, as are the
-    errors of a saving."""
+    """The forecasts of one planning pass, aligned on the hour ``now`` falls in. What Jobs share is
+    built the first time one asks: the window means per runtime, the costs per template."""
 
     def __init__(self, forecasts: Iterable[HourlyForecast], *, now: datetime) -> None:
         self.now = now
         self.origin = hour_floor(now)
         self._values: dict[str, tuple[float, ...]] = {}
-        self._offset: dict[str, int] = {}  # the table's slot 0 is the forecast's slot offset
-        self._past: dict[str, Mapping[int, tuple[float, ...]]] = {}
+        self._records: dict[str, _Record | None] = {}
         for forecast in forecasts:
             offset = math.floor((self.origin - forecast.start).total_seconds() / SECONDS_PER_HOUR)
-            if offset < 0 or offset >= len(forecast.carbon_g_per_kwh):
+            length = len(forecast.carbon_g_per_kwh)
+            if offset < 0 or offset >= length:
                 continue  # does not cover now: unknown
             self._values[forecast.region] = forecast.carbon_g_per_kwh[offset:]
-            self._offset[forecast.region] = offset
-            self._past[forecast.region] = forecast.past_errors
+            self._records[forecast.region] = _record(forecast, offset)
         self.known = frozenset(self._values)
-        self._windows: dict[tuple[str, float], _Windows] = {}
-        self._fixed: dict[tuple[PodDemand, PlacementHints, float, str], float] = {}
-        self._prefixes: dict[str, dict[int, tuple[list[float], tuple[float, ...]]]] = {}
-        self._margins: dict[tuple[str, str, int, float], tuple[float, float] | None] = {}
+        self._windows: dict[float, dict[str, _Windows]] = {}
+        self._fixed: dict[tuple[PodDemand, PlacementHints, float], dict[str, float]] = {}
+        self._extras: dict[tuple[PlacementHints, str], float] = {}
 
-    def windows(self, region: str, runtime_hours: float) -> _Windows | None:
-        key = (region, runtime_hours)
-        found = self._windows.get(key)
-        if found is None and region in self._values:
-            found = _build_windows(self._values[region], runtime_hours)
-            self._windows[key] = found
-        return found
-
-    def fixed_usd(self, request: DeferralRequest, region: str, config: EcoPulseConfiguration) -> float:
-        """Compute, egress and latency over the run for one pod: everything but the carbon value."""
-        key = (request.demand, request.hints, request.runtime_hours, region)
-        found = self._fixed.get(key)
+    def windows(self, runtime_hours: float) -> dict[str, _Windows]:
+        """Every known region's window means for this runtime."""
+        found = self._windows.get(runtime_hours)
         if found is None:
-            cost = _cost(request, region, 0.0, config)
-            found = cost.compute_usd + cost.egress_usd + cost.latency_penalty_usd
-            self._fixed[key] = found
-        return found
-
-    def saving_margin(
-        self, now_region: str, region: str, k: int, runtime_hours: float
-    ) -> tuple[float, float] | None:
-        """How much, in g/kWh, the forecast saving of starting at slot ``k`` in ``region`` instead of
-        now in ``now_region`` has lately been overstated, at the confidence asked: over the past
-        forecasts of both, the mean of (predicted saving - saving that came) plus ``z`` standard
-        errors of that mean (returned as (mean, standard error)); None with too few forecasts."""
-        key = (now_region, region, k, runtime_hours)
-        if key in self._margins:
-            return self._margins[key]
-        now_past, past = self._past_prefixes(now_region), self._past_prefixes(region)
-        now_at, at = self._offset[now_region], self._offset[region] + k
-        total = squares = 0.0
-        samples = 0
-        for origin, (prefix, errors) in past.items():
-            mine = now_past.get(origin)
-            if mine is None:
-                continue
-            later = _window_mean(prefix, errors, at, runtime_hours)
-            now = _window_mean(mine[0], mine[1], now_at, runtime_hours)
-            if later is None or now is None:
-                continue
-            # predicted minus came, of (now - later): the error now minus the error later
-            overstated = now - later
-            total += overstated
-            squares += overstated * overstated
-            samples += 1
-        found: tuple[float, float] | None = None
-        if samples >= MIN_ERROR_SAMPLES:
-            mean = total / samples
-            spread = math.sqrt(max(0.0, squares / samples - mean * mean))
-            found = (mean, spread / math.sqrt(samples))
-        self._margins[key] = found
-        return found
-
-    def _past_prefixes(self, region: str) -> dict[int, tuple[list[float], tuple[float, ...]]]:
-        found = self._prefixes.get(region)
-        if found is None:
-            found = self._prefixes[region] = {
-                origin: (_prefix(errors), errors) for origin, errors in self._past.get(region, {}).items()
+            found = self._windows[runtime_hours] = {
+                region: _build_windows(values, runtime_hours, self._records[region])
+                for region, values in self._values.items()
             }
         return found
+
+    def fixed_usd(self, request: DeferralRequest, config: EcoPulseConfiguration) -> dict[str, float]:
+        """Per region, one pod's compute, egress and latency over the run: all but the carbon value,
+        as ``core.economics.region_cost`` counts them."""
+        key = (request.demand, request.hints, request.runtime_hours)
+        found = self._fixed.get(key)
+        if found is None:
+            found = self._fixed[key] = {}
+            hours = request.runtime_hours
+            for region in self.known:
+                prices = config.prices.get(region)
+                if prices is None:
+                    continue
+                compute = prices.per_hour_usd(
+                    cpu_cores=request.demand.cpu_cores,
+                    memory_gib=request.demand.memory_gib,
+                    capacity_type=request.demand.capacity_type,
+                )
+                found[region] = (compute + self._extra(request.hints, region, config)) * hours
+        return found
+
+    def _extra(self, hints: PlacementHints, region: str, config: EcoPulseConfiguration) -> float:
+        """Egress and latency penalty for an hour there: they depend on the hints, not the demand."""
+        key = (hints, region)
+        found = self._extras.get(key)
+        if found is None:
+            cost = region_cost(
+                region=region,
+                demand=_NOTHING,
+                hints=hints,
+                carbon_g_per_kwh=0.0,
+                hours=1.0,
+                config=config,
+            )
+            found = self._extras[key] = cost.egress_usd + cost.latency_penalty_usd
+        return found
+
+
+_NOTHING = PodDemand(cpu_cores=0.0, memory_gib=0.0)
+
+
+def _record(forecast: HourlyForecast, offset: int) -> _Record | None:
+    length = len(forecast.carbon_g_per_kwh)
+    if (
+        forecast.error_samples < MIN_ERROR_SAMPLES
+        or len(forecast.bias_g_per_kwh) != length
+        or len(forecast.spread_g_per_kwh) != length
+    ):
+        return None
+    bias, spread = forecast.bias_g_per_kwh[offset:], forecast.spread_g_per_kwh[offset:]
+    return _Record(
+        bias_prefix=_prefix(bias),
+        bias=bias,
+        spread_prefix=_prefix(spread),
+        spread=spread,
+        samples=forecast.error_samples,
+    )
 
 
 def _prefix(values: Sequence[float]) -> list[float]:
@@ -316,7 +338,7 @@ def _window_mean(prefix: Sequence[float], values: Sequence[float], start: int, h
     return total / hours
 
 
-def _build_windows(values: Sequence[float], runtime_hours: float) -> _Windows:
+def _build_windows(values: Sequence[float], runtime_hours: float, record: _Record | None) -> _Windows:
     prefix = _prefix(values)
     means: list[float] = []
     for k in range(len(values)):
@@ -331,7 +353,29 @@ def _build_windows(values: Sequence[float], runtime_hours: float) -> _Windows:
     # The forecast ends before the run would: what is known of it.
     known_mean = sum(values) / len(values) if values else math.nan
     now_mean = means[0] if means else known_mean
-    return _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
+    windows = _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
+    if record is not None:
+        bias = [_window_mean(record.bias_prefix, record.bias, k, runtime_hours) for k in range(len(means))]
+        spread = [
+            _window_mean(record.spread_prefix, record.spread, k, runtime_hours) for k in range(len(means))
+        ]
+        windows.bias = [b for b in bias if b is not None]
+        windows.spread = [d for d in spread if d is not None]
+        windows.samples = record.samples
+    return windows
+
+
+def _overstatement(now: _Windows, later: _Windows, k: int) -> tuple[float, float] | None:
+    """How much the source's recent forecasts overstated the saving of the run at slot ``k`` of
+    ``later`` instead of now in ``now``, in g/kWh: (mean, standard error of the mean), or None
+    without a record. The standard error is bounded by the two runs' spreads added (their errors
+    are not paired forecast by forecast here), so it is never under-counted."""
+    if now.bias is None or now.spread is None or later.bias is None or later.spread is None:
+        return None
+    if not now.bias or k >= len(later.bias):
+        return None
+    samples = min(now.samples, later.samples)
+    return now.bias[0] - later.bias[k], (now.spread[0] + later.spread[k]) / math.sqrt(samples)
 
 
 def plan_start(
@@ -376,99 +420,76 @@ def _plan(
     now = table.now
     latest = latest_start(request)
     runtime = request.runtime_hours
-    regions = sorted(
-        region for region in set(request.allowed_regions) if region in config.prices and region in table.known
-    )
     pods = max(1, request.pods)
     energy_kwh = pod_energy_kwh(request.demand, config.power, hours=runtime) * pods
     usd_per_g = energy_kwh / GRAMS_PER_TONNE * config.economics.effective_carbon_price_usd_per_tonne
-
-    def nothing_known(reason: StartReason) -> StartPlan:
-        return StartPlan(
-            region=request.home_region,
-            start=now,
-            release_now=True,
-            reason=reason,
-            latest_start=latest,
-            now_region=request.home_region,
-            expected_net_benefit_usd=0.0,
-            carbon_avoided_g=0.0,
-            hours=runtime,
-            now_carbon_g_per_kwh=None,
-            chosen_carbon_g_per_kwh=None,
-        )
-
-    # Starting now: the best region now, over what is known of the run.
-    now_best: tuple[float, str, float] | None = None  # (cost, region, mean)
-    covered: list[tuple[str, _Windows, float]] = []  # (region, windows, fixed USD for all pods)
-    for region in regions:
-        windows = table.windows(region, runtime)
-        if windows is None or math.isnan(windows.now_mean):
-            continue
-        fixed = table.fixed_usd(request, region, config) * pods
-        cost = fixed + usd_per_g * windows.now_mean
-        if now_best is None or cost < now_best[0] - _EPS:
-            now_best = (cost, region, windows.now_mean)
-        if windows.means:
-            covered.append((region, windows, fixed))
-    if now_best is None:
-        return nothing_known(StartReason.NO_FORECAST)
-    now_cost, now_region, now_mean = now_best
-
-    def start_now(reason: StartReason, candidate: _Candidate | None = None) -> StartPlan:
-        return StartPlan(
-            region=now_region,
-            start=now,
-            release_now=True,
-            reason=reason,
-            latest_start=latest,
-            now_region=now_region,
-            expected_net_benefit_usd=0.0,
-            carbon_avoided_g=0.0,
-            hours=runtime,
-            now_carbon_g_per_kwh=now_mean,
-            chosen_carbon_g_per_kwh=now_mean,
-            candidate_region=candidate.region if candidate else None,
-            candidate_start=candidate.start if candidate else None,
-            candidate_net_benefit_usd=candidate.net_usd if candidate else None,
-            candidate_robust_net_benefit_usd=candidate.robust_usd if candidate else None,
-        )
-
-    if latest <= now:
-        return start_now(StartReason.RELEASE_BY)
-    last_k = math.floor((latest - table.origin).total_seconds() / SECONDS_PER_HOUR)
-    first_k = max(1, math.ceil((request.not_before - table.origin).total_seconds() / SECONDS_PER_HOUR))
-    if last_k < first_k:
-        return start_now(StartReason.RELEASE_BY)
-    if not covered:
-        return start_now(StartReason.NO_FORECAST)
-
+    windows_by_region = table.windows(runtime)
+    fixed_by_region = table.fixed_usd(request, config)
+    # The last start slot (-1: none, the latest start has come).
+    last_k = math.floor((latest - table.origin).total_seconds() / SECONDS_PER_HOUR) if latest > now else -1
+    first_k = 1
+    if request.not_before > table.origin + HOUR:
+        first_k = math.ceil((request.not_before - table.origin).total_seconds() / SECONDS_PER_HOUR)
+    # One pass over the regions: the best now, and the best later start of each (the best hour up to
+    # the latest start is looked up, not searched). Regions are visited in the request's order;
+    # every comparison breaks ties by the start, then the name, so that order does not matter.
+    now_best: tuple[float, str, float] | None = None  # (cost, region, mean over the run)
+    now_windows: _Windows | None = None
     best: _Candidate | None = None
-    for region, windows, fixed in covered:
-        top = min(last_k, len(windows.means) - 1)
+    for region in request.allowed_regions:
+        windows = windows_by_region.get(region)
+        fixed_usd = fixed_by_region.get(region)
+        if windows is None or fixed_usd is None:
+            continue
+        now_mean = windows.now_mean
+        if math.isnan(now_mean):  # nothing known
+            continue
+        fixed = fixed_usd * pods
+        cost = fixed + usd_per_g * now_mean
+        if now_best is None or cost < now_best[0] or (cost == now_best[0] and region < now_best[1]):
+            now_best = (cost, region, now_mean)
+            now_windows = windows
+        means = windows.means
+        top = min(len(means) - 1, last_k)
         if top < first_k:
             continue
         if first_k == 1:
             k = windows.best_upto[top]
-        else:  # arrived in the future: rare, scan
-            k = min(range(first_k, top + 1), key=lambda j: (windows.means[j], j))
-        cost = fixed + usd_per_g * windows.means[k]
-        if best is None or (cost, k, region) < (best.cost, best.k, best.region):
-            best = _Candidate(region=region, k=k, cost=cost, mean=windows.means[k])
+        else:  # arrives later than the next hour: rare, scan
+            k = min(range(first_k, top + 1), key=lambda j: (means[j], j))
+        cost = fixed + usd_per_g * means[k]
+        if best is None or cost < best.cost or (cost == best.cost and (k, region) < (best.k, best.region)):
+            best = _Candidate(region=region, k=k, cost=cost, mean=means[k], windows=windows)
+    if now_best is None:
+        return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=None)
+    now_cost, now_region, now_mean = now_best
+    if last_k < first_k:
+        return _released(request, StartReason.RELEASE_BY, now=now, latest=latest, now_best=now_best)
     if best is None:
-        return start_now(StartReason.NO_FORECAST)
+        return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=now_best)
     best.start = table.origin + HOUR * best.k
     best.net_usd = now_cost - best.cost
     if best.net_usd <= _EPS:
-        return start_now(StartReason.GREEN_HOUR, best)
+        return _released(
+            request, StartReason.GREEN_HOUR, now=now, latest=latest, now_best=now_best, candidate=best
+        )
     if best.net_usd < min_benefit_usd:
-        return start_now(StartReason.NOT_WORTH_WAITING, best)
-    margin = table.saving_margin(now_region, best.region, best.k, runtime) if confidence_z > 0 else (0.0, 0.0)
-    if margin is not None:
-        overstated_g_per_kwh = max(0.0, margin[0] + confidence_z * margin[1])
-        best.robust_usd = best.net_usd - overstated_g_per_kwh * usd_per_g
-    if confidence_z > 0 and (best.robust_usd is None or best.robust_usd <= 0):
-        return start_now(StartReason.NOT_ROBUST, best)
+        return _released(
+            request, StartReason.NOT_WORTH_WAITING, now=now, latest=latest, now_best=now_best, candidate=best
+        )
+    if confidence_z > 0:
+        overstated = (
+            _overstatement(now_windows, best.windows, best.k) if best.windows and now_windows else None
+        )
+        if overstated is not None:
+            mean, standard_error = overstated
+            best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
+        if best.robust_usd is None or best.robust_usd <= 0:
+            return _released(
+                request, StartReason.NOT_ROBUST, now=now, latest=latest, now_best=now_best, candidate=best
+            )
+    else:
+        best.robust_usd = best.net_usd
     return StartPlan(
         region=best.region,
         start=best.start,
@@ -488,12 +509,44 @@ def _plan(
     )
 
 
+def _released(
+    request: DeferralRequest,
+    reason: StartReason,
+    *,
+    now: datetime,
+    latest: datetime,
+    now_best: tuple[float, str, float] | None,
+    candidate: _Candidate | None = None,
+) -> StartPlan:
+    """Start now: in the region best now (at home when nothing is known)."""
+    region = now_best[1] if now_best is not None else request.home_region
+    mean = now_best[2] if now_best is not None else None
+    return StartPlan(
+        region=region,
+        start=now,
+        release_now=True,
+        reason=reason,
+        latest_start=latest,
+        now_region=region,
+        expected_net_benefit_usd=0.0,
+        carbon_avoided_g=0.0,
+        hours=request.runtime_hours,
+        now_carbon_g_per_kwh=mean,
+        chosen_carbon_g_per_kwh=mean,
+        candidate_region=candidate.region if candidate else None,
+        candidate_start=candidate.start if candidate else None,
+        candidate_net_benefit_usd=candidate.net_usd if candidate else None,
+        candidate_robust_net_benefit_usd=candidate.robust_usd if candidate else None,
+    )
+
+
 @dataclass(slots=True, kw_only=True)
 class _Candidate:
     region: str
     k: int
     cost: float
     mean: float
+    windows: _Windows | None = None
     start: datetime | None = None
     net_usd: float = 0.0
     robust_usd: float | None = None

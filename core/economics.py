@@ -148,6 +148,14 @@ def migration_cost_usd(current: RegionCost, config: EcoPulseConfiguration) -> fl
     return config.economics.migration_cost_usd + hourly_compute * downtime_hours
 
 
+def lost_progress_usd(current: RegionCost, *, hours_run: float) -> float:
+    """What evicting a run-to-completion pod throws away: the hours it has run, at what an hour of it
+    costs where it runs (compute and carbon value), since a replacement starts its work again."""
+    if current.hours <= 0 or hours_run <= 0:
+        return 0.0
+    return hours_run * (current.compute_usd + current.carbon_usd) / current.hours
+
+
 def net_benefit(source: RegionCost, target: RegionCost, *, migration_usd: float) -> NetBenefit:
     return NetBenefit(
         source=source.region,

@@ -27,9 +27,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from types import MappingProxyType
 
 from core.deferral import HourlyForecast
+from core.history import IntensityHistory
 
 SECONDS_PER_HOUR = 3600
 HOURS_PER_DAY = 24
@@ -109,9 +109,9 @@ class ForecastErrors:
     """How far each region's forecasts were from what came, over the last ``window_hours``.
 
     ``record`` a forecast when it is made, ``observe`` each hour's value when it is known (either
-    order). ``attach`` gives a new forecast its source's record: the RMS error by lead
-    (``error_g_per_kwh``, exported as a metric) and the error vectors of the past forecasts whose
-    every lead has been observed (``past_errors``, what ``core.deferral`` judges a saving by).
+    order). ``attach`` gives a new forecast its source's record by lead: the RMS error
+    (``error_g_per_kwh``, exported as a metric), the mean error and its spread (what
+    ``core.deferral`` judges a saving by).
     Work per hour and region is proportional to the forecasts in flight, so a replay of a year can
     keep it as the live loop does.
     """
@@ -157,18 +157,27 @@ class ForecastErrors:
         out = [0.0]
         for k in range(1, length):
             counts = state.counts[k] if k < len(state.counts) else 0
-            measured = math.sqrt(max(0.0, state.sums[k]) / counts) if counts >= self.min_samples else 0.0
+            measured = math.sqrt(max(0.0, state.squares[k]) / counts) if counts >= self.min_samples else 0.0
             out.append(max(out[-1], measured))
         return tuple(out)
 
     def attach(self, forecast: HourlyForecast) -> HourlyForecast:
-        """The forecast with its region's record (see the class docstring)."""
+        """The forecast with its region's record by lead: RMS error, bias, spread and how many
+        forecasts they are from (the fewest of any lead; 0 while unknown)."""
+        length = len(forecast.carbon_g_per_kwh)
         state = self._regions.get(forecast.region)
-        past = MappingProxyType(dict(state.complete)) if state is not None else MappingProxyType({})
+        if state is None or len(state.counts) < length or min(state.counts[:length]) < self.min_samples:
+            return replace(forecast, error_g_per_kwh=self.errors(forecast.region, length))
+        bias = tuple(state.sums[k] / state.counts[k] for k in range(length))
+        spread = tuple(
+            math.sqrt(max(0.0, state.squares[k] / state.counts[k] - bias[k] ** 2)) for k in range(length)
+        )
         return replace(
             forecast,
-            error_g_per_kwh=self.errors(forecast.region, len(forecast.carbon_g_per_kwh)),
-            past_errors=past,
+            error_g_per_kwh=self.errors(forecast.region, length),
+            bias_g_per_kwh=bias,
+            spread_g_per_kwh=spread,
+            error_samples=min(state.counts[:length]),
         )
 
     def _forget(self, state: _RegionErrors, hour: int) -> None:
@@ -194,14 +203,15 @@ class _Pending:
 
 
 class _RegionErrors:
-    __slots__ = ("actuals", "complete", "counts", "latest", "pending", "sums")
+    __slots__ = ("actuals", "complete", "counts", "latest", "pending", "squares", "sums")
 
     def __init__(self) -> None:
         self.actuals: dict[int, float] = {}
         # origin -> its forecast and errors so far; complete once every lead is observed
         self.pending: dict[int, _Pending] = {}
         self.complete: dict[int, tuple[float, ...]] = {}
-        self.sums: list[float] = []
+        self.sums: list[float] = []  # by lead: errors, squared errors, how many
+        self.squares: list[float] = []
         self.counts: list[int] = []
         self.latest: int | None = None
 
@@ -214,8 +224,10 @@ class _RegionErrors:
         pending.missing -= 1
         while len(self.sums) <= k:
             self.sums.append(0.0)
+            self.squares.append(0.0)
             self.counts.append(0)
-        self.sums[k] += error * error
+        self.sums[k] += error
+        self.squares[k] += error * error
         self.counts[k] += 1
         if not pending.missing:
             del self.pending[origin]
@@ -224,7 +236,8 @@ class _RegionErrors:
     def unsum(self, errors: Sequence[float | None]) -> None:
         for k, error in enumerate(errors):
             if error is not None:
-                self.sums[k] -= error * error
+                self.sums[k] -= error
+                self.squares[k] -= error * error
                 self.counts[k] -= 1
 
 
@@ -250,3 +263,29 @@ def warm_errors(
         )
         if made is not None:
             errors.record(made)
+
+
+def embedded_forecasts(
+    history: IntensityHistory,
+    errors: ForecastErrors,
+    *,
+    now: datetime,
+    horizon_hours: int = DEFAULT_HORIZON_HOURS,
+) -> list[HourlyForecast]:
+    """Each region's embedded forecast at ``now`` from ``history``, with its error record: what the
+    planner is given when no provider forecasts. The record learns the newest hours and this
+    forecast; call it once a cycle (a forecast made again within its hour replaces the earlier one)."""
+    hour = _hour_of(now)
+    out: list[HourlyForecast] = []
+    for region in history.regions():
+        values = history.series(region)
+        # Completed hours only: the history keeps the last value seen in an hour.
+        for seen in [h for h in values if hour - MAX_SAMPLE_AGE_HOURS - 1 < h < hour]:
+            errors.observe(region, seen, values[seen])
+        made = history_forecast(
+            region, values, hour=hour, horizon_hours=horizon_hours, window_hours=history.window_hours
+        )
+        if made is not None:
+            errors.record(made)
+            out.append(errors.attach(made))
+    return out

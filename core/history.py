@@ -71,6 +71,9 @@ class IntensityHistory:
         series = self._values.get(region)
         return MappingProxyType(series) if series is not None else MappingProxyType({})
 
+    def regions(self) -> tuple[str, ...]:
+        return tuple(sorted(self._values))
+
     @property
     def latest_hour(self) -> int | None:
         return self._latest_hour

@@ -240,6 +240,8 @@ class PodRecord:
     labels: Mapping[str, str] = field(default_factory=dict)  # interned: the opt-out, policy selectors
     owner_api_version: str = ""  # the controller owner's, as its reference says ("" if none)
     placed: PolicyPlacement | None = None  # only on pods the webhook placed by a policy
+    # A Job's pod, or any pod with restartPolicy Never or OnFailure: evicting it throws away its progress.
+    run_to_completion: bool = False
 
     @property
     def key(self) -> str:

@@ -122,6 +122,8 @@ class PolicySpec:
     # spec.deferral (docs/deferral.md): the selected Jobs' default finish-within (a Go duration,
     # kept as written) and run length; deferral.expectedRuntimeHours wins over the top-level one.
     finish_within: str | None = None
+    # Lets the rebalancer evict run-to-completion pods (Jobs) it selects, their lost progress priced.
+    evict_run_to_completion: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,6 +291,9 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
     data_region = spec.get("dataRegion")
     finish_within, deferral_runtime = _deferral(spec.get("deferral"))
     runtime = _optional_number(spec, "expectedRuntimeHours", minimum=0.0, positive=True)
+    evict_run_to_completion = spec.get("evictRunToCompletion")
+    if evict_run_to_completion is not None and not isinstance(evict_run_to_completion, bool):
+        raise PolicyError("spec.evictRunToCompletion: must be true or false")
     return _selector(spec.get("selector")), PolicySpec(
         mode=parsed_mode,
         allowed_regions=allowed,
@@ -300,6 +305,7 @@ def parse_spec(raw: object) -> tuple[LabelSelector, PolicySpec]:
         rebalance=parsed_rebalance,
         max_unavailable=_max_unavailable(spec.get("maxUnavailable")),
         finish_within=finish_within,
+        evict_run_to_completion=evict_run_to_completion,
     )
 
 
@@ -484,6 +490,7 @@ class Resolution:
     rebalance: Rebalance | None = field(init=False)
     min_net_benefit_usd: float | None = field(init=False)
     max_unavailable: int | str | None = field(init=False)
+    evict_run_to_completion: bool = field(init=False)  # only when a policy says so explicitly
 
     def __post_init__(self) -> None:
         applied = tuple(p for p in (self.namespaced, self.cluster) if p is not None)
@@ -504,6 +511,7 @@ class Resolution:
             "rebalance": rebalance if isinstance(rebalance, Rebalance) else None,
             "min_net_benefit_usd": floor if isinstance(floor, float) else None,
             "max_unavailable": limit if isinstance(limit, int | str) else None,
+            "evict_run_to_completion": first("evict_run_to_completion") is True,
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)

@@ -163,6 +163,12 @@ def spec_schema() -> dict[str, Any]:
                 "enum": ["allow", "never"],
                 "description": "never: the rebalancer does not move the selected pods.",
             },
+            "evictRunToCompletion": {
+                "type": "boolean",
+                "description": "true: the rebalancer may evict the selected run-to-completion pods "
+                "(a Job's, or restartPolicy Never or OnFailure), pricing the hours they have run into "
+                "the move. By default they are never evicted: their progress would be lost.",
+            },
             "maxUnavailable": {
                 "x-kubernetes-int-or-string": True,
                 "description": "At most this many (or this percentage) of a workload's selected pods "

@@ -40,6 +40,7 @@ from core.config import EcoPulseConfiguration
 from core.economics import (
     NetBenefit,
     RegionCost,
+    lost_progress_usd,
     migration_cost_usd,
     net_benefit,
     region_cost,
@@ -196,7 +197,9 @@ def plan(
         if best.region == source:
             result.pods_in_best_region += 1
             continue
-        reason: str | None = intent.unmanaged or eviction_protection(pod, settings=settings, now=now)
+        reason: str | None = intent.unmanaged or eviction_protection(
+            pod, settings=settings, now=now, run_to_completion_allowed=resolution.evict_run_to_completion
+        )
         if reason is None and resolution.rebalance is Rebalance.NEVER:
             reason = POLICY_NEVER
         if reason is not None:
@@ -206,8 +209,10 @@ def plan(
             continue
         capacity = node.capacity_type if node is not None else pod.demand.capacity_type
         move_key = (key, source, capacity)
-        if move_key not in moves:
-            moves[move_key] = _price_moves(
+        # A run-to-completion pod (a policy allowed it) pays for the hours it has run: its own price.
+        hours_run = _hours_run(pod, now) if pod.run_to_completion else 0.0
+        if move_key not in moves or hours_run > 0:
+            priced = _price_moves(
                 ranking,
                 landing,
                 source,
@@ -217,8 +222,14 @@ def plan(
                 minimum_usd=settings.min_net_benefit_usd,
                 config=effective,
                 robust=_Robust(history=history, now=now) if history is not None else None,
+                hours_run=hours_run,
             )
-        move = moves[move_key]
+            if hours_run > 0:
+                move = priced
+            else:
+                move = moves[move_key] = priced
+        else:
+            move = moves[move_key]
         if move is None:
             result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs))
             continue
@@ -341,6 +352,7 @@ def _price_moves(
     minimum_usd: float,
     config: EcoPulseConfiguration,
     robust: _Robust | None = None,
+    hours_run: float = 0.0,
 ) -> _Moves | None:
     """The net benefit of moving a pod of this shape from ``source`` to each region it could land in."""
     best = ranking.best
@@ -358,7 +370,9 @@ def _price_moves(
             hours=source_cost.hours,
             config=config,
         )
-    migration_usd = migration_cost_usd(source_cost, config)
+    migration_usd = migration_cost_usd(source_cost, config) + lost_progress_usd(
+        source_cost, hours_run=hours_run
+    )
     options: list[_Option] = []
     for region in landing:
         if region == source:
@@ -383,6 +397,12 @@ def _price_moves(
         )
     to_best = net_benefit(source_cost, best.cost, migration_usd=migration_usd)
     return _Moves(to_best=to_best, options=tuple(options))
+
+
+def _hours_run(pod: PodRecord, now: datetime) -> float:
+    if pod.started_at is None:
+        return 0.0
+    return max(0.0, (now - pod.started_at).total_seconds() / 3600.0)
 
 
 def _robust_refusal(

@@ -21,6 +21,8 @@ class Protected(StrEnum):
     TOO_YOUNG = "too-young"  # also the cooldown that stops a pod bouncing back and forth
     LOCAL_STORAGE = "local-storage"
     PVC = "persistent-volume-claim"
+    # A Job's pod (restartPolicy Never or OnFailure): eviction throws its progress away.
+    RUN_TO_COMPLETION = "run-to-completion"
 
 
 def protection(
@@ -30,18 +32,26 @@ def protection(
     settings: RebalancerSettings,
     now: datetime,
     own_namespace: str = "",
+    run_to_completion_allowed: bool = False,
 ) -> Unmanaged | Protected | None:
     """The first reason this pod must stay where it is, or None if it may be evicted."""
     return unmanaged(pod, namespace=namespace, own_namespace=own_namespace) or eviction_protection(
-        pod, settings=settings, now=now
+        pod, settings=settings, now=now, run_to_completion_allowed=run_to_completion_allowed
     )
 
 
-def eviction_protection(pod: PodRecord, *, settings: RebalancerSettings, now: datetime) -> Protected | None:
+def eviction_protection(
+    pod: PodRecord, *, settings: RebalancerSettings, now: datetime, run_to_completion_allowed: bool = False
+) -> Protected | None:
     """Why a pod Eco-Pulse manages must not be evicted now (descheduler's DefaultEvictor), or None.
-    The planner asks the never-managed rule once per template and this once per pod."""
+    The planner asks the never-managed rule once per template and this once per pod.
+
+    A run-to-completion pod moves only where a policy says ``evictRunToCompletion: true``; the
+    planner then prices the hours it has run into the move."""
     if pod.owner_kind is None:
         return Protected.BARE_POD
+    if pod.run_to_completion and not run_to_completion_allowed:
+        return Protected.RUN_TO_COMPLETION
     if pod.priority >= SYSTEM_CRITICAL_PRIORITY:
         return Protected.SYSTEM_CRITICAL
     if pod.deleting:

@@ -12,7 +12,7 @@ from core.config import EcoPulseConfiguration
 from core.deferral import HourlyForecast
 from core.deferral_hints import JobFacts
 from core.deferral_jobs import snapshot_forecasts
-from core.forecast import ForecastErrors, history_forecast
+from core.forecast import ForecastErrors, embedded_forecasts
 from core.history import IntensityHistory, hour_index
 from core.model import NamespaceInfo, SignalSnapshot
 from core.policy import PolicySet
@@ -29,24 +29,34 @@ class ReleaseLoop:
     releaser: JobReleaser
     # False until this process, leading, has released the overdue holds once.
     started: bool = field(default=False)
-    # How wrong the forecasts have lately been (every replica keeps it, so a new leader knows).
+    # How wrong the forecasts have lately been, one record per source (every replica keeps them,
+    # so a new leader knows them at once): the embedded forecast's, and the provider's.
     errors: ForecastErrors = field(default_factory=ForecastErrors)
+    provider_errors: ForecastErrors = field(default_factory=ForecastErrors)
 
     def forecasts(
         self, signals: SignalSnapshot, *, history: IntensityHistory | None, now: datetime
     ) -> list[HourlyForecast]:
-        """The provider's forecast where it gives one, else the embedded one from the history; each
-        with its measured error. Called every cycle, leader or not."""
+        """The provider's forecast where it gives one, else the embedded one from the history (else
+        the current value alone); each with its source's error record. Every cycle, leader or not."""
+        embedded = (
+            {f.region: f for f in embedded_forecasts(history, self.errors, now=now)}
+            if history is not None
+            else {}
+        )
         hour = hour_index(now)
         found: list[HourlyForecast] = []
         for given in snapshot_forecasts(signals, now=now):
             region = given.region
-            self.errors.observe(region, hour, given.carbon_g_per_kwh[0])
-            chosen = given
-            if len(given.carbon_g_per_kwh) == 1 and history is not None:
-                chosen = history_forecast(region, history.series(region), hour=hour) or given
-            self.errors.record(chosen)
-            found.append(self.errors.attach(chosen))
+            chosen = embedded.get(region, given)
+            if len(given.carbon_g_per_kwh) > 1:
+                if history is not None:  # what came, completed hours only (as the embedded record)
+                    values = history.series(region)
+                    for seen in [h for h in values if hour - 3 < h < hour]:
+                        self.provider_errors.observe(region, seen, values[seen])
+                self.provider_errors.record(given)
+                chosen = self.provider_errors.attach(given)
+            found.append(chosen)
             FORECAST_AGE.labels(region=region).set(chosen.age_seconds(now))
             FORECAST_HORIZON.labels(region=region).set(chosen.horizon_hours(now))
         return found

@@ -61,6 +61,10 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+# A pod that runs to completion restarts its work from the start when evicted (a Job's pods have one
+# of these; a Deployment's must be Always).
+RUN_TO_COMPLETION_RESTART_POLICIES = frozenset({"Never", "OnFailure"})
+
 _demands: dict[PodDemand, PodDemand] = {}
 _NO_HINTS: Mapping[str, str] = {}
 
@@ -150,6 +154,8 @@ def slim_pod(obj: Mapping[str, Any]) -> PodRecord | None:
         labels=intern_labels(metadata.get("labels")),
         owner_api_version=sys.intern(owner.api_version) if owner else "",
         placed=_placed(annotations, metadata),
+        run_to_completion=spec.get("restartPolicy") in RUN_TO_COMPLETION_RESTART_POLICIES
+        or (owner is not None and owner.kind == "Job"),
     )
 
 

@@ -38,6 +38,7 @@ def test_both_kinds_share_the_schema_and_the_status_subresource() -> None:
         "minNetBenefitUsd",
         "rebalance",
         "maxUnavailable",
+        "evictRunToCompletion",
         "deferral",
     }
     without_description = {

@@ -102,11 +102,15 @@ def test_helm_template_passes_a_server_side_dry_run(chart_cluster: LocalCluster,
     assert "customresourcedefinition.apiextensions.k8s.io/ecopulsepolicies.ecopulse.io" in out
 
 
+# Kwok runs no container: this label has it complete the janitor's pods, the uninstall hook's
+# (the release of every held Job, docs/deferral.md) among them, as a kubelet would once the
+# command exited 0. Given to every install and upgrade: the hook renders with the last values.
+COMPLETES = ("--set-string", "janitor.podLabels.e2e\\.ecopulse\\.io/completes=true")
+
+
 def test_helm_install_upgrade_and_uninstall(chart_cluster: LocalCluster) -> None:
     cluster = chart_cluster
     namespace = "eco-pulse-helm"
-    # Kwok runs no container: the label has it complete the uninstall hook's pod (the release of
-    # every held Job, docs/deferral.md), as a kubelet would once the command exited 0.
     helm(
         cluster,
         "install",
@@ -115,8 +119,7 @@ def test_helm_install_upgrade_and_uninstall(chart_cluster: LocalCluster) -> None
         "--namespace",
         namespace,
         "--create-namespace",
-        "--set-string",
-        "janitor.podLabels.e2e\\.ecopulse\\.io/completes=true",
+        *COMPLETES,
     )
     status = json.loads(helm(cluster, "status", "eco-pulse", "--namespace", namespace, "--output", "json"))
     assert status["info"]["status"] == "deployed"
@@ -149,6 +152,7 @@ def test_helm_install_upgrade_and_uninstall(chart_cluster: LocalCluster) -> None
         namespace,
         "--set",
         "rebalancer.dryRun=false",
+        *COMPLETES,
     )
     assert ca() == before  # the generated CA is kept: the caBundle stays valid across upgrades
     config = cluster.kubectl(

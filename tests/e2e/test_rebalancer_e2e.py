@@ -193,3 +193,50 @@ def test_a_pod_labelled_opt_out_is_never_evicted(rebalancing: LocalCluster, name
     assert after == before, "an opted-out pod was evicted"
     refused = {str(entry["pod"]) for entry in refusals(cluster, namespace) if entry["reason"] == "opted-out"}
     assert refused == before
+
+
+def test_a_running_job_is_never_evicted(rebalancing: LocalCluster, namespace: str) -> None:
+    """A Job's pod evicted mid-run loses its progress and counts a failure: it stays in the region
+    that turned dirty, and the refusal says why."""
+    cluster = rebalancing
+    set_grid(cluster, US_GREEN)
+    wait_for_decision_region(cluster, "us-east-1")
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "train", "namespace": namespace},
+        "spec": {
+            "parallelism": 2,
+            "completions": 2,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {
+                    "labels": {"app": "train"},
+                    "annotations": {"ecopulse.io/expected-runtime-hours": "12"},
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": ON_DEMAND,
+                    "containers": [
+                        {
+                            "name": "train",
+                            "image": "busybox",
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(job))
+    before = {p["metadata"]["name"] for p in wait_scheduled(cluster, namespace, "train", 2)}
+    wait_regions(cluster, namespace, "train", ["us-east-1"] * 2, 30)
+    time.sleep(11)  # older than minPodAgeSeconds
+    set_grid(cluster, EU_GREEN)
+    time.sleep(20)  # four cycles
+    after = {p["metadata"]["name"] for p in pods(cluster, namespace, "train")}
+    assert after == before, "a running Job's pod was evicted"
+    status = json.loads(cluster.kubectl("get", "job", "train", "-n", namespace, "-o", "json"))["status"]
+    assert not status.get("failed"), status
+    refused = {str(e["pod"]) for e in refusals(cluster, namespace) if e["reason"] == "run-to-completion"}
+    assert refused == before

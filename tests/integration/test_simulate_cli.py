@@ -167,3 +167,43 @@ def test_off_a_terminal_progress_is_a_plain_line_every_few_percent(tmp_path: Pat
     assert lines.index(next(line for line in lines if "replay" in line)) > max(
         i for i, line in enumerate(lines) if "loading trace" in line
     )
+
+
+JOB_EXAMPLES = (
+    (CONFIG, REPO / "examples" / "simulate" / "jobs-eu.yaml"),
+    (
+        REPO / "examples" / "simulate" / "two-continents" / "config.yaml",
+        REPO / "examples" / "simulate" / "two-continents" / "jobs-time-only.yaml",
+    ),
+)
+
+
+@pytest.mark.parametrize(("config", "workload"), JOB_EXAMPLES, ids=["jobs-eu", "jobs-time-only"])
+def test_the_job_examples_report_every_policy_with_no_deadline_missed(
+    tmp_path: Path, config: Path, workload: Path
+) -> None:
+    run = simulate(
+        "--config",
+        config,
+        "--workload",
+        workload,
+        "--forecast",
+        "history",
+        "--out",
+        tmp_path / "out",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    jobs = report["jobs"]
+    policies = jobs["policies"]
+    assert list(policies) == ["carbon-blind", "best-region-now", "threshold-wait", "ecopulse", "oracle"]
+    runs = {p["runs"] for p in policies.values()}
+    assert len(runs) == 1 and runs.pop() > 0
+    for entry in policies.values():
+        assert entry["deadlineMisses"] == 0
+        assert sum(job["runs"] for job in entry["byJob"].values()) == entry["runs"]
+    assert policies["oracle"]["emissionsGrams"] <= policies["carbon-blind"]["emissionsGrams"]
+    assert jobs["forecastModel"]["model"] == "history"
+    assert "Deferrable Jobs" in (tmp_path / "out" / "report.html").read_text()
+    assert "ecopulse keeps" in run.stdout

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, parse_config_text
 from core.deferral import (
+    MIN_ERROR_SAMPLES,
     DeferralRequest,
     HourlyForecast,
     StartReason,
@@ -54,20 +55,25 @@ prices:
 CONFIG = config()
 
 
-def past(overstated: float, *, leads: int = 24, forecasts: int = 30) -> dict[int, tuple[float, ...]]:
-    """Past forecasts that saw hours 3 and later ``overstated`` g/kWh greener than they came."""
-    return {origin: tuple(0.0 if k < 3 else -overstated for k in range(leads)) for origin in range(forecasts)}
-
-
 def forecast(
-    region: str, values: list[float], *, overstated: float | None = 0.0, start: datetime = NOW
+    region: str,
+    values: list[float],
+    *,
+    overstated: float | None = 0.0,
+    spread: float = 0.0,
+    samples: int = 30,
+    start: datetime = NOW,
 ) -> HourlyForecast:
-    """``overstated``: how much greener than came past forecasts saw hours 3 on (None: no past)."""
+    """A forecast whose source lately saw hours 3 and later ``overstated`` g/kWh greener than they
+    came (None: no record yet), with that ``spread`` over ``samples`` forecasts."""
+    leads = range(len(values))
     return HourlyForecast(
         region=region,
         start=start,
         carbon_g_per_kwh=tuple(values),
-        past_errors={} if overstated is None else past(overstated, leads=len(values)),
+        bias_g_per_kwh=() if overstated is None else tuple(0.0 if k < 3 else -overstated for k in leads),
+        spread_g_per_kwh=() if overstated is None else tuple(0.0 if k < 3 else spread for k in leads),
+        error_samples=samples,
         made_at=start,
         source="test",
     )
@@ -200,20 +206,18 @@ def test_a_wait_below_the_minimum_or_not_surviving_the_error_releases_now() -> N
 
 def test_the_margin_is_the_mean_overstatement_plus_its_standard_errors() -> None:
     values = [300.0] * 5 + [250.0, 250.0] + [300.0] * 17
-    # half the past forecasts overstated by 40, half by 0: mean 20, spread 20, 36 of them: se 20/6
-    errors = {o: tuple(0.0 if k < 3 else (-40.0 if o % 2 else 0.0) for k in range(24)) for o in range(36)}
-    made = HourlyForecast(
-        region="ra", start=NOW, carbon_g_per_kwh=tuple(values), past_errors=errors, made_at=NOW
-    )
-    plan = plan_start(request(allowed=("ra",)), forecasts=[made], now=NOW, config=CONFIG, confidence_z=3.0)
-    counted = 50.0 - (20.0 + 3.0 * 20.0 / 6.0)
+    r = request(allowed=("ra",))
+    # overstated by 20 on average, spread 30 over 36 forecasts: a standard error of at most 30/6
+    made = forecast("ra", values, overstated=20.0, spread=30.0, samples=36)
+    plan = plan_start(r, forecasts=[made], now=NOW, config=CONFIG, confidence_z=3.0)
+    counted = 50.0 - (20.0 + 3.0 * 30.0 / 6.0)
     assert plan.candidate_robust_net_benefit_usd == pytest.approx(2 * counted / 1000.0)
-    # an understating forecast adds nothing
-    made = HourlyForecast(
-        region="ra", start=NOW, carbon_g_per_kwh=tuple(values), past_errors=past(-30.0), made_at=NOW
-    )
-    plan = plan_start(request(allowed=("ra",)), forecasts=[made], now=NOW, config=CONFIG)
+    # an understating forecast takes nothing off
+    plan = plan_start(r, forecasts=[forecast("ra", values, overstated=-30.0)], now=NOW, config=CONFIG)
     assert plan.candidate_robust_net_benefit_usd == pytest.approx(plan.expected_net_benefit_usd)
+    # too few forecasts: unknown
+    few = forecast("ra", values, overstated=0.0, samples=MIN_ERROR_SAMPLES - 1)
+    assert plan_start(r, forecasts=[few], now=NOW, config=CONFIG).reason is StartReason.NOT_ROBUST
 
 
 def test_no_forecast_runs_now_at_home() -> None:
@@ -272,11 +276,6 @@ def test_the_request_builder_filters_regions_as_placement_does() -> None:
 # -- properties ----------------------------------------------------------------------------------
 
 intensities = st.lists(st.floats(min_value=0.0, max_value=900.0), min_size=1, max_size=60)
-
-
-def _random_past(seed: int, leads: int) -> dict[int, tuple[float, ...]]:
-    rng = random.Random(seed)
-    return {o: (0.0, *(rng.gauss(0.0, 40.0) for _ in range(leads - 1))) for o in range(30)}
 
 
 @st.composite

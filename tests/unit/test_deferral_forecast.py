@@ -14,10 +14,13 @@ from core.forecast import (
     MIN_ERROR_SAMPLES,
     MIN_HISTORY_HOURS,
     ForecastErrors,
+    embedded_forecasts,
     history_forecast,
     hour_start,
     warm_errors,
 )
+from core.history import IntensityHistory
+from core.model import CarbonSignal, SignalSnapshot
 
 BASE = 460_000  # an hour index (a multiple of 24: midnight UTC)
 
@@ -109,3 +112,37 @@ def test_forecasts_are_never_negative_and_start_from_the_newest_sample(series: l
     assert made.carbon_g_per_kwh[0] == series[-1]
     assert min(made.carbon_g_per_kwh) >= 0.0
     assert made.start == datetime.fromtimestamp((BASE + len(series) - 1) * 3600, tz=UTC)
+
+
+def test_the_embedded_forecasts_of_a_replica_learn_their_own_error() -> None:
+    history = IntensityHistory(window_hours=168)
+    errors = ForecastErrors()
+    values = daily(24 * 5)
+    made: list[HourlyForecast] = []
+    for h in range(24 * 5):
+        at = hour_start(BASE + h)
+        history.record(
+            SignalSnapshot(
+                taken_at=at,
+                provider="test",
+                carbon={
+                    "ra": CarbonSignal(
+                        region="ra",
+                        zone="ZA",
+                        carbon_g_per_kwh=values[BASE + h],
+                        observed_at=at,
+                        fetched_at=at,
+                        source="test",
+                    )
+                },
+            )
+        )
+        made = embedded_forecasts(history, errors, now=at, horizon_hours=24)
+        if h < MIN_HISTORY_HOURS - 1:
+            assert made == []
+    (last,) = made
+    assert last.region == "ra"
+    assert last.horizon_hours(hour_start(BASE + 24 * 5 - 1)) == 25
+    # a grid that repeats each day is forecast exactly, and the record says so
+    assert last.error_samples >= MIN_ERROR_SAMPLES
+    assert max(abs(b) for b in last.bias_g_per_kwh) == pytest.approx(0.0, abs=1e-9)

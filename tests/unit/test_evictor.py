@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.config import EcoPulseConfiguration, parse_config_text
@@ -150,3 +152,22 @@ def test_known_refusals_do_not_use_up_a_limit() -> None:
         pods = [pod(f"r{i}", owner_name="same", node_name="us-a" if i % 2 else "us-b") for i in range(2)]
         results = evict_all(pods, config(max_evictions_per_node=10, max_evictions_per_workload=1), api)
         assert results == [str(refusal), "evicted"]
+
+
+@pytest.mark.parametrize(
+    ("owner", "restart_policy", "expected"),
+    [
+        (("apps/v1", "ReplicaSet", "web-abc"), None, False),
+        (("apps/v1", "ReplicaSet", "web-abc"), "Always", False),
+        (("batch/v1", "Job", "train"), "Never", True),
+        (("batch/v1", "Job", "train"), "OnFailure", True),
+        (("argoproj.io/v1alpha1", "Workflow", "etl"), "Never", True),
+        (("argoproj.io/v1alpha1", "Workflow", "etl"), "OnFailure", True),
+    ],
+)
+def test_the_cache_knows_a_run_to_completion_pod(
+    owner: tuple[str, str, str], restart_policy: str | None, expected: bool
+) -> None:
+    extra: dict[str, Any] = {"restartPolicy": restart_policy} if restart_policy else {}
+    record = slim_pod(pod_json(owner=owner, node_name="us-a", **extra))
+    assert record is not None and record.run_to_completion is expected

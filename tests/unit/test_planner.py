@@ -24,6 +24,7 @@ from core.model import (
     SignalSnapshot,
 )
 from core.placement import PlacementChoice, choose_regions, rank_regions
+from core.policy import PolicySet, build_policy_set, parse_policy
 from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.planner import BELOW_MIN_BENEFIT, NO_ROOM, WORKLOAD_MOVING, plan
 from rebalancer.protections import Protected
@@ -494,3 +495,87 @@ def test_leadership_is_checked_before_every_eviction_and_a_loss_ends_the_cycle()
     report = run_cycle(inputs)
     assert len(api.calls) == 1
     assert report.outcome == "leadership-lost"
+
+
+# A run-to-completion pod (a Job's, or any pod with restartPolicy Never or OnFailure) loses its
+# progress when evicted: it stays unless a policy explicitly allows it, and then its lost hours count.
+JOB_POD: dict[str, Any] = dict(
+    owner_kind="Job", owner_name="train", owner_api_version="batch/v1", run_to_completion=True
+)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        JOB_POD,
+        dict(
+            owner_kind="Workflow",
+            owner_name="etl",
+            owner_api_version="argoproj.io/v1alpha1",
+            run_to_completion=True,
+        ),
+    ],
+    ids=["job", "restart-never"],
+)
+def test_a_run_to_completion_pod_is_never_evicted_by_default(overrides: dict[str, Any]) -> None:
+    result = run([pod(**overrides)])
+    assert result.candidates == []
+    assert [r.reason for r in result.refusals] == [str(Protected.RUN_TO_COMPLETION)]
+
+
+def _allowing_policy() -> PolicySet:
+    allowing = parse_policy(
+        {
+            "kind": "EcoPulsePolicy",
+            "metadata": {"name": "batch", "namespace": "shop"},
+            "spec": {"evictRunToCompletion": True},
+        }
+    )
+    return build_policy_set([allowing], known_regions=frozenset({"us-east-1", "eu-north-1"}))
+
+
+def test_a_policy_may_allow_it_and_the_lost_progress_is_priced_into_the_move() -> None:
+    policies = _allowing_policy()
+    service = plan(
+        pods=[pod()],
+        nodes=NODES,
+        namespaces={},
+        signals=signals(),
+        config=config(),
+        now=NOW,
+        policies=policies,
+    )
+    job = plan(
+        pods=[pod(**JOB_POD, started_at=NOW - timedelta(minutes=2))],
+        nodes=NODES,
+        namespaces={},
+        signals=signals(),
+        config=config(min_pod_age_seconds=60),
+        now=NOW,
+        policies=policies,
+    )
+    assert len(job.candidates) == 1
+    lost = job.candidates[0].benefit.migration_cost_usd - service.candidates[0].benefit.migration_cost_usd
+    # Two minutes run, at the pod's hourly cost where it runs (compute and carbon value).
+    source = service.candidates[0].benefit
+    # 4 vCPU x $0.03 + 8 GiB x $0.004 an hour; its carbon value where it runs, over the 6-hour
+    # horizon, is 450/(450-30) of the move's.
+    hourly_usd = 4 * 0.03 + 8 * 0.004 + source.carbon_value_usd * 450 / 420 / 6
+    assert lost == pytest.approx(2 / 60 * hourly_usd)
+    assert job.candidates[0].benefit.net_usd == pytest.approx(source.net_usd - lost)
+
+
+def test_the_lost_progress_can_outweigh_the_move() -> None:
+    # Run long enough, the hours thrown away cost more than the greener grid saves over the horizon.
+    long_run = pod(**JOB_POD, started_at=NOW - timedelta(days=3))
+    result = plan(
+        pods=[long_run],
+        nodes=NODES,
+        namespaces={},
+        signals=signals(),
+        config=config(),
+        now=NOW,
+        policies=_allowing_policy(),
+    )
+    assert result.candidates == []
+    assert [r.reason for r in result.refusals] == [BELOW_MIN_BENEFIT]
