@@ -23,72 +23,12 @@ from datetime import datetime
 
 from core.config import EcoPulseConfiguration
 from core.deferral import ForecastTable, HourlyForecast, StartPlan, StartReason
+from core.deferral_bindings import FLEET_MEMBER_ANNOTATION, JobBinding, escape
 from core.deferral_hints import DeferralIntent, JobFacts, overdue, read_intent, stamp
 from core.deferral_jobs import describe_plan, plan_job
 from core.model import DECISION_ANNOTATION, HELD_AT_ANNOTATION, RELEASED_AT_ANNOTATION, PlacementHints
-from core.podspec import as_list, as_mapping, placement_hints, string_map
+from core.podspec import placement_hints
 from fleet.records import MemberCluster
-
-# On a released Job: the member it was released into ("" never written: unpinned releases omit it).
-FLEET_MEMBER_ANNOTATION = "ecopulse.io/fleet-member"
-# On a ResourceBinding we pinned: the member. /mutate-binding re-pins a binding carrying it when
-# the detector rewrites the placement from the policy (objectSelector on this label).
-PINNED_CLUSTER_LABEL = "ecopulse.io/pinned-cluster"
-JOB_KIND = "Job"
-JOB_API_VERSION = "batch/v1"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobBinding:
-    """The ResourceBinding Karmada made for one Job, as a release reads it."""
-
-    namespace: str
-    name: str  # the binding's own name (Karmada: <job>-job)
-    job_name: str
-    job_uid: str
-    scheduling_suspended: bool
-    # The clusters its placement names (clusterAffinity.clusterNames); None: any member.
-    allowed_clusters: frozenset[str] | None
-    clusters: tuple[str, ...]  # where Karmada scheduled it (empty while held)
-    pinned: str  # our pin label's member, "" if none
-    has_labels: bool = False  # metadata.labels exists (a JSON Patch adds into it, or makes it)
-    has_affinities: bool = False  # placement.clusterAffinities exists (exclusive with a pin)
-
-    @property
-    def job_key(self) -> tuple[str, str]:
-        return (self.namespace, self.job_name)
-
-
-def slim_job_binding(obj: Mapping[str, object]) -> JobBinding | None:
-    """A ResourceBinding of a batch/v1 Job, else None (odd values never raise)."""
-    metadata = as_mapping(obj.get("metadata"))
-    spec = as_mapping(obj.get("spec"))
-    resource = as_mapping(spec.get("resource"))
-    if resource.get("kind") != JOB_KIND or resource.get("apiVersion") != JOB_API_VERSION:
-        return None
-    name, job_name = metadata.get("name"), resource.get("name")
-    namespace = resource.get("namespace") or metadata.get("namespace")
-    if not isinstance(name, str) or not isinstance(job_name, str) or not isinstance(namespace, str):
-        return None
-    uid = resource.get("uid")
-    suspension = as_mapping(spec.get("suspension"))
-    affinity = as_mapping(as_mapping(spec.get("placement")).get("clusterAffinity"))
-    names = [n for n in as_list(affinity.get("clusterNames")) if isinstance(n, str)]
-    clusters = tuple(
-        c for c in (as_mapping(t).get("name") for t in as_list(spec.get("clusters"))) if isinstance(c, str)
-    )
-    return JobBinding(
-        namespace=namespace,
-        name=name,
-        job_name=job_name,
-        job_uid=uid if isinstance(uid, str) else "",
-        scheduling_suspended=suspension.get("scheduling") is True,
-        allowed_clusters=frozenset(names) if names else None,
-        clusters=clusters,
-        pinned=string_map(metadata.get("labels")).get(PINNED_CLUSTER_LABEL, ""),
-        has_labels=isinstance(metadata.get("labels"), Mapping),
-        has_affinities="clusterAffinities" in as_mapping(spec.get("placement")),
-    )
 
 
 def ready_members(clusters: Iterable[MemberCluster], binding: JobBinding | None) -> dict[str, str]:
@@ -252,10 +192,6 @@ def describe(release: FleetRelease) -> str:
     return f"released ({release.reason}){where}{why}"
 
 
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
 def job_release_patch(release: FleetRelease, *, now: datetime) -> list[dict[str, object]]:
     """The first write: the Job's suspension lifted while the hold is still ours (``test``), and the
     record. Its binding is still suspended, so nothing runs anywhere yet."""
@@ -263,42 +199,11 @@ def job_release_patch(release: FleetRelease, *, now: datetime) -> list[dict[str,
     ops: list[dict[str, object]] = [
         {"op": "test", "path": "/spec/suspend", "value": True},
         {"op": "replace", "path": "/spec/suspend", "value": False},
-        {"op": "add", "path": f"{path}/{_escape(RELEASED_AT_ANNOTATION)}", "value": stamp(now)},
-        {"op": "add", "path": f"{path}/{_escape(DECISION_ANNOTATION)}", "value": describe(release)[:250]},
+        {"op": "add", "path": f"{path}/{escape(RELEASED_AT_ANNOTATION)}", "value": stamp(now)},
+        {"op": "add", "path": f"{path}/{escape(DECISION_ANNOTATION)}", "value": describe(release)[:250]},
     ]
     if release.member:
         ops.append(
-            {"op": "add", "path": f"{path}/{_escape(FLEET_MEMBER_ANNOTATION)}", "value": release.member}
+            {"op": "add", "path": f"{path}/{escape(FLEET_MEMBER_ANNOTATION)}", "value": release.member}
         )
-    return ops
-
-
-def binding_release_patch(binding: JobBinding, *, member: str) -> list[dict[str, object]]:
-    """The second write: the binding's scheduling resumed while still suspended by us (``test``),
-    pinned to ``member`` (Karmada's scheduler then picks that cluster only); ``member`` "" leaves
-    the user's placement as it is."""
-    ops: list[dict[str, object]] = [
-        {"op": "test", "path": "/spec/suspension/scheduling", "value": True},
-        {"op": "replace", "path": "/spec/suspension/scheduling", "value": False},
-    ]
-    if member:
-        ops.extend(pin_ops(binding, member=member))
-    return ops
-
-
-def pin_ops(binding: JobBinding, *, member: str) -> list[dict[str, object]]:
-    """The binding's placement pinned to one member: ``clusterAffinity`` naming it alone, the
-    ``clusterAffinities`` terms (exclusive with it in Karmada) removed, the pin label; the rest of
-    the placement (the user's tolerations, replica scheduling) stays."""
-    ops: list[dict[str, object]] = [
-        {"op": "add", "path": "/spec/placement/clusterAffinity", "value": {"clusterNames": [member]}},
-    ]
-    if binding.has_affinities:
-        ops.append({"op": "remove", "path": "/spec/placement/clusterAffinities"})
-    if binding.has_labels:
-        ops.append(
-            {"op": "add", "path": f"/metadata/labels/{_escape(PINNED_CLUSTER_LABEL)}", "value": member}
-        )
-    else:
-        ops.append({"op": "add", "path": "/metadata/labels", "value": {PINNED_CLUSTER_LABEL: member}})
     return ops

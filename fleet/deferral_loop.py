@@ -12,18 +12,13 @@ from typing import Protocol
 
 from core.config import EcoPulseConfiguration
 from core.deferral import StartReason
+from core.deferral_bindings import JobBinding
 from core.deferral_hints import JobFacts
 from core.deferral_jobs import snapshot_forecasts
 from core.logs import log_line
 from core.model import SignalSnapshot
 from fleet import metrics
-from fleet.deferral import (
-    FleetRelease,
-    JobBinding,
-    describe,
-    overdue_releases,
-    plan_fleet_releases,
-)
+from fleet.deferral import FleetRelease, describe, overdue_releases, plan_fleet_releases
 from fleet.karmada import WriteOutcome, WriteResult
 from fleet.records import MemberCluster
 

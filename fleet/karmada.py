@@ -26,6 +26,7 @@ from typing import Any
 
 from kubernetes import client
 
+from core.deferral_bindings import JobBinding, binding_release_patch, slim_job_binding
 from core.deferral_hints import JobFacts
 from core.kube.caches import job_reflector, namespace_reflector
 from core.kube.events import (
@@ -37,13 +38,7 @@ from core.kube.events import (
 )
 from core.kube.reflector import Reflector
 from core.model import NamespaceInfo
-from fleet.deferral import (
-    FleetRelease,
-    JobBinding,
-    binding_release_patch,
-    job_release_patch,
-    slim_job_binding,
-)
+from fleet.deferral import FleetRelease, job_release_patch
 from fleet.records import (
     CLUSTER_PROPAGATION_POLICY,
     POLICY_GROUP,

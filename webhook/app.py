@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ from webhook.admission.review import (
     parse_review,
     review_response,
 )
+from webhook.binding_route import binding_handler
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
 from webhook.events import EventQueue, annotation_event
 from webhook.extender.decide import (
@@ -143,6 +144,9 @@ class WebhookContext:
     # Whether the controller that releases held Jobs is alive (its Lease, from a watch): no
     # releaser, no hold (webhook.admission.job).
     releaser_live: Callable[[], bool] = lambda: False
+    # The Job a ResourceBinding is for (namespace, name), read from the API server (the Karmada API
+    # server, for /mutate-binding); None when it cannot be read.
+    read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -335,6 +339,7 @@ def create_app(context: WebhookContext) -> Starlette:
         routes=[
             Route("/mutate", mutate, methods=["POST"]),
             Route("/mutate-job", job_handler(context, within_deadline=within_deadline), methods=["POST"]),
+            Route("/mutate-binding", binding_handler(context), methods=["POST"]),
             Route("/filter", filter_nodes, methods=["POST"]),
             Route("/prioritize", prioritize, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -14,18 +14,15 @@ from hypothesis import strategies as st
 
 from core.config import parse_config_text
 from core.deferral import HourlyForecast, StartReason, hour_floor
-from core.deferral_hints import job_facts, stamp
-from fleet.deferral import (
+from core.deferral_bindings import (
     FLEET_MEMBER_ANNOTATION,
     PINNED_CLUSTER_LABEL,
     JobBinding,
     binding_release_patch,
-    job_release_patch,
-    overdue_releases,
-    plan_fleet_releases,
-    ready_members,
     slim_job_binding,
 )
+from core.deferral_hints import job_facts, stamp
+from fleet.deferral import job_release_patch, overdue_releases, plan_fleet_releases, ready_members
 from fleet.records import MemberCluster
 from tests.factories import ONE_PRICE, THREE_REGIONS
 
