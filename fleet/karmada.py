@@ -158,11 +158,16 @@ def fleet_caches(api_client: client.ApiClient) -> FleetCaches:
         ),
         namespaces=namespace_reflector(api_client),
         jobs=job_reflector(api_client),
-        job_bindings=Reflector(
-            name="job-resourcebindings",
-            list_call=_custom_lister(api_client, "work.karmada.io", "v1alpha2", "resourcebindings"),
-            slim=slim_job_binding,
-        ),
+        job_bindings=job_binding_reflector(api_client),
+    )
+
+
+def job_binding_reflector(api_client: client.ApiClient) -> Reflector[JobBinding]:
+    """The ResourceBindings of Jobs (the others are dropped by the slim function)."""
+    return Reflector(
+        name="job-resourcebindings",
+        list_call=_custom_lister(api_client, "work.karmada.io", "v1alpha2", "resourcebindings"),
+        slim=slim_job_binding,
     )
 
 
