@@ -260,23 +260,25 @@ class ForecastTable:
         return found
 
     def fixed_usd(self, request: DeferralRequest, config: EcoPulseConfiguration) -> dict[str, float]:
-        """Per region, one pod's compute, egress and latency over the run: all but the carbon value,
-        as ``core.economics.region_cost`` counts them."""
+        """Per region the request allows, one pod's compute, egress and latency over the run: all
+        but the carbon value, as ``core.economics.region_cost`` counts them. Shared by the Jobs of
+        one template; a region without prices or a forecast is absent."""
         key = (request.demand, request.hints, request.runtime_hours)
         found = self._fixed.get(key)
         if found is None:
             found = self._fixed[key] = {}
-            hours = request.runtime_hours
-            for region in self.known:
-                prices = config.prices.get(region)
-                if prices is None:
-                    continue
-                compute = prices.per_hour_usd(
-                    cpu_cores=request.demand.cpu_cores,
-                    memory_gib=request.demand.memory_gib,
-                    capacity_type=request.demand.capacity_type,
-                )
-                found[region] = (compute + self._extra(request.hints, region, config)) * hours
+        for region in request.allowed_regions:
+            if region in found or region not in self.known:
+                continue
+            prices = config.prices.get(region)
+            if prices is None:
+                continue
+            compute = prices.per_hour_usd(
+                cpu_cores=request.demand.cpu_cores,
+                memory_gib=request.demand.memory_gib,
+                capacity_type=request.demand.capacity_type,
+            )
+            found[region] = (compute + self._extra(request.hints, region, config)) * request.runtime_hours
         return found
 
     def _extra(self, hints: PlacementHints, region: str, config: EcoPulseConfiguration) -> float:

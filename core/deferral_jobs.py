@@ -4,33 +4,28 @@ The webhook (whether to hold) and the rebalancer's release loop (when and where 
 the same planner the same question through :func:`plan_job`: the Job's run length, deadline,
 one pod's demand times its parallelism, its hints, and the forecasts of the pass.
 
-Forecasts come from the signals' provider where it forecasts (:func:`snapshot_forecasts`: the
-current value for this hour, then the provider's points hour by hour), else, in the release loop,
-from the embedded forecaster over the rebalancer's history (core.forecast).
+Forecasts come from the signals' provider where it forecasts (:func:`snapshot_forecasts`), else,
+in the release loop, from the embedded forecaster over the rebalancer's history (core.forecast).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime
 
 from core.config import EcoPulseConfiguration
 from core.deferral import (
-    SECONDS_PER_HOUR,
     DeferralRequest,
     ForecastTable,
     HourlyForecast,
     StartPlan,
     deferral_request,
-    hour_floor,
     plan_start,
 )
 from core.deferral_hints import DeferralIntent, JobFacts
+from core.forecast import provider_forecast
 from core.model import REGION_LABEL, PlacementHints, SignalSnapshot
 from core.podspec import as_mapping, pod_demand, region_constraints, string_map
-
-SNAPSHOT_SOURCE = "provider"
 
 
 def user_constrained(facts: JobFacts) -> bool:
@@ -78,30 +73,9 @@ def job_request(
 
 
 def snapshot_forecasts(signals: SignalSnapshot, *, now: datetime) -> list[HourlyForecast]:
-    """Each region's provider forecast on the hours of ``now``: slot 0 the current value, then each
-    next hour's point (the last one falling in it), up to the first hour without one."""
-    origin = hour_floor(now)
-    found: list[HourlyForecast] = []
-    for region in sorted(signals.carbon):
-        signal = signals.carbon[region]
-        slots: dict[int, float] = {0: signal.carbon_g_per_kwh}
-        for point in sorted(signal.forecast, key=lambda p: p.at):
-            k = math.floor((point.at - origin).total_seconds() / SECONDS_PER_HOUR)
-            if k >= 1:
-                slots[k] = point.carbon_g_per_kwh
-        values = [slots[0]]
-        while len(values) in slots:
-            values.append(slots[len(values)])
-        found.append(
-            HourlyForecast(
-                region=region,
-                start=origin,
-                carbon_g_per_kwh=tuple(values),
-                made_at=signal.observed_at,
-                source=SNAPSHOT_SOURCE,
-            )
-        )
-    return found
+    """Each region's signal as the planner's hourly forecast (core.forecast.provider_forecast): the
+    current value alone where the provider does not forecast."""
+    return [provider_forecast(signals.carbon[region], now=now) for region in sorted(signals.carbon)]
 
 
 def plan_job(

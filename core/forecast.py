@@ -26,10 +26,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from core.deferral import HourlyForecast
 from core.history import IntensityHistory
+from core.model import CarbonSignal
 
 SECONDS_PER_HOUR = 3600
 HOURS_PER_DAY = 24
@@ -289,3 +290,44 @@ def embedded_forecasts(
             errors.record(made)
             out.append(errors.attach(made))
     return out
+
+
+def provider_forecast(signal: CarbonSignal, *, now: datetime) -> HourlyForecast:
+    """A provider's signal (its value and forecast points) as the planner's hourly forecast from the
+    hour ``now`` falls in, as far as its points reach.
+
+    The intensity is a step function: the current value from ``observed_at``, each forecast point
+    from its instant on; each hour is its time-weighted mean. An hour past the last point is not
+    known (its first hour after the last point is, as that point holds for it). Give it an error
+    record with ``ForecastErrors.record`` and ``attach``, as the embedded forecast has.
+    """
+    origin = hour_start(_hour_of(now))
+    steps = sorted(
+        [
+            (signal.observed_at, signal.carbon_g_per_kwh),
+            *((p.at, p.carbon_g_per_kwh) for p in signal.forecast),
+        ],
+        key=lambda step: step[0],
+    )
+    last = steps[-1][0]
+    values: list[float] = []
+    slot = origin
+    while slot <= last:
+        end = slot + timedelta(hours=1)
+        # the value holding at the slot's start, then each change within it
+        holding = next((v for at, v in reversed(steps) if at <= slot), steps[0][1])
+        weighted, at = 0.0, slot
+        for change, value in steps:
+            if slot < change < end:
+                weighted += holding * (change - at).total_seconds()
+                holding, at = value, change
+        weighted += holding * (end - at).total_seconds()
+        values.append(weighted / SECONDS_PER_HOUR)
+        slot = end
+    return HourlyForecast(
+        region=signal.region,
+        start=origin,
+        carbon_g_per_kwh=tuple(values),
+        made_at=signal.observed_at,
+        source=signal.source,
+    )

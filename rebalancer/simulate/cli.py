@@ -7,13 +7,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from core.cli import reject_unknown_options
 from core.config import ConfigError, load_config
-from core.trace import TraceError, load_trace, parse_time
+from core.trace import Trace, TraceError, load_trace, parse_time
 from rebalancer.simulate.forecast import ForecastModel
 from rebalancer.simulate.progress import Progress
 from rebalancer.simulate.workload import WorkloadError, load_workload
@@ -39,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
         "--trace",
         type=Path,
         help="hourly intensity CSV (optionally .gz), format in docs/trace-format.md; default: the "
-        "bundled sample, 4 weeks of 2022 for BR, DE, ES, NO, US-CAL-CISO (Electricity Maps, ODbL)",
+        "bundled sample, 2022-01-01 to 2022-04-04 for BR, DE, ES, NO, US-CAL-CISO and stand-ins for IE, "
+        "SE-SE3, US-MIDA-PJM (Electricity Maps, ODbL; rebalancer/simulate/data/SOURCES.md)",
     )
     p.add_argument("--workload", required=True, type=Path, help="SimulatedWorkload YAML")
     p.add_argument("--out", required=True, type=Path, help="directory for report.json and report.html")
@@ -47,11 +48,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_time, help="first hour kept (ISO, UTC)")
     p.add_argument("--end", type=_time, help="first hour dropped (ISO, UTC)")
     p.add_argument(
+        "--warm-up-hours",
+        type=int,
+        help="how many of the trace's hours before --start ecopulse runs the cluster through before the "
+        "window is counted (its history and placement warm, as in a running deployment); default: all "
+        "of them; 0: a fresh install at --start",
+    )
+    p.add_argument(
         "--forecast",
         choices=[str(m) for m in ForecastModel],
         help="what ecopulse sees ahead: none (current intensities only), perfect (the trace), "
-        "persistence (the current value held) or noisy (the trace with an error growing with lead "
-        "time); default: perfect if the configured provider forecasts, else none",
+        "persistence (the current value held), noisy (the trace with an error growing with lead "
+        "time), history (the embedded forecast from past hours only) or yesterday (the same hour "
+        "the day before); default: perfect if the configured provider forecasts, else none",
     )
     p.add_argument("--forecast-hours", type=int, help="hours ahead (default: the provider's, else 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast (default 0)")
@@ -59,6 +68,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 REPORT_FILES = ("report.json", "report.html")
+
+
+def split_trace(trace: Trace, start: datetime | None) -> tuple[Trace | None, Trace]:
+    """The hours before ``start`` (the warm-up, None if there are none) and the hours from it on."""
+    cut = 0 if start is None else sum(1 for t in trace.times if t < start)
+    if cut == 0:
+        return None, trace
+
+    def part(times: slice) -> Trace:
+        return Trace(times=trace.times[times], zones={zone: v[times] for zone, v in trace.zones.items()})
+
+    return part(slice(None, cut)), part(slice(cut, None))
 
 
 def check_out(out: Path) -> str | None:
@@ -96,8 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     # The engine reaches the Kubernetes client (through the evictor), whose import already opens a
     # socket; --help and usage errors must exit before that.
-    from rebalancer.simulate.engine import REPORTED, Simulator  # noqa: PLC0415
-    from rebalancer.simulate.report import write_report  # noqa: PLC0415
+    from rebalancer.simulate.engine import Simulator  # noqa: PLC0415
+    from rebalancer.simulate.report import (  # noqa: PLC0415
+        share_of_oracle_text,
+        text_table,
+        warm_up_text,
+        write_report,
+    )
 
     trace_path: Path = args.trace or SAMPLE_TRACE
     terminal = sys.stderr.isatty()
@@ -111,17 +137,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.trace is None:
             print(f"simulate: no --trace given, replaying the bundled sample {trace_path}", file=sys.stderr)
         loading = Progress("loading trace", unit="rows", stream=sys.stderr, terminal=terminal)
+        # A running deployment has its past: the trace's hours before --start (all of them, or the last
+        # --warm-up-hours) run the simulated cluster under ecopulse, unaccounted, so the window starts
+        # with its history full and its pods where it put them.
+        warm_from = None
+        if args.start is not None and args.warm_up_hours is not None:
+            warm_from = args.start - timedelta(hours=args.warm_up_hours)
         try:
-            trace = load_trace(
+            loaded = load_trace(
                 trace_path,
                 zones={region.zone for region in config.regions},
                 intensity=args.intensity,
-                start=args.start,
+                start=warm_from,
                 end=args.end,
                 progress=loading,
             )
         finally:
             loading.close()
+        warm_up, trace = split_trace(loaded, args.start)
+        if not trace.hours:  # only warm-up hours: the loader names the empty period and the trace's own
+            load_trace(trace_path, intensity=args.intensity, start=args.start, end=args.end)
+        if args.warm_up_hours is not None and args.warm_up_hours < 0:
+            raise ValueError(f"--warm-up-hours: must be >= 0, got {args.warm_up_hours}")
         if args.forecast_hours is not None and args.forecast_hours < 1:
             raise ValueError(f"--forecast-hours: must be >= 1, got {args.forecast_hours}")
         simulator = Simulator(
@@ -131,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             forecast=ForecastModel(args.forecast) if args.forecast else None,
             forecast_hours=args.forecast_hours,
             seed=args.seed,
+            warm_up=warm_up,
         )
     except (ConfigError, WorkloadError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
@@ -152,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if workload.jobs:
         from rebalancer.simulate.jobs import JobReplay  # noqa: PLC0415
 
-        jobs = JobReplay(config=config, trace=trace, workload=workload, forecaster=simulator.forecaster).run()
+        jobs = JobReplay(
+            config=config, trace=trace, workload=workload, forecaster=simulator.forecaster, warm_up=warm_up
+        ).run()
     seconds = time.perf_counter() - began
     meta = {
         "config": str(args.config),
@@ -177,17 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before the replay; this is the directory changing under us (or a full disk).
         print(f"simulate: --out {args.out}: cannot write the report: {error}", file=sys.stderr)
         return 2
-    print(
-        f"{'policy':<14} {'emissions kg':>14} {'reduction':>10} {'compute':>9} {'migrations':>11} "
-        f"{'per pod-day':>12}"
-    )
-    for name in REPORTED:
-        p = data["policies"][name]
-        print(
-            f"{name:<14} {p['emissionsGrams'] / 1000:>14,.1f} {p['reductionVsCarbonBlindPercent']:>9.1f}% "
-            f"{-p['computeCostReductionVsCarbonBlindPercent']:>+8.1f}% "
-            f"{p['migrations']:>11} {p['migrationsPerPodDay']:>12.4f}"
-        )
+    if workload.workloads:  # a file of jobs only has no pods to show
+        print(warm_up_text(data["meta"]))
+        print(text_table(data))
+        print(share_of_oracle_text(data))
     if jobs is not None:
         print_jobs(data["jobs"])
     eco = data["policies"]["ecopulse"]

@@ -46,6 +46,7 @@ from core.history import IntensityHistory
 from core.kube.caches import NodeRecord, PodRecord, intern_demand
 from core.kube.events import EventRequest
 from core.model import (
+    ALLOWED_REGIONS_ANNOTATION,
     DATA_REGION_ANNOTATION,
     EGRESS_ANNOTATION,
     EXPECTED_RUNTIME_ANNOTATION,
@@ -121,12 +122,34 @@ class SimulationResult:
     policies: Mapping[str, PolicyResult]
     forecast_hours: int = 0  # what ecopulse saw ahead each hour
     forecast: Mapping[str, object] = field(default_factory=dict)  # the model, as report.json states it
+    # The trace's hours before the window that ecopulse ran the cluster through, unaccounted.
+    warm_up_hours: int = 0
+    warm_up_start: datetime | None = None
+    warm_up_moves: int = 0
+    # Window hours before the steady state: what is left, after the warm-up, of the hours the
+    # disruption limits need to move every pod once (0 when the warm-up covered them).
+    settle_hours: int = 0
 
     def reduction_percent(self, name: str) -> float:
         blind = self.policies[CARBON_BLIND].emissions_grams
         if blind <= 0:
             return 0.0
         return 100.0 * (1.0 - self.policies[name].emissions_grams / blind)
+
+    def steady_emissions_grams(self, name: str) -> float:
+        """Emissions over the hours from ``settle_hours`` on (the whole window if it is shorter)."""
+        cumulative = self.policies[name].cumulative_grams
+        if not cumulative:
+            return 0.0
+        settle = self.settle_hours if self.settle_hours < len(cumulative) else 0
+        return cumulative[-1] - (cumulative[settle - 1] if settle > 0 else 0.0)
+
+    def steady_reduction_percent(self, name: str) -> float:
+        """The reduction once the start-up transition is over: what a deployment sees week after week."""
+        blind = self.steady_emissions_grams(CARBON_BLIND)
+        if blind <= 0:
+            return 0.0
+        return 100.0 * (1.0 - self.steady_emissions_grams(name) / blind)
 
     def cost_reduction_percent(self, name: str, *, spot_only: bool = False) -> float:
         """Compute cost below carbon-blind's, in percent (of spot workloads only, if asked)."""
@@ -167,6 +190,7 @@ class Simulator:
         forecast: ForecastModel | None = None,
         forecast_hours: int | None = None,
         seed: int = 0,
+        warm_up: Trace | None = None,
     ) -> None:
         # The simulation acts: a dry-run config would only ever report.
         self.config = replace(config, rebalancer=replace(config.rebalancer, dry_run=False))
@@ -179,6 +203,16 @@ class Simulator:
             raise ValueError(f"the trace has no values for zone(s) {', '.join(sorted(set(missing)))}")
         self.intensity = tuple(trace.zones[zone] for zone in self.zones)
         self.hours = trace.hours
+        # The hours before the window: ecopulse runs the cluster through them, unaccounted, so the
+        # window begins as a running deployment would (its history full, its pods where it put them).
+        self.warm_up: Trace | None = None
+        if warm_up is not None and warm_up.hours:
+            missing = [zone for zone in self.zones if zone not in warm_up.zones]
+            if missing:
+                raise ValueError(f"the warm-up hours have no values for zone(s) {', '.join(sorted(missing))}")
+            self.warm_up = Trace(
+                times=warm_up.times, zones={zone: warm_up.zones[zone] for zone in self.zones}
+            )
         # By default a provider that forecasts is given the trace's next hours (a perfect forecast),
         # one that does not sees the current hour only; a named model overrides both.
         configured = self.config.carbon.forecast_hours
@@ -213,17 +247,21 @@ class Simulator:
             annotations[EGRESS_ANNOTATION] = repr(w.egress_gb_per_hour)
         if w.runtime_hours is not None:
             annotations[EXPECTED_RUNTIME_ANNOTATION] = repr(w.runtime_hours)
+        if w.allowed_regions is not None:
+            annotations[ALLOWED_REGIONS_ANNOTATION] = ",".join(w.allowed_regions)
         hints = placement_hints(annotations, known_regions=frozenset(self.regions)).hints
         demand = intern_demand(
             PodDemand(cpu_cores=w.cpu, memory_gib=w.memory_gib, capacity_type=w.capacity_type)
         )
-        reference = w.data_region or config.baseline_region
+        # Where it may run: the regions core.placement ranks eligible (allowed regions, latency to its
+        # data), the same rule the webhook and planner apply to ecopulse, and that can hold one pod.
+        # Its start region always: every policy may leave a pod where it is.
+        ranking = rank_regions(demand=demand, hints=hints, signals=self._flat_signals(), config=config)
+        allowed = {a.region for a in ranking.eligible}
         eligible: list[int] = []
         for i, region in enumerate(self.regions):
-            rtt = config.latency_between_ms(reference, region)
             room = self.cap_cpu[i] >= w.cpu - _EPS and self.cap_mem[i] >= w.memory_gib - _EPS
-            near = w.max_latency_ms is None or (rtt is not None and rtt <= w.max_latency_ms)
-            if (room and near) or region == w.start_region:
+            if (room and region in allowed) or region == w.start_region:
                 eligible.append(i)
         base_cost = tuple(
             region_cost(region=r, demand=demand, hints=hints, carbon_g_per_kwh=0.0, hours=1.0, config=config)
@@ -242,6 +280,42 @@ class Simulator:
             if w.runtime_hours is None
             else min(self.hours, math.ceil(w.runtime_hours)),
         )
+
+    def _flat_signals(self) -> SignalSnapshot:
+        """Every region known at one intensity: what eligibility is decided on (it ignores values)."""
+        now = self.trace.times[0]
+        carbon = {
+            name: CarbonSignal(
+                region=name, zone=zone, carbon_g_per_kwh=0.0, observed_at=now, fetched_at=now, source="trace"
+            )
+            for name, zone in zip(self.regions, self.zones, strict=True)
+        }
+        return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon)
+
+    def settle_hours(self) -> int:
+        """Hours the disruption limits need to move every pod once: the start-up transition.
+
+        Per hour a workload loses at most its maxUnavailable (the simulated PDB) and
+        maxEvictionsPerWorkload each cycle; a start region's node at most maxEvictionsPerNode a cycle;
+        the cluster at most maxEvictionsPerCycle. The longest of these paces bounds the transition.
+        """
+        settings = self.config.rebalancer
+        cycles = max(1, math.ceil(3600.0 / max(1.0, settings.interval_seconds)))
+
+        def hours(pods: int, per_hour: float) -> int:
+            return math.ceil(pods / per_hour) if per_hour > 0 else 0
+
+        per_workload = max(1, settings.max_evictions_per_workload) * cycles
+        longest = [
+            hours(s.workload.replicas, min(s.workload.max_unavailable, per_workload)) for s in self.shapes
+        ]
+        by_start: dict[int, int] = {}
+        for shape in self.shapes:
+            by_start[shape.start] = by_start.get(shape.start, 0) + shape.workload.replicas
+        longest += [hours(n, settings.max_evictions_per_node * cycles) for n in by_start.values()]
+        longest.append(hours(sum(by_start.values()), settings.max_evictions_per_cycle * cycles))
+        warmed = self.warm_up.hours if self.warm_up is not None else 0
+        return min(self.hours, max(0, max(longest, default=0) - warmed))
 
     # -- accounting -------------------------------------------------------------------------
 
@@ -319,7 +393,13 @@ class Simulator:
         means = [sum(series) / len(series) for series in self.intensity]
         static = self._greedy(means, 0)
         live = _Ecopulse(self)
+        warm_up_moves = 0
         previous: dict[str, Counts | None] = dict.fromkeys(REPORTED)
+        if self.warm_up is not None:
+            # Every policy enters the window already running: moves into its first placement are
+            # not counted, but ecopulse's moves within the first hour are.
+            warm_up_moves = live.warm(self.warm_up)
+            previous[ECOPULSE] = live.placement(0)
         for hour in range(self.hours):
             start = self._start_counts(hour)
             placements: dict[str, Counts] = {
@@ -333,7 +413,9 @@ class Simulator:
                 ECOPULSE: live.step(hour),
             }
             for name in REPORTED:
-                before = previous[name] if previous[name] is not None else (start if hour == 0 else None)
+                before = previous[name]
+                if before is None and hour == 0 and self.warm_up is None:
+                    before = start  # a fresh install: every policy moves from the start placement
                 self._account(results[name], hour, placements[name], before)
                 previous[name] = placements[name]
             if progress is not None:
@@ -347,6 +429,10 @@ class Simulator:
             policies=results,
             forecast_hours=self.forecast_hours,
             forecast=self.forecaster.describe(),
+            warm_up_hours=self.warm_up.hours if self.warm_up is not None else 0,
+            warm_up_start=self.warm_up.times[0] if self.warm_up is not None else None,
+            warm_up_moves=warm_up_moves,
+            settle_hours=self.settle_hours(),
         )
 
     def signals_at(self, hour: int) -> SignalSnapshot:
@@ -475,7 +561,8 @@ class _Ecopulse:
         self.interval = max(1.0, settings.interval_seconds)
         self.cycles_per_hour = max(1, math.ceil(3600.0 / self.interval))
         self.min_age = timedelta(seconds=settings.min_pod_age_seconds)
-        origin = sim.trace.times[0] - _ANCIENT
+        first = sim.warm_up.times[0] if sim.warm_up is not None else sim.trace.times[0]
+        origin = first - _ANCIENT
         # [workload][region] -> {started_at: count}
         self.groups: list[list[dict[datetime, int]]] = [[{} for _ in sim.regions] for _ in sim.shapes]
         for w, shape in enumerate(sim.shapes):
@@ -488,8 +575,9 @@ class _Ecopulse:
         self._webhook_choice: dict[int, tuple[int, ...]] = {}
         # The grid's recent hours, fed one snapshot an hour as the live cycle feeds it every cycle.
         self.history = IntensityHistory(window_hours=settings.history_window_hours)
-        self._now = sim.trace.times[0]
+        self._now = first
         self._hour = 0
+        self._warming = False
 
     def _record(self, w: int, region: int, started: datetime, i: int) -> PodRecord:
         key = (w, region, started, i)
@@ -579,11 +667,16 @@ class _Ecopulse:
         next_mature: datetime | None = None
         for w, shape in enumerate(sim.shapes):
             active = self._hour < shape.active_hours
+            waiting = self._warming and shape.workload.runtime_hours is not None
             for r, bucket in enumerate(self.groups[w]):
                 if not bucket:
                     continue
                 if not active:
                     bucket.clear()
+                    continue
+                if waiting:  # starts with the window: its room only
+                    used_cpu[r] += sum(bucket.values()) * shape.workload.cpu
+                    used_mem[r] += sum(bucket.values()) * shape.workload.memory_gib
                     continue
                 # Every pod past the minimum age is alike to the planner: one group.
                 mature = [t for t in bucket if now - t >= self.min_age]
@@ -650,14 +743,52 @@ class _Ecopulse:
             )
         return evicted, next_mature
 
+    def warm(self, warm_up: Trace) -> int:
+        """Run the cluster through the hours before the window; return the moves made (not counted).
+
+        The warm-up sees each hour's values (no forecast). Workloads with a runtime start with the
+        window: they hold their start region's room but are not moved before it.
+        """
+        self._warming = True
+        for hour, at in enumerate(warm_up.times):
+            carbon = {
+                name: CarbonSignal(
+                    region=name,
+                    zone=zone,
+                    carbon_g_per_kwh=warm_up.zones[zone][hour],
+                    observed_at=at,
+                    fetched_at=at,
+                    source="trace",
+                )
+                for name, zone in zip(self.sim.regions, self.sim.zones, strict=True)
+            }
+            self._run_hour(0, SignalSnapshot(taken_at=at, provider="trace", carbon=carbon), at)
+        self._warming = False
+        moves = len(self._pending)
+        self._pending.clear()
+        return moves
+
     def step(self, hour: int) -> Counts:
         """Run the hour's rebalancer cycles; return the placement the hour is accounted at."""
+        self._run_hour(hour, self.sim.signals_at(hour), self.sim.trace.times[hour])
+        return self.placement(hour)
+
+    def placement(self, hour: int) -> Counts:
+        """Pods per workload and region, as the hour is accounted."""
+        counts = [[0] * len(self.sim.regions) for _ in self.sim.shapes]
+        for w, shape in enumerate(self.sim.shapes):
+            if hour >= shape.active_hours:
+                continue
+            for r, bucket in enumerate(self.groups[w]):
+                counts[w][r] = sum(bucket.values())
+        return counts
+
+    def _run_hour(self, hour: int, signals: SignalSnapshot, start: datetime) -> None:
         self._hour = hour
-        self._signals = self.sim.signals_at(hour)
+        self._signals = signals
         self.history.record(self._signals)
         self._webhook_choice = {}
         self._api.moving_this_hour = {}
-        start = self.sim.trace.times[hour]
         cycle = 0
         while cycle < self.cycles_per_hour:
             self._now = start + timedelta(seconds=cycle * self.interval)
@@ -669,13 +800,6 @@ class _Ecopulse:
             if next_mature is None:
                 break
             cycle = max(cycle + 1, math.ceil((next_mature - start).total_seconds() / self.interval))
-        counts = [[0] * len(self.sim.regions) for _ in self.sim.shapes]
-        for w, shape in enumerate(self.sim.shapes):
-            if hour >= shape.active_hours:
-                continue
-            for r, bucket in enumerate(self.groups[w]):
-                counts[w][r] = sum(bucket.values())
-        return counts
 
     def moves(self) -> list[MoveRecord]:
         sim = self.sim

@@ -145,6 +145,7 @@ class JobReplay:
         forecaster: Forecaster,
         min_benefit_usd: float = 0.0,
         confidence_z: float | None = None,
+        warm_up: Trace | None = None,
     ) -> None:
         self.config = config
         self.trace = trace
@@ -153,7 +154,23 @@ class JobReplay:
         self.index = {name: i for i, name in enumerate(self.regions)}
         self.zones = tuple(region.zone for region in config.regions)
         self.intensity = tuple(trace.zones[zone] for zone in self.zones)
-        self.forecaster = forecaster
+        # The warm-up hours (--warm-up-hours), if any, come before the window: the forecast and its
+        # error record have seen them when the window starts, as a running deployment's have.
+        self.warmed = warm_up.hours if warm_up is not None else 0
+        self._times = (*(warm_up.times if warm_up is not None else ()), *trace.times)
+        self._full = tuple(
+            (*(warm_up.zones[zone] if warm_up is not None else ()), *trace.zones[zone]) for zone in self.zones
+        )
+        self.forecaster = (
+            Forecaster.build(
+                forecaster.model,
+                hours=forecaster.hours,
+                seed=forecaster.seed,
+                series=dict(zip(self.zones, self._full, strict=True)),
+            )
+            if self.warmed
+            else forecaster
+        )
         self.min_benefit_usd = min_benefit_usd
         self.confidence_z = confidence_z
         self.jobs = workload.jobs
@@ -288,16 +305,18 @@ class JobReplay:
     # -- the forecast ecopulse sees -------------------------------------------------------------
 
     def forecasts_at(self, hour: int, errors: ForecastErrors) -> list[HourlyForecast]:
-        """Each region's forecast made at ``hour`` (that hour's value, then the model's next hours),
-        with the error the model's forecasts have shown so far; the errors learn that hour's value."""
-        now = self.trace.times[hour]
+        """Each region's forecast made at window hour ``hour`` (negative: in the warm-up): that
+        hour's value, then the model's next hours, with the error the model's forecasts have shown
+        so far; the errors learn that hour's value."""
+        index = hour + self.warmed
+        now = self._times[index]
         out: list[HourlyForecast] = []
-        for name, zone, series in zip(self.regions, self.zones, self.intensity, strict=True):
-            errors.observe(name, hour_index(now), series[hour])
+        for name, zone, series in zip(self.regions, self.zones, self._full, strict=True):
+            errors.observe(name, hour_index(now), series[index])
             made = HourlyForecast(
                 region=name,
                 start=now,
-                carbon_g_per_kwh=(series[hour], *self.forecaster.ahead(zone, hour)),
+                carbon_g_per_kwh=(series[index], *self.forecaster.ahead(zone, index)),
                 made_at=now,
                 source=str(self.forecaster.model),
             )
@@ -311,6 +330,8 @@ class JobReplay:
         outcomes: dict[str, list[RunOutcome]] = {name: [] for name in JOB_POLICIES}
         rooms = {name: self._room() for name in JOB_POLICIES}
         errors = ForecastErrors()
+        for hour in range(-self.warmed, 0):
+            self.forecasts_at(hour, errors)
         by_arrival: dict[int, list[Run]] = {}
         for run in self.runs:
             by_arrival.setdefault(run.arrival, []).append(run)

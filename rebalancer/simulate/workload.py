@@ -8,7 +8,8 @@ capacity:                     # per region
 workloads:
   - {name: web, namespace: shop, replicas: 100, cpu: "2", memory: 4Gi, startRegion: de-frankfurt,
      maxUnavailable: 10}      # optional: runtimeHours, maxLatencyMs, dataRegion, egressGbPerHour,
-                              # capacityType (on-demand or spot: the price it pays everywhere)
+                              # capacityType (on-demand or spot: the price it pays everywhere),
+                              # allowedRegions (a list: ecopulse.io/allowed-regions)
 ```
 
 Every error names its key (``workloads[0].cpu: ...``), all reported together, like core.config.
@@ -42,6 +43,7 @@ _WORKLOAD_KEYS = {
     "dataRegion",
     "egressGbPerHour",
     "capacityType",
+    "allowedRegions",
 }
 
 
@@ -69,6 +71,7 @@ class Workload:
     data_region: str | None = None
     egress_gb_per_hour: float = 0.0
     capacity_type: CapacityType = CapacityType.ON_DEMAND
+    allowed_regions: tuple[str, ...] | None = None  # ecopulse.io/allowed-regions
 
     @property
     def key(self) -> str:
@@ -203,6 +206,19 @@ def parse_workload(
         if data_region is not None:
             region_ok(f"{key}.dataRegion", data_region)
         egress = number(f"{key}.egressGbPerHour", entry.get("egressGbPerHour", 0.0)) or 0.0
+        allowed: tuple[str, ...] | None = None
+        if "allowedRegions" in entry:
+            raw_allowed = entry["allowedRegions"]
+            if not isinstance(raw_allowed, list) or not raw_allowed:
+                problems.append(
+                    f"{key}.allowedRegions: must be a non-empty list of region names, "
+                    f"got {_describe(raw_allowed)}"
+                )
+            else:
+                # every bad name reported, not only the first
+                named = [region_ok(f"{key}.allowedRegions[{i}]", r) for i, r in enumerate(raw_allowed)]
+                if all(named):
+                    allowed = tuple(str(r) for r in raw_allowed)
         kinds = {str(kind): kind for kind in CapacityType}
         raw_kind = entry.get("capacityType", str(CapacityType.ON_DEMAND))
         kind = kinds.get(raw_kind) if isinstance(raw_kind, str) else None
@@ -232,6 +248,7 @@ def parse_workload(
                 data_region=str(data_region) if data_region is not None else None,
                 egress_gb_per_hour=egress,
                 capacity_type=kind,
+                allowed_regions=allowed,
             )
         )
     if not problems:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,16 @@ def run_helm(helm: Path, *args: str, stdin: str | None = None) -> subprocess.Com
     )
 
 
-def render(helm: Path, *values: str, crds: bool = False, file: Manifest | None = None) -> list[Manifest]:
+def render(
+    helm: Path,
+    *values: str,
+    crds: bool = False,
+    file: Manifest | None = None,
+    release: str = "eco-pulse",
+    namespace: str = NAMESPACE,
+) -> list[Manifest]:
     """`helm template`, with ``--set`` values and a values file (given on stdin) as a user writes them."""
-    argv = ["template", "eco-pulse", str(CHART), "--namespace", NAMESPACE]
+    argv = ["template", release, str(CHART), "--namespace", namespace]
     if crds:
         argv.append("--include-crds")
     if file is not None:
@@ -61,6 +69,18 @@ def render(helm: Path, *values: str, crds: bool = False, file: Manifest | None =
 
 def names(objects: list[Manifest]) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+def cluster_scoped(objects: list[Manifest]) -> list[Manifest]:
+    """The rendered objects with no namespace; not the CRDs (the API, shared by design) nor the
+    kustomize base's Namespace (a chart's is helm's)."""
+    shared = {"CustomResourceDefinition", "Namespace"}
+    return [o for o in objects if "namespace" not in o["metadata"] and o["kind"] not in shared]
+
+
+def in_release(name: str, release: str = "eco-pulse", namespace: str = NAMESPACE) -> str:
+    """What the chart calls a cluster-scoped object the kustomize base calls ``name``."""
+    return f"{name}.{namespace}" + ("" if release == "eco-pulse" else f".{release}")
 
 
 def config_of(objects: list[Manifest]) -> Any:
@@ -78,7 +98,14 @@ def test_the_chart_has_the_objects_of_the_kustomize_base(helm: Path) -> None:
     chart = names(
         render(helm, "networkPolicy.enabled=true", "networkPolicy.controlPlaneCidr=10.0.0.0/24", crds=True)
     )
-    base = names(OBJECTS)
+    # Cluster-scoped objects carry the release's namespace (and name): the base's names, suffixed.
+    base = {
+        (
+            o["kind"],
+            in_release(o["metadata"]["name"]) if o in cluster_scoped(OBJECTS) else o["metadata"]["name"],
+        )
+        for o in OBJECTS
+    }
     # The release namespace is helm's (--create-namespace), and a Secret of credentials is yours
     # (carbon.credentialsSecret); the chart adds the generated serving certificate and the
     # scheduler configuration the base keeps as a file.
@@ -116,7 +143,7 @@ def test_the_defaults_are_safe_and_valid(helm: Path) -> None:
     for name in ("eco-pulse-webhook", "eco-pulse-rebalancer"):
         spec = the(objects, "Deployment", name)["spec"]["template"]["spec"]
         assert "envFrom" not in spec["containers"][0]  # no credentials unless a Secret is named
-    hook = the(objects, "MutatingWebhookConfiguration", "eco-pulse")["webhooks"][0]
+    hook = the(objects, "MutatingWebhookConfiguration", in_release("eco-pulse"))["webhooks"][0]
     assert hook["failurePolicy"] == "Ignore"
     secret = the(objects, "Secret", "eco-pulse-webhook-tls")
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
@@ -165,7 +192,7 @@ def test_cert_manager_mode_uses_an_issuer_and_the_ca_injector(helm: Path) -> Non
     certificate = the(objects, "Certificate", "eco-pulse-webhook")
     assert certificate["spec"]["secretName"] == "eco-pulse-webhook-tls"
     assert "eco-pulse-webhook.eco-pulse.svc" in certificate["spec"]["dnsNames"]
-    hook = the(objects, "MutatingWebhookConfiguration", "eco-pulse")
+    hook = the(objects, "MutatingWebhookConfiguration", in_release("eco-pulse"))
     assert hook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "eco-pulse/eco-pulse-webhook"
     assert "caBundle" not in hook["webhooks"][0]["clientConfig"]
 
@@ -181,7 +208,7 @@ def test_switches_leave_out_what_is_off(helm: Path) -> None:
     present = names(objects)
     for gone in (
         ("Deployment", "eco-pulse-rebalancer"),
-        ("ClusterRole", "eco-pulse-rebalancer"),
+        ("ClusterRole", in_release("eco-pulse-rebalancer")),
         ("ConfigMap", "eco-pulse-scheduler-config"),
         ("ConfigMap", "eco-pulse-dashboards"),
         ("ConfigMap", "eco-pulse-alert-rules"),
@@ -218,3 +245,46 @@ def test_values_schema_refuses_bad_values(helm: Path, value: str, complaint: str
     done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", value)
     assert done.returncode != 0
     assert complaint in done.stderr, done.stderr
+
+
+def test_cluster_scoped_objects_are_named_from_the_release(helm: Path) -> None:
+    # A second release, in another namespace or under another name, and the kustomize base (whose
+    # MutatingWebhookConfiguration is eco-pulse) never share a cluster-scoped name.
+    installs = {
+        ("eco-pulse", NAMESPACE): render(helm),
+        ("eco-pulse", "team-b"): render(helm, namespace="team-b"),
+        ("green", NAMESPACE): render(helm, release="green"),
+    }
+    taken = {(o["kind"], o["metadata"]["name"]) for o in cluster_scoped(OBJECTS)}
+    for (release, namespace), objects in installs.items():
+        mine = cluster_scoped(objects)
+        # these at least; anything cluster-scoped added later must use eco-pulse.clusterName too
+        assert {o["kind"] for o in mine} >= {
+            "MutatingWebhookConfiguration",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        }
+        for o in mine:
+            assert o["metadata"]["name"].startswith("eco-pulse")  # greppable
+            assert o["metadata"]["name"].endswith(in_release("", release, namespace))
+        ours = names(mine)
+        assert not ours & taken, (release, namespace)
+        taken |= ours
+        # each binding grants its own release's role to its own release's service account
+        for binding in (o for o in mine if o["kind"] == "ClusterRoleBinding"):
+            assert binding["roleRef"]["name"] in {
+                o["metadata"]["name"] for o in mine if o["kind"] == "ClusterRole"
+            }
+            assert {s["namespace"] for s in binding["subjects"]} == {namespace}
+
+
+def test_the_preflight_check_covers_every_template() -> None:
+    # charts/eco-pulse/templates/preflight.yaml looks up what each listed template renders: a new
+    # template (a CronJob, another webhook) must be listed there to be checked before an install.
+    listed = re.search(
+        r"\$templates := list ((?:\"[^\"]+\" ?)+)", (CHART / "templates" / "preflight.yaml").read_text()
+    )
+    assert listed is not None
+    checked = set(re.findall(r'"([^"]+)"', listed.group(1)))
+    templates = {p.name for p in (CHART / "templates").glob("*.yaml")} - {"preflight.yaml"}
+    assert checked == templates

@@ -1,9 +1,10 @@
-"""The Helm chart against the real API server: its rendered output passes a server-side dry-run
-apply, and `helm install`, `helm upgrade` and `helm uninstall` work.
+"""The Helm chart against the real API server, in the session's cluster: its rendered output passes a
+server-side dry-run apply; two releases install side by side next to the kustomize-style objects the
+session already has (its MutatingWebhookConfiguration eco-pulse), one of them upgrades, both
+uninstall; and an object that would collide is named before anything is installed.
 
-A control plane of its own (no webhook of ours, no Prometheus): the chart installs cluster-wide
-objects named like the session cluster's (the MutatingWebhookConfiguration eco-pulse), which must
-not replace the ones the other e2e tests use.
+A release's webhook has no server here (kwok runs no containers): its MutatingWebhookConfiguration
+fails open (failurePolicy Ignore), and every release is uninstalled before its test ends.
 """
 
 from __future__ import annotations
@@ -43,36 +44,60 @@ def helm_binary() -> Path:
 
 
 @pytest.fixture(scope="module")
-def chart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(root=Path(tmp_path_factory.mktemp("chart-cluster")))
-    local.up(webhook=False, prometheus=False)
-    try:
-        local.kubectl(
-            "apply", "-f", "-", input_text=CERT_MANAGER_STAND_IN + "---\n" + PROMETHEUS_RULE_STAND_IN
-        )
-        local.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/certificates.cert-manager.io",
-            "crd/issuers.cert-manager.io",
-            "crd/prometheusrules.monitoring.coreos.com",
-            "--timeout=60s",
-        )
-        yield local
-    finally:
-        local.down()
+def chart_cluster(cluster: LocalCluster) -> LocalCluster:
+    cluster.kubectl("apply", "-f", "-", input_text=CERT_MANAGER_STAND_IN + "---\n" + PROMETHEUS_RULE_STAND_IN)
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/certificates.cert-manager.io",
+        "crd/issuers.cert-manager.io",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "--timeout=60s",
+    )
+    return cluster
 
 
-def helm(cluster: LocalCluster, *args: str) -> str:
-    done = subprocess.run(
-        [str(helm_binary()), "--kubeconfig", str(cluster.kubeconfig), *args],
+# Kwok runs no container: this label has it complete the janitor's pods, the uninstall hook's
+# (the release of every held Job, docs/deferral.md) among them, as a kubelet would once the
+# command exited 0. Given to every install and upgrade: the hook renders with the last values.
+COMPLETES = ("--set-string", "janitor.podLabels.e2e\\.ecopulse\\.io/completes=true")
+
+
+def helm_result(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    extra = COMPLETES if args[:1] in (("install",), ("upgrade",)) else ()
+    return subprocess.run(
+        [str(helm_binary()), "--kubeconfig", str(cluster.kubeconfig), *args, *extra],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def helm(cluster: LocalCluster, *args: str) -> str:
+    done = helm_result(cluster, *args)
     assert done.returncode == 0, f"helm {' '.join(args)} failed: {done.stderr}"
     return done.stdout
+
+
+@pytest.fixture
+def releases(chart_cluster: LocalCluster) -> Iterator[list[tuple[str, str]]]:
+    """(release, namespace) pairs a test installs; each is uninstalled and its namespace deleted."""
+    installed: list[tuple[str, str]] = []
+    yield installed
+    for release, namespace in installed:
+        helm_result(chart_cluster, "uninstall", release, "--namespace", namespace, "--wait")
+    for namespace in {namespace for _, namespace in installed}:
+        chart_cluster.kubectl_result("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+
+
+def cluster_name(base: str, release: str, namespace: str) -> str:
+    return f"{base}.{namespace}" + ("" if release == "eco-pulse" else f".{release}")
+
+
+def webhook_configurations(cluster: LocalCluster) -> set[str]:
+    out = cluster.kubectl("get", "mutatingwebhookconfiguration", "-o", "name")
+    return {line.rsplit("/", 1)[-1] for line in out.split()}
 
 
 @pytest.mark.parametrize(
@@ -96,73 +121,121 @@ def test_helm_template_passes_a_server_side_dry_run(chart_cluster: LocalCluster,
         *values,
     )
     out = chart_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input_text=rendered)
-    assert (
-        "mutatingwebhookconfiguration.admissionregistration.k8s.io/eco-pulse created (server dry run)" in out
-    )
+    name = cluster_name("eco-pulse", "eco-pulse", "eco-pulse")
+    assert f"mutatingwebhookconfiguration.admissionregistration.k8s.io/{name} created (server dry run)" in out
     assert "customresourcedefinition.apiextensions.k8s.io/ecopulsepolicies.ecopulse.io" in out
 
 
-# Kwok runs no container: this label has it complete the janitor's pods, the uninstall hook's
-# (the release of every held Job, docs/deferral.md) among them, as a kubelet would once the
-# command exited 0. Given to every install and upgrade: the hook renders with the last values.
-COMPLETES = ("--set-string", "janitor.podLabels.e2e\\.ecopulse\\.io/completes=true")
-
-
-def test_helm_install_upgrade_and_uninstall(chart_cluster: LocalCluster) -> None:
+def test_two_releases_side_by_side_then_one_upgrades(
+    chart_cluster: LocalCluster, releases: list[tuple[str, str]]
+) -> None:
     cluster = chart_cluster
-    namespace = "eco-pulse-helm"
-    helm(
-        cluster,
-        "install",
-        "eco-pulse",
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--create-namespace",
-        *COMPLETES,
-    )
-    status = json.loads(helm(cluster, "status", "eco-pulse", "--namespace", namespace, "--output", "json"))
-    assert status["info"]["status"] == "deployed"
-    for kind, name in (
-        ("deployment", "eco-pulse-webhook"),
-        ("deployment", "eco-pulse-rebalancer"),
-        ("configmap", "eco-pulse-config"),
-        ("secret", "eco-pulse-webhook-tls"),
-    ):
-        cluster.kubectl("get", kind, name, "--namespace", namespace)
+    # The session's own webhook is registered from the kustomize base (MutatingWebhookConfiguration
+    # eco-pulse): a release named eco-pulse must install next to it, and a second one next to both.
+    assert "eco-pulse" in webhook_configurations(cluster)
+    pairs = [("eco-pulse", "eco-pulse-helm-a"), ("green", "eco-pulse-helm-b")]
+    for release, namespace in pairs:
+        releases.append((release, namespace))
+        helm(cluster, "install", release, str(CHART), "--namespace", namespace, "--create-namespace")
+    for release, namespace in pairs:
+        status = json.loads(helm(cluster, "status", release, "--namespace", namespace, "--output", "json"))
+        assert status["info"]["status"] == "deployed"
+        for kind, name in (
+            ("deployment", "eco-pulse-webhook"),
+            ("deployment", "eco-pulse-rebalancer"),
+            ("configmap", "eco-pulse-config"),
+            ("secret", "eco-pulse-webhook-tls"),
+        ):
+            cluster.kubectl("get", kind, name, "--namespace", namespace)
+        hook = json.loads(
+            cluster.kubectl(
+                "get",
+                "mutatingwebhookconfiguration",
+                cluster_name("eco-pulse", release, namespace),
+                "-o",
+                "json",
+            )
+        )
+        assert hook["webhooks"][0]["clientConfig"]["service"]["namespace"] == namespace
+        excluded = hook["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
+        assert namespace in excluded  # never mutate our own pods
+        for component in ("webhook", "rebalancer"):
+            name = cluster_name(f"eco-pulse-{component}", release, namespace)
+            binding = json.loads(cluster.kubectl("get", "clusterrolebinding", name, "-o", "json"))
+            assert binding["roleRef"]["name"] == name
+            assert binding["subjects"] == [
+                {"kind": "ServiceAccount", "name": f"eco-pulse-{component}", "namespace": namespace}
+            ]
     cluster.kubectl("get", "crd", "ecopulsepolicies.ecopulse.io", "clusterecopulsepolicies.ecopulse.io")
-    hook = json.loads(cluster.kubectl("get", "mutatingwebhookconfiguration", "eco-pulse", "-o", "json"))
-    assert hook["webhooks"][0]["clientConfig"]["service"]["namespace"] == namespace
-    excluded = hook["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
-    assert namespace in excluded  # never mutate our own pods
 
-    def ca() -> str:
+    def ca(namespace: str) -> str:
         secret = json.loads(
             cluster.kubectl("get", "secret", "eco-pulse-webhook-tls", "-n", namespace, "-o", "json")
         )
         return str(secret["data"]["ca.crt"])
 
-    before = ca()
-    helm(
-        cluster,
-        "upgrade",
-        "eco-pulse",
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--set",
-        "rebalancer.dryRun=false",
-        *COMPLETES,
-    )
-    assert ca() == before  # the generated CA is kept: the caBundle stays valid across upgrades
+    (first, first_ns), (second, second_ns) = pairs
+    before = {namespace: ca(namespace) for _, namespace in pairs}
+    helm(cluster, "upgrade", first, str(CHART), "--namespace", first_ns, "--set", "rebalancer.dryRun=false")
+    assert ca(first_ns) == before[first_ns]  # the generated CA is kept: the caBundle stays valid
     config = cluster.kubectl(
-        "get", "configmap", "eco-pulse-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yaml}"
+        "get", "configmap", "eco-pulse-config", "-n", first_ns, "-o", "jsonpath={.data.config\\.yaml}"
     )
     assert "dryRun: false" in config
+    other = json.loads(helm(cluster, "status", second, "--namespace", second_ns, "--output", "json"))
+    assert other["version"] == 1 and ca(second_ns) == before[second_ns]  # the other release untouched
 
-    helm(cluster, "uninstall", "eco-pulse", "--namespace", namespace, "--wait")
-    # The pre-delete hook ran (and, succeeded, was deleted by its policy): its Job is gone too.
-    assert "eco-pulse-release-all" not in cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name")
-    gone = cluster.kubectl_result("get", "deployment", "-n", namespace, "-o", "name").stdout
+    helm(cluster, "uninstall", first, "--namespace", first_ns, "--wait")
+    # The pre-delete hook released every held Job and, succeeded, was deleted by its policy.
+    assert "eco-pulse-release-all" not in cluster.kubectl("get", "jobs", "-n", first_ns, "-o", "name")
+    gone = cluster.kubectl_result("get", "deployment", "-n", first_ns, "-o", "name").stdout
     assert gone.strip() == ""
-    assert "eco-pulse" not in cluster.kubectl("get", "mutatingwebhookconfiguration", "-o", "name")
+    left = webhook_configurations(cluster)
+    assert cluster_name("eco-pulse", first, first_ns) not in left
+    assert {"eco-pulse", cluster_name("eco-pulse", second, second_ns)} <= left  # the others stay
+
+
+def test_a_collision_is_named_and_nothing_is_installed(
+    chart_cluster: LocalCluster, releases: list[tuple[str, str]]
+) -> None:
+    cluster = chart_cluster
+    namespace = "eco-pulse-helm-c"
+    releases.append(("eco-pulse", namespace))
+    cluster.kubectl("create", "namespace", namespace)
+    # A kustomize-style install already in the namespace, and a hand-made ClusterRole with the name
+    # this release would give its own.
+    cluster.kubectl(
+        "create", "deployment", "eco-pulse-webhook", "--image=registry.example/x:1", "--namespace", namespace
+    )
+    role = cluster_name("eco-pulse-rebalancer", "eco-pulse", namespace)
+    cluster.kubectl("create", "clusterrole", role, "--verb=get", "--resource=pods")
+    try:
+        done = helm_result(cluster, "install", "eco-pulse", str(CHART), "--namespace", namespace)
+        assert done.returncode != 0
+        message = done.stderr
+        assert f"Deployment eco-pulse-webhook in namespace {namespace}: not managed by Helm" in message
+        assert f"ClusterRole {role}: not managed by Helm" in message
+        assert "nothing was installed" in message and "a namespace of its own" in message
+        # nothing half-installed: no release, none of the release's objects
+        status = helm_result(cluster, "status", "eco-pulse", "--namespace", namespace)
+        assert status.returncode != 0 and "not found" in status.stderr, status.stdout  # not even a failed one
+        assert helm(cluster, "list", "--namespace", namespace, "--short").strip() == ""
+        made = cluster.kubectl(
+            "get",
+            "secret,configmap,serviceaccount",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/instance",
+            "-o",
+            "name",
+        )
+        assert made.strip() == ""
+        assert cluster_name("eco-pulse", "eco-pulse", namespace) not in webhook_configurations(cluster)
+        # What the message says works: the same chart in a namespace of its own installs.
+        helm(
+            cluster, "install", "eco-pulse", str(CHART), "--namespace", f"{namespace}-2", "--create-namespace"
+        )
+        releases.append(("eco-pulse", f"{namespace}-2"))
+    finally:
+        cluster.kubectl_result("delete", "clusterrole", role, "--ignore-not-found")

@@ -17,10 +17,11 @@ from core.forecast import (
     embedded_forecasts,
     history_forecast,
     hour_start,
+    provider_forecast,
     warm_errors,
 )
 from core.history import IntensityHistory
-from core.model import CarbonSignal, SignalSnapshot
+from core.model import CarbonSignal, ForecastPoint, SignalSnapshot
 
 BASE = 460_000  # an hour index (a multiple of 24: midnight UTC)
 
@@ -146,3 +147,24 @@ def test_the_embedded_forecasts_of_a_replica_learn_their_own_error() -> None:
     # a grid that repeats each day is forecast exactly, and the record says so
     assert last.error_samples >= MIN_ERROR_SAMPLES
     assert max(abs(b) for b in last.bias_g_per_kwh) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_providers_points_become_hourly_means_from_the_hour_now_falls_in() -> None:
+    at = datetime(2026, 12, 7, 10, 20, tzinfo=UTC)
+    points = ((11, 0, 200.0), (11, 30, 300.0), (12, 0, 50.0), (13, 0, 80.0))
+    signal = CarbonSignal(
+        region="ra",
+        zone="ZA",
+        carbon_g_per_kwh=100.0,
+        observed_at=at,
+        fetched_at=at,
+        source="electricitymaps",
+        forecast=tuple(
+            ForecastPoint(at=at.replace(hour=h, minute=m), carbon_g_per_kwh=v) for h, m, v in reversed(points)
+        ),
+    )
+    made = provider_forecast(signal, now=at.replace(minute=40))
+    assert made.start == at.replace(minute=0)
+    assert made.carbon_g_per_kwh == pytest.approx((100.0, 250.0, 50.0, 80.0))
+    assert (made.made_at, made.source) == (at, "electricitymaps")
+    assert made.horizon_hours(at.replace(minute=40)) == pytest.approx(3 + 20 / 60)

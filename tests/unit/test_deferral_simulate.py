@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from core.trace import parse_trace
+from rebalancer.simulate.cli import split_trace
 from rebalancer.simulate.forecast import Forecaster, ForecastModel
 from rebalancer.simulate.jobs import (
     BEST_REGION_NOW,
@@ -176,3 +177,19 @@ def test_a_file_without_jobs_still_needs_workloads() -> None:
     parsed = parse_workload(workload(JOB), regions=frozenset(cfg.region_names))
     assert parsed.workloads == ()
     assert [job.name for job in parsed.jobs] == ["batch"]
+
+
+def test_after_a_warm_up_the_error_record_is_known_from_the_first_run() -> None:
+    # three days before the window: the perfect forecast's record (no error) is known
+    warm = {"ZA": [300.0] * 72}
+    window = {"ZA": DAY}
+    cfg = config(["ZA"])
+    whole = parse_trace(trace_text({"ZA": warm["ZA"] + window["ZA"]}), zones={"ZA"})
+    warm_up, trace = split_trace(whole, whole.times[72])
+    parsed = parse_workload(workload(JOB), regions=frozenset(cfg.region_names))
+    forecaster = Forecaster.build(ForecastModel.PERFECT, hours=24, seed=0, series=trace.zones)
+    result = JobReplay(
+        config=cfg, trace=trace, workload=parsed, forecaster=forecaster, confidence_z=2.0, warm_up=warm_up
+    ).run()
+    assert [o.start for o in result.outcomes[ECOPULSE]] == [3]
+    assert result.reasons == {"green-hour": 1}

@@ -32,7 +32,7 @@ def flat(at: datetime, value: float = 300.0) -> SignalSnapshot:
 def test_the_providers_forecast_where_it_gives_one() -> None:
     found = {f.region: f for f in loop().forecasts(GREEN_LATER, history=None, now=NOW)}
     assert found["eu-north-1"].carbon_g_per_kwh[:3] == (500.0, 20.0, 20.0)
-    assert found["eu-north-1"].source == "provider"
+    assert found["eu-north-1"].source == "test"  # the signal's own source
 
 
 def test_the_embedded_forecast_from_a_day_of_history_else_the_current_value() -> None:

@@ -59,3 +59,20 @@ envFrom:
       optional: true
 {{- end }}
 {{- end -}}
+
+{{/*
+The name of a cluster-scoped object (MutatingWebhookConfiguration, ClusterRole, ClusterRoleBinding,
+...): eco-pulse[-COMPONENT].NAMESPACE, plus .RELEASE when the release is not called eco-pulse.
+A release is unique by its name and namespace, and a namespace name has no dot, so two releases
+never share a name, nor meet the kustomize base's names (eco-pulse, eco-pulse-webhook: no dot).
+Usage: include "eco-pulse.clusterName" (list . "webhook"), or (list . "") for the release's own.
+*/}}
+{{- define "eco-pulse.clusterName" -}}
+{{- $ctx := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- $name := "eco-pulse" -}}
+{{- if $component }}{{ $name = printf "%s-%s" $name $component }}{{ end -}}
+{{- $name = printf "%s.%s" $name $ctx.Release.Namespace -}}
+{{- if ne $ctx.Release.Name "eco-pulse" }}{{ $name = printf "%s.%s" $name $ctx.Release.Name }}{{ end -}}
+{{- $name | trunc 253 -}}
+{{- end -}}
