@@ -144,6 +144,9 @@ class WebhookContext:
     # Whether the controller that releases held Jobs is alive (its Lease, from a watch): no
     # releaser, no hold (webhook.admission.job).
     releaser_live: Callable[[], bool] = lambda: False
+    # Whether that controller runs dry (it then holds nothing): the rebalancer's dryRun, or fleet
+    # mode's on the Karmada API server.
+    releaser_dry_run: Callable[[EcoPulseConfiguration], bool] = lambda config: config.rebalancer.dry_run
     # The Job a ResourceBinding is for (namespace, name), read from the API server (the Karmada API
     # server, for /mutate-binding); None when it cannot be read.
     read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None

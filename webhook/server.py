@@ -250,6 +250,9 @@ def build(
         policies=policies or policy_cache.policy_set,
         releaser_live=releaser_live,
         read_job=read_job or job_reader(api_client),
+        releaser_dry_run=(lambda c: c.fleet.dry_run)
+        if settings.releaser == "fleet"
+        else (lambda c: c.rebalancer.dry_run),
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)

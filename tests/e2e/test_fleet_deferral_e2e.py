@@ -107,6 +107,7 @@ def start_webhook(fleet: Fleet) -> tuple[int, Path]:
             "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
             "ECOPULSE_METRICS_PORT": str(free_port()),
             "ECOPULSE_RELEASER_LEASE": f"eco-pulse/{LEASE}",
+            "ECOPULSE_RELEASER": "fleet",
             "KUBECONFIG": str(fleet.karmada_kubeconfig),
             "PYTHONPATH": str(REPO),
         },

@@ -21,10 +21,14 @@ from core.deferral_bindings import (
     binding_release_patch,
     slim_job_binding,
 )
-from core.deferral_hints import job_facts, stamp
+from core.deferral_hints import NotDeferred, job_facts, stamp
+from core.settings import SettingsError
 from fleet.deferral import job_release_patch, overdue_releases, plan_fleet_releases, ready_members
 from fleet.records import MemberCluster
 from tests.factories import ONE_PRICE, THREE_REGIONS
+from tests.unit.test_job_hold import decide as decide_hold
+from tests.unit.test_job_hold import job
+from webhook.settings import WebhookSettings
 
 CONFIG = parse_config_text(
     "apiVersion: ecopulse.io/v1alpha1\nkind: EcoPulseConfiguration\n"
@@ -340,3 +344,12 @@ def test_always_a_ready_allowed_member_before_release_by_and_order_free(
     order.shuffle(clusters_shuffled)
     again = decide(shuffled, now=now, green_now=False, bound=bound, clusters=clusters_shuffled, green=green)
     assert again == found
+
+
+def test_on_the_karmada_api_server_fleet_modes_dry_run_decides_whether_a_job_may_be_held() -> None:
+    # The webhook's config there: the rebalancer is not the releaser; fleet mode is.
+    assert decide_hold(job(), releaser_dry_run=True).reason is NotDeferred.NO_RELEASER
+    assert decide_hold(job(), releaser_dry_run=False).held
+    assert WebhookSettings.from_env({"ECOPULSE_RELEASER": "fleet"}).releaser == "fleet"
+    with pytest.raises(SettingsError, match="ECOPULSE_RELEASER"):
+        WebhookSettings.from_env({"ECOPULSE_RELEASER": "karmada"})
