@@ -2,7 +2,7 @@
 release-by, and exit.
 
 The fleet's janitor: a CronJob beside fleet mode, with its own identity on the Karmada API server
-(manifests/fleet/karmada-janitor-rbac.yaml: list and patch Jobs and ResourceBindings, nothing
+(manifests/fleet/deferral/karmada-janitor-rbac.yaml: list and patch Jobs and ResourceBindings, nothing
 else). It needs no signals, no configuration and no Lease: it lifts the Job's suspension and
 resumes its binding's scheduling, unpinned, so Karmada places it by the user's policy. It also
 finishes a release whose binding write failed. ``--all`` releases every hold (uninstall). Exit

@@ -128,8 +128,10 @@ def start_webhook(fleet: Fleet) -> tuple[int, Path]:
 
 
 def register_webhook(fleet: Fleet, port: int, tls: Path) -> None:
-    """manifests/fleet/karmada-webhook.yaml, each hook pointed at the local process by URL."""
-    manifest = yaml.safe_load((REPO / "manifests" / "fleet" / "karmada-webhook.yaml").read_text())
+    """manifests/fleet/deferral/karmada-webhook.yaml, each hook pointed at the local process by URL."""
+    manifest = yaml.safe_load(
+        (REPO / "manifests" / "fleet" / "deferral" / "karmada-webhook.yaml").read_text()
+    )
     for hook in manifest["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         hook["clientConfig"] = {
@@ -310,7 +312,9 @@ def test_with_fleet_mode_killed_the_janitor_releases_at_release_by(
     )
     fleet.kill(LEADER)  # SIGKILL: no release, no Lease handed back
     try:
-        fleet.karmada_kubectl("apply", "-f", str(REPO / "manifests" / "fleet" / "karmada-janitor-rbac.yaml"))
+        fleet.karmada_kubectl(
+            "apply", "-f", str(REPO / "manifests" / "fleet" / "deferral" / "karmada-janitor-rbac.yaml")
+        )
         kubeconfig = fleet.token_kubeconfig("eco-pulse-fleet-janitor", "eco-pulse")
         janitor = [sys.executable, "-m", "fleet", "release-overdue"]
         env = {**os.environ, "ECOPULSE_KARMADA_KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(REPO)}
