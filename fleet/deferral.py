@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.config import EcoPulseConfiguration
-from core.deferral import ForecastTable, HourlyForecast, StartPlan, StartReason
+from core.deferral import DeferralRequest, ForecastTable, HourlyForecast, StartPlan, StartReason, plan_start
 from core.deferral_bindings import FLEET_MEMBER_ANNOTATION, JobBinding, escape
 from core.deferral_hints import DeferralIntent, JobFacts, overdue, read_intent, stamp
-from core.deferral_jobs import describe_plan, plan_job
+from core.deferral_jobs import describe_plan, job_request
 from core.model import DECISION_ANNOTATION, HELD_AT_ANNOTATION, RELEASED_AT_ANNOTATION, PlacementHints
 from core.podspec import placement_hints
 from fleet.records import MemberCluster
@@ -88,6 +88,84 @@ def _narrowed(hints: PlacementHints, regions: Iterable[str]) -> PlacementHints:
     return dataclasses.replace(hints, allowed_regions=allowed)
 
 
+@dataclass(slots=True)
+class _Prepared:
+    job: JobFacts
+    namespace_annotations: Mapping[str, str]
+    config: EcoPulseConfiguration
+    regions: frozenset[str]
+    own: Mapping[str, str]
+    intent: DeferralIntent | None  # None: not plannable (edited by hand)
+    request: DeferralRequest | None
+
+
+class RequestMemo:
+    """What each held Job asks (its intent and planner request), read once and reused while the
+    Job record, its namespace's annotations, the configuration (the same objects: a watch or a
+    reload replaces them) and the regions of its usable members stay the same. Without it every
+    pass re-reads the same JSON of every held Job; with it a pass only plans."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Prepared] = {}
+
+    def prepare(
+        self,
+        job: JobFacts,
+        *,
+        namespace_annotations: Mapping[str, str],
+        config: EcoPulseConfiguration,
+        regions: frozenset[str],
+        now: datetime,
+    ) -> _Prepared:
+        found = self._entries.get(job.uid)
+        if (
+            found is not None
+            and found.job is job
+            and found.namespace_annotations is namespace_annotations
+            and found.config is config
+            and found.regions == regions
+        ):
+            return found
+        found = _prepare(
+            job, namespace_annotations=namespace_annotations, config=config, regions=regions, now=now
+        )
+        if job.uid:
+            self._entries[job.uid] = found
+        return found
+
+    def keep_only(self, uids: set[str]) -> None:
+        self._entries = {uid: entry for uid, entry in self._entries.items() if uid in uids}
+
+
+_NO_ANNOTATIONS: Mapping[str, str] = {}
+
+
+def _prepare(
+    job: JobFacts,
+    *,
+    namespace_annotations: Mapping[str, str],
+    config: EcoPulseConfiguration,
+    regions: frozenset[str],
+    now: datetime,
+) -> _Prepared:
+    own = {**namespace_annotations, **job.annotations}
+    read = read_intent(job.annotations, own, created_at=job.created_at or job.held_at or now)
+    intent = read if isinstance(read, DeferralIntent) and read.runtime_hours is not None else None
+    request = None
+    if intent is not None and regions:
+        hints = _narrowed(placement_hints(own, known_regions=config.known_regions).hints, regions)
+        request = job_request(job, intent, hints=hints, config=config, now=now)
+    return _Prepared(
+        job=job,
+        namespace_annotations=namespace_annotations,
+        config=config,
+        regions=regions,
+        own=own,
+        intent=intent,
+        request=request,
+    )
+
+
 def plan_fleet_releases(
     jobs: Iterable[JobFacts],
     *,
@@ -98,14 +176,18 @@ def plan_fleet_releases(
     namespace_annotations: Mapping[str, Mapping[str, str]],
     now: datetime,
     slack_seconds: float,
+    memo: RequestMemo | None = None,
 ) -> FleetReleasePlan:
     """One pass over the held Jobs on the Karmada API server; the same answer whatever the order.
 
     ``slack_seconds`` is the pass interval: a Job whose release-by falls before the next pass goes
-    now. ``bindings`` by (namespace, Job name).
+    now. ``bindings`` by (namespace, Job name). ``memo``: kept from pass to pass by the caller.
     """
     members = tuple(clusters)
+    memo = memo if memo is not None else RequestMemo()
     table = ForecastTable(forecasts, now=now)
+    usable: dict[frozenset[str] | None, dict[str, str]] = {}  # the binding's allowed clusters -> members
+    seen: set[str] = set()
     releases: list[FleetRelease] = []
     waiting: list[FleetWaiting] = []
     unfinished: list[FleetRelease] = []
@@ -120,27 +202,34 @@ def plan_fleet_releases(
                     FleetRelease(job=job, binding=binding, reason=StartReason.GREEN_HOUR, member=member)
                 )
             continue
-        by_region = ready_members(members, binding)
-        own = {**namespace_annotations.get(job.namespace, {}), **job.annotations}
-        intent = read_intent(job.annotations, own, created_at=job.created_at or job.held_at or now)
+        allowed = binding.allowed_clusters if binding is not None else None
+        by_region = usable.get(allowed)
+        if by_region is None:
+            by_region = usable[allowed] = ready_members(members, binding)
+        seen.add(job.uid)
+        prepared = memo.prepare(
+            job,
+            namespace_annotations=namespace_annotations.get(job.namespace, _NO_ANNOTATIONS),
+            config=config,
+            regions=frozenset(by_region),
+            now=now,
+        )
         forced = overdue(job, now=now, slack_seconds=slack_seconds)
-        if not isinstance(intent, DeferralIntent) or intent.runtime_hours is None:
+        if prepared.intent is None:
             # Its annotations no longer say what it asked (edited by hand): nothing to plan.
             releases.append(FleetRelease(job=job, binding=binding, reason=StartReason.NO_FORECAST))
             continue
-        if not by_region:
+        if prepared.request is None:
             # No Ready member it may run in: waiting is all there is, until release-by.
             if forced:
                 releases.append(FleetRelease(job=job, binding=binding, reason=StartReason.RELEASE_BY))
             continue
-        hints = _narrowed(placement_hints(own, known_regions=config.known_regions).hints, by_region)
-        plan = plan_job(
-            job,
-            intent,
-            hints=hints,
+        plan = plan_start(
+            prepared.request,
             forecasts=table,
-            config=config,
             now=now,
+            config=config,
+            min_benefit_usd=config.deferral.min_benefit_usd,
             confidence_z=config.deferral.confidence_z,
         )
         if not plan.release_now and not forced:
@@ -163,6 +252,7 @@ def plan_fleet_releases(
                 plan=plan,
             )
         )
+    memo.keep_only(seen)
     return FleetReleasePlan(releases=tuple(releases), waiting=tuple(waiting), unfinished=tuple(unfinished))
 
 

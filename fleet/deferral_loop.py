@@ -18,7 +18,7 @@ from core.deferral_jobs import snapshot_forecasts
 from core.logs import log_line
 from core.model import SignalSnapshot
 from fleet import metrics
-from fleet.deferral import FleetRelease, describe, overdue_releases, plan_fleet_releases
+from fleet.deferral import FleetRelease, RequestMemo, describe, overdue_releases, plan_fleet_releases
 from fleet.karmada import WriteOutcome, WriteResult
 from fleet.records import MemberCluster
 
@@ -45,6 +45,7 @@ class DeferralTurn:
     started: bool = False  # this process, leading, has released the overdue holds once
     _announced: set[str] = field(default_factory=set)
     _expected: dict[str, float] = field(default_factory=dict)
+    _memo: RequestMemo = field(default_factory=RequestMemo)
 
     def lost_leadership(self) -> None:
         self.started = False
@@ -96,6 +97,7 @@ class DeferralTurn:
             namespace_annotations=self.namespace_annotations(),
             now=now,
             slack_seconds=config.fleet.interval_seconds,
+            memo=self._memo,
         )
         for release in (*decided.unfinished, *decided.releases):
             if not is_leader():

@@ -23,7 +23,13 @@ from core.deferral_bindings import (
 )
 from core.deferral_hints import NotDeferred, job_facts, stamp
 from core.settings import SettingsError
-from fleet.deferral import job_release_patch, overdue_releases, plan_fleet_releases, ready_members
+from fleet.deferral import (
+    RequestMemo,
+    job_release_patch,
+    overdue_releases,
+    plan_fleet_releases,
+    ready_members,
+)
 from fleet.records import MemberCluster
 from tests.factories import ONE_PRICE, THREE_REGIONS
 from tests.unit.test_job_hold import decide as decide_hold
@@ -131,6 +137,7 @@ def decide(
     bound: list[dict[str, Any]] | None = None,
     clusters: list[MemberCluster] | None = None,
     green: str = "eu-north-1",
+    memo: RequestMemo | None = None,
 ) -> Any:
     return plan_fleet_releases(
         [job_facts(j) for j in jobs],
@@ -143,6 +150,7 @@ def decide(
         namespace_annotations={},
         now=now,
         slack_seconds=SLACK,
+        memo=memo,
     )
 
 
@@ -342,8 +350,17 @@ def test_always_a_ready_allowed_member_before_release_by_and_order_free(
     order.shuffle(shuffled)
     clusters_shuffled = list(clusters)
     order.shuffle(clusters_shuffled)
-    again = decide(shuffled, now=now, green_now=False, bound=bound, clusters=clusters_shuffled, green=green)
+    memo = RequestMemo()
+    again = decide(
+        shuffled, now=now, green_now=False, bound=bound, clusters=clusters_shuffled, green=green, memo=memo
+    )
     assert again == found
+    # A memo kept from an earlier pass (other members Ready then) changes nothing.
+    decide(jobs, now=now - timedelta(minutes=5), green_now=True, bound=bound, clusters=members(), memo=memo)
+    assert (
+        decide(jobs, now=now, green_now=False, bound=bound, clusters=clusters, green=green, memo=memo)
+        == found
+    )
 
 
 def test_on_the_karmada_api_server_fleet_modes_dry_run_decides_whether_a_job_may_be_held() -> None:
@@ -353,3 +370,35 @@ def test_on_the_karmada_api_server_fleet_modes_dry_run_decides_whether_a_job_may
     assert WebhookSettings.from_env({"ECOPULSE_RELEASER": "fleet"}).releaser == "fleet"
     with pytest.raises(SettingsError, match="ECOPULSE_RELEASER"):
         WebhookSettings.from_env({"ECOPULSE_RELEASER": "karmada"})
+
+
+def test_the_memo_reuses_a_jobs_reading_only_while_nothing_it_depends_on_changed() -> None:
+    facts = [job_facts(held_job(f"j{i}")) for i in range(3)]
+    bound = bindings_of(*(binding(f"j{i}") for i in range(3)))
+    now = CREATED + timedelta(hours=1, minutes=1)
+
+    def run(clusters: list[MemberCluster], memo: RequestMemo | None, jobs: list[Any] = facts) -> Any:
+        return plan_fleet_releases(
+            jobs,
+            bindings=bound,
+            clusters=clusters,
+            forecasts=forecasts(now, green_now=True),
+            config=CONFIG,
+            namespace_annotations={},
+            now=now,
+            slack_seconds=SLACK,
+            memo=memo,
+        )
+
+    memo = RequestMemo()
+    down = members(down=frozenset({"member-eu-north-1"}))
+    assert run(down, memo) == run(down, None)
+    # eu-north-1 is back: its region is usable again, whatever the memo read before.
+    found = run(members(), memo)
+    assert found == run(members(), None)
+    assert {r.member for r in found.releases} == {"member-eu-north-1"}
+    # An edited Job is a new record: read again (here, its runtime removed: nothing to plan).
+    edited = held_job("j0")
+    del edited["metadata"]["annotations"]["ecopulse.io/expected-runtime-hours"]
+    again = run(members(), memo, [job_facts(edited), *facts[1:]])
+    assert [r.reason for r in again.releases if r.job.name == "j0"] == [StartReason.NO_FORECAST]
