@@ -275,6 +275,12 @@ def test_a_held_job_runs_at_the_green_hour_in_the_green_member_only(
     done_at = completed_at(finished)
     assert done_at is not None and done_at < deadline
     assert set(members_with_job(fleet, namespace, "train")) == {GREEN_MEMBER}
+    notes = {
+        e.get("reason"): e.get("note") or e.get("message") or ""
+        for e in json.loads(fleet.karmada_kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
+    }
+    assert "released by" in notes.get("Held", ""), notes
+    assert "green-hour" in notes.get("Released", "") and GREEN_MEMBER in notes["Released"], notes
 
 
 def test_a_job_without_deferral_is_propagated_as_karmada_alone_would(
