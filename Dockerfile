@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # Eco-Pulse: one image for the webhook/extender and the rebalancer.
 #   docker build -t eco-pulse:dev .
-#   docker run --rm eco-pulse:dev            # python -m webhook
-#   docker run --rm eco-pulse:dev rebalancer # python -m rebalancer
+#   docker run --rm eco-pulse:dev            # eco-pulse webhook
+#   docker run --rm eco-pulse:dev rebalancer # eco-pulse rebalancer (`python -m APP` works too)
 
 # --- builder: wheels of the project and of every dependency -------------------------------
 FROM python:3.11-slim AS builder
@@ -16,6 +16,8 @@ COPY webhook ./webhook
 COPY rebalancer ./rebalancer
 COPY certs ./certs
 COPY report ./report
+COPY fleet ./fleet
+COPY eco_pulse ./eco_pulse
 # Our wheel first (no deps), then the wheels of its dependencies, resolved from that wheel
 # file (not by name: a same-named package on PyPI must never win). All dependencies ship
 # binary wheels for linux/amd64 and linux/arm64 (uvloop, httptools, orjson, cryptography,
@@ -44,5 +46,5 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # 65532: the conventional "nonroot" uid/gid (distroless); matches runAsUser in manifests/.
 USER 65532:65532
 EXPOSE 8443 9090
-ENTRYPOINT ["python", "-m"]
+ENTRYPOINT ["eco-pulse"]
 CMD ["webhook"]

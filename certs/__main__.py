@@ -25,7 +25,8 @@ from certs.issue import (
 )
 
 EXIT_BAD_INPUT = 2
-_PROG = "python -m certs"
+# As the eco-pulse command runs it (it sets argv[0] to `eco-pulse certs`), else as `python -m`.
+_PROG = sys.argv[0] if sys.argv[0:1] == ["eco-pulse certs"] else "python -m certs"
 _MAX_CA_COMMON_NAME_CHARS = 64
 
 

@@ -7,9 +7,23 @@ print and exit without touching a cluster, a port or a file.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from core.version import VERSION
+
+COMMAND = "eco-pulse"
+
+
+def program(default: str) -> str:
+    """The program name a usage line shows: ``default`` (``python -m APP ...``), or as the
+    ``eco-pulse`` command ran it (it sets ``sys.argv[0]`` to ``eco-pulse COMMAND``, see eco_pulse.cli):
+    ``python -m rebalancer simulate`` is ``eco-pulse simulate`` or ``eco-pulse rebalancer simulate``."""
+    first = sys.argv[0].split() if sys.argv else []
+    words = default.removeprefix("python -m ").split()
+    if len(first) != 2 or first[0] != COMMAND or first[1] not in words:
+        return default
+    return " ".join([COMMAND, *words[words.index(first[1]) :]])
 
 
 def app_parser(
@@ -19,7 +33,7 @@ def app_parser(
     width = max(len(name) for name, _ in environment)
     epilog = "environment:\n" + "\n".join(f"  {name.ljust(width)}  {doc}" for name, doc in environment)
     parser = argparse.ArgumentParser(
-        prog=f"python -m {app}",
+        prog=program(f"python -m {app}"),
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -27,8 +27,9 @@ from core.model import (
     FINISH_WITHIN_ANNOTATION,
     HELD_AT_ANNOTATION,
     RELEASE_BY_ANNOTATION,
+    PodDemand,
 )
-from core.podspec import MAX_HORIZON_HOURS, as_list, as_mapping, string_map
+from core.podspec import MAX_HORIZON_HOURS, as_list, as_mapping, pod_demand, string_map
 
 # Kueue (sigs.k8s.io/kueue v0.17.0, feature gate AdmissionGatedBy): a Job carrying the queue-name
 # label is Kueue's, which owns spec.suspend. A comma-separated list of controller names in the
@@ -196,8 +197,13 @@ class JobFacts:
     started: bool  # it has run a pod (status.startTime): its template is frozen for good
     finished_at: datetime | None  # the Complete condition's time, or status.completionTime
     created_at: datetime | None
-    template: Mapping[str, object]  # spec.template, for the pods' demand and region constraints
+    template: Mapping[str, object]  # spec.template, for the pods' region constraints
     parallelism: int = 1  # pods running at once
+    # Read once per watch event, not once per cycle: one pod's demand, and our hold's instants
+    # (None when absent or unreadable: an unreadable release-by counts as past).
+    demand: PodDemand = field(default_factory=lambda: PodDemand(cpu_cores=0.0, memory_gib=0.0))
+    held_at: datetime | None = None
+    release_by: datetime | None = None
 
     @property
     def kueue(self) -> bool:
@@ -206,14 +212,6 @@ class JobFacts:
     @property
     def gated_by_us(self) -> bool:
         return GATE_NAME in self.gates
-
-    @property
-    def held_at(self) -> datetime | None:
-        return _instant(self.annotations.get(HELD_AT_ANNOTATION))
-
-    @property
-    def release_by(self) -> datetime | None:
-        return _instant(self.annotations.get(RELEASE_BY_ANNOTATION))
 
     @property
     def held(self) -> bool:
@@ -280,6 +278,9 @@ def job_facts(job: Mapping[str, object]) -> JobFacts:
         created_at=_instant(_text(metadata.get("creationTimestamp"))),
         template=template,
         parallelism=_count(spec.get("parallelism")),
+        demand=pod_demand({"spec": as_mapping(template.get("spec"))}),
+        held_at=_instant(annotations.get(HELD_AT_ANNOTATION)),
+        release_by=_instant(annotations.get(RELEASE_BY_ANNOTATION)),
     )
 
 

@@ -25,7 +25,7 @@ from core.deferral import (
 from core.deferral_hints import DeferralIntent, JobFacts
 from core.forecast import provider_forecast
 from core.model import REGION_LABEL, PlacementHints, SignalSnapshot
-from core.podspec import as_mapping, pod_demand, region_constraints, string_map
+from core.podspec import as_mapping, region_constraints, string_map
 
 
 def user_constrained(facts: JobFacts) -> bool:
@@ -58,12 +58,11 @@ def job_request(
     now: datetime,
 ) -> DeferralRequest:
     """``now`` stands for the creation time at admission (the API server sets it after us)."""
-    spec = as_mapping(facts.template.get("spec"))
     return deferral_request(
         runtime_hours=intent.runtime_hours or 0.0,
         not_before=min(facts.created_at or now, now),
         deadline=intent.deadline,
-        demand=pod_demand({"spec": spec}),
+        demand=facts.demand,
         hints=job_hints(facts, hints),
         home_region=config.baseline_region,
         config=config,

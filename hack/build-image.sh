@@ -237,6 +237,11 @@ WHEEL=$(ls "$WORK"/wheels/eco_pulse-"$VERSION"-*.whl 2>/dev/null) \
 "${PIP[@]}" install --no-index --find-links "$WORK/wheels" "${TARGET_ARGS[@]}" --no-compile \
     --target "$STAGE$SITE" "$WHEEL" >&2
 rm -rf "$STAGE$SITE/bin"   # console scripts with this machine's interpreter in their shebang
+# The one command (pyproject's [project.scripts]), with the image's own interpreter.
+mkdir -p "$STAGE/usr/local/bin"
+printf '%s\n' '#!/usr/bin/python3' 'import sys' 'from eco_pulse.cli import main' 'sys.exit(main())' \
+    > "$STAGE/usr/local/bin/eco-pulse"
+chmod 0755 "$STAGE/usr/local/bin/eco-pulse"
 
 # Compiled by the image's own interpreter; unchecked hashes: the files never change in the image,
 # and a timestamp check would be invalidated by the layer's clamped mtimes.
@@ -268,8 +273,8 @@ CONFIG_ARGS=(
     --created "$CREATED" --history.created "$CREATED" --history.created_by "hack/build-image.sh"
     --architecture "$ARCH" --os linux --author "Eco-Pulse"
     --config.user "$UID_GID" --config.workingdir /
-    # `python -m webhook` by default; the rebalancer's Deployment sets its own command.
-    --config.entrypoint python3 --config.entrypoint -m --config.cmd webhook
+    # `eco-pulse webhook` by default; the rebalancer's Deployment sets its own command.
+    --config.entrypoint eco-pulse --config.cmd webhook
     --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     --config.env LANG=C.UTF-8
     --config.env PYTHONDONTWRITEBYTECODE=1   # read-only root: never try to write a .pyc

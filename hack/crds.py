@@ -283,6 +283,15 @@ def crd(*, kind: str, plural: str, scope: str, short_names: list[str]) -> dict[s
                         {"name": "Matched", "type": "integer", "jsonPath": ".status.podsMatched"},
                         {"name": "Placed-1h", "type": "integer", "jsonPath": ".status.podsPlacedLastHour"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                        # -o wide: what the policy has earned since creation (rebalancer.policy_status).
+                        *(
+                            {"name": name, "type": kind, "jsonPath": f".status.{field}", "priority": 1}
+                            for name, kind, field in (
+                                ("Moved-1h", "integer", "podsMovedLastHour"),
+                                ("CO2-Avoided-g", "number", "carbonAvoidedGrams"),
+                                ("Cost-Saved-USD", "number", "costSavedUsd"),
+                            )
+                        ),
                     ],
                     "schema": {
                         "openAPIV3Schema": {

@@ -19,6 +19,7 @@ from core.model import NamespaceInfo, NodeRecord, PodRecord, SignalSnapshot
 from core.policy import EMPTY_POLICY_SET, PolicySet
 from rebalancer.accounting import Accountant, accountable
 from rebalancer.evictor import EvictionApi, Evictor, Limit
+from rebalancer.explain import explain_refusal, figure_fields
 from rebalancer.kubeapi import EvictionOutcome
 from rebalancer.planner import (
     BELOW_MIN_BENEFIT,
@@ -32,6 +33,7 @@ from rebalancer.planner import (
 )
 from rebalancer.policy_status import PolicyStatusWriter
 from rebalancer.protections import Protected
+from rebalancer.refusals import RefusalEvents
 from rebalancer.release_loop import ReleaseLoop
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -107,6 +109,8 @@ class CycleInputs:
     history: IntensityHistory | None = None
     # Held Jobs' release (docs/deferral.md); None: this rebalancer releases nothing.
     releases: ReleaseLoop | None = None
+    # What refusals were told in Events, across cycles (rebalancer.refusals); None: no Events.
+    refusal_events: RefusalEvents | None = None
 
 
 def run_cycle(inputs: CycleInputs) -> CycleReport:
@@ -134,6 +138,8 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
             inputs.status_writer.reset()
         if inputs.releases is not None:
             inputs.releases.lost_leadership()
+        if inputs.refusal_events is not None:
+            inputs.refusal_events.reset()
         return CycleReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("caches not synced yet; skipping this cycle")
@@ -195,13 +201,23 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
                     "pod": refusal.pod.name,
                     "decision": "refused",
                     "reason": refusal.reason,
+                    "source_region": refusal.source_region,
                     "target_region": refusal.target_region,
                     "net_benefit_usd": None
                     if refusal.net_benefit_usd is None
                     else round(refusal.net_benefit_usd, 6),
+                    **figure_fields(refusal.figures),
+                    "explanation": explain_refusal(refusal),
                     "policy": refusal.policy,
                 },
             )
+    if inputs.refusal_events is not None and inputs.is_leader():
+        inputs.refusal_events.post(
+            result.refusals,
+            post=inputs.api.post_event,
+            now=inputs.clock(),
+            cooldown_seconds=config.rebalancer.min_pod_age_seconds,
+        )
     log.info(
         "rebalancing cycle",
         extra={

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 
 from core.config import RebalancerSettings
 from core.kube.events import EventRequest
+from rebalancer.explain import explain_move, figure_fields
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import Candidate
 
@@ -53,15 +54,7 @@ REASON = "CarbonRebalance"
 
 def explain(candidate: Candidate) -> str:
     """The Event note and log reason: from where to where, intensities, net benefit and its parts."""
-    b = candidate.benefit
-    return (
-        f"moving from {candidate.source_region} ({candidate.source_g_per_kwh:.0f} gCO2/kWh) to "
-        f"{candidate.target_region} ({candidate.target_g_per_kwh:.0f} gCO2/kWh): net benefit "
-        f"{b.net_usd:+.4f} USD = price savings {b.price_savings_usd:+.4f} "
-        f"+ carbon value {b.carbon_value_usd:+.4f} "
-        f"- migration {b.migration_cost_usd:.4f} - egress {b.egress_cost_usd:.4f} - latency "
-        f"{b.latency_penalty_usd:.4f}; avoids {b.avoided_grams:.1f} gCO2eq"
-    )
+    return explain_move(candidate)
 
 
 _EVICTED_NOTHING = frozenset({EvictionOutcome.BLOCKED, EvictionOutcome.GONE, EvictionOutcome.FORBIDDEN})
@@ -165,7 +158,7 @@ class Evictor:
                 "source_region": candidate.source_region,
                 "target_region": candidate.target_region,
                 "net_benefit_usd": round(candidate.benefit.net_usd, 6),
-                "avoided_grams": round(candidate.benefit.avoided_grams, 3),
+                **figure_fields(candidate.figures),
                 "reason": why,
                 "detail": detail,
                 "policy": candidate.policy,

@@ -26,6 +26,7 @@ from rebalancer.cycle import CycleInputs, run_cycle
 from rebalancer.kubeapi import KubeApi
 from rebalancer.leader import LeaderElector
 from rebalancer.policy_status import PolicyStatusWriter
+from rebalancer.refusals import RefusalEvents
 from rebalancer.release_loop import ReleaseLoop
 from rebalancer.releaser import JobReleaser
 from rebalancer.schedule import CycleSchedule
@@ -100,6 +101,7 @@ def main() -> int:
                 api_client, reporting_instance=settings.identity, clock=lambda: datetime.now(UTC)
             ),
         ),
+        refusal_events=RefusalEvents(),
     )
     schedule = CycleSchedule(
         lambda: run_cycle(inputs), interval_seconds=config.current.rebalancer.interval_seconds

@@ -64,6 +64,19 @@ from rebalancer.protections import Protected, eviction_protection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MoveFigures:
+    """What a move was judged on, for its log line and Event (rebalancer.explain)."""
+
+    benefit: NetBenefit  # the predicted net benefit and its parts
+    source_g_per_kwh: float
+    target_g_per_kwh: float
+    # The capacity types priced: the source node's, and the pod's own for the replacement.
+    source_capacity: CapacityType = CapacityType.ON_DEMAND
+    target_capacity: CapacityType = CapacityType.ON_DEMAND
+    robust_net_usd: float | None = None  # what the robust rule counts on; None when it did not judge
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
     """A proposed move to ``target_region``; ``benefit`` is the predicted net benefit of that move."""
 
@@ -74,6 +87,20 @@ class Candidate:
     source_g_per_kwh: float
     target_g_per_kwh: float
     policy: str = ""  # the refs of the policies that applied (core.policy)
+    source_capacity: CapacityType = CapacityType.ON_DEMAND
+    target_capacity: CapacityType = CapacityType.ON_DEMAND
+    robust_net_usd: float | None = None
+
+    @property
+    def figures(self) -> MoveFigures:
+        return MoveFigures(
+            benefit=self.benefit,
+            source_g_per_kwh=self.source_g_per_kwh,
+            target_g_per_kwh=self.target_g_per_kwh,
+            source_capacity=self.source_capacity,
+            target_capacity=self.target_capacity,
+            robust_net_usd=self.robust_net_usd,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +110,8 @@ class Refusal:
     target_region: str = ""
     net_benefit_usd: float | None = None
     policy: str = ""
+    source_region: str = ""
+    figures: MoveFigures | None = None  # the move refused, when it was priced
 
 
 @dataclass(slots=True)
@@ -202,15 +231,19 @@ def plan(
         )
         if reason is None and resolution.rebalance is Rebalance.NEVER:
             reason = POLICY_NEVER
-        if reason is not None:
+        if intent.unmanaged is not None:
+            # Not Eco-Pulse's to move (opted out, system): nothing is priced for it.
             result.refusals.append(
-                Refusal(pod=pod, reason=str(reason), target_region=best.region, policy=refs)
+                Refusal(
+                    pod=pod, reason=str(reason), target_region=best.region, policy=refs, source_region=source
+                )
             )
             continue
         capacity = node.capacity_type if node is not None else pod.demand.capacity_type
         move_key = (key, source, capacity)
         # A run-to-completion pod (a policy allowed it) pays for the hours it has run: its own price.
-        hours_run = _hours_run(pod, now) if pod.run_to_completion else 0.0
+        # A protected one is refused anyway: its shape's price explains the refusal, at no cost per pod.
+        hours_run = _hours_run(pod, now) if pod.run_to_completion and reason is None else 0.0
         if move_key not in moves or hours_run > 0:
             priced = _price_moves(
                 ranking,
@@ -230,8 +263,26 @@ def plan(
                 move = moves[move_key] = priced
         else:
             move = moves[move_key]
+        if reason is not None:
+            # Protected: the move it would be is priced (once per shape) so the refusal can say so.
+            result.refusals.append(
+                Refusal(
+                    pod=pod,
+                    reason=str(reason),
+                    target_region=best.region,
+                    policy=refs,
+                    source_region=source,
+                    net_benefit_usd=None if move is None else move.judged.benefit.net_usd,
+                    figures=None if move is None else move.judged,
+                )
+            )
+            continue
         if move is None:
-            result.refusals.append(Refusal(pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs))
+            result.refusals.append(
+                Refusal(
+                    pod=pod, reason=NO_SIGNAL, target_region=best.region, policy=refs, source_region=source
+                )
+            )
             continue
         if not move.worth_it:
             # Not even the best region the replacement could land in pays for the move.
@@ -242,6 +293,8 @@ def plan(
                     target_region=best.region,
                     net_benefit_usd=move.to_best.net_usd,
                     policy=refs,
+                    source_region=source,
+                    figures=move.judged,
                 )
             )
             continue
@@ -256,6 +309,8 @@ def plan(
                     target_region=first.benefit.target,
                     net_benefit_usd=first.benefit.net_usd,
                     policy=refs,
+                    source_region=source,
+                    figures=first.figures,
                 )
             )
             continue
@@ -311,6 +366,7 @@ class _Option:
     source_cost: RegionCost
     target_cost: RegionCost
     worth_it: bool  # above rebalancer.minNetBenefitUsd and positive (robustly, given a history)
+    figures: MoveFigures
     refusal: str = BELOW_MIN_BENEFIT  # why not, when not worth it
 
 
@@ -327,10 +383,16 @@ class _Moves:
     to_best: NetBenefit  # to the ranking's best region: what a refusal cites
     # The landing regions ranked above the source, in the scheduler's order of preference.
     options: tuple[_Option, ...]
+    best_figures: MoveFigures  # the move to the best region, as a refusal explains it
     worth_it: bool = field(init=False)  # read for every pod of the shape: worked out once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "worth_it", any(option.worth_it for option in self.options))
+
+    @property
+    def judged(self) -> MoveFigures:
+        """The move a refusal explains: to the first region it could land in, else to the best."""
+        return self.options[0].figures if self.options else self.best_figures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -373,6 +435,17 @@ def _price_moves(
     migration_usd = migration_cost_usd(source_cost, config) + lost_progress_usd(
         source_cost, hours_run=hours_run
     )
+
+    def figures(benefit: NetBenefit, target: RegionCost, robust_usd: float | None) -> MoveFigures:
+        return MoveFigures(
+            benefit=benefit,
+            source_g_per_kwh=source_cost.carbon_g_per_kwh,
+            target_g_per_kwh=target.carbon_g_per_kwh,
+            source_capacity=capacity,
+            target_capacity=demand.capacity_type,
+            robust_net_usd=robust_usd,
+        )
+
     options: list[_Option] = []
     for region in landing:
         if region == source:
@@ -383,8 +456,11 @@ def _price_moves(
         benefit = net_benefit(source_cost, assessment.cost, migration_usd=migration_usd)
         worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
         refusal: str | None = BELOW_MIN_BENEFIT
+        robust_usd: float | None = None
         if worth_it and robust is not None:
-            refusal = _robust_refusal(benefit, source_cost, assessment.cost, robust=robust, config=config)
+            refusal, robust_usd = _robust_refusal(
+                benefit, source_cost, assessment.cost, robust=robust, config=config
+            )
             worth_it = refusal is None
         options.append(
             _Option(
@@ -392,11 +468,12 @@ def _price_moves(
                 source_cost=source_cost,
                 target_cost=assessment.cost,
                 worth_it=worth_it,
+                figures=figures(benefit, assessment.cost, robust_usd),
                 refusal=refusal or BELOW_MIN_BENEFIT,
             )
         )
     to_best = net_benefit(source_cost, best.cost, migration_usd=migration_usd)
-    return _Moves(to_best=to_best, options=tuple(options))
+    return _Moves(to_best=to_best, options=tuple(options), best_figures=figures(to_best, best.cost, None))
 
 
 def _hours_run(pod: PodRecord, now: datetime) -> float:
@@ -412,11 +489,12 @@ def _robust_refusal(
     *,
     robust: _Robust,
     config: EcoPulseConfiguration,
-) -> str | None:
-    """Why a move that pays as predicted is not taken by the robust rule; None if it is."""
+) -> tuple[str | None, float | None]:
+    """Why a move that pays as predicted is not taken by the robust rule (None if it is), and the
+    net benefit it counts on (None when the rule is off or has too little history to judge)."""
     settings = config.rebalancer
     if settings.hold_hours <= 0 and settings.gap_error_margin <= 0:
-        return None  # the rule is off
+        return None, None  # the rule is off
     gap = robust.history.gap(
         source.region,
         target.region,
@@ -425,7 +503,7 @@ def _robust_refusal(
         hold_hours=settings.hold_hours,
     )
     if gap is None:
-        return HISTORY_SHORT
+        return HISTORY_SHORT, None
     counted = robust_net_benefit_usd(
         benefit,
         source,
@@ -438,7 +516,7 @@ def _robust_refusal(
     # minNetBenefitUsd asks whether the predicted move is worth the disruption; this asks whether it
     # still pays at the gap the grid has lately shown. Asking both of the robust figure would count
     # the same safety twice.
-    return None if counted > 0.0 else NOT_ROBUST
+    return (None if counted > 0.0 else NOT_ROBUST), counted
 
 
 def _free_capacity(pods: list[PodRecord], nodes: Mapping[str, NodeRecord]) -> dict[str, list[float]]:
@@ -490,6 +568,8 @@ def _fit(
                     target_region=first.benefit.target,
                     net_benefit_usd=first.benefit.net_usd,
                     policy=item.policy,
+                    source_region=item.source,
+                    figures=first.figures,
                 )
             )
             continue
@@ -502,6 +582,8 @@ def _fit(
                     target_region=chosen.benefit.target,
                     net_benefit_usd=chosen.benefit.net_usd,
                     policy=item.policy,
+                    source_region=item.source,
+                    figures=chosen.figures,
                 )
             )
             continue
@@ -523,6 +605,9 @@ def _fit(
                 source_g_per_kwh=chosen.source_cost.carbon_g_per_kwh,
                 target_g_per_kwh=chosen.target_cost.carbon_g_per_kwh,
                 policy=item.policy,
+                source_capacity=chosen.figures.source_capacity,
+                target_capacity=chosen.figures.target_capacity,
+                robust_net_usd=chosen.figures.robust_net_usd,
             )
         )
     return result
@@ -541,4 +626,4 @@ def _room(heap: list[tuple[float, str]], free: dict[str, list[float]], demand: P
     )
 
 
-__all__ = ["Candidate", "Plan", "Protected", "Refusal", "plan"]
+__all__ = ["Candidate", "MoveFigures", "Plan", "Protected", "Refusal", "plan"]

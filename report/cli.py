@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from core.cli import reject_unknown_options
+from core.cli import program, reject_unknown_options
 from report import figures
 from report.prometheus import PrometheusClient, PrometheusError, Sample, Series, redact_url
 from report.render import (
@@ -85,7 +85,7 @@ def resolve_range(start: str, end: str | None, now: datetime) -> tuple[datetime,
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m report",
+        prog=program("python -m report"),
         description="Write per-namespace and per-region avoided CO2 and savings over a time range, read "
         "from the Eco-Pulse counters in Prometheus, as CSV, JSON and an HTML page with charts.",
     )

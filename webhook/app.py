@@ -44,12 +44,14 @@ from webhook.admission.review import (
 from webhook.admission.review import (
     AdmissionRequest,
     MalformedReview,
+    UnreadableObject,
     parse_review,
     review_response,
 )
+from webhook.admission.templates import template_warnings
 from webhook.binding_route import binding_handler
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
-from webhook.events import EventQueue, annotation_event
+from webhook.events import EventQueue, PlacementNotices, annotation_event
 from webhook.extender.decide import (
     FilterReason,
     Judgement,
@@ -150,6 +152,8 @@ class WebhookContext:
     # The Job a ResourceBinding is for (namespace, name), read from the API server (the Karmada API
     # server, for /mutate-binding); None when it cannot be read.
     read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None
+    # Where Events saying where a controller's pods were placed go; None: nowhere.
+    placement_events: PlacementNotices | None = None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -307,6 +311,18 @@ def create_app(context: WebhookContext) -> Starlette:
                             pod, namespace=review.namespace, problems=outcome.annotation_problems
                         )
                     )
+                if (
+                    outcome.outcome is Outcome.MUTATED
+                    and context.placement_events is not None
+                    and not review.dry_run
+                ):
+                    context.placement_events.offer(
+                        review.object_json,
+                        namespace=review.namespace,
+                        region=outcome.region,
+                        decision=outcome.decision,
+                        outcome=outcome,
+                    )
             except Exception:
                 log.exception("admission bookkeeping failed", extra={"uid": review.uid})
 
@@ -315,6 +331,32 @@ def create_app(context: WebhookContext) -> Starlette:
         return Response(
             msgspec.json.encode(answer), media_type="application/json", background=BackgroundTask(record)
         )
+
+    async def warn_templates(request: Request) -> Response:
+        """A workload's pod template: the warnings its pods' annotations would get, nothing else.
+
+        Always allowed, never a patch: a bad body is a 400 as for /mutate; anything else that goes
+        wrong answers without warnings (the entry's failurePolicy is Ignore too).
+        """
+        try:
+            async with received_body(
+                request, max_bytes=context.admission_max_body_bytes, budget=context.bodies
+            ) as body:
+                try:
+                    review = parse_review(body, max_body_bytes=context.admission_max_body_bytes)
+                except MalformedReview as error:
+                    log.warning("malformed template review", extra={"reason": str(error)})
+                    return JSONResponse(
+                        {"error": "malformed AdmissionReview", "message": str(error)}, status_code=400
+                    )
+                warnings = _template_warnings(review, context)
+                return Response(
+                    msgspec.json.encode(review_response(review.uid, warnings=list(warnings))),
+                    media_type="application/json",
+                )
+        except BodyRefused as refused:
+            log.warning("template review refused", extra={"reason": refused.message})
+            return refused.answer(error="AdmissionReview refused")
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -343,6 +385,7 @@ def create_app(context: WebhookContext) -> Starlette:
             Route("/mutate", mutate, methods=["POST"]),
             Route("/mutate-job", job_handler(context, within_deadline=within_deadline), methods=["POST"]),
             Route("/mutate-binding", binding_handler(context), methods=["POST"]),
+            Route("/warn-templates", warn_templates, methods=["POST"]),
             Route("/filter", filter_nodes, methods=["POST"]),
             Route("/prioritize", prioritize, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -431,6 +474,35 @@ async def _decide_within_deadline(
     except Exception:
         log.exception("admission decision failed", extra={"uid": review.uid})
         return fail_open(Reason.INTERNAL_ERROR, "internal error")
+
+
+def _template_warnings(review: AdmissionRequest, context: WebhookContext) -> tuple[str, ...]:
+    """The template's warnings, and a log line when there are any; none on any error of ours."""
+    try:
+        warnings = template_warnings(
+            review,
+            known_regions=context.config().known_regions,
+            namespace_info=context.namespace_info(review.namespace),
+            own_namespace=context.own_namespace,
+        )
+        if warnings:
+            log.info(
+                "template warnings",
+                extra={
+                    "uid": review.uid,
+                    "namespace": review.namespace,
+                    "object": f"{review.kind}/{review.name}",
+                    "operation": review.operation,
+                    "warnings": list(warnings),
+                },
+            )
+    except UnreadableObject as error:
+        log.warning("template review: object unreadable", extra={"uid": review.uid, "reason": str(error)})
+        return ()
+    except Exception:  # our bug: the apply goes on, unwarned
+        log.exception("template review failed", extra={"uid": review.uid})
+        return ()
+    return warnings
 
 
 _children: dict[tuple[str, ...], Any] = {}

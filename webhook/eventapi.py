@@ -11,7 +11,7 @@ from collections.abc import Callable
 from kubernetes import client
 
 from core.kube.events import EventRecorder, EventRequest
-from webhook.events import REASON, REPORTING_CONTROLLER, AnnotationEvent
+from webhook.events import REPORTING_CONTROLLER, AnnotationEvent
 
 REQUEST_TIMEOUT_SECONDS = 5
 
@@ -30,10 +30,10 @@ def api_poster(api_client: client.ApiClient, *, reporting_instance: str) -> Call
             EventRequest(
                 namespace=event.namespace,
                 involved=event.regarding,
-                reason=REASON,
+                reason=event.reason,
                 message=event.note,
-                event_type="Warning",
-                action="Admit",
+                event_type=event.event_type,
+                action=event.action,
             )
         )
 

@@ -1,4 +1,5 @@
-"""Events about ignored ``ecopulse.io/`` annotations, posted off the request path.
+"""Events from admission, posted off the request path: ignored ``ecopulse.io/`` annotations, and
+where a controller's pods were placed.
 
 An admission warning is seen only by whoever ran ``kubectl apply``; a Deployment's pods are created
 by a controller, whose warnings nobody reads. So a misspelt key or an invalid value also becomes an
@@ -10,6 +11,11 @@ the Event to a bounded queue (full: dropped and counted), and one background thr
 One Event per (namespace, object, problem) per ``DEDUPLICATE_SECONDS``: a scale-up of a hundred
 replicas from one template is one Event, not a hundred. Dry-run reviews post nothing (the webhook
 declares ``sideEffects: NoneOnDryRun``).
+
+A placed pod carries its ``ecopulse.io/decision`` annotation, but a pod being created has no uid
+to hang an Event on; its controller has. So a placement is also a Normal ``RegionPlaced`` Event on
+the pod's controller (``kubectl describe rs ...``), once per (controller, region) per
+``DEDUPLICATE_SECONDS``, through its own queue and counter (``PLACEMENT_EVENTS``).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
+import msgspec
 from prometheus_client import Counter
 
 from core.podspec import as_mapping
@@ -30,6 +37,7 @@ log = logging.getLogger("ecopulse.webhook")
 
 REPORTING_CONTROLLER = "ecopulse.io/webhook"
 REASON = "AnnotationIgnored"
+PLACED_REASON = "RegionPlaced"
 QUEUE_CAPACITY = 256
 DEDUPLICATE_SECONDS = 600.0
 MAX_REMEMBERED = 4096
@@ -40,20 +48,79 @@ ANNOTATION_EVENTS = Counter(
     "duplicate: the same one was posted recently, no-subject: an unnamed pod without a controller).",
     ["result"],
 )
+PLACEMENT_EVENTS = Counter(
+    "ecopulse_placement_events_total",
+    "Events on a controller saying where admission placed its pods, by result (posted, failed, "
+    "dropped, duplicate: its pods went to the same region recently, no-subject: a pod without one).",
+    ["result"],
+)
 RESULTS = ("posted", "failed", "dropped", "duplicate", "no-subject")
 for _result in RESULTS:
     ANNOTATION_EVENTS.labels(result=_result)
+    PLACEMENT_EVENTS.labels(result=_result)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnnotationEvent:
+    """An Event the webhook posts (the name is historical: placements are posted as these too)."""
+
     namespace: str
     regarding: Mapping[str, str]  # an ObjectReference: apiVersion, kind, name, namespace[, uid]
     note: str
+    reason: str = REASON
+    event_type: str = "Warning"
+    action: str = "Admit"
+    same_as: str = ""  # what makes two of them the same Event (default: the note)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        return (self.namespace, self.regarding.get("kind", ""), self.regarding.get("name", ""), self.note)
+        same = self.same_as or self.note
+        return (self.namespace, self.regarding.get("kind", ""), self.regarding.get("name", ""), same)
+
+
+class _OwnerWire(msgspec.Struct):
+    apiVersion: Any = None
+    kind: Any = None
+    name: Any = None
+    uid: Any = None
+    controller: Any = None
+
+
+class _OwnersWire(msgspec.Struct):
+    ownerReferences: list[_OwnerWire] | None = None
+
+
+class _ObjectOwnersWire(msgspec.Struct):
+    metadata: _OwnersWire | None = None
+
+
+# Only the owner references, decoded in C: a memoised decision never decoded the pod.
+_OWNERS = msgspec.json.Decoder(_ObjectOwnersWire)
+
+
+def placement_event(
+    object_json: bytes, *, namespace: str, region: str, decision: str
+) -> AnnotationEvent | None:
+    """The Event on the controller of a pod placed in ``region``; None without one. Pure."""
+    try:
+        metadata = _OWNERS.decode(object_json).metadata
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    owners = metadata.ownerReferences if metadata is not None else None
+    for owner in owners or ():
+        fields = {"apiVersion": owner.apiVersion, "kind": owner.kind, "name": owner.name, "uid": owner.uid}
+        if owner.controller is True and all(isinstance(v, str) and v for v in fields.values()):
+            regarding = {**cast(dict[str, str], fields), "namespace": namespace}
+            return AnnotationEvent(
+                namespace=namespace,
+                regarding=regarding,
+                note=f"Placed its pods in {region}: " + "; ".join(decision.splitlines()),
+                reason=PLACED_REASON,
+                event_type="Normal",
+                action="Place",
+                same_as=f"placed in {region}",
+            )
+    return None
 
 
 def annotation_event(
@@ -91,8 +158,13 @@ class EventQueue:
         capacity: int = QUEUE_CAPACITY,
         deduplicate_seconds: float = DEDUPLICATE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        results: Counter = ANNOTATION_EVENTS,
+        name: str = "annotation-events",
     ) -> None:
         self._post = post
+        self._name = name
+        # Each result's child looked up once: labels() takes a lock and builds a key every call.
+        self._results = {result: results.labels(result=result) for result in RESULTS}
         self._queue: queue.Queue[AnnotationEvent | None] = queue.Queue(maxsize=capacity)
         self._deduplicate_seconds = deduplicate_seconds
         self._clock = clock
@@ -104,7 +176,7 @@ class EventQueue:
         """Queue ``event`` unless it is a recent duplicate or the queue is full; never blocks."""
         result = self._admit(event)
         if result != "queued":  # a queued one is counted when it is posted or fails
-            ANNOTATION_EVENTS.labels(result=result).inc()
+            self._results[result].inc()
         return result
 
     def _admit(self, event: AnnotationEvent | None) -> str:
@@ -129,7 +201,7 @@ class EventQueue:
         return "queued"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="annotation-events", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout_seconds: float = 5.0) -> None:
@@ -159,11 +231,32 @@ class EventQueue:
         try:
             posted = self._post(event)
         except Exception:  # the poster never raises; if it does, the thread must live on
-            log.exception("annotation event not recorded", extra={"namespace": event.namespace})
+            log.exception("event not recorded", extra={"namespace": event.namespace, "reason": event.reason})
             posted = False
         if posted:
-            ANNOTATION_EVENTS.labels(result="posted").inc()
+            self._results["posted"].inc()
         else:
-            ANNOTATION_EVENTS.labels(result="failed").inc()
+            self._results["failed"].inc()
             with self._lock:  # let a later pod try again
                 self._offered.pop(event.key, None)
+
+
+class PlacementNotices:
+    """Offers each placed pod's Event to its queue, cheaply for the replicas of one template.
+
+    The outcome memo hands byte-identical reviews (the replicas of a template, same namespace) the
+    same outcome object: one that was just offered costs one comparison, not a decode and a lookup.
+    Called from the event loop only (the reviews' bookkeeping).
+    """
+
+    def __init__(self, queue: EventQueue) -> None:
+        self.queue = queue
+        self._last: object = None
+
+    def offer(
+        self, object_json: bytes, *, namespace: str, region: str, decision: str, outcome: object
+    ) -> None:
+        if outcome is self._last:
+            return
+        self._last = outcome
+        self.queue.offer(placement_event(object_json, namespace=namespace, region=region, decision=decision))

@@ -40,7 +40,7 @@ from core.startup import log_config_error, read_settings
 from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
-from webhook.events import EventQueue
+from webhook.events import PLACEMENT_EVENTS, EventQueue, PlacementNotices
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
 from webhook.transport import ConnectionLimits, protocol_for
@@ -113,6 +113,7 @@ class RunningWebhook:
     port: int
     watches: list[Reflector[Any]] = field(default_factory=list)
     events: EventQueue | None = None
+    placements: EventQueue | None = None
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -123,8 +124,9 @@ class RunningWebhook:
         self.refresher.stop()
         for watch in self.watches:
             watch.stop()
-        if self.events is not None:
-            self.events.stop()
+        for queue in (self.events, self.placements):
+            if queue is not None:
+                queue.stop()
 
 
 # /mutate-binding reads one Job within the webhook's own deadline (timeoutSeconds 2 on Karmada).
@@ -223,11 +225,12 @@ def build(
 
     # Lambdas on purpose: a reflector replaces ``items`` on every event.
     policy_cache = PolicyCache(*(lambda w=w: w.items for w in policy_watches))
-    events = (
-        EventQueue(api_poster(api_client, reporting_instance=socket.gethostname()))
-        if api_client is not None
-        else None
-    )
+    events = placements = None
+    if api_client is not None:
+        poster = api_poster(api_client, reporting_instance=socket.gethostname())
+        events = EventQueue(poster)
+        # Its own queue: a burst of placements never crowds out an ignored-annotation warning.
+        placements = EventQueue(poster, results=PLACEMENT_EVENTS, name="placement-events")
     context = WebhookContext(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -244,6 +247,7 @@ def build(
         or ((lambda name: nodes.items.get(name)) if nodes is not None else (lambda _: None)),  # noqa: PLW0108
         extender_deadline_seconds=settings.extender_deadline_seconds,
         annotation_events=events,
+        placement_events=PlacementNotices(placements) if placements is not None else None,
         admission_max_body_bytes=settings.admission_max_body_bytes,
         extender_max_body_bytes=settings.extender_max_body_bytes,
         bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
@@ -291,8 +295,9 @@ def build(
     # freed by reference counting; the collector only has to find the rare cycle.
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     refresher.start()
-    if events is not None:
-        events.start()
+    for queue in (events, placements):
+        if queue is not None:
+            queue.start()
     config.start_watching(interval_seconds=settings.reload_interval_seconds)
     tls.watcher.start(interval_seconds=settings.reload_interval_seconds, name="tls-watcher")
     running = RunningWebhook(
@@ -304,6 +309,7 @@ def build(
         port=port,
         watches=[watch for watch in (namespaces, nodes, releaser, *policy_watches) if watch is not None],
         events=events,
+        placements=placements,
     )
     if sock is not None:
         running.thread = threading.Thread(

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.cli import reject_unknown_options
+from core.cli import program, reject_unknown_options
 from core.config import ConfigError, load_config
 from core.trace import Trace, TraceError, load_trace, parse_time
 from rebalancer.simulate.forecast import ForecastModel
@@ -30,7 +30,7 @@ def _time(text: str) -> datetime:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m rebalancer simulate",
+        prog=program("python -m rebalancer simulate"),
         description="Replay an hourly carbon-intensity trace through Eco-Pulse and compare it with "
         "carbon-blind, static-best and hourly-oracle placement.",
     )

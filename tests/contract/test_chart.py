@@ -147,6 +147,12 @@ def test_the_defaults_are_safe_and_valid(helm: Path) -> None:
     assert hook["failurePolicy"] == "Ignore"
     secret = the(objects, "Secret", "eco-pulse-webhook-tls")
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    # The pod templates' warnings entry, as in manifests/ (tests/contract/test_manifests.py).
+    configuration = the(objects, "MutatingWebhookConfiguration", in_release("eco-pulse"))
+    templates = {h["name"]: h for h in configuration["webhooks"]}["template-warnings.ecopulse.io"]
+    assert templates["failurePolicy"] == "Ignore" and templates["sideEffects"] == "None"
+    assert templates["clientConfig"]["service"]["path"] == "/warn-templates"
+    assert templates["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
 
 
 def test_values_reach_the_configuration_and_the_pods(helm: Path) -> None:

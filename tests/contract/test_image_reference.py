@@ -63,7 +63,10 @@ def test_the_dockerfile_builds_the_same_image() -> None:
     assert re.search(rf"^ARG VERSION={re.escape(VERSION)}$", text, flags=re.MULTILINE)
     assert re.search(rf"^USER {NONROOT}$", text, flags=re.MULTILINE)
     assert f"UID_GID={NONROOT}" in script
-    assert re.search(r'^ENTRYPOINT \["python", "-m"\]$', text, flags=re.MULTILINE)
+    assert re.search(r'^ENTRYPOINT \["eco-pulse"\]$', text, flags=re.MULTILINE)
+    # The wheel is built from what is copied: every package the command runs.
+    for package in ("core", "webhook", "rebalancer", "fleet", "certs", "report", "eco_pulse"):
+        assert re.search(rf"^COPY {package} \./{package}$", text, flags=re.MULTILINE), package
     assert re.search(r'^CMD \["webhook"\]$', text, flags=re.MULTILINE)
     for label in ("title", "description", "version", "licenses", "source"):
         assert f"org.opencontainers.image.{label}=" in text, label

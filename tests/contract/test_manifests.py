@@ -204,13 +204,17 @@ def test_every_object_is_named_and_namespaced_where_it_must_be() -> None:
     assert labels["includeSelectors"] is False  # selectors are immutable
 
 
-def test_the_mutatingwebhookconfiguration_file_is_one_object_with_two_webhooks() -> None:
-    # tests/e2e load this exact file and point each clientConfig at a local process, same path.
+def test_the_mutatingwebhookconfiguration_file_is_one_object_region_affinity_first() -> None:
+    # tests/e2e load this exact file and point each clientConfig at a local process.
     documents = load_yaml_documents((BASE / "mutatingwebhookconfiguration.yaml").read_text())
     assert len(documents) == 1
     assert documents[0]["kind"] == "MutatingWebhookConfiguration"
+    assert documents[0]["webhooks"][0]["name"] == "region-affinity.ecopulse.io"
+
+
+def test_the_job_webhook_holds_only_at_create_and_fails_open() -> None:
+    documents = load_yaml_documents((BASE / "mutatingwebhookconfiguration.yaml").read_text())
     hooks = {hook["clientConfig"]["service"]["path"]: hook for hook in documents[0]["webhooks"]}
-    assert sorted(hooks) == ["/mutate", "/mutate-job"]
     jobs = hooks["/mutate-job"]
     # A Job is never blocked by us: fail open, CREATE of batch/v1 jobs only.
     assert jobs["failurePolicy"] == "Ignore"
@@ -259,14 +263,14 @@ def test_the_webhook_settings_from_the_deployment_env_match_its_mounts_and_ports
     assert settings.port == WebhookSettings().port
     assert settings.metrics_port == WebhookSettings().metrics_port
     assert settings.tls_dir == WebhookSettings().tls_dir
-    assert item["command"] == ["python", "-m", "webhook"]
+    assert item["command"] == ["eco-pulse", "webhook"]
 
 
 def test_the_rebalancer_env_is_read_by_the_rebalancer() -> None:
     workload = deployment("eco-pulse-rebalancer")
     item = container(workload, "rebalancer")
     env = env_values(item)
-    assert item["command"] == ["python", "-m", "rebalancer"]
+    assert item["command"] == ["eco-pulse", "rebalancer"]
     assert {"ECOPULSE_CONFIG", "POD_NAME", "POD_NAMESPACE"} <= set(env)
     config = mount_of(workload, item, config_map="eco-pulse-config")
     assert Path(env["ECOPULSE_CONFIG"]) == Path(config["mount"]["mountPath"]) / "config.yaml"
@@ -743,3 +747,28 @@ def test_an_unset_control_plane_cidr_stays_an_invalid_placeholder(kubectl: Path)
     for directory in (BASE, PRODUCTION):
         policy = webhook_policy(render(kubectl, directory))
         assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == CIDR_PLACEHOLDER
+
+
+def test_workload_templates_are_warned_by_their_own_entry_that_never_patches_nor_denies() -> None:
+    # Issue 29: a misspelt ecopulse.io/ key in a Deployment's template is warned at kubectl apply.
+    hooks = {hook["name"]: hook for hook in webhook_configuration()["webhooks"]}
+    hook = hooks["template-warnings.ecopulse.io"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["sideEffects"] == "None"
+    assert hook["clientConfig"]["service"]["path"] == "/warn-templates"
+    assert "POST" in _routes().get("/warn-templates", set())
+    covered = {
+        (group, resource)
+        for rule in hook["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        if rule["operations"] == ["CREATE", "UPDATE"] and rule["apiVersions"] == ["v1"]
+    }
+    assert covered == {
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
+    region = hooks["region-affinity.ecopulse.io"]
+    assert hook["namespaceSelector"] == region["namespaceSelector"]

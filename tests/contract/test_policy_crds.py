@@ -47,3 +47,18 @@ def test_both_kinds_share_the_schema_and_the_status_subresource() -> None:
     assert without_description == {
         k: v for k, v in cluster["schema"]["openAPIV3Schema"].items() if k != "description"
     }
+
+
+def test_wide_output_adds_the_savings_from_status_fields_that_exist() -> None:
+    # Issue 29: `kubectl get ecopulsepolicies -o wide` shows what each policy has earned.
+    for name in ("ecopulsepolicies", "clusterecopulsepolicies"):
+        version = _version(REPO / f"manifests/crds/ecopulse.io_{name}.yaml")
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+        wide = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"] if c.get("priority")}
+        assert wide == {
+            "Moved-1h": ".status.podsMovedLastHour",
+            "CO2-Avoided-g": ".status.carbonAvoidedGrams",
+            "Cost-Saved-USD": ".status.costSavedUsd",
+        }
+        for path in wide.values():
+            assert path.removeprefix(".status.") in status, path

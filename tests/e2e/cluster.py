@@ -38,6 +38,7 @@ from certs.issue import (
     issue_serving_cert,
     write_bundle,
 )
+from tests.e2e import demo_tables
 from tests.factories import ONE_PRICE, THREE_REGIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -724,9 +725,9 @@ class LocalCluster:
             (REPO / "manifests" / "base" / "mutatingwebhookconfiguration.yaml").read_text()
         )
         for hook in manifest["webhooks"]:
-            path = hook["clientConfig"]["service"]["path"]  # /mutate for pods, /mutate-job for Jobs
+            path = hook["clientConfig"]["service"]["path"]
             hook["clientConfig"] = {
-                "url": f"{url.removesuffix('/mutate') if url else self.webhook_url}{path}",
+                "url": url if url and path == "/mutate" else f"{self.webhook_url}{path}",
                 "caBundle": ca_bundle_b64((self.webhook_tls / "ca.crt").read_bytes()),
             }
         self.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
@@ -861,15 +862,15 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def pods_table(cluster: LocalCluster, namespace: str) -> str:
+    """Where each pod runs now, its region's grid now, and the latest decision about it (demo_tables)."""
     pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
-    region_of = {n["metadata"]["name"]: n["metadata"]["labels"].get(REGION_LABEL, "?") for n in nodes}
-    rows = [f"{'POD':<28} {'NODE':<16} {'REGION':<11} WHY"]
-    for pod in pods:
-        node = pod["spec"].get("nodeName", "")
-        why = pod["metadata"].get("annotations", {}).get("ecopulse.io/decision", "(not mutated)")
-        rows.append(f"{pod['metadata']['name']:<28} {node or '-':<16} {region_of.get(node, '-'):<11} {why}")
-    return "\n".join(rows)
+    events = json.loads(cluster.kubectl("get", "events.events.k8s.io", "-n", namespace, "-o", "json"))[
+        "items"
+    ]
+    carbon = yaml.safe_load(cluster.config_file.read_text()).get("carbon", {})
+    grid = {region: float(g) for region, g in (carbon.get("mock") or {}).items()}
+    return demo_tables.pods_table(pods, nodes, events, grid)
 
 
 @contextlib.contextmanager

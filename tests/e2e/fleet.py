@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from certs.issue import ca_bundle_b64, issue_ca, issue_leaf_cert, issue_serving_cert, write_bundle
-from core.model import DECISION_ANNOTATION
+from tests.e2e import demo_tables
 from tests.e2e.cluster import (
     DEMO_CONFIG,
     REGIONS,
@@ -778,24 +778,33 @@ def placement_table(fleet: Fleet, namespace: str) -> str:
     policies = json.loads(fleet.karmada_kubectl("get", "propagationpolicies", "-n", namespace, "-o", "json"))[
         "items"
     ]
-    why_of = {
-        p["metadata"]["name"]: p["metadata"]
-        .get("annotations", {})
-        .get(DECISION_ANNOTATION, "karmada default")
-        for p in policies
-    }
-    rows = [f"{'WORKLOAD':<22} {'CLUSTER':<20} {'REGION':<11} {'REPLICAS':<9} {'RUNNING':<8} WHY"]
+    events = json.loads(fleet.karmada_kubectl("get", "events.events.k8s.io", "-n", namespace, "-o", "json"))[
+        "items"
+    ]
+    latest = {p["metadata"]["name"]: demo_tables.latest_policy_decision(p, events) for p in policies}
+    grid = fleet.mock_grid()
+    rows = [
+        f"{'WORKLOAD':<22} {'CLUSTER':<20} {'REGION':<11} {'GRID NOW':<14} {'REPLICAS':<9} {'RUNNING NOW':<12} "
+        f"{'DECIDED AT':<21} LATEST DECISION"
+    ]
     for binding in bindings:
         resource = binding["spec"]["resource"]
         workload = f"{resource['kind'].lower()}/{resource['name']}"
-        policy = binding["metadata"].get("labels", {}).get("propagationpolicy.karmada.io/name", "")
-        why = why_of.get(policy, "karmada default")
+        # Karmada names the policy in an annotation (a label before v1.8).
+        metadata = binding["metadata"]
+        policy = metadata.get("annotations", {}).get("propagationpolicy.karmada.io/name") or metadata.get(
+            "labels", {}
+        ).get("propagationpolicy.karmada.io/name", "")
+        decision = latest.get(
+            policy, demo_tables.Decision(at="-", text="karmada default (no policy of ours)")
+        )
         for target in binding["spec"].get("clusters", []):
             name = target["name"]
             running = _running_pods(fleet, name, namespace, resource["name"])
             region = fleet.regions.get(name, "?")
             rows.append(
-                f"{workload:<22} {name:<20} {region:<11} {target.get('replicas', '-')!s:<9} {running:<8} {why}"
+                f"{workload:<22} {name:<20} {region:<11} {demo_tables.grid_text(grid, region):<14} "
+                f"{target.get('replicas', '-')!s:<9} {running:<12} {demo_tables.shown_time(decision.at):<21} {decision.text}"
             )
     return "\n".join(rows)
 

@@ -237,7 +237,7 @@ def test_a_job_the_user_suspended_is_never_touched(
     cluster, grid = deferring
     grid.restart()
     create(cluster, job_manifest("mine", namespace, suspend=True))
-    time.sleep(12)  # two releaser cycles at least
+    time.sleep(8)  # a releaser cycle or two (every 5 s)
     job = get_job(cluster, namespace, "mine")
     assert job["spec"]["suspend"] is True
     assert not any(
@@ -292,6 +292,30 @@ def test_with_the_controller_killed_the_janitor_releases_at_release_by(
         cluster.stop("releaser")
         cluster.start_rebalancer("releaser", metrics_port=free_port())
         wait_until("the releaser's Lease", lambda: lease_holder(cluster) == "releaser", 60)
+
+
+def test_a_new_leader_releases_the_overdue_holds_first(
+    deferring: tuple[LocalCluster, Grid], namespace: str
+) -> None:
+    cluster, grid = deferring
+    grid.restart()
+    create(cluster, job_manifest("late", namespace))
+    assert get_job(cluster, namespace, "late")["spec"]["suspend"] is True
+    cluster.kill("releaser")
+    cluster.stop("releaser")
+    overdue = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cluster.kubectl(
+        "annotate", "job", "late", "-n", namespace, f"ecopulse.io/release-by={overdue}", "--overwrite"
+    )
+    cluster.start_rebalancer("releaser", metrics_port=free_port())
+    released = wait_until(
+        "the release",
+        lambda: (j := get_job(cluster, namespace, "late"))["spec"].get("suspend") is False and j,
+        60,
+    )
+    assert released["metadata"]["annotations"]["ecopulse.io/decision"].startswith(
+        "released (controller-start)"
+    )
 
 
 def test_a_cronjobs_jobs_are_held_and_released(deferring: tuple[LocalCluster, Grid], namespace: str) -> None:

@@ -25,7 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import free_port
-from tests.e2e.fleet import MOVE_STABILITY_SECONDS, Fleet, start_fleet_mode
+from tests.e2e.fleet import MOVE_STABILITY_SECONDS, Fleet, placement_table, start_fleet_mode
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -300,6 +300,11 @@ def test_a_workload_lands_in_the_greenest_member_and_follows_the_grid_staying_av
         fleet.karmada_kubectl("get", "resourcebinding", "web-deployment", "-n", namespace, "-o", "json")
     )
     assert binding["spec"]["clusters"] == [{"name": west, "replicas": REPLICAS}]
+    # Issue 29: `make fleet-demo`'s table says where the pods run now, the grid there in units, and
+    # fleet mode's latest decision (its Event on the policy), not the first placement.
+    (row,) = [line for line in placement_table(fleet, namespace).splitlines() if f" {west} " in line]
+    assert "20 gCO2/kWh" in row and f" {REPLICAS} " in row, row
+    assert " Fleet" in row and '{"' not in row, row  # an Event of fleet mode's, not the raw annotation
 
 
 def test_an_egress_heavy_workload_with_its_data_where_it_runs_stays(

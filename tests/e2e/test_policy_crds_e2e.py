@@ -120,3 +120,27 @@ def test_the_printer_columns_show_mode_regions_and_readiness(crds: LocalCluster)
         "AGE",
     ]
     assert row.split()[:4] == ["p", "required", '["eu-west-1"]', "40"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_wide_output_shows_what_the_policy_saved(crds: LocalCluster, kind: str) -> None:
+    # Issue 29: -o wide adds the savings the rebalancer writes into the status.
+    plural, scope = (
+        ("ecopulsepolicies", ["-n", "default"])
+        if kind == "EcoPulsePolicy"
+        else ("clusterecopulsepolicies", [])
+    )
+    crds.kubectl("apply", "-f", "-", input_text=policy(kind, {"mode": "preferred"}))
+    try:
+        status = {"status": {"podsMovedLastHour": 3, "carbonAvoidedGrams": 1234.5, "costSavedUsd": 0.25}}
+        crds.kubectl(
+            "patch", plural, "p", *scope, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+        )
+        narrow = crds.kubectl("get", plural, "p", *scope)
+        wide = crds.kubectl("get", plural, "p", *scope, "-o", "wide")
+    finally:
+        crds.kubectl("delete", plural, "p", *scope)
+    assert "CO2-AVOIDED-G" not in narrow.splitlines()[0]
+    header, row = wide.splitlines()[:2]
+    assert header.split()[-3:] == ["MOVED-1H", "CO2-AVOIDED-G", "COST-SAVED-USD"]
+    assert row.split()[-3:] == ["3", "1234.5", "0.25"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.cluster import LocalCluster, free_port
+from tests.e2e.cluster import LocalCluster, free_port, pods_table
 from tests.e2e.test_webhook_e2e import (
     deployment,
     pods,
@@ -150,6 +150,44 @@ def test_a_workload_with_heavy_egress_to_its_data_stays(rebalancing: LocalCluste
     set_grid(cluster, EU_GREEN)
     time.sleep(20)
     assert regions_of(cluster, namespace, "anchored") == ["us-east-1"] * 3
+
+
+def test_a_pod_on_spot_stays_and_its_controller_is_told_why(
+    rebalancing: LocalCluster, namespace: str
+) -> None:
+    # Issue 29: a pod that landed on spot (its zone's node is spot; the pod did not ask for spot) is
+    # cheaper where it is than an on-demand copy would be in the green region, so the move does not
+    # pay; the refusal explains itself as an eviction would, once for the workload.
+    cluster = rebalancing
+    start_in_us(cluster, namespace, "thrifty", node_selector={"topology.kubernetes.io/zone": "us-east-1b"})
+    time.sleep(11)
+    set_grid(cluster, EU_GREEN)
+    time.sleep(20)
+    assert regions_of(cluster, namespace, "thrifty") == ["us-east-1"] * 3
+    events = json.loads(cluster.kubectl("get", "events.events.k8s.io", "-n", namespace, "-o", "json"))[
+        "items"
+    ]
+    refused = [e for e in events if e.get("reason") == "CarbonRebalanceRefused"]
+    below = [e for e in refused if "below-min-net-benefit" in e["note"]]
+    assert len(below) == 1, [e.get("note") for e in refused]  # three replicas, one Event
+    (event,) = below
+    assert event["regarding"]["kind"] == "ReplicaSet"
+    note = event["note"]
+    assert "stays in us-east-1 (450 gCO2/kWh): below-min-net-benefit" in note, note
+    for part in (
+        "price savings",
+        "carbon value",
+        "egress",
+        "latency",
+        "migration",
+        "priced spot -> on-demand",
+    ):
+        assert part in note, part
+    # ... and the demo table shows it as the latest decision about those pods, beside where they run now.
+    table = pods_table(cluster, namespace)
+    rows = [line for line in table.splitlines() if line.startswith("thrifty-")]
+    assert len(rows) == 3 and all("450 gCO2/kWh" in r for r in rows), table
+    assert all("CarbonRebalanceRefused: Not moving pod" in r for r in rows), table
 
 
 def test_only_the_leader_evicts(rebalancing: LocalCluster) -> None:

@@ -112,7 +112,7 @@ def test_the_image_says_its_version_and_runs_as_nonroot(image: Image) -> None:
     assert labels["org.opencontainers.image.revision"]
     assert image.manifest["annotations"]["org.opencontainers.image.version"] == VERSION
     assert image.config["config"]["User"] == f"{NONROOT}:{NONROOT}"
-    assert image.config["config"]["Entrypoint"] == ["python3", "-m"]
+    assert image.config["config"]["Entrypoint"] == ["eco-pulse"]
     assert image.config["config"]["Cmd"] == ["webhook"]
 
 
@@ -167,8 +167,11 @@ def descendants(pid: int) -> list[int]:
 def test_the_webhook_starts_from_the_image_read_only_and_answers_healthz(
     image: Image, rootfs: Path, tmp_path: Path
 ) -> None:
-    # The Deployment's command is `python -m webhook`: the image must have that python too.
+    # The Deployments' command is `eco-pulse webhook`; `python -m webhook` must work too.
     assert (rootfs / "usr" / "bin" / "python").exists()
+    command_file = rootfs / "usr" / "local" / "bin" / "eco-pulse"
+    assert command_file.read_text().startswith("#!/usr/bin/python3\n")
+    assert command_file.stat().st_mode & 0o111
     tls = tmp_path / "tls"
     ca_file = issue_tls(tls)
     for path in (tls, *tls.iterdir()):

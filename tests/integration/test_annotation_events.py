@@ -27,7 +27,7 @@ class FakeApiServer:
     """Empty lists, watches that end at once, and Event POSTs recorded (answered when ``release`` is set)."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.posted: list[dict[str, Any]] = []
         self.received: list[str] = []
         self.release = threading.Event()
         self.release.set()
@@ -61,7 +61,7 @@ class FakeApiServer:
                 if self.path != EVENTS_PATH:
                     self._send(404, {"kind": "Status", "apiVersion": "v1", "code": 404})
                     return
-                state.events.append(body)
+                state.posted.append(body)
                 self._send(201, {**body, "metadata": {**body["metadata"], "name": "e1"}})
 
             def log_message(self, format: str, *args: object) -> None:
@@ -70,6 +70,15 @@ class FakeApiServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The ignored-annotation Events (the placements' are in ``placed``)."""
+        return [e for e in self.posted if e["reason"] == "AnnotationIgnored"]
+
+    @property
+    def placed(self) -> list[dict[str, Any]]:
+        return [e for e in self.posted if e["reason"] == "RegionPlaced"]
 
     def close(self) -> None:
         self.release.set()
@@ -147,7 +156,7 @@ def test_an_invalid_value_is_an_event_too(webhook: Webhook, api: FakeApiServer) 
 def test_reviews_are_answered_while_the_api_holds_an_event(webhook: Webhook, api: FakeApiServer) -> None:
     api.release.clear()
     post(webhook, review(misspelt(name="web-3")))
-    eventually("the first Event reaches the API", lambda: len(api.received) == 1)
+    eventually("the first Event reaches the API", lambda: len(api.received) >= 1)
     # The API now holds that POST (for up to 30 s, longer than the client's 10 s timeout): a review
     # that waited for it would fail here.
     response = post(webhook, review(misspelt(name="web-6")))
@@ -180,3 +189,44 @@ def test_a_pod_without_problems_posts_nothing(webhook: Webhook, api: FakeApiServ
     )
     time.sleep(0.2)
     assert api.events == []
+
+
+# --- where a controller's pods were placed (issue 29) --------------------------------------------
+
+
+def test_a_placement_is_an_event_on_the_controller_once_per_region(
+    webhook: Webhook, api: FakeApiServer
+) -> None:
+    for uid in ("a", "b", "c"):  # three replicas of one ReplicaSet, no name yet
+        response = post(webhook, review(pod(), uid=uid))
+        assert response["patchType"] == "JSONPatch"
+    eventually("the placement Event is posted", lambda: len(api.placed) == 1)
+    time.sleep(0.3)  # a duplicate would have been posted by now
+    (event,) = api.placed
+    (owner,) = pod()["metadata"]["ownerReferences"]
+    assert event["regarding"] == {
+        "apiVersion": owner["apiVersion"],
+        "kind": "ReplicaSet",
+        "name": owner["name"],
+        "uid": owner["uid"],
+        "namespace": "shop",
+    }
+    assert (event["type"], event["action"]) == ("Normal", "Place")
+    assert event["note"].startswith("Placed its pods in eu-north-1: preferred eu-north-1")
+    assert "gCO2/kWh" in event["note"] and "\n" not in event["note"]
+
+
+def test_a_bare_pod_and_a_dry_run_get_no_placement_event(webhook: Webhook, api: FakeApiServer) -> None:
+    bare = pod()
+    del bare["metadata"]["ownerReferences"]
+    bare["metadata"]["name"] = "solo"
+    post(webhook, review(bare))
+    dry = review(pod(), uid="dry")
+    dry["request"]["dryRun"] = True
+    post(webhook, dry)
+    marker = misspelt(name="marker")
+    del marker["metadata"]["ownerReferences"]
+    post(webhook, review(marker))  # posted after them, as a marker
+    eventually("the marker Event is posted", lambda: len(api.events) == 1)
+    time.sleep(0.2)
+    assert api.placed == []

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Long enough for a loaded 2-core machine to import kubernetes and uvicorn; it only bounds how long
 # a wrongly started server is left running before the test kills it and fails.
 WATCHDOG_SECONDS = 60
+ECO_PULSE = Path(sys.executable).parent / "eco-pulse"
 
 AUDIT_HOOK = """\
 import json, os, sys
@@ -147,12 +148,19 @@ class Sandbox:
         return self.root / "cwd"
 
     def run(self, module: str, *args: str, env: Mapping[str, str] | None = None) -> Run:
+        return self.run_argv([sys.executable, "-m", module, *args], env=env)
+
+    def command(self, *args: str, env: Mapping[str, str] | None = None) -> Run:
+        """``eco-pulse ARGS``: the console script pip installed beside this interpreter."""
+        return self.run_argv([str(ECO_PULSE), *args], env=env)
+
+    def run_argv(self, argv: list[str], *, env: Mapping[str, str] | None = None) -> Run:
         audit_log = self.root / "audit.jsonl"
         audit_log.write_text("")
         out, err = self.root / "stdout", self.root / "stderr"
         with out.open("w") as stdout, err.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", module, *args],
+                argv,
                 cwd=self.cwd,
                 env={**self.env, **(env or {}), "ECOPULSE_TEST_AUDIT_LOG": str(audit_log)},
                 stdout=stdout,
@@ -329,6 +337,17 @@ def first_log_line(
     return line
 
 
+def first_command_log_line(sandbox: Sandbox, command: str) -> dict[str, object]:
+    env = dict(sandbox.env)
+    del env["KUBECONFIG"]
+    sandbox.env = env
+    run = sandbox.command(command)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.requests == []
+    line: dict[str, object] = json.loads(run.stdout.splitlines()[0])
+    return line
+
+
 @pytest.mark.parametrize(
     "config_text",
     [
@@ -374,3 +393,71 @@ def test_fleet_mode_acts_only_on_an_explicit_dry_run_false_and_says_so_first(san
     line = first_log_line(sandbox, REBALANCER_CONFIG + "fleet: {dryRun: false}\n", module="fleet")
     assert line["mode"] == "live"
     assert "LIVE" in str(line["msg"])
+
+
+# --- one command: eco-pulse COMMAND is python -m APP -------------------------------------------
+
+COMMANDS = ["webhook", "rebalancer", "fleet", "simulate", "report", "certs"]
+
+
+def test_the_package_declares_the_eco_pulse_command() -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"eco-pulse": "eco_pulse.cli:main"}
+    assert ECO_PULSE.exists(), "make venv installs the console script"
+
+
+def test_eco_pulse_help_names_every_command_and_touches_nothing(sandbox: Sandbox) -> None:
+    run = sandbox.command("--help")
+    assert_touched_nothing(run, sandbox)
+    assert run.returncode == 0 and run.stderr == ""
+    assert run.stdout.startswith("usage: eco-pulse")
+    for command in COMMANDS:
+        assert f"\n    {command}" in run.stdout, command
+
+
+def test_eco_pulse_version_is_the_package_version(sandbox: Sandbox) -> None:
+    run = sandbox.command("--version")
+    assert_touched_nothing(run, sandbox)
+    assert (run.returncode, run.stdout) == (0, f"eco-pulse {pyproject_version()}\n")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_s_help_is_the_entry_point_s_and_touches_nothing(sandbox: Sandbox, command: str) -> None:
+    run = sandbox.command(command, "--help")
+    assert_touched_nothing(run, sandbox)
+    assert run.returncode == 0 and run.stderr == ""
+    assert run.stdout.startswith(f"usage: eco-pulse {command}")
+    module = {"simulate": "rebalancer simulate"}.get(command, command)
+    # The same options and environment as python -m (the usage lines wrap at the longer name).
+    same = sandbox.run(*module.split(), "--help").stdout
+    assert run.stdout.split("\n\n", 1)[1] == same.split("\n\n", 1)[1]
+
+
+@pytest.mark.parametrize("command", ["webhook", "rebalancer", "certs", "fleet"])
+def test_each_command_s_version_and_touches_nothing(sandbox: Sandbox, command: str) -> None:
+    run = sandbox.command(command, "--version")
+    assert_touched_nothing(run, sandbox)
+    assert (run.returncode, run.stdout) == (0, f"eco-pulse {command} {pyproject_version()}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "usage", "named"),
+    [
+        pytest.param([], "usage: eco-pulse", "COMMAND", id="no command"),
+        pytest.param(["serve"], "usage: eco-pulse", "serve", id="unknown command"),
+        pytest.param(["webhook", "--bogus"], "usage: eco-pulse webhook", "--bogus", id="webhook --bogus"),
+        pytest.param(["simulate", "--bogus"], "usage: eco-pulse simulate", "--bogus", id="simulate --bogus"),
+        pytest.param(["certs", "isue"], "usage: eco-pulse certs", "isue", id="certs isue"),
+    ],
+)
+def test_eco_pulse_usage_errors_exit_2(sandbox: Sandbox, args: list[str], usage: str, named: str) -> None:
+    run = sandbox.command(*args)
+    assert_touched_nothing(run, sandbox)
+    assert run.returncode == 2 and run.stdout == ""
+    assert usage in run.stderr and named in run.stderr
+
+
+@pytest.mark.parametrize("command", ["rebalancer", "fleet"])
+def test_eco_pulse_runs_the_app_itself(sandbox: Sandbox, command: str) -> None:
+    line = first_command_log_line(sandbox, command)
+    assert line["mode"] == "dry-run" and line["version"] == pyproject_version()

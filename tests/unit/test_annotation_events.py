@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,14 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from webhook.events import AnnotationEvent, EventQueue, annotation_event
+from webhook.events import (
+    PLACEMENT_EVENTS,
+    AnnotationEvent,
+    EventQueue,
+    PlacementNotices,
+    annotation_event,
+    placement_event,
+)
 
 PROBLEMS = (
     "ecopulse.io/allowed-region: unknown annotation, ignored (did you mean ecopulse.io/allowed-regions?)",
@@ -135,3 +143,31 @@ def test_no_subject_is_counted() -> None:
     before = counted("no-subject")
     assert EventQueue(lambda _: True).offer(None) == "no-subject"
     assert counted("no-subject") == before + 1
+
+
+# --- placements (issue 29) ----------------------------------------------------------------------
+
+
+def test_a_placement_is_one_event_per_controller_and_region_and_a_shared_outcome_is_not_decoded() -> None:
+    posted: list[AnnotationEvent] = []
+
+    def post(event: AnnotationEvent) -> bool:
+        posted.append(event)
+        return True
+
+    queue = EventQueue(post, results=PLACEMENT_EVENTS)
+    notices = PlacementNotices(queue)
+    pod = json.dumps({"metadata": {"generateName": "web-1-", "ownerReferences": [OWNER]}}).encode()
+    shared = object()  # what the outcome memo hands every replica of a template
+    for _ in range(3):
+        notices.offer(pod, namespace="ns", region="eu-north-1", decision="a\nb", outcome=shared)
+    notices.offer(b"not json", namespace="ns", region="eu-north-1", decision="a", outcome=shared)  # not read
+    notices.offer(pod, namespace="ns", region="eu-north-1", decision="a\nc", outcome=object())  # duplicate
+    notices.offer(pod, namespace="ns", region="eu-west-1", decision="moved", outcome=object())
+    queue.drain()
+    assert [(e.regarding["name"], e.note) for e in posted] == [
+        ("web-1", "Placed its pods in eu-north-1: a; b"),
+        ("web-1", "Placed its pods in eu-west-1: moved"),
+    ]
+    assert (posted[0].reason, posted[0].event_type, posted[0].action) == ("RegionPlaced", "Normal", "Place")
+    assert placement_event(b"{}", namespace="ns", region="r", decision="d") is None  # no controller

@@ -339,18 +339,35 @@ def decide(
     )
 
 
+# kubectl describe cuts each line of an annotation at 138 characters ("..."); ours stay under.
+DECISION_LINE_MAX_CHARS = 120
+DECISION_REGIONS = 4
+
+
 def describe(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot) -> str:
-    """A short, human-readable why: mode, net benefit per region over the horizon, signal age."""
-    parts = []
-    for assessment in ranking.eligible[:4]:
-        cost = assessment.cost
-        intensity = f"{cost.carbon_g_per_kwh:.0f}g" if cost is not None else "?"
-        parts.append(f"{assessment.region}={assessment.net_benefit_usd or 0.0:+.4f}$/{intensity}")
+    """The ``ecopulse.io/decision`` annotation: why this region, in short lines with their units.
+
+    One line each (kubectl describe prints a long annotation line by line): the choice, the basis,
+    the net benefit and intensity of the best regions, the signals' source and age.
+    """
     mode = "required" if choice.required_regions is not None else "preferred"
-    return (
-        f"{mode} {choice.best_region}; net vs {ranking.baseline_region} over {ranking.hours:g}h: "
-        f"{' '.join(parts)}; signals {signals.provider} age<={signals.max_age_seconds():.0f}s"
-    )[:250]
+    lines = [
+        f"{mode} {choice.best_region} (chosen at admission)",
+        f"net benefit vs {ranking.baseline_region} over {ranking.hours:g} h:",
+    ]
+    for assessment in ranking.eligible[:DECISION_REGIONS]:
+        cost = assessment.cost
+        intensity = f"{cost.carbon_g_per_kwh:.0f} gCO2/kWh" if cost is not None else "intensity unknown"
+        lines.append(f"{assessment.region}: {assessment.net_benefit_usd or 0.0:+.4f} USD at {intensity}")
+    lines.append(f"signals: {signals.provider}, at most {signals.max_age_seconds():.0f} s old")
+    return "\n".join(_short_line(line) for line in lines)
+
+
+def _short_line(line: str) -> str:
+    """At most DECISION_LINE_MAX_CHARS, cut at a space (names are bounded; this is a backstop)."""
+    if len(line) <= DECISION_LINE_MAX_CHARS:
+        return line
+    return line[: DECISION_LINE_MAX_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
 def log_fields(ranking: Ranking, choice: PlacementChoice) -> Mapping[str, object]:
