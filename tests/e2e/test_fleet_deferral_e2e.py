@@ -275,6 +275,18 @@ def test_a_held_job_runs_at_the_green_hour_in_the_green_member_only(
     done_at = completed_at(finished)
     assert done_at is not None and done_at < deadline
     assert set(members_with_job(fleet, namespace, "train")) == {GREEN_MEMBER}
+    # The user edits the policy: Karmada's detector copies its placement over the binding; the
+    # webhook puts the pin back, and the Job never appears in another member.
+    names = sorted(fleet.regions, reverse=True)
+    fleet.karmada_kubectl(
+        "patch", "propagationpolicy", "train", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"placement": {"clusterAffinity": {"clusterNames": names}}}}),
+    )  # fmt: skip
+    time.sleep(10)
+    repinned = binding(fleet, namespace, "train")
+    assert repinned is not None
+    assert repinned["spec"]["placement"]["clusterAffinity"] == {"clusterNames": [GREEN_MEMBER]}
+    assert set(members_with_job(fleet, namespace, "train")) == {GREEN_MEMBER}
     notes = {
         e.get("reason"): e.get("note") or e.get("message") or ""
         for e in json.loads(fleet.karmada_kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
