@@ -42,6 +42,8 @@ class DeferralTurn:
     clusters: Callable[[], Iterable[MemberCluster]]
     namespace_annotations: Callable[[], Mapping[str, Mapping[str, str]]]
     api: JobWriter
+    # The Jobs' and bindings' watches have listed: an empty view is not "nothing held".
+    synced: Callable[[], bool] = lambda: True
     started: bool = False  # this process, leading, has released the overdue holds once
     _announced: set[str] = field(default_factory=set)
     _expected: dict[str, float] = field(default_factory=dict)
@@ -59,6 +61,9 @@ class DeferralTurn:
         is_leader: Callable[[], bool],
     ) -> int:
         """One turn; how many Jobs were released. Never raises."""
+        if not self.synced():
+            log.warning("the Jobs' and bindings' watches have not listed yet; no release this pass")
+            return 0
         try:
             return self._run(config=config, signals=signals, now=now, is_leader=is_leader)
         except Exception:

@@ -124,7 +124,16 @@ class FleetCaches:
 
     @property
     def synced(self) -> bool:
-        return all(reflector.synced.is_set() for reflector in self.all())
+        """The placement pass's caches: it never waits on the deferrable Jobs' (an identity
+        without the Jobs' RBAC still places workloads)."""
+        return all(reflector.synced.is_set() for reflector in self.all() if reflector not in self.deferral())
+
+    def deferral(self) -> tuple[Reflector[Any], ...]:
+        return (self.jobs, self.job_bindings)
+
+    @property
+    def deferral_synced(self) -> bool:
+        return all(reflector.synced.is_set() for reflector in self.deferral())
 
 
 def fleet_caches(api_client: client.ApiClient) -> FleetCaches:

@@ -100,6 +100,7 @@ def main() -> int:
             name: info.hint_annotations for name, info in caches.namespaces.items.items()
         },
         api=api,
+        synced=lambda: caches.deferral_synced,
     )
     inputs = PassInputs(
         config=lambda: source.current,

@@ -136,3 +136,15 @@ def test_a_failed_binding_write_is_finished_by_the_next_pass() -> None:
     deferral.run(config=CONFIG, signals=signals(now, green_now=True), now=now, is_leader=lambda: True)
     assert api.released[-1] == ("train", "member-eu-north-1", StartReason.GREEN_HOUR)
     assert [reason for _, reason, _ in api.events].count("Released") == 1  # the Job's release, once
+
+
+def test_nothing_is_released_before_the_watches_have_listed() -> None:
+    api = FakeKarmada()
+    now = CREATED + timedelta(minutes=10)
+    deferral = turn([held_job("late", release_by=now - timedelta(minutes=1))], api)
+    deferral.synced = lambda: False
+    assert (
+        deferral.run(config=CONFIG, signals=signals(now, green_now=True), now=now, is_leader=lambda: True)
+        == 0
+    )
+    assert api.released == [] and not deferral.started
