@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run webhook cluster-up cluster-down demo k8s karmada helm crds fleet-up fleet-down fleet-demo run-fleet prometheus image image-tools test-image dashboards test check lint typecheck contracts pytest fmt bench clean
+.PHONY: run webhook cluster-up cluster-down demo k8s karmada helm kueue crds fleet-up fleet-down fleet-demo run-fleet prometheus image image-tools test-image dashboards test check lint typecheck contracts pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ karmada:
 helm:
 	hack/build-helm.sh >/dev/null
 
+## kueue: build (or find cached) the Kueue manager from its pinned module, for the e2e tests that run
+##        Eco-Pulse beside a real Kueue (tests/e2e/kueue.py)
+kueue:
+	hack/build-kueue.sh >/dev/null
+
 ## crds: regenerate the policy CRDs (manifests/crds and the chart's crds/) from hack/crds.py
 crds: $(STAMP)
 	$(BIN)/python hack/crds.py
@@ -100,7 +105,7 @@ webhook: $(STAMP)
 
 ## test: format check, lint, strict types, layering contracts, then the whole suite (unit,
 ##       integration over TLS, contract, and e2e on the real control plane)
-test: check k8s karmada helm prometheus pytest
+test: check k8s karmada helm kueue prometheus pytest
 
 check: lint typecheck contracts
 

@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
 from core.config import parse_config_text
+from core.signals.prices.refresher import PriceRefresher
 from core.signals.refresher import SignalCache, SignalRefresher
 from tests.conftest import MOCK_CONFIG
 from webhook.admission.mutate import PlacementMemo, ReviewOutcome, decide
@@ -49,8 +50,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print where the time goes instead")
     args = parser.parse_args()
     config = parse_config_text(MOCK_CONFIG)
-    # The signals as the webhook holds them: its refresher, once, over the configuration's mock grid.
-    refresher = SignalRefresher(config=config, cache=SignalCache())
+    # The signals as the webhook holds them: its refresher, once, over the configuration's mock grid,
+    # with the price signal's quotes in every snapshot.
+    refresher = SignalRefresher(config=config, cache=SignalCache(), prices=PriceRefresher(config=config))
     refresher.refresh_once()
     signals = refresher.snapshot()
     bodies = distinct_bodies(REVIEWS)

@@ -12,8 +12,9 @@ Methodology (the README's "How savings are counted" says the same, for auditors)
   at that region's intensity and list prices at the same instant.
 - Avoided = baseline emissions - emissions; saved = baseline cost - cost. Both are signed:
   a region dirtier or dearer than the baseline yields a negative figure, kept as it is.
-- Cost is compute at list prices (on-demand or spot, from the node's capacity type). Egress
-  and latency are decision terms, not metered here.
+- Cost is compute at the prices in force (the price signal's quotes, else the configuration's
+  table; on-demand or spot, from the node's capacity type). Egress and latency are decision
+  terms, not metered here.
 
 A pod whose region or whose baseline has no usable signal is not accounted for that interval;
 its pod-seconds are reported as skipped with the reason, never guessed.
@@ -135,7 +136,8 @@ def accrue(
     ledger = Ledger(elapsed_seconds=seconds, baseline_region=baseline)
     configured = {region.name for region in config.regions}
     baseline_signal = signals.known(baseline)
-    baseline_prices = config.prices.get(baseline)
+    # The price signal's quotes where the snapshot has them (core.signals.prices), else the table.
+    baseline_prices = signals.price_rates(baseline) or config.prices.get(baseline)
     if baseline_signal is not None:
         ledger.intensities[baseline] = IntensityUsed.of(baseline_signal)
     cleaner: set[str] = set()
@@ -150,7 +152,7 @@ def accrue(
         if baseline_signal is None:
             ledger.skip(Skipped.BASELINE_SIGNAL_UNKNOWN, seconds)
             continue
-        prices = config.prices.get(pod.region)
+        prices = signals.price_rates(pod.region) or config.prices.get(pod.region)
         if prices is None or baseline_prices is None:
             ledger.skip(Skipped.NO_PRICE, seconds)
             continue

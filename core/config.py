@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from core.catalog import load_price_table, load_region_locations, load_region_zones, load_zone_rtt_ms
 from core.config_reader import Reader, join, read_settings, setting, settings_rows
@@ -41,6 +42,8 @@ __all__ = [
     "RTT_OVERHEAD_MS",
     "SETTINGS_SECTIONS",
     "WATTTIME_FORECAST_HOURS",
+    "AwsPriceSettings",
+    "AzurePriceSettings",
     "CarbonProviderName",
     "CarbonSettings",
     "ConfigError",
@@ -49,9 +52,13 @@ __all__ = [
     "EconomicsSettings",
     "ElectricityMapsSettings",
     "FleetSettings",
+    "GcpPriceSettings",
+    "OpenCostPriceSettings",
     "PlacementMode",
     "PlacementSettings",
     "PowerSettings",
+    "PriceProviderName",
+    "PricingSettings",
     "RebalancerSettings",
     "TraceSettings",
     "WattTimeSettings",
@@ -332,6 +339,98 @@ class FleetSettings:
     )
 
 
+class PriceProviderName(StrEnum):
+    STATIC = "static"
+    AZURE = "azure"
+    GCP = "gcp"
+    AWS = "aws"
+    OPENCOST = "opencost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AzurePriceSettings:
+    """``pricing.azure``: the Azure Retail Prices API (no credentials)."""
+
+    base_url: str = setting(
+        "https://prices.azure.com/api/retail/prices",
+        kind="url",
+        doc="API URL (env AZURE_PRICES_BASE_URL overrides it)",
+    )
+    reference_vm: str = setting("Standard_D2s_v5", doc="the VM whose hourly price is split per vCPU and GiB")
+    # our region name -> armRegionName (default: the region's own name)
+    regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GcpPriceSettings:
+    """``pricing.gcp``: the Cloud Billing Catalog API (an API key, env GCP_BILLING_API_KEY)."""
+
+    base_url: str = setting(
+        "https://cloudbilling.googleapis.com/v1",
+        kind="url",
+        doc="API base URL (env GCP_BILLING_BASE_URL overrides it); API key: env GCP_BILLING_API_KEY",
+    )
+    machine_series: str = setting("N2", doc="the machine series whose per-core and per-GiB SKUs are read")
+    regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwsPriceSettings:
+    """``pricing.aws``: EC2 spot history and the Price List API through botocore (extra ``aws``)."""
+
+    reference_vm: str = setting("m5.large", doc="the instance type whose hourly price is split")
+    regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenCostPriceSettings:
+    """``pricing.opencost``: the node cost series OpenCost exports, read from the Prometheus scraping it."""
+
+    prometheus_url: str = setting(
+        "https://prometheus:9090",
+        kind="url",
+        doc="Prometheus base URL (env OPENCOST_PROMETHEUS_URL overrides it)",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PricingSettings:
+    """``pricing``: where prices come from (core.signals.prices); per-region ``prices:`` entries win."""
+
+    provider: PriceProviderName = setting(
+        PriceProviderName.STATIC, doc="static (the bundled table), azure, gcp, aws, opencost"
+    )
+    refresh_seconds: float = setting(21600.0, unit="s", minimum=5.0, doc="how often prices are fetched")
+    max_stale_seconds: float = setting(
+        172800.0,
+        unit="s",
+        minimum=5.0,
+        doc="a region's last good price is served this long (≥ refreshSeconds); then the bundled table",
+    )
+    request_timeout_seconds: float = setting(
+        10.0, unit="s", exclusive_minimum=0.0, maximum=120.0, doc="per provider request"
+    )
+    max_change_factor: float = setting(
+        3.0,
+        exclusive_minimum=1.0,
+        maximum=100.0,
+        doc="a price that moved more than this factor since the last good one is refused",
+    )
+    azure: AzurePriceSettings = field(default_factory=AzurePriceSettings)
+    gcp: GcpPriceSettings = field(default_factory=GcpPriceSettings)
+    aws: AwsPriceSettings = field(default_factory=AwsPriceSettings)
+    opencost: OpenCostPriceSettings = field(default_factory=OpenCostPriceSettings)
+
+    def cloud_region(self, region: str) -> str:
+        """The provider's name for one of our regions (``regions`` maps it; default: the same)."""
+        mapping = {
+            PriceProviderName.AZURE: self.azure.regions,
+            PriceProviderName.GCP: self.gcp.regions,
+            PriceProviderName.AWS: self.aws.regions,
+        }.get(self.provider, MappingProxyType({}))
+        return mapping.get(region, region)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeferralSettings:
     """``deferral``: deferrable Jobs held for a green hour (docs/deferral.md).
@@ -376,6 +475,7 @@ class EcoPulseConfiguration:
     placement: PlacementSettings = field(default_factory=PlacementSettings)
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
+    pricing: PricingSettings = field(default_factory=PricingSettings)
     deferral: DeferralSettings = field(default_factory=DeferralSettings)
     # resolved: bundled table overlaid with the file's `prices`, one entry per region
     prices: Mapping[str, PriceRates] = field(default_factory=lambda: MappingProxyType({}))
@@ -432,6 +532,7 @@ _TOP_KEYS = {
     "latencyMs",
     "rebalancer",
     "fleet",
+    "pricing",
     "deferral",
 }
 
@@ -461,6 +562,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
     placement = _parse_placement(reader, reader.mapping(top.get("placement"), "placement"))
     rebalancer = _parse_rebalancer(reader, reader.mapping(top.get("rebalancer"), "rebalancer"))
     fleet = _parse_fleet(reader, reader.mapping(top.get("fleet"), "fleet"))
+    pricing = _parse_pricing(reader, reader.mapping(top.get("pricing"), "pricing"), names)
     deferral = DeferralSettings(
         **read_settings(reader, reader.mapping(top.get("deferral"), "deferral"), "deferral", DeferralSettings)
     )
@@ -478,6 +580,7 @@ def parse_config(document: object, *, source: str = "") -> EcoPulseConfiguration
         placement=placement,
         rebalancer=rebalancer,
         fleet=fleet,
+        pricing=pricing,
         deferral=deferral,
         prices=MappingProxyType(prices),
         latency_ms=MappingProxyType(latency),
@@ -644,6 +747,41 @@ def _parse_fleet(reader: _Reader, raw: Mapping[str, object]) -> FleetSettings:
     return FleetSettings(**read_settings(reader, raw, "fleet", FleetSettings))
 
 
+def _parse_pricing(reader: _Reader, raw: Mapping[str, object], names: set[str]) -> PricingSettings:
+    key = "pricing"
+    values = read_settings(
+        reader, raw, key, PricingSettings, also=frozenset({"azure", "gcp", "aws", "opencost"})
+    )
+    defaults = PricingSettings()
+    refresh = values.get("refresh_seconds", defaults.refresh_seconds)
+    if values.get("max_stale_seconds", defaults.max_stale_seconds) < refresh:
+        reader.fail(f"{key}.maxStaleSeconds", f"must be >= pricing.refreshSeconds ({refresh:g})")
+
+    def cloud(name: str, cls: type, with_regions: bool) -> dict[str, Any]:
+        section = reader.mapping(raw.get(name), f"{key}.{name}")
+        also = frozenset({"regions"}) if with_regions else frozenset()
+        read = read_settings(reader, section, f"{key}.{name}", cls, also=also)
+        if with_regions:
+            regions_key = f"{key}.{name}.regions"
+            mapping = reader.mapping(section.get("regions"), regions_key)
+            regions: dict[str, str] = {}
+            for region in mapping:
+                if region not in names:
+                    reader.fail(join(regions_key, region), "not one of the configured regions")
+                    continue
+                regions[region] = reader.string(mapping, regions_key, region, None)
+            read["regions"] = MappingProxyType(regions)
+        return read
+
+    return PricingSettings(
+        **values,
+        azure=AzurePriceSettings(**cloud("azure", AzurePriceSettings, True)),
+        gcp=GcpPriceSettings(**cloud("gcp", GcpPriceSettings, True)),
+        aws=AwsPriceSettings(**cloud("aws", AwsPriceSettings, True)),
+        opencost=OpenCostPriceSettings(**cloud("opencost", OpenCostPriceSettings, False)),
+    )
+
+
 _PRICE_KEYS = {
     "vcpuHour": "vcpu_hour_usd",
     "gibHour": "gib_hour_usd",
@@ -759,6 +897,11 @@ SETTINGS_SECTIONS: tuple[tuple[str, type], ...] = (
     ("placement", PlacementSettings),
     ("rebalancer", RebalancerSettings),
     ("fleet", FleetSettings),
+    ("pricing", PricingSettings),
+    ("pricing.azure", AzurePriceSettings),
+    ("pricing.gcp", GcpPriceSettings),
+    ("pricing.aws", AwsPriceSettings),
+    ("pricing.opencost", OpenCostPriceSettings),
     ("deferral", DeferralSettings),
 )
 

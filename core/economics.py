@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.config import EcoPulseConfiguration
-from core.model import CarbonSignal, ForecastPoint, PlacementHints, PodDemand
+from core.model import CarbonSignal, ForecastPoint, PlacementHints, PodDemand, PriceRates
 from core.power import emissions_grams, pod_energy_kwh
 
 GRAMS_PER_TONNE = 1_000_000.0
@@ -111,8 +111,10 @@ def region_cost(
     carbon_g_per_kwh: float,
     hours: float,
     config: EcoPulseConfiguration,
+    prices: PriceRates | None = None,
 ) -> RegionCost:
-    prices = config.prices[region]
+    """``prices``: the region's quote from the price signal; None prices it from the configuration."""
+    prices = prices if prices is not None else config.prices[region]
     energy = pod_energy_kwh(demand, config.power, hours=hours)
     grams = emissions_grams(energy, carbon_g_per_kwh)
     reference = reference_region(hints, config)

@@ -156,14 +156,37 @@ class CarbonSignal:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalSnapshot:
-    """The fresh signals at one instant. A region missing here is unknown: do nothing about it."""
+    """The fresh signals at one instant. A region missing here is unknown: do nothing about it.
+
+    ``prices`` are the price signal's quotes (core.signals.prices); a region without one is priced
+    from the configuration's table (``EcoPulseConfiguration.prices``), as before prices were live.
+    """
 
     taken_at: datetime
     provider: str
     carbon: dict[str, CarbonSignal] = field(default_factory=dict)
+    prices: Mapping[str, PriceQuote] = field(default_factory=dict)
 
     def known(self, region: str) -> CarbonSignal | None:
         return self.carbon.get(region)
+
+    def price_rates(self, region: str) -> PriceRates | None:
+        quote = self.prices.get(region)
+        return quote.rates if quote is not None else None
+
+    def price_sources(self) -> str:
+        """The sources of every quote, e.g. ``azure`` or ``azure+static(fallback)``; "" without quotes."""
+        return "+".join(sorted({quote.source for quote in self.prices.values()}))
+
+    def max_price_age_seconds(self) -> float:
+        """The oldest fetched quote's age; bundled and configured prices have none (0)."""
+        ages = [quote.age_seconds(self.taken_at) for quote in self.prices.values()]
+        return max((age for age in ages if age is not None), default=0.0)
+
+    def prices_note(self) -> str:
+        """How a decision names its prices: ``prices azure age<=120s`` (``config``: the configuration's
+        table, when the snapshot carries no quotes)."""
+        return f"prices {self.price_sources() or 'config'} age<={self.max_price_age_seconds():.0f}s"
 
     def max_age_seconds(self) -> float:
         if not self.carbon:
@@ -188,12 +211,35 @@ class PriceRates:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PriceQuote:
+    """One region's prices as a decision uses them, with their provenance: who said so and when.
+
+    ``source`` names the provider (``azure``), ``config`` for an operator's ``prices:`` entry, or
+    ``static(fallback)`` when the live value was too old; ``spot_source`` differs when a provider
+    had no spot price for the region. ``fetched_at`` is None for bundled and configured prices.
+    """
+
+    rates: PriceRates
+    source: str
+    spot_source: str
+    fetched_at: datetime | None = None
+
+    def age_seconds(self, now: datetime) -> float | None:
+        if self.fetched_at is None:
+            return None
+        return max(0.0, (now - self.fetched_at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PodDemand:
     """What a pod asks for (sum of container requests, with init containers as the scheduler counts them)."""
 
     cpu_cores: float
     memory_gib: float
     capacity_type: CapacityType = CapacityType.ON_DEMAND
+    # True when the pod's nodeSelector names a capacity-type label: it runs on capacity_type only.
+    # Otherwise it lands on whatever its region offers (core.placement.landing_capacity).
+    capacity_constrained: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

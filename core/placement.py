@@ -22,7 +22,7 @@ from core.economics import (
     reference_region,
     region_cost,
 )
-from core.model import PlacementHints, PodDemand, SignalSnapshot
+from core.model import CapacityType, PlacementHints, PodDemand, SignalSnapshot
 
 MAX_AFFINITY_WEIGHT = 100
 MIN_AFFINITY_WEIGHT = 1
@@ -101,6 +101,7 @@ def rank_regions(
             carbon_g_per_kwh=intensity,
             hours=hours,
             config=config,
+            prices=signals.price_rates(region.name),
         )
         ages[region.name] = signal.age_seconds(signals.taken_at)
         observed[region.name] = signal.observed_at
@@ -229,6 +230,22 @@ def _weights(chosen: list[RegionAssessment]) -> tuple[tuple[str, int], ...]:
             weight = MIN_AFFINITY_WEIGHT + round(span * (benefit - low) / (high - low))
         weights.append((assessment.region, weight))
     return tuple(weights)
+
+
+def landing_capacity(
+    demand: PodDemand, *, offered: frozenset[CapacityType], current: CapacityType
+) -> tuple[CapacityType, bool]:
+    """The capacity type a pod will run on in a region, and whether that is an assumption.
+
+    A pod that asks for a capacity type gets it. Otherwise the scheduler puts it on whatever the
+    region offers: the one type there, or, when the region offers both (or no node is known), the
+    type it runs on now: like for like, assumed (True), and every decision says so.
+    """
+    if demand.capacity_constrained:
+        return demand.capacity_type, False
+    if len(offered) == 1:
+        return next(iter(offered)), False
+    return current, True
 
 
 def extender_scores(ranking: Ranking, *, max_score: int = 10) -> dict[str, int]:

@@ -172,15 +172,19 @@ def pod_demand(pod: Mapping[str, object], *, strict: bool = False) -> PodDemand:
     if strict and (cpu > MAX_CPU_CORES or memory > MAX_MEMORY_GIB):
         # Each request in range, their sum not: still more than placement can reason about.
         raise QuantityOutOfRange("the pod's requests add up to more than placement computes with")
-    return PodDemand(cpu_cores=cpu, memory_gib=memory, capacity_type=_capacity_type(spec))
+    capacity, constrained = _capacity_type(spec)
+    return PodDemand(
+        cpu_cores=cpu, memory_gib=memory, capacity_type=capacity, capacity_constrained=constrained
+    )
 
 
-def _capacity_type(spec: Mapping[str, object]) -> CapacityType:
+def _capacity_type(spec: Mapping[str, object]) -> tuple[CapacityType, bool]:
+    """The capacity type the pod's nodeSelector asks for, and whether it asks at all."""
     selector = string_map(spec.get("nodeSelector"))
     for key, spot_values in SPOT_SELECTORS.items():
         if selector.get(key) in spot_values:
-            return CapacityType.SPOT
-    return CapacityType.ON_DEMAND
+            return CapacityType.SPOT, True
+    return CapacityType.ON_DEMAND, any(key in selector for key in SPOT_SELECTORS)
 
 
 def region_constraints(spec: Mapping[str, object]) -> list[str]:

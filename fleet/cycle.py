@@ -178,7 +178,7 @@ def _pass(inputs: PassInputs) -> PassReport:
         if decision.writes_placement or decision.reschedule:
             report.changes += 1
         if index < MAX_DECISION_LINES:
-            _log(decision, dry_run=dry_run, written=written)
+            _log(decision, dry_run=dry_run, written=written, prices=signals.prices_note())
     metrics.PENDING_CHANGES.set(report.changes)
     log.info(
         "fleet pass",
@@ -262,7 +262,7 @@ def _count_move(decision: Decision, result: WriteResult, space: str) -> None:
         metrics.MOVE_NET_BENEFIT.labels(namespace=space).inc(max(0.0, decision.benefit.net_usd))
 
 
-def _log(decision: Decision, *, dry_run: bool, written: str | None) -> None:
+def _log(decision: Decision, *, dry_run: bool, written: str | None, prices: str = "") -> None:
     b = decision.benefit
     log.info(
         "fleet decision" if not dry_run or written is None else "fleet decision (dry run: not changed)",
@@ -279,6 +279,7 @@ def _log(decision: Decision, *, dry_run: bool, written: str | None) -> None:
             "dry_run": dry_run,
             "write": written,
             "why": explain(decision),
+            "prices": prices,  # which prices decided: source and age (core.signals.prices)
         },
     )
 

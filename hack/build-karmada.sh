@@ -46,36 +46,12 @@ die() { printf '[build-karmada] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-MODE=build
-case "${1:-}" in
-  "") ;;
-  --print-bin-dir) printf '%s\n' "$BIN_DIR"; exit 0 ;;
-  --print-source-dir) MODE=source-dir ;;
-  --check) MODE=check ;;
-  --force) MODE=force ;;
-  -h|--help) usage; exit 0 ;;
-  *) usage >&2; die "unknown option: $1" ;;
-esac
-[[ $# -le 1 ]] || die "at most one option expected"
-
-for f in karmada/go.mod karmada/go.sum; do
-  [[ -f "$HACK_DIR/$f" ]] || die "missing $HACK_DIR/$f (it is part of the repository)"
-done
-grep -Eq "^[[:space:]]*(require[[:space:]]+)?${MODULE} ${KARMADA_VERSION}( |$)" "$HACK_DIR/karmada/go.mod" ||
-  die "hack/karmada/go.mod does not require ${MODULE} ${KARMADA_VERSION}; update the pin here or the wrapper"
-! grep -Eq '^[[:space:]]*replace[[:space:]]|=>' "$HACK_DIR/karmada/go.mod" ||
-  die "hack/karmada/go.mod must not replace modules: Karmada's own build list is the pin"
-
-if [[ $MODE == source-dir ]]; then
-  # The module source is the single copy of Karmada's CRDs (charts/karmada/_crds) and deploy
-  # manifests (artifacts/deploy); `go mod download` verifies it against go.sum (a no-op when
-  # the module cache already holds it).
-  GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/karmada" mod download "$MODULE" >&2 ||
-    die "cannot download $MODULE $KARMADA_VERSION"
-  dir=$(GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/karmada" list -m -f '{{.Dir}}' "$MODULE")
-  [[ -f "$dir/charts/karmada/_crds/kustomization.yaml" ]] || die "no CRD kustomization in $dir/charts/karmada/_crds"
-  printf '%s\n' "$dir"; exit 0
-fi
+# shellcheck source=hack/lib/build.sh
+source "$HACK_DIR/lib/build.sh"
+parse_mode "$@"
+check_wrapper karmada "$MODULE" "$KARMADA_VERSION"
+# Karmada's CRDs (charts/karmada/_crds) and deploy manifests (artifacts/deploy) come from here.
+[[ $MODE != source-dir ]] || print_source_dir karmada "$MODULE" charts/karmada/_crds/kustomization.yaml
 
 # What a build depends on besides the version in the directory name: the wrapper's
 # go.mod/go.sum and the version metadata baked into the binaries.
@@ -103,8 +79,6 @@ build_complete() {
 }
 
 NAME="karmada $KARMADA_VERSION"
-# shellcheck source=hack/lib/build.sh
-source "$HACK_DIR/lib/build.sh"
 exit_if_done
 
 # ---- build ------------------------------------------------------------------

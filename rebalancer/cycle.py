@@ -209,6 +209,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
                     **figure_fields(refusal.figures),
                     "explanation": explain_refusal(refusal),
                     "policy": refusal.policy,
+                    "prices": result.prices,
                 },
             )
     if inputs.refusal_events is not None and inputs.is_leader():
@@ -217,6 +218,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
             post=inputs.api.post_event,
             now=inputs.clock(),
             cooldown_seconds=config.rebalancer.min_pod_age_seconds,
+            prices=result.prices,
         )
     log.info(
         "rebalancing cycle",

@@ -21,7 +21,8 @@ def breakdown(figures: MoveFigures) -> str:
         f"+ carbon value {b.carbon_value_usd:+.4f} "
         f"- migration {b.migration_cost_usd:.4f} - egress {b.egress_cost_usd:.4f} - latency "
         f"{b.latency_penalty_usd:.4f}; avoids {b.avoided_grams:.1f} gCO2eq; "
-        f"priced {figures.source_capacity} -> {figures.target_capacity}{robust}"
+        f"priced {figures.source_capacity} -> {figures.target_capacity}"
+        f"{' (assumed)' if figures.capacity_assumed else ''}{robust}"
     )
 
 
@@ -30,7 +31,7 @@ def explain_move(candidate: Candidate) -> str:
     return (
         f"moving from {candidate.source_region} ({candidate.source_g_per_kwh:.0f} gCO2/kWh) to "
         f"{candidate.target_region} ({candidate.target_g_per_kwh:.0f} gCO2/kWh): "
-        f"{breakdown(candidate.figures)}"
+        f"{breakdown(candidate.figures)}{'; ' + candidate.prices if candidate.prices else ''}"
     )
 
 
@@ -64,6 +65,7 @@ def figure_fields(figures: MoveFigures | None) -> dict[str, object]:
         "avoided_grams": round(b.avoided_grams, 3),
         "source_capacity_type": str(figures.source_capacity),
         "target_capacity_type": str(figures.target_capacity),
+        "target_capacity_assumed": figures.capacity_assumed,
         "robust_net_benefit_usd": None
         if figures.robust_net_usd is None
         else round(figures.robust_net_usd, 6),

@@ -57,7 +57,7 @@ from core.model import (
     PodRecord,
     SignalSnapshot,
 )
-from core.placement import PlacementChoice, Ranking, choose_regions, rank_regions
+from core.placement import PlacementChoice, Ranking, choose_regions, landing_capacity, rank_regions
 from core.podspec import placement_hints
 from core.policy import EMPTY_POLICY_SET, PolicySet, Rebalance, Resolution, placement_config, resolve
 from rebalancer.protections import Protected, eviction_protection
@@ -74,6 +74,8 @@ class MoveFigures:
     source_capacity: CapacityType = CapacityType.ON_DEMAND
     target_capacity: CapacityType = CapacityType.ON_DEMAND
     robust_net_usd: float | None = None  # what the robust rule counts on; None when it did not judge
+    # The target offers both capacity types: like for like was assumed (core.placement.landing_capacity).
+    capacity_assumed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +92,8 @@ class Candidate:
     source_capacity: CapacityType = CapacityType.ON_DEMAND
     target_capacity: CapacityType = CapacityType.ON_DEMAND
     robust_net_usd: float | None = None
+    capacity_assumed: bool = False
+    prices: str = ""  # which prices priced it: SignalSnapshot.prices_note()
 
     @property
     def figures(self) -> MoveFigures:
@@ -100,6 +104,7 @@ class Candidate:
             source_capacity=self.source_capacity,
             target_capacity=self.target_capacity,
             robust_net_usd=self.robust_net_usd,
+            capacity_assumed=self.capacity_assumed,
         )
 
 
@@ -121,6 +126,7 @@ class Plan:
     refusals: list[Refusal] = field(default_factory=list)
     pods_considered: int = 0
     pods_in_best_region: int = 0
+    prices: str = ""  # which prices priced this plan: SignalSnapshot.prices_note()
 
 
 NO_SIGNAL = "no-usable-signals"
@@ -178,6 +184,7 @@ def plan(
     intents: dict[tuple[str, int, int, str | None, bool, bool], _Intent | None] = {}
     settings = config.rebalancer
     pending: list[_Pending] = []
+    offered = _offered_capacity(nodes)
 
     for pod, workload in zip(pods, workloads, strict=True):
         node = nodes.get(pod.node_name)
@@ -254,6 +261,8 @@ def plan(
                 hints=hints,
                 minimum_usd=settings.min_net_benefit_usd,
                 config=effective,
+                signals=signals,
+                offered=offered,
                 robust=_Robust(history=history, now=now) if history is not None else None,
                 hours_run=hours_run,
             )
@@ -317,6 +326,7 @@ def plan(
         pending.append(_Pending(pod=pod, source=source, options=move.options, policy=refs))
 
     pending.sort(key=lambda p: (-p.options[0].benefit.net_usd, p.pod.key))
+    result.prices = signals.prices_note()
     return _fit(result, pending, free, nodes)
 
 
@@ -413,37 +423,63 @@ def _price_moves(
     hints: PlacementHints,
     minimum_usd: float,
     config: EcoPulseConfiguration,
+    signals: SignalSnapshot,
+    offered: Mapping[str, frozenset[CapacityType]],
     robust: _Robust | None = None,
     hours_run: float = 0.0,
 ) -> _Moves | None:
-    """The net benefit of moving a pod of this shape from ``source`` to each region it could land in."""
+    """The net benefit of moving a pod of this shape from ``source`` to each region it could land in.
+
+    The source is priced on its node's capacity type, each target on the one the pod will land on
+    there (core.placement.landing_capacity): a pod with no capacity-type constraint takes what the
+    region offers, so a spot pod moving to a spot-only region is priced at spot on both sides.
+    """
     best = ranking.best
     source_assessment = ranking.assessment(source)
     if best is None or best.cost is None or source_assessment is None or source_assessment.cost is None:
         return None
-    source_cost = source_assessment.cost
-    if capacity is not demand.capacity_type:
-        # Price the source as it really runs: on its node's capacity type.
-        source_cost = region_cost(
-            region=source,
-            demand=replace(demand, capacity_type=capacity),
+
+    def on(cost: RegionCost, capacity_type: CapacityType) -> RegionCost:
+        """The ranking's cost of a region, re-priced on ``capacity_type`` when the ranking used another."""
+        if capacity_type is demand.capacity_type:
+            return cost
+        return region_cost(
+            region=cost.region,
+            demand=replace(demand, capacity_type=capacity_type),
             hints=hints,
-            carbon_g_per_kwh=source_cost.carbon_g_per_kwh,
-            hours=source_cost.hours,
+            carbon_g_per_kwh=cost.carbon_g_per_kwh,
+            hours=cost.hours,
             config=config,
+            prices=signals.price_rates(cost.region),
         )
+
+    def as_it_will_run(region: str, cost: RegionCost) -> tuple[RegionCost, CapacityType, bool]:
+        lands_on, assumed = landing_capacity(
+            demand, offered=offered.get(region, frozenset()), current=capacity
+        )
+        return on(cost, lands_on), lands_on, assumed
+
+    # The source as it really runs: on its node's capacity type.
+    source_cost = on(source_assessment.cost, capacity)
     migration_usd = migration_cost_usd(source_cost, config) + lost_progress_usd(
         source_cost, hours_run=hours_run
     )
 
-    def figures(benefit: NetBenefit, target: RegionCost, robust_usd: float | None) -> MoveFigures:
+    def figures(
+        benefit: NetBenefit,
+        target: RegionCost,
+        robust_usd: float | None,
+        lands_on: CapacityType,
+        assumed: bool,
+    ) -> MoveFigures:
         return MoveFigures(
             benefit=benefit,
             source_g_per_kwh=source_cost.carbon_g_per_kwh,
             target_g_per_kwh=target.carbon_g_per_kwh,
             source_capacity=capacity,
-            target_capacity=demand.capacity_type,
+            target_capacity=lands_on,
             robust_net_usd=robust_usd,
+            capacity_assumed=assumed,
         )
 
     options: list[_Option] = []
@@ -453,27 +489,30 @@ def _price_moves(
         assessment = ranking.assessment(region)
         if assessment is None or assessment.cost is None:
             continue
-        benefit = net_benefit(source_cost, assessment.cost, migration_usd=migration_usd)
+        target_cost, lands_on, assumed = as_it_will_run(region, assessment.cost)
+        benefit = net_benefit(source_cost, target_cost, migration_usd=migration_usd)
         worth_it = benefit.net_usd > minimum_usd and benefit.net_usd > 0.0
         refusal: str | None = BELOW_MIN_BENEFIT
         robust_usd: float | None = None
         if worth_it and robust is not None:
             refusal, robust_usd = _robust_refusal(
-                benefit, source_cost, assessment.cost, robust=robust, config=config
+                benefit, source_cost, target_cost, robust=robust, config=config
             )
             worth_it = refusal is None
         options.append(
             _Option(
                 benefit=benefit,
                 source_cost=source_cost,
-                target_cost=assessment.cost,
+                target_cost=target_cost,
                 worth_it=worth_it,
-                figures=figures(benefit, assessment.cost, robust_usd),
+                figures=figures(benefit, target_cost, robust_usd, lands_on, assumed),
                 refusal=refusal or BELOW_MIN_BENEFIT,
             )
         )
-    to_best = net_benefit(source_cost, best.cost, migration_usd=migration_usd)
-    return _Moves(to_best=to_best, options=tuple(options), best_figures=figures(to_best, best.cost, None))
+    best_cost, best_lands_on, best_assumed = as_it_will_run(best.region, best.cost)
+    to_best = net_benefit(source_cost, best_cost, migration_usd=migration_usd)
+    best_figures = figures(to_best, best_cost, None, best_lands_on, best_assumed)
+    return _Moves(to_best=to_best, options=tuple(options), best_figures=best_figures)
 
 
 def _hours_run(pod: PodRecord, now: datetime) -> float:
@@ -608,6 +647,8 @@ def _fit(
                 source_capacity=chosen.figures.source_capacity,
                 target_capacity=chosen.figures.target_capacity,
                 robust_net_usd=chosen.figures.robust_net_usd,
+                capacity_assumed=chosen.figures.capacity_assumed,
+                prices=result.prices,
             )
         )
     return result
@@ -624,6 +665,15 @@ def _room(heap: list[tuple[float, str]], free: dict[str, list[float]], demand: P
         (n for _, n in heap if free[n][0] >= demand.cpu_cores and free[n][1] >= demand.memory_gib),
         None,
     )
+
+
+def _offered_capacity(nodes: Mapping[str, NodeRecord]) -> dict[str, frozenset[CapacityType]]:
+    """The capacity types each region's schedulable nodes offer (from the node cache)."""
+    offered: dict[str, set[CapacityType]] = defaultdict(set)
+    for node in nodes.values():
+        if node.schedulable and node.region is not None:
+            offered[node.region].add(node.capacity_type)
+    return {region: frozenset(types) for region, types in offered.items()}
 
 
 __all__ = ["Candidate", "MoveFigures", "Plan", "Protected", "Refusal", "plan"]

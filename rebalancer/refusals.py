@@ -41,12 +41,13 @@ _SILENT = frozenset(
 )
 
 
-def refusal_event(refusal: Refusal) -> EventRequest | None:
-    """The Event for a refusal, on the pod's controller (else the pod); None when it gets none. Pure."""
+def refusal_event(refusal: Refusal, *, prices: str = "") -> EventRequest | None:
+    """The Event for a refusal, on the pod's controller (else the pod); None when it gets none. Pure.
+    ``prices`` names the prices the plan used (SignalSnapshot.prices_note()), as every decision does."""
     if refusal.reason in _SILENT or not refusal.target_region:
         return None
     pod = refusal.pod
-    why = explain_refusal(refusal)
+    why = explain_refusal(refusal) + (f"; {prices}" if prices else "")
     if pod.owner_kind is not None and pod.owner_name is not None and pod.owner_api_version:
         involved = {
             "kind": pod.owner_kind,
@@ -87,6 +88,7 @@ class RefusalEvents:
         post: Callable[[EventRequest], bool],
         now: datetime,
         cooldown_seconds: float,
+        prices: str = "",
     ) -> int:
         """Post the Events due this cycle; how many were posted."""
         self._forget(now, max(cooldown_seconds, MIN_INTERVAL_SECONDS))
@@ -97,7 +99,7 @@ class RefusalEvents:
             key = (refusal.pod.workload or refusal.pod.key, refusal.reason, refusal.target_region)
             if key in self._posted:
                 continue
-            request = refusal_event(refusal)
+            request = refusal_event(refusal, prices=prices)
             if request is None:
                 continue
             attempts += 1

@@ -185,6 +185,7 @@ class Results:
     total_queries: dict[str, str]
     timeline_queries: dict[str, str]
     warnings: list[str]
+    price_sources: list[str]
 
 
 def query(request: Request) -> Results:
@@ -202,8 +203,9 @@ def query(request: Request) -> Results:
             metric: client.range(q, request.start + request.step, request.end, request.step)
             for metric, q in timeline_queries.items()
         }
+        prices = figures.price_sources(client.instant(figures.PRICE_SOURCES_QUERY, request.end))
         warnings = list(client.warnings)
-    return Results(totals, timeline, total_queries, timeline_queries, warnings)
+    return Results(totals, timeline, total_queries, timeline_queries, warnings, prices)
 
 
 def _print_summary(table: figures.Table, out: Path) -> None:
@@ -255,7 +257,13 @@ def main(argv: Sequence[str] | None = None, *, now: datetime | None = None) -> i
         "generatedAt": iso(datetime.now(UTC).replace(microsecond=0)),
         "methodology": figures.METHODOLOGY,
         # totals: instant queries at `end`; timeline: range queries from start + step to end, every step
-        "queries": {"totals": results.total_queries, "timeline": results.timeline_queries},
+        "queries": {
+            "totals": results.total_queries,
+            "timeline": results.timeline_queries,
+            "prices": {"sources": figures.PRICE_SOURCES_QUERY},
+        },
+        # Which prices priced the cost figures (at the end of the range), as every decision names them.
+        "priceSources": results.price_sources,
         "warnings": warnings,
     }
     data = report_data(namespaces=namespaces, regions=regions, timeline=timeline, meta=meta)

@@ -32,6 +32,10 @@ COST_ADDED = "ecopulse_cost_added_usd_total"
 TOTAL_METRICS = (POD_SECONDS, ENERGY, EMISSIONS, COST, CARBON_AVOIDED, CARBON_ADDED, COST_SAVED, COST_ADDED)
 TIMELINE_METRICS = (CARBON_AVOIDED, CARBON_ADDED, COST_SAVED, COST_ADDED)
 
+# Which prices priced the figures: the sources of the prices in force at the end of the range
+# (core.signals.prices: a provider, config, static, or static(fallback) when a live price went stale).
+PRICE_SOURCES_QUERY = "count by (source) (ecopulse_price_usd_per_hour)"
+
 CLEANER_LABEL = "cleaner_than_baseline"
 TOTAL = "TOTAL"  # the name of the total row (no namespace or region can be spelt in capitals)
 
@@ -224,3 +228,8 @@ def timeline(
         net_carbon_avoided_kg={ns: carbon[ns] for ns in order},
         net_cost_saved_usd={ns: cost[ns] for ns in order},
     )
+
+
+def price_sources(samples: Sequence[Sample]) -> list[str]:
+    """The price sources named by PRICE_SOURCES_QUERY's answer, sorted."""
+    return sorted({sample.labels.get("source", "") for sample in samples} - {""})

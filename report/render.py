@@ -203,12 +203,14 @@ def render_html(data: Mapping[str, Any], drawn: Sequence[tuple[str, str]], *, ch
     )
     warnings = "".join(f"<li>{esc(w)}</li>" for w in meta.get("warnings", ()))
     warnings_html = f'<h2>Warnings</h2><ul class="note">{warnings}</ul>\n' if warnings else ""
+    prices = ", ".join(meta.get("priceSources") or ["unknown"])
     regex = meta.get("namespaceRegex")
     scope = f", namespaces matching <code>{esc(regex)}</code>" if regex else ""
     body = f"""<p>{esc(meta["start"])} to {esc(meta["end"])}{scope};
 from Prometheus at <code>{esc(meta["prometheus"])}</code>, generated {esc(meta["generatedAt"])}.
 Net CO2 avoided and net cost saved are measured against the baseline region; negative figures mean
-more emissions or cost than the baseline.</p>
+more emissions or cost than the baseline. Prices from: {esc(prices)}
+(the price sources in force at the end of the range).</p>
 <h2>Per namespace</h2>
 {_table_html(data["namespaces"]["rows"], data["namespaces"]["total"], "namespace")}
 <h2>Per region</h2>

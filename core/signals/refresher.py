@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,9 +20,10 @@ from prometheus_client.registry import REGISTRY, Collector
 from core.catalog import load_region_locations
 from core.config import CarbonProviderName, CarbonSettings, EcoPulseConfiguration
 from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
-from core.model import CapacityType, CarbonSignal, SignalSnapshot
+from core.model import CapacityType, CarbonSignal, PriceQuote, SignalSnapshot
 from core.reload import ConfigSource
 from core.signals.base import CarbonProvider, Clock, ProviderError, ProviderErrorKind, utc_now
+from core.signals.prices.refresher import PriceRefresher, install_price_metrics
 from core.signals.providers import build_provider
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,13 @@ class SignalCache:
     def last_known(self) -> dict[str, CarbonSignal]:
         return self._signals
 
-    def snapshot(self, *, now: datetime, max_stale_seconds: float) -> SignalSnapshot:
+    def snapshot(
+        self,
+        *,
+        now: datetime,
+        max_stale_seconds: float,
+        prices: Callable[[datetime], Mapping[str, PriceQuote]] | None = None,
+    ) -> SignalSnapshot:
         recent = self._recent
         if recent is not None and timedelta(0) <= now - recent.taken_at <= timedelta(
             seconds=SNAPSHOT_REUSE_SECONDS
@@ -80,7 +87,8 @@ class SignalCache:
             for region, signal in self._signals.items()
             if signal.age_seconds(now) <= max_stale_seconds
         }
-        snapshot = SignalSnapshot(taken_at=now, provider=self._provider, carbon=fresh)
+        quotes = prices(now) if prices is not None else {}
+        snapshot = SignalSnapshot(taken_at=now, provider=self._provider, carbon=fresh, prices=quotes)
         self._recent = snapshot
         return snapshot
 
@@ -107,8 +115,10 @@ class SignalRefresher:
         cache: SignalCache,
         clock: Clock = utc_now,
         provider_factory: Callable[[CarbonSettings], CarbonProvider] | None = None,
+        prices: PriceRefresher | None = None,
     ) -> None:
         self._config = config
+        self._prices = prices  # the price signal: its quotes ride in every snapshot
         self._cache = cache
         self._clock = clock
         self._factory = provider_factory or (lambda settings: build_provider(settings, clock=clock))
@@ -274,7 +284,9 @@ class SignalRefresher:
 
     def snapshot(self) -> SignalSnapshot:
         return self._cache.snapshot(
-            now=self._clock(), max_stale_seconds=self._config.carbon.max_stale_seconds
+            now=self._clock(),
+            max_stale_seconds=self._config.carbon.max_stale_seconds,
+            prices=self._prices.quotes if self._prices is not None else None,
         )
 
     def start(self) -> None:
@@ -289,6 +301,8 @@ class SignalRefresher:
 
         self._thread = threading.Thread(target=loop, name="signal-refresher", daemon=True)
         self._thread.start()
+        if self._prices is not None:
+            self._prices.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -297,6 +311,8 @@ class SignalRefresher:
             self._thread.join(timeout=5)
         if self._provider is not None:
             self._provider.close()
+        if self._prices is not None:
+            self._prices.stop()
 
 
 class SignalMetricsCollector(Collector):
@@ -316,6 +332,7 @@ class SignalMetricsCollector(Collector):
         now = self._refresher._clock()
         provider = self._refresher.provider_name
         known = self._refresher._cache.last_known()
+        quotes = self._refresher.snapshot().prices
         for region in config.regions:
             signal = known.get(region.name)
             if signal is not None:
@@ -331,7 +348,8 @@ class SignalMetricsCollector(Collector):
             if location is not None:
                 latitude, longitude = location
                 info.add_metric([region.name, region.zone, f"{latitude:g}", f"{longitude:g}"], 1.0)
-            rates = config.prices.get(region.name)
+            quote = quotes.get(region.name)
+            rates = quote.rates if quote is not None else config.prices.get(region.name)
             if rates is not None:
                 vcpu.add_metric([region.name, str(CapacityType.ON_DEMAND)], rates.vcpu_hour_usd)
                 vcpu.add_metric([region.name, str(CapacityType.SPOT)], rates.spot_vcpu_hour_usd)
@@ -392,7 +410,11 @@ def following(source: ConfigSource) -> SignalRefresher:
     A reload that cannot produce working signals is refused (the last good configuration stays).
     Not started: the app starts it once it is ready to serve.
     """
-    refresher = SignalRefresher(config=source.current, cache=SignalCache())
+    prices = PriceRefresher(config=source.current)
+    source.add_check(prices.check_config)
+    source.subscribe(prices.update_config)
+    install_price_metrics(prices)
+    refresher = SignalRefresher(config=source.current, cache=SignalCache(), prices=prices)
     source.add_check(refresher.check_config)
     source.subscribe(refresher.update_config)
     install_signal_metrics(refresher, lambda: source.current)

@@ -1,6 +1,49 @@
-# Shared by hack/build-k8s.sh, hack/build-karmada.sh and hack/build-helm.sh; sourced, never run on its own.
-# The sourcing script defines log, die, fingerprint, version_ok and build_complete, and sets
-# MODE, NAME (for messages), CACHE_ROOT, OUT_DIR, BIN_DIR, STAMP, MIN_GO_MINOR and BINARIES.
+# Shared by hack/build-k8s.sh, hack/build-karmada.sh, hack/build-helm.sh and hack/build-kueue.sh;
+# sourced, never run on its own. The sourcing script defines log, die, usage, fingerprint, version_ok
+# and build_complete, and sets HACK_DIR, MODE (or calls parse_mode), NAME (for messages), CACHE_ROOT,
+# OUT_DIR, BIN_DIR, STAMP, MIN_GO_MINOR and BINARIES.
+
+# parse_mode [OPTION]: sets MODE (build, source-dir, check or force) from the one option the scripts
+# with an upstream source dir take; --print-bin-dir and --help answer and exit.
+parse_mode() {
+  MODE=build
+  case "${1:-}" in
+    "") ;;
+    --print-bin-dir) printf '%s\n' "$BIN_DIR"; exit 0 ;;
+    --print-source-dir) MODE=source-dir ;;
+    --check) MODE=check ;;
+    --force) MODE=force ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+  [[ $# -le 1 ]] || die "at most one option expected"
+}
+
+# check_wrapper DIR MODULE VERSION: the wrapper module hack/DIR is there, requires MODULE at VERSION
+# and replaces nothing (the upstream module's own build list is the pin).
+check_wrapper() {
+  local dir=$1 module=$2 version=$3 f
+  for f in go.mod go.sum; do
+    [[ -f "$HACK_DIR/$dir/$f" ]] || die "missing $HACK_DIR/$dir/$f (it is part of the repository)"
+  done
+  grep -Eq "^[[:space:]]*(require[[:space:]]+)?${module} ${version}( |$)" "$HACK_DIR/$dir/go.mod" ||
+    die "hack/$dir/go.mod does not require ${module} ${version}; update the pin here or the wrapper"
+  ! grep -Eq '^[[:space:]]*replace[[:space:]]|=>' "$HACK_DIR/$dir/go.mod" ||
+    die "hack/$dir/go.mod must not replace modules: ${module}'s own build list is the pin"
+}
+
+# print_source_dir DIR MODULE MARKER: print MODULE's source dir in the module cache and exit, once
+# MARKER (a path inside it) is there. The module source is the single copy of upstream's manifests;
+# `go mod download` verifies it against hack/DIR/go.sum (a no-op when the module cache holds it).
+print_source_dir() {
+  local dir=$1 module=$2 marker=$3 source
+  GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/$dir" mod download "$module" >&2 ||
+    die "cannot download $module"
+  source=$(GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go -C "$HACK_DIR/$dir" list -m -f '{{.Dir}}' "$module")
+  [[ -e "$source/$marker" ]] || die "no $marker in $source"
+  printf '%s\n' "$source"
+  exit 0
+}
 
 # exit_if_done: --check answers, and a complete build is reused; both exit here.
 exit_if_done() {

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.cli import program, reject_unknown_options
 from core.config import ConfigError, load_config
+from core.signals.prices.replay import load_price_history
 from core.trace import Trace, TraceError, load_trace, parse_time
 from rebalancer.simulate.forecast import ForecastModel
 from rebalancer.simulate.progress import Progress
@@ -64,6 +65,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--forecast-hours", type=int, help="hours ahead (default: the provider's, else 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast (default 0)")
+    p.add_argument(
+        "--prices",
+        type=Path,
+        help="hourly prices CSV (datetime_utc,region,capacity_type,vcpu_hour_usd,gib_hour_usd; "
+        "docs/trace-format.md); default: the configuration's prices",
+    )
     return p
 
 
@@ -169,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             forecast_hours=args.forecast_hours,
             seed=args.seed,
             warm_up=warm_up,
+            prices=load_price_history(args.prices, regions=frozenset(config.region_names))
+            if args.prices
+            else None,
         )
     except (ConfigError, WorkloadError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
@@ -199,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trace": str(trace_path),
         "workload": str(args.workload),
         "intensity": args.intensity,
+        # Which prices the costs are at: the replayed file, or the configuration's (bundled or prices:).
+        "prices": str(args.prices) if args.prices else "configuration (bundled table and prices:)",
         "replaySeconds": round(seconds, 2),
         # The planner's rule the moves were judged by (docs/robust-moves.md).
         "rule": {

@@ -56,10 +56,13 @@ from core.model import (
     ForecastPoint,
     PlacementHints,
     PodDemand,
+    PriceQuote,
+    PriceRates,
     SignalSnapshot,
 )
 from core.placement import PlacementChoice, choose_regions, rank_regions
 from core.podspec import placement_hints
+from core.signals.prices.replay import PriceHistory
 from core.trace import Trace
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
@@ -191,9 +194,11 @@ class Simulator:
         forecast_hours: int | None = None,
         seed: int = 0,
         warm_up: Trace | None = None,
+        prices: PriceHistory | None = None,
     ) -> None:
         # The simulation acts: a dry-run config would only ever report.
         self.config = replace(config, rebalancer=replace(config.rebalancer, dry_run=False))
+        self.prices = prices  # hourly prices (simulate --prices); None: the configuration's table
         self.trace = trace
         self.regions = config.region_names
         self.index = {name: i for i, name in enumerate(self.regions)}
@@ -329,9 +334,10 @@ class Simulator:
                 per_region[r] += n
                 result.energy_kwh += n * shape.energy_kwh
                 grams += n * shape.energy_kwh * self.intensity[r][hour]
-                result.compute_usd += n * shape.base_cost[r].compute_usd
+                compute_usd = self._compute_usd(shape, r, hour)
+                result.compute_usd += n * compute_usd
                 if shape.demand.capacity_type is CapacityType.SPOT:
-                    result.spot_compute_usd += n * shape.base_cost[r].compute_usd
+                    result.spot_compute_usd += n * compute_usd
                 result.egress_usd += n * shape.base_cost[r].egress_usd
                 result.pod_hours += n
         if previous is not None:
@@ -365,7 +371,7 @@ class Simulator:
             shape = self.shapes[w]
             remaining = shape.workload.replicas
             costs = {
-                r: self.hour_cost(w, r, intensities[r]).total_usd if by_cost else intensities[r]
+                r: self.hour_cost(w, r, intensities[r], hour=hour).total_usd if by_cost else intensities[r]
                 for r in shape.eligible
             }
             for r in sorted(shape.eligible, key=lambda r: (costs[r], r)):
@@ -453,15 +459,44 @@ class Simulator:
             )
             for name, zone, series in zip(self.regions, self.zones, self.intensity, strict=True)
         }
-        return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon)
+        return SignalSnapshot(taken_at=now, provider="trace", carbon=carbon, prices=self.quotes_at(now))
+
+    def quotes_at(self, when: datetime) -> dict[str, PriceQuote]:
+        """The replayed prices at ``when`` as the price signal's quotes (none without --prices)."""
+        if self.prices is None:
+            return {}
+        return {
+            name: PriceQuote(rates=r, source="replay", spot_source="replay", fetched_at=when)
+            for name, r in self.prices.rates_at(when, self.config.prices).items()
+        }
+
+    def rates_at(self, hour: int) -> dict[str, PriceRates] | None:
+        """The replayed prices in force at ``hour`` (None without --prices: the configuration's)."""
+        if self.prices is None:
+            return None
+        return self.prices.rates_at(self.trace.times[hour], self.config.prices)
+
+    def _compute_usd(self, shape: _Shape, region: int, hour: int) -> float:
+        """One pod's compute cost for one hour in ``region``, at that hour's prices."""
+        rates = self.rates_at(hour)
+        if rates is None:
+            return shape.base_cost[region].compute_usd
+        demand = shape.demand
+        return rates[self.regions[region]].per_hour_usd(
+            cpu_cores=demand.cpu_cores, memory_gib=demand.memory_gib, capacity_type=demand.capacity_type
+        )
 
     def hourly_horizon(self, w: int) -> float:
         """The horizon a move of workload ``w`` is priced over: ``core.economics.horizon_hours``."""
         return horizon_hours(self.shapes[w].hints, self.config)
 
-    def hour_cost(self, w: int, region: int, carbon_g_per_kwh: float, hours: float = 1.0) -> RegionCost:
-        """What one pod of workload ``w`` costs in ``region`` over ``hours`` at this mean intensity."""
+    def hour_cost(
+        self, w: int, region: int, carbon_g_per_kwh: float, hours: float = 1.0, *, hour: int | None = None
+    ) -> RegionCost:
+        """What one pod of workload ``w`` costs in ``region`` over ``hours`` at this mean intensity
+        (at the prices of ``hour`` when --prices replays them)."""
         shape = self.shapes[w]
+        rates = self.rates_at(hour) if hour is not None else None
         return region_cost(
             region=self.regions[region],
             demand=shape.demand,
@@ -469,6 +504,7 @@ class Simulator:
             carbon_g_per_kwh=carbon_g_per_kwh,
             hours=hours,
             config=self.config,
+            prices=rates[self.regions[region]] if rates is not None else None,
         )
 
     def hindsight_signal(self, region: int, hour: int, hours: float) -> CarbonSignal:
@@ -762,7 +798,10 @@ class _Ecopulse:
                 )
                 for name, zone in zip(self.sim.regions, self.sim.zones, strict=True)
             }
-            self._run_hour(0, SignalSnapshot(taken_at=at, provider="trace", carbon=carbon), at)
+            signals = SignalSnapshot(
+                taken_at=at, provider="trace", carbon=carbon, prices=self.sim.quotes_at(at)
+            )
+            self._run_hour(0, signals, at)
         self._warming = False
         moves = len(self._pending)
         self._pending.clear()

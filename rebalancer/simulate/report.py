@@ -264,7 +264,8 @@ def render_html(data: dict[str, Any], drawn: list[tuple[str, str]]) -> str:
     moves = [(m["predictedNetBenefitUsd"], m["realisedNetBenefitUsd"]) for m in eco["moves"]]
     regions = ", ".join(f"{r} ({z})" for r, z in meta["regions"].items())
     body = f"""<p>{escape(str(meta.get("start")))} to {escape(str(meta.get("end")))}, {meta["hours"]} hours,
-regions {escape(regions)}; ecopulse's forecast: {escape(str(meta["forecast"]))}.</p>
+regions {escape(regions)}; ecopulse's forecast: {escape(str(meta["forecast"]))};
+prices: {escape(str(meta.get("prices", "configuration")))}.</p>
 <p>{escape(warm_up_text(meta))}.</p>
 {table(HEADER, rows)}
 <p>A positive number is a saving against carbon-blind (less CO2, less compute cost); a negative one

@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
+import core.signals.prices.refresher
 import core.signals.refresher
 
 Dashboard = dict[str, Any]
@@ -41,6 +42,7 @@ PREFIX = "ecopulse_"
 # registered by a running process). test_dashboards.py checks that no module is missing here.
 METRIC_MODULES = (
     "core.metrics",
+    "core.signals.prices.refresher",
     "webhook.metrics",
     "webhook.events",
     "rebalancer.cycle",
@@ -192,7 +194,10 @@ def exported_families() -> dict[str, str]:
     """prometheus_client family name (a counter's without ``_total``) -> type, ``ecopulse_`` only."""
     metric_modules()
     families: dict[str, str] = {}
-    scrape_time: tuple[Metric, ...] = core.signals.refresher._families()
+    scrape_time: tuple[Metric, ...] = (
+        *core.signals.refresher._families(),
+        *core.signals.prices.refresher._families(),
+    )
     for metric in (*REGISTRY.collect(), *scrape_time):
         if metric.name.startswith(PREFIX):
             families[metric.name] = metric.type

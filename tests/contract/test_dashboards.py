@@ -63,6 +63,7 @@ SIGNED_PAIRS = (
 )
 REQUIRED_ALERTS = {
     "EcoPulseSignalsStale",
+    "EcoPulsePricesStale",
     "EcoPulseFailOpenRising",
     "EcoPulseRebalancerNotCycling",
     "EcoPulseWebhookLatencyHigh",
@@ -73,6 +74,7 @@ REQUIRED_ALERTS = {
 # The alerts whose firing alerts.test.yaml must show at least.
 UNIT_TESTED_ALERTS = {
     "EcoPulseSignalsStale",
+    "EcoPulsePricesStale",
     "EcoPulseRebalancerNotCycling",
     "EcoPulseWebhookUnreachable",
     "EcoPulseWebhookRejectingPods",

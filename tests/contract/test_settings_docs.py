@@ -18,6 +18,9 @@ HAND_READ = {
     "economics.egressUsdPerGbOverrides",
     "prices",
     "latencyMs",
+    "pricing.azure.regions",
+    "pricing.gcp.regions",
+    "pricing.aws.regions",
 }
 
 

@@ -700,7 +700,14 @@ class LocalCluster:
         self._write_scrape_targets()
         self.wait_for(name, lambda: self._webhook_ready_on(port), timeout_seconds=30)
 
-    def start_rebalancer(self, name: str = "rebalancer", *, metrics_port: int | None = None) -> None:
+    def start_rebalancer(
+        self,
+        name: str = "rebalancer",
+        *,
+        metrics_port: int | None = None,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         port = metrics_port or self.ports["rebalancer_metrics"]
         self.metrics_targets[name] = port
         self._write_scrape_targets()
@@ -708,13 +715,14 @@ class LocalCluster:
             name,
             [sys.executable, "-m", "rebalancer"],
             env={
-                "ECOPULSE_CONFIG": str(self.config_file),
+                "ECOPULSE_CONFIG": str(config_file or self.config_file),
                 "KUBECONFIG": str(self.kubeconfig),
                 "POD_NAME": name,
                 "POD_NAMESPACE": "eco-pulse",
                 "ECOPULSE_METRICS_BIND_ADDRESS": "127.0.0.1",
                 "ECOPULSE_METRICS_PORT": str(port),
                 "PYTHONPATH": str(REPO),
+                **(env or {}),
             },
         )
 
@@ -908,12 +916,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "demo"])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--kueue", action="store_true", help="up: also a real Kueue (docs/kueue.md)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(root=args.root)
     try:
         if args.command == "up":
             started = time.monotonic()
             cluster.up(rebalancer=True)
+            if args.kueue:
+                from tests.e2e.kueue import LocalKueue  # noqa: PLC0415 (it imports this module)
+
+                try:
+                    LocalKueue(cluster=cluster, root=args.root / "kueue").start()
+                except BaseException:
+                    cluster.down()
+                    raise
             print(f"cluster ready in {time.monotonic() - started:.0f}s")
             print(f"  export KUBECONFIG={cluster.kubeconfig}")
             print(f"  kubectl: {cluster.binary('kubectl')}")

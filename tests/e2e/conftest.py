@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.cluster import LocalCluster
 from tests.e2e.fleet import Fleet, binaries_built
+from tests.e2e.kueue import LocalKueue
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,3 +54,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         yield local
     finally:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def kueue(cluster: LocalCluster) -> Iterator[LocalKueue]:
+    """A real Kueue (tests/e2e/kueue.py) on the session's cluster: started on first use, stopped at the end."""
+    local = LocalKueue(cluster=cluster, root=cluster.root / "kueue")
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()

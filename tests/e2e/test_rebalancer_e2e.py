@@ -155,10 +155,18 @@ def test_a_workload_with_heavy_egress_to_its_data_stays(rebalancing: LocalCluste
 def test_a_pod_on_spot_stays_and_its_controller_is_told_why(
     rebalancing: LocalCluster, namespace: str
 ) -> None:
-    # Issue 29: a pod that landed on spot (its zone's node is spot; the pod did not ask for spot) is
-    # cheaper where it is than an on-demand copy would be in the green region, so the move does not
-    # pay; the refusal explains itself as an eviction would, once for the workload.
+    # Issue 29: a refused move explains itself as an eviction would, once for the workload. The pod
+    # landed on spot (its zone's node is spot; the pod did not ask for spot), and eu-north-1 offers
+    # both capacity types, so the move is priced like for like, spot -> spot, and says it assumed so
+    # (issue 27: price the move the scheduler will make). It would pay; a policy keeps it here.
     cluster = rebalancing
+    never = {
+        "apiVersion": "ecopulse.io/v1alpha1",
+        "kind": "EcoPulsePolicy",
+        "metadata": {"name": "thrifty-stays", "namespace": namespace},
+        "spec": {"selector": {"matchLabels": {"app": "thrifty"}}, "rebalance": "never"},
+    }
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(never))
     start_in_us(cluster, namespace, "thrifty", node_selector={"topology.kubernetes.io/zone": "us-east-1b"})
     time.sleep(11)
     set_grid(cluster, EU_GREEN)
@@ -168,19 +176,20 @@ def test_a_pod_on_spot_stays_and_its_controller_is_told_why(
         "items"
     ]
     refused = [e for e in events if e.get("reason") == "CarbonRebalanceRefused"]
-    below = [e for e in refused if "below-min-net-benefit" in e["note"]]
-    assert len(below) == 1, [e.get("note") for e in refused]  # three replicas, one Event
-    (event,) = below
+    kept = [e for e in refused if "policy-rebalance-never" in e["note"]]
+    assert len(kept) == 1, [e.get("note") for e in refused]  # three replicas, one Event
+    (event,) = kept
     assert event["regarding"]["kind"] == "ReplicaSet"
     note = event["note"]
-    assert "stays in us-east-1 (450 gCO2/kWh): below-min-net-benefit" in note, note
+    assert "stays in us-east-1 (450 gCO2/kWh): policy-rebalance-never" in note, note
     for part in (
         "price savings",
         "carbon value",
         "egress",
         "latency",
         "migration",
-        "priced spot -> on-demand",
+        "priced spot -> spot (assumed)",
+        "; prices config age<=",
     ):
         assert part in note, part
     # ... and the demo table shows it as the latest decision about those pods, beside where they run now.

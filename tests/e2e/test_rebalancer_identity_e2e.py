@@ -265,6 +265,8 @@ def calls_of_a_rebalancer_at_work(
     cluster: LocalCluster, token: str, namespace: str, tmp_path: Path
 ) -> list[Call]:
     start_in_us(cluster, namespace, "rbac")
+    # A hold past its release-by, as the webhook would have written it: the new leader releases it.
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(overdue_hold(namespace)))
     with rebalancer_as_service_account(
         cluster, tmp_path, token, config_text=rebalancer_config(max_evictions_per_workload=1)
     ) as rebalancer:
@@ -282,11 +284,36 @@ def calls_of_a_rebalancer_at_work(
     return rebalancer.proxy.snapshot()
 
 
+def overdue_hold(namespace: str) -> dict[str, object]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "held",
+            "namespace": namespace,
+            "annotations": {
+                "ecopulse.io/held-at": "2026-01-01T00:00:00Z",
+                "ecopulse.io/release-by": "2026-01-01T01:00:00Z",
+            },
+        },
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "job", "image": "busybox"}],
+                }
+            },
+        },
+    }
+
+
 # Beyond the first eviction and cycles: what only happens later (a renewal, the Events, the
 # policies' status written by the leader, watches that follow their lists).
 EXERCISED = {
     ("leases", "update"),
     ("events", "create"),
+    ("jobs", "patch"),  # the overdue hold released
     ("ecopulsepolicies/status", "patch"),
     ("clusterecopulsepolicies/status", "patch"),
     ("ecopulsepolicies", "watch"),

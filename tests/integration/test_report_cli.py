@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from report.cli import main
+from report.figures import PRICE_SOURCES_QUERY
 from report.prometheus import PrometheusClient
 
 START = datetime(2026, 7, 1, tzinfo=UTC)
@@ -133,6 +134,9 @@ class FakePrometheus:
             return 401, b"Unauthorized\n", "text/plain"
         if path not in ("/api/v1/query", "/api/v1/query_range"):
             return 404, b"404 page not found\n", "text/plain"
+        if params.get("query") == PRICE_SOURCES_QUERY and path == "/api/v1/query":
+            at = float(params["time"])
+            return ok("vector", [{"metric": {"source": "azure"}, "value": [at, "12"]}])
         match = QUERY.match(params.get("query", ""))
         if match is None:
             return error(400, "bad_data", f'invalid parameter "query": cannot parse {params.get("query")!r}')
@@ -172,7 +176,15 @@ class FakePrometheus:
         return ok("matrix", result)
 
     def queries(self, path: str) -> list[dict[str, str]]:
-        return [params for p, params, _ in self.requests if p == path]
+        """The figures' queries (the price-sources query aside: prices_asked counts it)."""
+        return [
+            params
+            for p, params, _ in self.requests
+            if p == path and params.get("query") != PRICE_SOURCES_QUERY
+        ]
+
+    def prices_asked(self) -> int:
+        return sum(1 for _, params, _ in self.requests if params.get("query") == PRICE_SOURCES_QUERY)
 
 
 def ok(kind: str, result: list[dict[str, Any]]) -> tuple[int, bytes, str]:
@@ -286,6 +298,8 @@ def test_writes_the_csv_json_and_html_from_prometheus(
     assert "increase" in meta["methodology"]
     assert "extrapolat" in meta["methodology"]
     assert set(meta["queries"]["totals"].values()) == {q["query"] for q in instants}
+    assert meta["priceSources"] == ["azure"] and prometheus.prices_asked() == 1
+    assert "Prices from: azure" in read(out / "report.html")
     assert set(meta["queries"]["timeline"].values()) == {q["query"] for q in ranges}
     assert datetime.fromisoformat(meta["generatedAt"]).tzinfo is not None
     assert meta["warnings"] == []

@@ -225,7 +225,9 @@ def place(
     return (
         ranking,
         choice,
-        Explanation(annotation=describe(ranking, choice, signals), log_fields=log_fields(ranking, choice)),
+        Explanation(
+            annotation=describe(ranking, choice, signals), log_fields=log_fields(ranking, choice, signals)
+        ),
     )
 
 
@@ -360,6 +362,10 @@ def describe(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot)
         intensity = f"{cost.carbon_g_per_kwh:.0f} gCO2/kWh" if cost is not None else "intensity unknown"
         lines.append(f"{assessment.region}: {assessment.net_benefit_usd or 0.0:+.4f} USD at {intensity}")
     lines.append(f"signals: {signals.provider}, at most {signals.max_age_seconds():.0f} s old")
+    # Which prices decided, as the carbon provider is named (core.signals.prices).
+    lines.append(
+        f"prices: {signals.price_sources() or 'config'}, at most {signals.max_price_age_seconds():.0f} s old"
+    )
     return "\n".join(_short_line(line) for line in lines)
 
 
@@ -370,9 +376,15 @@ def _short_line(line: str) -> str:
     return line[: DECISION_LINE_MAX_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
-def log_fields(ranking: Ranking, choice: PlacementChoice) -> Mapping[str, object]:
-    """The decision line's evidence: the projected benefit of the best region and every signal used."""
-    fields: dict[str, object] = {}
+def log_fields(ranking: Ranking, choice: PlacementChoice, signals: SignalSnapshot) -> Mapping[str, object]:
+    """The decision line's evidence: the projected benefit of the best region, every signal used and
+    the prices' sources and age."""
+    fields: dict[str, object] = {
+        "prices": {
+            "source": signals.price_sources() or "config",
+            "age_seconds": round(signals.max_price_age_seconds(), 1),
+        }
+    }
     best = ranking.assessment(choice.best_region)
     if best is not None and best.versus_baseline is not None:
         fields["net_benefit_usd"] = round(best.versus_baseline.net_usd, 6)
