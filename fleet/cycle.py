@@ -94,6 +94,21 @@ class FleetWriter(Protocol):
     ) -> bool: ...
 
 
+class DeferralRunner(Protocol):
+    """fleet.deferral_loop.DeferralTurn: the held Jobs' turn of a pass."""
+
+    def run(
+        self,
+        *,
+        config: EcoPulseConfiguration,
+        signals: SignalSnapshot,
+        now: datetime,
+        is_leader: Callable[[], bool],
+    ) -> int: ...
+
+    def lost_leadership(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PassInputs:
     config: Callable[[], EcoPulseConfiguration]
@@ -105,6 +120,7 @@ class PassInputs:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     own_namespace: str = ""
     accountant: FleetAccountant | None = None
+    deferral: DeferralRunner | None = None
 
 
 @dataclass(slots=True)
@@ -129,6 +145,8 @@ def _pass(inputs: PassInputs) -> PassReport:
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
+        if inputs.deferral is not None:
+            inputs.deferral.lost_leadership()
         return PassReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("fleet caches not synced yet; skipping this pass")
@@ -137,6 +155,9 @@ def _pass(inputs: PassInputs) -> PassReport:
     signals = inputs.signals()
     snapshot = inputs.snapshot()
     now = inputs.clock()
+    if inputs.deferral is not None:
+        # First: a release-by is hard, whatever the placement plan does after.
+        inputs.deferral.run(config=config, signals=signals, now=now, is_leader=inputs.is_leader)
     if inputs.accountant is not None:
         inputs.accountant.tick(snapshot, signals=signals, config=config)
     result = plan(snapshot, signals=signals, config=config, now=now, own_namespace=inputs.own_namespace)

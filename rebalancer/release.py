@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
@@ -30,6 +30,7 @@ from core.deferral_hints import (
     DeferralIntent,
     JobFacts,
     gates_without_ours,
+    overdue,
     read_intent,
     stamp,
 )
@@ -75,12 +76,6 @@ class Waiting:
 class ReleasePlan:
     releases: tuple[Release, ...]
     waiting: tuple[Waiting, ...]
-
-
-def overdue(job: JobFacts, *, now: datetime, slack_seconds: float = 0.0) -> bool:
-    """At or past release-by (or within ``slack_seconds`` of it); an unreadable one counts as past."""
-    by = job.release_by
-    return by is None or now + timedelta(seconds=slack_seconds) >= by
 
 
 def release_overdue(jobs: Iterable[JobFacts], *, now: datetime, reason: ReleaseReason) -> tuple[Release, ...]:
