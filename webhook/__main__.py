@@ -22,6 +22,8 @@ ENVIRONMENT = (
     ("ECOPULSE_MAX_CONNECTIONS", "connections beyond this many are closed at once (500)"),
     ("ECOPULSE_RELOAD_INTERVAL_SECONDS", "how often mounted files are checked for changes"),
     ("ECOPULSE_WATCH_CLUSTER", "use a reachable cluster: watch namespaces and nodes, post Events (true)"),
+    ("ECOPULSE_RELEASER", "who releases held Jobs: rebalancer (one cluster) or fleet (on Karmada)"),
+    ("ECOPULSE_RELEASER_LEASE", "namespace/name of the releaser's Lease; no hold while it is stale"),
     ("ECOPULSE_LOG_LEVEL", "log level (INFO); logs are one JSON object per line"),
     ("POD_NAMESPACE", "our own namespace, never mutated"),
 )
