@@ -400,6 +400,7 @@ def test_drill_5_fleet_mode_loses_a_permission_and_the_fleet_keeps_working_witho
         drill.fault_at = time.monotonic()
         before = policy(fleet, drill.namespace)
         forbidden = total(scrape(port), "ecopulse_fleet_writes_total", result="forbidden")
+        passes_before = scrape(port)
         drill.sampler = AvailabilitySampler(fleet, drill.namespace, every_seconds=1.0).__enter__()
         fleet.set_mock_grid(GREEN_NORTH)  # a move that pays, and may not be written
         fleet.wait_for(
@@ -422,8 +423,15 @@ def test_drill_5_fleet_mode_loses_a_permission_and_the_fleet_keeps_working_witho
         assert after["spec"] == before["spec"]  # the last placement stands
         assert only_in(fleet, drill.namespace, west)
         log = (fleet.karmada.logs / f"{IDENTITY}.log").read_text()
-        assert "forbidden" in log
+        assert '"msg":"policy patch forbidden"' in log
         least, _ = drill.finish()
+        # A Forbidden is an answer, not a crash: every pass since completed, and passes went on.
+        passes = scrape(port)
+        completed, failed = (
+            total(passes, "ecopulse_fleet_passes_total", outcome=outcome)
+            - total(passes_before, "ecopulse_fleet_passes_total", outcome=outcome)
+            for outcome in ("completed", "error")
+        )
     finally:
         fleet.karmada_kubectl("apply", "-f", str(RBAC))  # the permission back
         fleet.stop(IDENTITY)
@@ -433,3 +441,5 @@ def test_drill_5_fleet_mode_loses_a_permission_and_the_fleet_keeps_working_witho
     fleet.wait_for(
         "one fleet-mode leader again", lambda: leader_of(drill_mode) is not None, timeout_seconds=120
     )
+    assert failed == 0, f"{failed:g} passes failed after the Forbidden"
+    assert completed > 0
