@@ -38,7 +38,7 @@ from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
 from core.economics import GRAMS_PER_TONNE, NetBenefit, RegionCost, net_benefit, region_cost
-from core.model import PlacementHints, PodDemand
+from core.model import PlacementHints, PodDemand, PriceRates
 from core.placement import permitted_regions
 from core.power import pod_energy_kwh
 
@@ -232,8 +232,17 @@ class ForecastTable:
     """The forecasts of one planning pass, aligned on the hour ``now`` falls in. What Jobs share is
     built the first time one asks: the window means per runtime, the costs per template."""
 
-    def __init__(self, forecasts: Iterable[HourlyForecast], *, now: datetime) -> None:
+    def __init__(
+        self,
+        forecasts: Iterable[HourlyForecast],
+        *,
+        now: datetime,
+        prices: Mapping[str, PriceRates] | None = None,
+    ) -> None:
         self.now = now
+        # The price signal's live rates by region (SignalSnapshot.price_table); a region without
+        # one is priced from the configuration's table, as every other decision does.
+        self._prices: Mapping[str, PriceRates] = prices or {}
         self.origin = hour_floor(now)
         self._values: dict[str, tuple[float, ...]] = {}
         self._records: dict[str, _Record | None] = {}
@@ -270,7 +279,7 @@ class ForecastTable:
         for region in request.allowed_regions:
             if region in found or region not in self.known:
                 continue
-            prices = config.prices.get(region)
+            prices = self._prices.get(region) or config.prices.get(region)
             if prices is None:
                 continue
             compute = prices.per_hour_usd(
@@ -388,9 +397,15 @@ def plan_start(
     config: EcoPulseConfiguration,
     min_benefit_usd: float = 0.0,
     confidence_z: float = DEFAULT_CONFIDENCE_Z,
+    prices: Mapping[str, PriceRates] | None = None,
 ) -> StartPlan:
-    """Where and when ``request`` should start (see the module docstring for the rule)."""
-    table = forecasts if isinstance(forecasts, ForecastTable) else ForecastTable(forecasts, now=now)
+    """Where and when ``request`` should start (see the module docstring for the rule). ``prices``:
+    the live rates by region (ignored when ``forecasts`` is a table: it carries its own)."""
+    table = (
+        forecasts
+        if isinstance(forecasts, ForecastTable)
+        else ForecastTable(forecasts, now=now, prices=prices)
+    )
     return _plan(request, table, config=config, min_benefit_usd=min_benefit_usd, confidence_z=confidence_z)
 
 
@@ -402,9 +417,10 @@ def plan_starts(
     config: EcoPulseConfiguration,
     min_benefit_usd: float = 0.0,
     confidence_z: float = DEFAULT_CONFIDENCE_Z,
+    prices: Mapping[str, PriceRates] | None = None,
 ) -> list[StartPlan]:
     """One planning pass: every request against the same forecasts, the tables built once."""
-    table = ForecastTable(forecasts, now=now)
+    table = ForecastTable(forecasts, now=now, prices=prices)
     return [
         _plan(request, table, config=config, min_benefit_usd=min_benefit_usd, confidence_z=confidence_z)
         for request in requests

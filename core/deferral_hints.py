@@ -290,3 +290,10 @@ def _count(value: object) -> int:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def overdue(job: JobFacts, *, now: datetime, slack_seconds: float = 0.0) -> bool:
+    """At or past release-by (or within ``slack_seconds`` of it); an unreadable one counts as past.
+    The rule of every releaser: one cluster's release loop and janitor, fleet mode's and its janitor."""
+    by = job.release_by
+    return by is None or now + timedelta(seconds=slack_seconds) >= by

@@ -10,7 +10,7 @@ in the release loop, from the embedded forecaster over the rebalancer's history 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from core.config import EcoPulseConfiguration
@@ -24,7 +24,7 @@ from core.deferral import (
 )
 from core.deferral_hints import DeferralIntent, JobFacts
 from core.forecast import provider_forecast
-from core.model import REGION_LABEL, PlacementHints, SignalSnapshot
+from core.model import REGION_LABEL, PlacementHints, PriceRates, SignalSnapshot
 from core.podspec import as_mapping, region_constraints, string_map
 
 
@@ -86,8 +86,9 @@ def plan_job(
     config: EcoPulseConfiguration,
     now: datetime,
     confidence_z: float,
+    prices: Mapping[str, PriceRates] | None = None,
 ) -> StartPlan:
-    """Where and when the Job should start (core.deferral.plan_start)."""
+    """Where and when the Job should start (core.deferral.plan_start); ``prices`` the live rates."""
     return plan_start(
         job_request(facts, intent, hints=hints, config=config, now=now),
         forecasts=forecasts,
@@ -95,6 +96,7 @@ def plan_job(
         config=config,
         min_benefit_usd=config.deferral.min_benefit_usd,
         confidence_z=confidence_z,
+        prices=prices,
     )
 
 

@@ -174,6 +174,10 @@ class SignalSnapshot:
         quote = self.prices.get(region)
         return quote.rates if quote is not None else None
 
+    def price_table(self) -> dict[str, PriceRates]:
+        """The live rates of every region with a quote (the rest are priced from the configuration)."""
+        return {region: quote.rates for region, quote in self.prices.items()}
+
     def price_sources(self) -> str:
         """The sources of every quote, e.g. ``azure`` or ``azure+static(fallback)``; "" without quotes."""
         return "+".join(sorted({quote.source for quote in self.prices.values()}))

@@ -18,6 +18,11 @@ ENVIRONMENT = (
     ("KUBECONFIG", "API server to talk to when ECOPULSE_KARMADA_KUBECONFIG is not set"),
 )
 
+if sys.argv[1:2] == ["release-overdue"]:
+    from fleet.janitor import main as release_overdue
+
+    sys.exit(release_overdue(sys.argv[2:]))
+
 parser = app_parser(
     app="fleet",
     description=(
@@ -26,6 +31,12 @@ parser = app_parser(
         "configuration says fleet.dryRun: false."
     ),
     environment=ENVIRONMENT,
+)
+commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+commands.add_parser(
+    "release-overdue",
+    help="release every held Job on the Karmada API server past its release-by, then exit (the janitor)",
+    add_help=False,
 )
 parser.parse_args(sys.argv[1:])
 

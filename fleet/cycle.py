@@ -94,6 +94,21 @@ class FleetWriter(Protocol):
     ) -> bool: ...
 
 
+class DeferralRunner(Protocol):
+    """fleet.deferral_loop.DeferralTurn: the held Jobs' turn of a pass."""
+
+    def run(
+        self,
+        *,
+        config: EcoPulseConfiguration,
+        signals: SignalSnapshot,
+        now: datetime,
+        is_leader: Callable[[], bool],
+    ) -> int: ...
+
+    def lost_leadership(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PassInputs:
     config: Callable[[], EcoPulseConfiguration]
@@ -105,6 +120,7 @@ class PassInputs:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     own_namespace: str = ""
     accountant: FleetAccountant | None = None
+    deferral: DeferralRunner | None = None
 
 
 @dataclass(slots=True)
@@ -129,6 +145,8 @@ def _pass(inputs: PassInputs) -> PassReport:
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
+        if inputs.deferral is not None:
+            inputs.deferral.lost_leadership()
         return PassReport(outcome="not-leader")
     if not inputs.synced():
         log.warning("fleet caches not synced yet; skipping this pass")
@@ -137,6 +155,9 @@ def _pass(inputs: PassInputs) -> PassReport:
     signals = inputs.signals()
     snapshot = inputs.snapshot()
     now = inputs.clock()
+    if inputs.deferral is not None:
+        # First: a release-by is hard, whatever the placement plan does after.
+        inputs.deferral.run(config=config, signals=signals, now=now, is_leader=inputs.is_leader)
     if inputs.accountant is not None:
         inputs.accountant.tick(snapshot, signals=signals, config=config)
     result = plan(snapshot, signals=signals, config=config, now=now, own_namespace=inputs.own_namespace)
@@ -151,7 +172,7 @@ def _pass(inputs: PassInputs) -> PassReport:
             log.warning("leadership lost mid-pass; the remaining writes are not made")
             report.outcome = "leadership-lost"
             break
-        written = _apply(inputs.api, decision, now=now, dry_run=dry_run)
+        written = _apply(inputs.api, decision, now=now, dry_run=dry_run, prices=signals.price_sources())
         if written is not None:
             report.writes[written] += 1
         if decision.writes_placement or decision.reschedule:
@@ -173,10 +194,12 @@ def _pass(inputs: PassInputs) -> PassReport:
     return report
 
 
-def _apply(api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool) -> str | None:
+def _apply(
+    api: FleetWriter, decision: Decision, *, now: datetime, dry_run: bool, prices: str = ""
+) -> str | None:
     """Write what the decision needs, through the one writer. The result, or None if nothing was due."""
     policy = decision.policy
-    annotation = decision_annotation(decision)
+    annotation = decision_annotation(decision, prices=prices)
     space = metrics.namespace_label(decision.namespace_key)
     if decision.reschedule:
         result = api.request_fresh_schedule(policy, decision.workloads, dry_run=dry_run)

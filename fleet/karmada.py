@@ -4,12 +4,14 @@ Reads are reflectors (core.kube.reflector) over the official client: member Clus
 PropagationPolicies and ClusterPropagationPolicies, Deployments (the resource templates),
 ResourceBindings (where Karmada scheduled them) and Namespaces (opt-out labels and defaults).
 
-Writes are three, all here, none of them a delete: a JSON merge patch of a policy (its
+Writes are four, all here, none of them a delete: a JSON merge patch of a policy (its
 ``spec.placement`` and our ``ecopulse.io/`` annotations, conditional on the ``resourceVersion`` we
 planned on, so a user's edit in between wins), a ``WorkloadRebalancer`` when a fresh schedule is
 needed, and Events on the policy. Karmada then moves the replicas itself, with its graceful
-eviction. Every API answer becomes a :class:`WriteResult`; nothing here raises on an API error, a
-timeout or a refused connection.
+eviction. A held Job's release (:meth:`KarmadaApi.release_job`, fleet.deferral) is two JSON
+Patches, each ``test``-guarded: the Job's suspension lifted, then its ResourceBinding's scheduling
+resumed and pinned to the chosen member. Every API answer becomes a :class:`WriteResult`; nothing
+here raises on an API error, a timeout or a refused connection.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
 from kubernetes import client
 
-from core.kube.caches import namespace_reflector
+from core.deferral_bindings import JobBinding, binding_release_patch, slim_job_binding
+from core.deferral_hints import JobFacts
+from core.kube.caches import job_reflector, namespace_reflector
 from core.kube.events import (
     REQUEST_TIMEOUT_SECONDS,
     EventRecorder,
@@ -33,6 +38,7 @@ from core.kube.events import (
 )
 from core.kube.reflector import Reflector
 from core.model import NamespaceInfo
+from fleet.deferral import FleetRelease, job_release_patch
 from fleet.records import (
     CLUSTER_PROPAGATION_POLICY,
     POLICY_GROUP,
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 
 REPORTING_CONTROLLER = "ecopulse.io/fleet"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 # A finished WorkloadRebalancer is garbage-collected by Karmada after this long.
 REBALANCER_TTL_SECONDS = 600
 # Events about a ClusterPropagationPolicy (cluster-scoped) go to this namespace.
@@ -99,6 +106,9 @@ class FleetCaches:
     deployments: Reflector[WorkloadRecord]
     bindings: Reflector[BindingRecord]
     namespaces: Reflector[NamespaceInfo]
+    # Deferrable Jobs on the Karmada API server (held, or asking for a deadline) and their bindings.
+    jobs: Reflector[JobFacts]
+    job_bindings: Reflector[JobBinding]
 
     def all(self) -> tuple[Reflector[Any], ...]:
         return (
@@ -108,11 +118,22 @@ class FleetCaches:
             self.deployments,
             self.bindings,
             self.namespaces,
+            self.jobs,
+            self.job_bindings,
         )
 
     @property
     def synced(self) -> bool:
-        return all(reflector.synced.is_set() for reflector in self.all())
+        """The placement pass's caches: it never waits on the deferrable Jobs' (an identity
+        without the Jobs' RBAC still places workloads)."""
+        return all(reflector.synced.is_set() for reflector in self.all() if reflector not in self.deferral())
+
+    def deferral(self) -> tuple[Reflector[Any], ...]:
+        return (self.jobs, self.job_bindings)
+
+    @property
+    def deferral_synced(self) -> bool:
+        return all(reflector.synced.is_set() for reflector in self.deferral())
 
 
 def fleet_caches(api_client: client.ApiClient) -> FleetCaches:
@@ -145,6 +166,17 @@ def fleet_caches(api_client: client.ApiClient) -> FleetCaches:
             slim=slim_binding,
         ),
         namespaces=namespace_reflector(api_client),
+        jobs=job_reflector(api_client),
+        job_bindings=job_binding_reflector(api_client),
+    )
+
+
+def job_binding_reflector(api_client: client.ApiClient) -> Reflector[JobBinding]:
+    """The ResourceBindings of Jobs (the others are dropped by the slim function)."""
+    return Reflector(
+        name="job-resourcebindings",
+        list_call=_custom_lister(api_client, "work.karmada.io", "v1alpha2", "resourcebindings"),
+        slim=slim_job_binding,
     )
 
 
@@ -186,6 +218,7 @@ class KarmadaApi:
 
     def __init__(self, api_client: client.ApiClient, *, reporting_instance: str) -> None:
         self._custom = client.CustomObjectsApi(api_client)
+        self._batch = client.BatchV1Api(api_client)
         self._recorder = EventRecorder(
             api_client, reporting_controller=REPORTING_CONTROLLER, reporting_instance=reporting_instance
         )
@@ -247,6 +280,65 @@ class KarmadaApi:
         )
         return self._answer(call, what="workload rebalancer", policy=policy, dry_run=dry_run)
 
+    def release_job(self, release: FleetRelease, *, now: datetime) -> tuple[WriteResult, WriteResult | None]:
+        """A held Job's release, in this order: the Job, then its binding (None: not attempted; the
+        Job's write failed, or Karmada has not made the binding). Always live, dry run or not: it
+        only ever undoes our own hold. A Job already released (the binding write failed before)
+        gets the binding write only."""
+        job = release.job
+        job_result = WriteResult(outcome=WriteOutcome.WRITTEN, status=None)
+        if job.held:
+            patch = job_release_patch(release, now=now)
+            job_call: Callable[[], object] = partial(
+                self._batch.patch_namespaced_job,
+                job.name,
+                job.namespace,
+                patch,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            job_result = self._write(
+                job_call, what="job release", fields={"job": f"{job.namespace}/{job.name}"}
+            )
+        binding = release.binding
+        if (
+            job_result.outcome is not WriteOutcome.WRITTEN
+            or binding is None
+            or not binding.scheduling_suspended
+        ):
+            return job_result, None
+        binding_call: Callable[[], object] = partial(
+            self._custom.patch_namespaced_custom_object,
+            "work.karmada.io",
+            "v1alpha2",
+            binding.namespace,
+            "resourcebindings",
+            binding.name,
+            binding_release_patch(binding, member=release.member),
+            _content_type=JSON_PATCH,
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        )
+        fields = {"binding": f"{binding.namespace}/{binding.name}", "member": release.member}
+        return job_result, self._write(binding_call, what="binding release", fields=fields)
+
+    def post_job_event(self, job: JobFacts, *, reason: str, message: str, action: str) -> bool:
+        return self._recorder.post(
+            EventRequest(
+                namespace=job.namespace,
+                involved={
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": job.name,
+                    "namespace": job.namespace,
+                    "uid": job.uid,
+                },
+                reason=reason,
+                message=message,
+                action=action,
+            )
+        )
+
     def post_event(
         self, policy: PolicyRecord, *, reason: str, message: str, event_type: str = "Normal"
     ) -> bool:
@@ -268,6 +360,18 @@ class KarmadaApi:
                 action="Place",
             )
         )
+
+    def _write(self, call: Callable[[], object], *, what: str, fields: Mapping[str, str]) -> WriteResult:
+        answer = raw_write(call)
+        result = WriteResult(
+            outcome=answer.outcome(
+                accepted=WriteOutcome.WRITTEN, refusals=REFUSAL_OUTCOMES, unknown=WriteOutcome.ERROR
+            ),
+            status=answer.status,
+            message=answer.message,
+        )
+        answer.log(log, "%s %s", what, result.outcome.value, fields=dict(fields), dry_run=False)
+        return result
 
     def _answer(
         self, call: Callable[[], object], *, what: str, policy: PolicyRecord, dry_run: bool

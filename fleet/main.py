@@ -15,6 +15,7 @@ from core.signals.refresher import following
 from core.startup import start_controller, stop_on_signals
 from fleet import metrics
 from fleet.cycle import FleetAccountant, PassInputs, run_pass
+from fleet.deferral_loop import DeferralTurn
 from fleet.karmada import FleetCaches, KarmadaApi, fleet_caches
 from fleet.planner import FleetSnapshot
 from fleet.settings import FleetProcessSettings
@@ -89,15 +90,28 @@ def main() -> int:
         )
         leader.start()
 
+    api = KarmadaApi(api_client, reporting_instance=settings.identity)
+    deferral = DeferralTurn(
+        jobs=lambda: caches.jobs.items,
+        # Read each pass: a reflector swaps its items mapping on every change.
+        bindings=lambda: tuple(caches.job_bindings.items.values()),
+        clusters=lambda: tuple(caches.clusters.items.values()),
+        namespace_annotations=lambda: {
+            name: info.hint_annotations for name, info in caches.namespaces.items.items()
+        },
+        api=api,
+        synced=lambda: caches.deferral_synced,
+    )
     inputs = PassInputs(
         config=lambda: source.current,
         signals=refresher.snapshot,
         snapshot=lambda: snapshot_of(caches),
         synced=lambda: caches.synced,
         is_leader=(lambda: leader.is_leader) if leader is not None else (lambda: True),
-        api=KarmadaApi(api_client, reporting_instance=settings.identity),
+        api=api,
         own_namespace=settings.namespace,
         accountant=FleetAccountant(),
+        deferral=deferral,
     )
     serve_metrics(port=settings.metrics_port, address=settings.metrics_bind_address, app="fleet")
     refresher.start()

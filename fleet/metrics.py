@@ -113,3 +113,28 @@ ACCRUED = AccrualMetrics(
 for _decision in Outcome:
     for _reason in (*Unmanaged, *Reason):
         DECISIONS.labels(outcome=_decision.value, reason=_reason.value)
+
+# Deferrable Jobs on the Karmada API server (fleet.deferral_loop).
+HELD_JOBS = Gauge(
+    "ecopulse_fleet_deferral_held_jobs",
+    "Jobs on the Karmada API server held for a better (member, hour), as the last pass saw them.",
+)
+OVERDUE_HOLDS = Gauge(
+    "ecopulse_fleet_deferral_overdue_holds",
+    "Held Jobs on the Karmada API server past their release-by, as the last pass saw them.",
+)
+RELEASES = Counter(
+    "ecopulse_fleet_deferral_releases_total",
+    "Held Jobs released, by reason and whether pinned to one member (pinned: true, false).",
+    ["reason", "pinned"],
+)
+RELEASE_FAILURES = Counter(
+    "ecopulse_fleet_deferral_release_failures_total",
+    "Release writes refused or unanswered, by object (job, binding) and result.",
+    ["object", "result"],
+)
+AVOIDED_BY_WAITING = Counter(
+    "ecopulse_fleet_deferral_carbon_avoided_grams_total",
+    "Emissions the last plan that waited expected to avoid, counted at a green-hour release, by namespace.",
+    ["namespace"],
+)

@@ -875,9 +875,11 @@ def explain(decision: Decision) -> str:
     return text
 
 
-def decision_annotation(decision: Decision) -> str:
+def decision_annotation(decision: Decision, *, prices: str = "") -> str:
     """The ``ecopulse.io/decision`` value on the policy: stable for an unchanged decision (no clock,
-    no figures on a refusal), so a pass that decides the same again writes nothing."""
+    no figures on a refusal), so a pass that decides the same again writes nothing. A move names the
+    source of its prices (``prices``: SignalSnapshot.price_sources, "" for the configuration's), not
+    their age, which would change every pass."""
     body: dict[str, object] = {
         "decision": decision.outcome.value,
         "reason": decision.reason.value,
@@ -890,6 +892,7 @@ def decision_annotation(decision: Decision) -> str:
     if decision.outcome is Outcome.MOVE and decision.benefit is not None:
         body["netBenefitUsd"] = round(decision.benefit.net_usd, 4)
         body["avoidedGrams"] = round(decision.benefit.avoided_grams, 1)
+        body["prices"] = prices or "config"
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 

@@ -156,6 +156,7 @@ def _cycle(inputs: CycleInputs) -> CycleReport:
             policies=policies,
             now=inputs.clock(),
             is_leader=inputs.is_leader,
+            prices=signals.price_table(),
         )
     ledger = None
     if inputs.accountant is not None:

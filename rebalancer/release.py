@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
@@ -30,6 +30,7 @@ from core.deferral_hints import (
     DeferralIntent,
     JobFacts,
     gates_without_ours,
+    overdue,
     read_intent,
     stamp,
 )
@@ -40,6 +41,7 @@ from core.model import (
     REGION_LABEL,
     RELEASED_AT_ANNOTATION,
     NamespaceInfo,
+    PriceRates,
 )
 from core.podspec import as_mapping, placement_hints
 from core.policy import PolicySet, resolve
@@ -74,12 +76,6 @@ class Waiting:
 class ReleasePlan:
     releases: tuple[Release, ...]
     waiting: tuple[Waiting, ...]
-
-
-def overdue(job: JobFacts, *, now: datetime, slack_seconds: float = 0.0) -> bool:
-    """At or past release-by (or within ``slack_seconds`` of it); an unreadable one counts as past."""
-    by = job.release_by
-    return by is None or now + timedelta(seconds=slack_seconds) >= by
 
 
 def release_overdue(jobs: Iterable[JobFacts], *, now: datetime, reason: ReleaseReason) -> tuple[Release, ...]:
@@ -124,10 +120,12 @@ def plan_releases(
     namespaces: Mapping[str, NamespaceInfo],
     policies: PolicySet,
     now: datetime,
+    prices: Mapping[str, PriceRates] | None = None,
 ) -> ReleasePlan:
-    """One cycle's decision over every held Job; the same answer whatever the input order."""
+    """One cycle's decision over every held Job; the same answer whatever the input order.
+    ``prices``: the price signal's live rates by region (the configuration's table elsewhere)."""
     slack = config.rebalancer.interval_seconds
-    table = ForecastTable(forecasts, now=now)  # built once, shared by every Job of the pass
+    table = ForecastTable(forecasts, now=now, prices=prices)  # built once, shared by every Job of the pass
     releases: list[Release] = []
     waiting: list[Waiting] = []
     for job in sorted(jobs, key=_order):

@@ -14,7 +14,7 @@ from core.deferral_hints import JobFacts
 from core.deferral_jobs import snapshot_forecasts
 from core.forecast import ForecastErrors, embedded_forecasts
 from core.history import IntensityHistory, hour_index
-from core.model import NamespaceInfo, SignalSnapshot
+from core.model import NamespaceInfo, PriceRates, SignalSnapshot
 from core.policy import PolicySet
 from rebalancer.release import ReleaseReason, plan_releases, release_overdue
 from rebalancer.releaser import FORECAST_AGE, FORECAST_HORIZON, JobReleaser
@@ -73,6 +73,7 @@ class ReleaseLoop:
         policies: PolicySet,
         now: datetime,
         is_leader: Callable[[], bool],
+        prices: Mapping[str, PriceRates] | None = None,
     ) -> int:
         """One turn; returns how many Jobs were released. A failure is logged, never raised."""
         if not self.synced():
@@ -86,6 +87,7 @@ class ReleaseLoop:
                 policies=policies,
                 now=now,
                 is_leader=is_leader,
+                prices=prices,
             )
         except Exception:
             log.exception("release loop failed; held Jobs wait for the next cycle (or the janitor)")
@@ -100,6 +102,7 @@ class ReleaseLoop:
         policies: PolicySet,
         now: datetime,
         is_leader: Callable[[], bool],
+        prices: Mapping[str, PriceRates] | None = None,
     ) -> int:
         jobs = list(self.jobs().values())
         released = 0
@@ -121,6 +124,7 @@ class ReleaseLoop:
             namespaces=namespaces,
             policies=policies,
             now=now,
+            prices=prices,
         )
         for release in decided.releases:
             if not is_leader():

@@ -120,3 +120,9 @@ def scatter(
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def percent(value: float) -> str:
+    """A saving in percent with one decimal; never ``-0.0 %`` (a rounding of nothing is 0)."""
+    rounded = round(value, 1)
+    return f"{rounded if rounded != 0 else 0.0:.1f} %"

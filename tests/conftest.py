@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +88,7 @@ def launch_webhook(
     extra_routes: Sequence[BaseRoute] = (),
     node_region: Callable[[str], str | None] | None = None,
     policies: Callable[[frozenset[str]], PolicySet] | None = None,
+    read_job: Callable[[str, str], Mapping[str, object] | None] | None = None,
     **overrides: object,
 ) -> Webhook:
     """Start the real webhook (uvicorn, TLS, refresher, watchers) on a free loopback port."""
@@ -116,6 +117,7 @@ def launch_webhook(
         extra_routes=extra_routes,
         node_region=node_region,
         policies=policies,
+        read_job=read_job,
     )
     return Webhook(
         running=running,

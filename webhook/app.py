@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ from webhook.admission.review import (
     review_response,
 )
 from webhook.admission.templates import template_warnings
+from webhook.binding_route import binding_handler
 from webhook.bodies import BodyBudget, BodyRefused, Straggler, received_body
 from webhook.events import EventQueue, PlacementNotices, annotation_event
 from webhook.extender.decide import (
@@ -145,6 +146,12 @@ class WebhookContext:
     # Whether the controller that releases held Jobs is alive (its Lease, from a watch): no
     # releaser, no hold (webhook.admission.job).
     releaser_live: Callable[[], bool] = lambda: False
+    # Whether that controller runs dry (it then holds nothing): the rebalancer's dryRun, or fleet
+    # mode's on the Karmada API server.
+    releaser_dry_run: Callable[[EcoPulseConfiguration], bool] = lambda config: config.rebalancer.dry_run
+    # The Job a ResourceBinding is for (namespace, name), read from the API server (the Karmada API
+    # server, for /mutate-binding); None when it cannot be read.
+    read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None
     # Where Events saying where a controller's pods were placed go; None: nowhere.
     placement_events: PlacementNotices | None = None
 
@@ -377,6 +384,7 @@ def create_app(context: WebhookContext) -> Starlette:
         routes=[
             Route("/mutate", mutate, methods=["POST"]),
             Route("/mutate-job", job_handler(context, within_deadline=within_deadline), methods=["POST"]),
+            Route("/mutate-binding", binding_handler(context), methods=["POST"]),
             Route("/warn-templates", warn_templates, methods=["POST"]),
             Route("/filter", filter_nodes, methods=["POST"]),
             Route("/prioritize", prioritize, methods=["POST"]),

@@ -73,6 +73,7 @@ def job_handler(
                         config=config,
                         now=clock(),
                         releaser_live=context.releaser_live(),
+                        releaser_dry_run=context.releaser_dry_run(config),
                         own_namespace=context.own_namespace,
                         namespace_info=context.namespace_info(review.namespace),
                         policies=context.policies(config.known_regions),

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, BatchV1Api
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError
@@ -128,6 +129,33 @@ class RunningWebhook:
                 queue.stop()
 
 
+# /mutate-binding reads one Job within the webhook's own deadline (timeoutSeconds 2 on Karmada).
+JOB_READ_TIMEOUT_SECONDS = 1.0
+
+
+def job_reader(api_client: ApiClient | None) -> Callable[[str, str], Mapping[str, object] | None]:
+    """One Job read, for /mutate-binding (on the Karmada API server): short, never raising."""
+    if api_client is None:
+        return lambda _namespace, _name: None
+    batch = BatchV1Api(api_client)
+
+    def read(namespace: str, name: str) -> Mapping[str, object] | None:
+        try:
+            response: Any = batch.read_namespaced_job(
+                name, namespace, _preload_content=False, _request_timeout=JOB_READ_TIMEOUT_SECONDS
+            )
+            found = json.loads(response.data)  # the raw answer: no model, no pydantic
+        except Exception as error:
+            log.warning(
+                "cannot read the Job of a binding",
+                extra={"job": f"{namespace}/{name}", "reason": str(error)[:200]},
+            )
+            return None
+        return found if isinstance(found, dict) else None
+
+    return read
+
+
 def _cluster_client() -> ApiClient | None:
     try:
         api_client = load_api_client()
@@ -166,10 +194,11 @@ def build(
     extra_routes: Sequence[BaseRoute] = (),
     node_region: Callable[[str], str | None] | None = None,
     policies: Callable[[frozenset[str]], PolicySet] | None = None,
+    read_job: Callable[[str, str], Mapping[str, object] | None] | None = None,
 ) -> RunningWebhook:
     """Create everything and start the background threads; the caller serves ``server``.
 
-    ``node_region`` and ``policies`` replace what the cluster watches would give (tests, bench).
+    ``node_region``, ``policies`` and ``read_job`` replace what the cluster would give (tests, bench).
     """
     config = ConfigSource.open(settings.config_path)
     refresher = following(config)
@@ -224,6 +253,10 @@ def build(
         bodies=BodyBudget(max_bytes=settings.body_memory_max_bytes),
         policies=policies or policy_cache.policy_set,
         releaser_live=releaser_live,
+        read_job=read_job or job_reader(api_client),
+        releaser_dry_run=(lambda c: c.fleet.dry_run)
+        if settings.releaser == "fleet"
+        else (lambda c: c.rebalancer.dry_run),
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)

@@ -31,6 +31,9 @@ class WebhookSettings:
     # The Lease of the controller that releases held Jobs (the rebalancer's), namespace/name:
     # the webhook holds a Job only while it is fresh (docs/deferral.md).
     releaser_lease: str = "eco-pulse/eco-pulse-rebalancer"
+    # Which app releases held Jobs: "rebalancer" (one cluster) or "fleet" (fleet mode, with this
+    # webhook on the Karmada API server): whose dryRun says the releaser acts.
+    releaser: str = "rebalancer"
     # Under the scheduler's extender httpTimeout (1 s in the shipped configuration).
     extender_deadline_seconds: float = 0.5
     # Body caps per route, from the largest real requests (bench/request_sizes.py, docs/hardening.md);
@@ -83,6 +86,7 @@ class WebhookSettings:
             ),
             watch_cluster=env.get("ECOPULSE_WATCH_CLUSTER", "true").strip().lower() != "false",
             releaser_lease=_lease_ref(env.get("ECOPULSE_RELEASER_LEASE", defaults.releaser_lease)),
+            releaser=_releaser(env.get("ECOPULSE_RELEASER", defaults.releaser)),
             extender_deadline_seconds=env_positive(
                 env, "ECOPULSE_EXTENDER_DEADLINE_SECONDS", defaults.extender_deadline_seconds
             ),
@@ -109,6 +113,13 @@ class WebhookSettings:
 
     def redacted(self, environ: Mapping[str, str] | None = None) -> dict[str, object]:
         return redacted(self, environ)
+
+
+def _releaser(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("rebalancer", "fleet"):
+        raise SettingsError(f"ECOPULSE_RELEASER: must be rebalancer or fleet, got {raw[:60]!r}")
+    return value
 
 
 def _lease_ref(raw: str) -> str:

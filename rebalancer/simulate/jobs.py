@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 
 from core.config import EcoPulseConfiguration
 from core.deferral import (
+    DEFAULT_CONFIDENCE_Z,
     DeferralRequest,
     HourlyForecast,
     deferral_request,
@@ -337,7 +338,7 @@ class JobReplay:
             by_arrival.setdefault(run.arrival, []).append(run)
         held: list[Run] = []
         reasons: dict[str, int] = {}
-        z = {} if self.confidence_z is None else {"confidence_z": self.confidence_z}
+        confidence_z = DEFAULT_CONFIDENCE_Z if self.confidence_z is None else self.confidence_z
         for hour in range(self.hours):
             arriving = by_arrival.get(hour, [])
             # Every hour, as the live loop does: the errors need every hour's forecast and value.
@@ -367,7 +368,7 @@ class JobReplay:
                     now=now,
                     config=self.config,
                     min_benefit_usd=self.min_benefit_usd,
-                    **z,
+                    confidence_z=confidence_z,
                 )
                 still: list[Run] = []
                 for run, plan in zip(held, plans, strict=True):

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.deferral import StartReason
 from rebalancer.simulate.jobs import CARBON_BLIND, ECOPULSE, JOB_POLICIES, ORACLE, JobsResult, JobTotals
-from report.html import escape, svg, table
+from report.html import escape, percent, svg, table
 
 
 def shares(result: JobsResult, jobs: frozenset[str] | None = None) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def jobs_html(data: dict[str, Any]) -> str:
         (
             name,
             f"{p['emissionsGrams'] / 1000:,.2f}",
-            f"{cuts[name]:.1f} %",
+            percent(cuts[name]),
             f"{p['costUsd']:,.2f}",
             p["runs"],
             p["deadlineMisses"],
@@ -112,4 +112,4 @@ time-only jobs ({escape(", ".join(data["timeOnlyJobs"]) or "none")}); its releas
 
 
 def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} %"
+    return "—" if value is None else percent(value)

@@ -18,7 +18,7 @@ from rebalancer.simulate.engine import (
 )
 from rebalancer.simulate.jobs import JobsResult
 from rebalancer.simulate.jobs_report import jobs_data, jobs_html
-from report.html import escape, figures, page, scatter, svg, table
+from report.html import escape, figures, page, percent, scatter, svg, table
 
 # Plots of more hours than this are drawn from daily means (a year of hourly points is unreadable).
 MAX_PLOT_POINTS = 2000
@@ -47,12 +47,6 @@ HEADER = (
     "migrations per pod-day",
 )
 SIGN_NOTE = "saved: against carbon-blind; a positive number is a saving, a negative one costs more"
-
-
-def percent(value: float) -> str:
-    """A saving in percent with one decimal; never ``-0.0 %`` (a rounding of nothing is 0)."""
-    rounded = round(value, 1)
-    return f"{rounded if rounded != 0 else 0.0:.1f} %"
 
 
 def summary_rows(data: dict[str, Any]) -> list[tuple[str, ...]]:

@@ -511,7 +511,9 @@ def test_the_webhook_reads_nodes_namespaces_and_policies_and_only_creates_events
         "ecopulsepolicies",
         "clusterecopulsepolicies",
         "leases",  # the releaser's Lease, read-only: a Job is held only while it is fresh
+        "jobs",  # get only: /mutate-binding's one read of the Job a Karmada binding is for
     }
+    assert {v for _, rule in rules if rule["resources"] == ["jobs"] for v in rule["verbs"]} == {"get"}
 
 
 def test_the_janitor_may_only_get_list_and_patch_jobs() -> None:

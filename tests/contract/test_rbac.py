@@ -45,6 +45,8 @@ CLIENT_METHODS: dict[str, set[Permission]] = {
     # the webhook watches (never on a request path).
     "list_job_for_all_namespaces": {("batch", "jobs", "list"), ("batch", "jobs", "watch")},
     "patch_namespaced_job": {("batch", "jobs", "patch")},
+    # /mutate-binding's one read of the Job a Karmada ResourceBinding is for.
+    "read_namespaced_job": {("batch", "jobs", "get")},
     "list_namespaced_lease": {
         ("coordination.k8s.io", "leases", "list"),
         ("coordination.k8s.io", "leases", "watch"),
@@ -178,7 +180,11 @@ def test_the_scan_sees_the_calls_we_know_of() -> None:
         ("ecopulse.io", "clusterecopulsepolicies", "watch"),
         ("coordination.k8s.io", "leases", "list"),  # the releaser's Lease (deferral)
         ("coordination.k8s.io", "leases", "watch"),
+        ("batch", "jobs", "get"),  # /mutate-binding: the Job a Karmada binding is for
     }
+    fleet = calls_of(APPS["eco-pulse-fleet"])
+    assert ("batch", "jobs", "patch") in fleet  # a held Job's release on the Karmada API server
+    assert ("work.karmada.io", "resourcebindings", "patch") in fleet  # its binding, pinned
     assert ("batch", "jobs", "patch") in rebalancer  # a held Job's release
 
 

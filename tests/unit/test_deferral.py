@@ -21,7 +21,7 @@ from core.deferral import (
     plan_start,
     plan_starts,
 )
-from core.model import PlacementHints, PodDemand
+from core.model import PlacementHints, PodDemand, PriceRates
 
 NOW = datetime(2022, 3, 1, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -351,3 +351,18 @@ def test_the_plan_is_the_best_start_by_its_own_forecast(
     best = min(means.values())
     chosen = (plan.start - NOW) // HOUR
     assert means[chosen] == pytest.approx(best, abs=1e-6)
+
+
+def test_live_prices_decide_where_the_table_would_not() -> None:
+    # Same grid everywhere: only price separates the regions. By the configuration's table they
+    # tie (ra first by name); the price signal's live rates make rb cheaper, and the plan follows.
+    flat = [forecast(region, [200.0] * 24) for region in ("ra", "rb")]
+    ask = request(runtime=2.0, allowed=("ra", "rb"))
+    assert plan_start(ask, forecasts=flat, now=NOW, config=CONFIG).region == "ra"
+    live = {
+        "rb": PriceRates(
+            vcpu_hour_usd=0.01, gib_hour_usd=0.001, spot_vcpu_hour_usd=0.005, spot_gib_hour_usd=0.0005
+        )
+    }
+    assert plan_start(ask, forecasts=flat, now=NOW, config=CONFIG, prices=live).region == "rb"
+    assert plan_starts([ask], forecasts=flat, now=NOW, config=CONFIG, prices=live)[0].region == "rb"

@@ -385,6 +385,9 @@ def test_after_the_grid_flips_the_replicas_move_when_it_pays() -> None:
     assert "member-eu-north-1 -> member-eu-west-1" in explain(decision)
     annotation = json.loads(decision_annotation(decision))
     assert annotation["decision"] == "move" and annotation["to"] == "member-eu-west-1"
+    # A move names where its prices came from (not their age: the annotation stays stable).
+    assert annotation["prices"] == "config"
+    assert json.loads(decision_annotation(decision, prices="azure"))["prices"] == "azure"
 
 
 def test_an_egress_heavy_workload_with_its_data_where_it_runs_stays() -> None:

@@ -23,8 +23,9 @@ from rebalancer.simulate.engine import (
     SimulationResult,
     Simulator,
 )
-from rebalancer.simulate.report import DEFINITIONS, HEADER, percent, report_data, text_table
+from rebalancer.simulate.report import DEFINITIONS, HEADER, report_data, text_table
 from rebalancer.simulate.workload import WorkloadError, parse_workload
+from report.html import percent
 from tests.unit.test_simulate import PRICE, START, config, trace_text
 
 ONE_POD: dict[str, Any] = {

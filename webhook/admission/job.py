@@ -93,7 +93,10 @@ def decide_job(
     own_namespace: str = "",
     namespace_info: NamespaceInfo | None = None,
     policies: PolicySet = EMPTY_POLICY_SET,
+    releaser_dry_run: bool | None = None,
 ) -> JobOutcome:
+    """``releaser_dry_run``: whether the releasing app runs dry (default: the rebalancer's
+    ``dryRun``; fleet mode's on the Karmada API server, webhook setting ECOPULSE_RELEASER=fleet)."""
     if request.operation != "CREATE":
         return _skip(JobSkip.NOT_CREATE)
     if request.kind != JOB_KIND or request.sub_resource:
@@ -138,7 +141,8 @@ def decide_job(
         )
     if not config.deferral.enabled:
         return _skip(JobSkip.DEFERRAL_OFF, policy=refs)
-    if config.rebalancer.dry_run or not releaser_live:
+    dry_run = config.rebalancer.dry_run if releaser_dry_run is None else releaser_dry_run
+    if dry_run or not releaser_live:
         # Nobody would release it: a dry-run rebalancer never holds, and a stale Lease means none runs.
         return _skip(NotDeferred.NO_RELEASER, policy=refs)
     hints = placement_hints(inherited, known_regions=config.known_regions).hints
@@ -153,6 +157,7 @@ def decide_job(
         config=config,
         now=now,
         confidence_z=0.0,
+        prices=signals.price_table(),
     )
     if plan.release_now:
         return _skip(_NOT_HELD.get(plan.reason, NotDeferred.NOT_WORTH_WAITING), policy=refs)
