@@ -264,7 +264,7 @@ def test_the_manifests_role_grants_exactly_what_the_rebalancer_does(
 def calls_of_a_rebalancer_at_work(
     cluster: LocalCluster, token: str, namespace: str, tmp_path: Path
 ) -> list[Call]:
-    start_in_us(cluster, namespace, "rbac")
+    start_in_us(cluster, namespace, "rbac", only_us=False)
     # A hold past its release-by, as the webhook would have written it: the new leader releases it.
     cluster.kubectl("apply", "-f", "-", input_text=json.dumps(overdue_hold(namespace)))
     with rebalancer_as_service_account(
@@ -327,7 +327,7 @@ EXERCISED = {
 def test_an_eviction_whose_outcome_is_unknown_counts_against_the_workload_limit(
     cluster: LocalCluster, token: str, namespace: str, tmp_path: Path
 ) -> None:
-    start_in_us(cluster, namespace, "unsure")
+    start_in_us(cluster, namespace, "unsure", only_us=False)
     with rebalancer_as_service_account(
         cluster, tmp_path, token, config_text=rebalancer_config(max_evictions_per_workload=1)
     ) as rebalancer:
@@ -375,7 +375,7 @@ def take_the_lease(cluster: LocalCluster, holder: str) -> None:
 def test_no_eviction_is_sent_once_another_holder_takes_the_lease_mid_cycle(
     cluster: LocalCluster, token: str, namespace: str, tmp_path: Path
 ) -> None:
-    start_in_us(cluster, namespace, "split")
+    start_in_us(cluster, namespace, "split", only_us=False)
     with rebalancer_as_service_account(
         cluster, tmp_path, token, config_text=rebalancer_config(max_evictions_per_workload=3)
     ) as rebalancer:
