@@ -56,6 +56,8 @@ class NotDeferred(StrEnum):
     NO_RELEASER = "no-releaser"  # the releasing controller's Lease is stale, or it runs dry
     NOT_WORTH_WAITING = "not-worth-waiting"  # the best start found beats now by less than the minimum
     NO_FORECAST = "no-forecast"  # no fresh signals to plan with
+    # The saving does not survive the forecast's measured error, or that error is not known yet.
+    NOT_ROBUST = "not-robust-to-forecast-error"
 
 
 # --- values ------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from datetime import datetime
 from core.config import EcoPulseConfiguration
 from core.deferral import HourlyForecast
 from core.deferral_hints import JobFacts
-from core.deferral_jobs import snapshot_forecasts
-from core.forecast import ForecastErrors, embedded_forecasts
-from core.history import IntensityHistory, hour_index
+from core.forecast import ForecastErrors
+from core.forecast_book import planning_forecasts
+from core.history import IntensityHistory
 from core.model import NamespaceInfo, PriceRates, SignalSnapshot
 from core.policy import PolicySet
 from rebalancer.release import ReleaseReason, plan_releases, release_overdue
@@ -39,24 +39,11 @@ class ReleaseLoop:
     ) -> list[HourlyForecast]:
         """The provider's forecast where it gives one, else the embedded one from the history (else
         the current value alone); each with its source's error record. Every cycle, leader or not."""
-        embedded = (
-            {f.region: f for f in embedded_forecasts(history, self.errors, now=now)}
-            if history is not None
-            else {}
+        found = planning_forecasts(
+            signals, history=history, errors=self.errors, provider_errors=self.provider_errors, now=now
         )
-        hour = hour_index(now)
-        found: list[HourlyForecast] = []
-        for given in snapshot_forecasts(signals, now=now):
-            region = given.region
-            chosen = embedded.get(region, given)
-            if len(given.carbon_g_per_kwh) > 1:
-                if history is not None:  # what came, completed hours only (as the embedded record)
-                    values = history.series(region)
-                    for seen in [h for h in values if hour - 3 < h < hour]:
-                        self.provider_errors.observe(region, seen, values[seen])
-                self.provider_errors.record(given)
-                chosen = self.provider_errors.attach(given)
-            found.append(chosen)
+        for chosen in found:
+            region = chosen.region
             FORECAST_AGE.labels(region=region).set(chosen.age_seconds(now))
             FORECAST_HORIZON.labels(region=region).set(chosen.horizon_hours(now))
         return found

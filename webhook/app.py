@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
+from core.deferral import HourlyForecast
 from core.logs import log_line
 from core.managed import Unmanaged
 from core.model import NamespaceInfo, SignalSnapshot
@@ -154,6 +155,10 @@ class WebhookContext:
     read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None
     # Where Events saying where a controller's pods were placed go; None: nowhere.
     placement_events: PlacementNotices | None = None
+    # The forecasts a hold is judged by, with their error records (webhook.forecasts, the book
+    # the releaser keeps alike); None: the signals' own, with no record (so nothing is held
+    # while deferral.confidenceZ > 0).
+    forecasts: Callable[[], Sequence[HourlyForecast] | None] = lambda: None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:

@@ -20,6 +20,7 @@ from kubernetes.client import ApiClient, BatchV1Api
 from starlette.routing import BaseRoute
 
 from core.config import ConfigError
+from core.forecast_book import ForecastBook
 from core.kube.caches import (
     PolicyCache,
     PolicyRecord,
@@ -41,6 +42,7 @@ from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
 from webhook.events import PLACEMENT_EVENTS, EventQueue, PlacementNotices
+from webhook.forecasts import ForecastTicker
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
 from webhook.transport import ConnectionLimits, protocol_for
@@ -114,6 +116,7 @@ class RunningWebhook:
     watches: list[Reflector[Any]] = field(default_factory=list)
     events: EventQueue | None = None
     placements: EventQueue | None = None
+    book: ForecastTicker | None = None
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -122,6 +125,8 @@ class RunningWebhook:
         self.tls.watcher.stop()
         self.config.stop()
         self.refresher.stop()
+        if self.book is not None:
+            self.book.stop()
         for watch in self.watches:
             watch.stop()
         for queue in (self.events, self.placements):
@@ -231,6 +236,16 @@ def build(
         events = EventQueue(poster)
         # Its own queue: a burst of placements never crowds out an ignored-annotation warning.
         placements = EventQueue(poster, results=PLACEMENT_EVENTS, name="placement-events")
+    # The forecasts and error records a hold is judged by, kept as the releaser keeps them: one
+    # snapshot each of its cycles (rebalancer.intervalSeconds, or fleet.intervalSeconds).
+    book = ForecastTicker(
+        ForecastBook(),
+        signals=refresher.snapshot,
+        period_seconds=(lambda: config.current.fleet.interval_seconds)
+        if settings.releaser == "fleet"
+        else (lambda: config.current.rebalancer.interval_seconds),
+        clock=lambda: datetime.now(UTC),
+    )
     context = WebhookContext(
         config=lambda: config.current,
         signals=refresher.snapshot,
@@ -254,6 +269,7 @@ def build(
         policies=policies or policy_cache.policy_set,
         releaser_live=releaser_live,
         read_job=read_job or job_reader(api_client),
+        forecasts=lambda: book.book.latest,
         releaser_dry_run=(lambda c: c.fleet.dry_run)
         if settings.releaser == "fleet"
         else (lambda c: c.rebalancer.dry_run),
@@ -295,6 +311,7 @@ def build(
     # freed by reference counting; the collector only has to find the rare cycle.
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     refresher.start()
+    book.start()
     for queue in (events, placements):
         if queue is not None:
             queue.start()
@@ -310,6 +327,7 @@ def build(
         watches=[watch for watch in (namespaces, nodes, releaser, *policy_watches) if watch is not None],
         events=events,
         placements=placements,
+        book=book,
     )
     if sock is not None:
         running.thread = threading.Thread(

@@ -15,13 +15,13 @@ bad value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
-from core.deferral import StartPlan, StartReason
+from core.deferral import HourlyForecast, StartPlan, StartReason
 from core.deferral_hints import (
     GATE_NAME,
     KUEUE_GATE_ANNOTATION,
@@ -94,9 +94,12 @@ def decide_job(
     namespace_info: NamespaceInfo | None = None,
     policies: PolicySet = EMPTY_POLICY_SET,
     releaser_dry_run: bool | None = None,
+    forecasts: Sequence[HourlyForecast] | None = None,
 ) -> JobOutcome:
     """``releaser_dry_run``: whether the releasing app runs dry (default: the rebalancer's
-    ``dryRun``; fleet mode's on the Karmada API server, webhook setting ECOPULSE_RELEASER=fleet)."""
+    ``dryRun``; fleet mode's on the Karmada API server, webhook setting ECOPULSE_RELEASER=fleet).
+    ``forecasts``: the process's forecasts with their error records
+    (``core.forecast_book.ForecastBook.latest``); None: the signals' own, with no record."""
     if request.operation != "CREATE":
         return _skip(JobSkip.NOT_CREATE)
     if request.kind != JOB_KIND or request.sub_resource:
@@ -146,17 +149,17 @@ def decide_job(
         # Nobody would release it: a dry-run rebalancer never holds, and a stale Lease means none runs.
         return _skip(NotDeferred.NO_RELEASER, policy=refs)
     hints = placement_hints(inherited, known_regions=config.known_regions).hints
-    # The provider's forecast as given: the webhook keeps no record of its errors, so the hold is
-    # taken on the forecast alone (confidence 0); the release loop, which measures them, releases
-    # at once a wait whose saving does not survive them.
+    # The forecasts, error record and confidence the release loop judges the wait by
+    # (core.forecast_book): a hold it would undo at its next pass with the same signals is never
+    # made, and while the record is unknown nothing is held (unknown: do nothing).
     plan = plan_job(
         facts,
         intent,
         hints=hints,
-        forecasts=snapshot_forecasts(signals, now=now),
+        forecasts=forecasts if forecasts is not None else snapshot_forecasts(signals, now=now),
         config=config,
         now=now,
-        confidence_z=0.0,
+        confidence_z=config.deferral.confidence_z,
         prices=signals.price_table(),
     )
     if plan.release_now:
@@ -181,6 +184,7 @@ def decide_job(
 _NOT_HELD = {
     StartReason.NO_FORECAST: NotDeferred.NO_FORECAST,
     StartReason.RELEASE_BY: NotDeferred.DEADLINE_TOO_CLOSE,
+    StartReason.NOT_ROBUST: NotDeferred.NOT_ROBUST,
 }
 
 
