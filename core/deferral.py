@@ -238,7 +238,10 @@ class ForecastTable:
         *,
         now: datetime,
         prices: Mapping[str, PriceRates] | None = None,
+        extras: dict[tuple[PlacementHints, str], float] | None = None,
     ) -> None:
+        """``extras``: egress and latency per hour by (hints, region), kept by a caller from pass to
+        pass for one configuration (core.deferral_memo.PassMemo); they depend on nothing else."""
         self.now = now
         # The price signal's live rates by region (SignalSnapshot.price_table); a region without
         # one is priced from the configuration's table, as every other decision does.
@@ -256,7 +259,7 @@ class ForecastTable:
         self.known = frozenset(self._values)
         self._windows: dict[float, dict[str, _Windows]] = {}
         self._fixed: dict[tuple[PodDemand, PlacementHints, float], dict[str, float]] = {}
-        self._extras: dict[tuple[PlacementHints, str], float] = {}
+        self._extras: dict[tuple[PlacementHints, str], float] = extras if extras is not None else {}
 
     def windows(self, runtime_hours: float) -> dict[str, _Windows]:
         """Every known region's window means for this runtime."""

@@ -26,6 +26,7 @@ from core.deferral import DeferralRequest, ForecastTable, HourlyForecast, StartP
 from core.deferral_bindings import FLEET_MEMBER_ANNOTATION, JobBinding, escape
 from core.deferral_hints import DeferralIntent, JobFacts, overdue, read_intent, stamp
 from core.deferral_jobs import describe_plan, job_request
+from core.deferral_memo import PassMemo
 from core.model import DECISION_ANNOTATION, HELD_AT_ANNOTATION, RELEASED_AT_ANNOTATION, PlacementHints
 from core.podspec import placement_hints
 from fleet.records import MemberCluster
@@ -88,25 +89,20 @@ def _narrowed(hints: PlacementHints, regions: Iterable[str]) -> PlacementHints:
     return dataclasses.replace(hints, allowed_regions=allowed)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Prepared:
-    job: JobFacts
-    namespace_annotations: Mapping[str, str]
-    config: EcoPulseConfiguration
-    regions: frozenset[str]
-    own: Mapping[str, str]
     intent: DeferralIntent | None  # None: not plannable (edited by hand)
     request: DeferralRequest | None
 
 
 class RequestMemo:
-    """What each held Job asks (its intent and planner request), read once and reused while the
-    Job record, its namespace's annotations, the configuration (the same objects: a watch or a
-    reload replaces them) and the regions of its usable members stay the same. Without it every
-    pass re-reads the same JSON of every held Job; with it a pass only plans."""
+    """What each held Job asks (its intent and planner request), read once and reused
+    (core.deferral_memo.PassMemo, with the costs the Jobs share) while the Job record, its
+    namespace's annotations, the configuration and the regions of its usable members stay the
+    same. Without it every pass re-reads the same JSON of every held Job; with it a pass only plans."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, _Prepared] = {}
+        self.memo: PassMemo[_Prepared] = PassMemo()
 
     def prepare(
         self,
@@ -117,24 +113,16 @@ class RequestMemo:
         regions: frozenset[str],
         now: datetime,
     ) -> _Prepared:
-        found = self._entries.get(job.uid)
-        if (
-            found is not None
-            and found.job is job
-            and found.namespace_annotations is namespace_annotations
-            and found.config is config
-            and found.regions == regions
-        ):
-            return found
-        found = _prepare(
-            job, namespace_annotations=namespace_annotations, config=config, regions=regions, now=now
+        return self.memo.jobs.get(
+            job,
+            (namespace_annotations, config, regions),
+            lambda held: _prepare(
+                held, namespace_annotations=namespace_annotations, config=config, regions=regions, now=now
+            ),
         )
-        if job.uid:
-            self._entries[job.uid] = found
-        return found
 
     def keep_only(self, uids: set[str]) -> None:
-        self._entries = {uid: entry for uid, entry in self._entries.items() if uid in uids}
+        self.memo.jobs.keep_only(uids)
 
 
 _NO_ANNOTATIONS: Mapping[str, str] = {}
@@ -155,15 +143,7 @@ def _prepare(
     if intent is not None and regions:
         hints = _narrowed(placement_hints(own, known_regions=config.known_regions).hints, regions)
         request = job_request(job, intent, hints=hints, config=config, now=now)
-    return _Prepared(
-        job=job,
-        namespace_annotations=namespace_annotations,
-        config=config,
-        regions=regions,
-        own=own,
-        intent=intent,
-        request=request,
-    )
+    return _Prepared(intent=intent, request=request)
 
 
 def plan_fleet_releases(
@@ -185,7 +165,7 @@ def plan_fleet_releases(
     """
     members = tuple(clusters)
     memo = memo if memo is not None else RequestMemo()
-    table = ForecastTable(forecasts, now=now)
+    table = ForecastTable(forecasts, now=now, extras=memo.memo.extras(config))
     usable: dict[frozenset[str] | None, dict[str, str]] = {}  # the binding's allowed clusters -> members
     seen: set[str] = set()
     releases: list[FleetRelease] = []

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
-from core.deferral import ForecastTable, HourlyForecast, StartPlan, StartReason
+from core.deferral import DeferralRequest, ForecastTable, HourlyForecast, StartPlan, StartReason, plan_start
 from core.deferral_hints import (
     KUEUE_GATE_ANNOTATION,
     DeferralIntent,
@@ -34,7 +34,8 @@ from core.deferral_hints import (
     read_intent,
     stamp,
 )
-from core.deferral_jobs import describe_plan, plan_job, user_constrained
+from core.deferral_jobs import describe_plan, job_request, user_constrained
+from core.deferral_memo import PassMemo
 from core.model import (
     DECISION_ANNOTATION,
     PREFERRED_REGION_ANNOTATION,
@@ -112,6 +113,32 @@ _RELEASE_REASONS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a held Job asks, as the planner takes it; None: its annotations no longer say."""
+
+    request: DeferralRequest | None
+    constrained: bool = False  # its template steers the region itself: a release pins none
+
+
+def _asked(
+    job: JobFacts,
+    *,
+    namespaces: Mapping[str, NamespaceInfo],
+    policies: PolicySet,
+    config: EcoPulseConfiguration,
+    now: datetime,
+) -> Asked:
+    intent, merged = intent_of(job, namespaces=namespaces, policies=policies)
+    if intent is None or intent.runtime_hours is None:
+        return Asked(request=None)
+    hints = placement_hints(merged, known_regions=config.known_regions).hints
+    return Asked(
+        request=job_request(job, intent, hints=hints, config=config, now=now),
+        constrained=user_constrained(job),
+    )
+
+
 def plan_releases(
     jobs: Iterable[JobFacts],
     *,
@@ -121,33 +148,43 @@ def plan_releases(
     policies: PolicySet,
     now: datetime,
     prices: Mapping[str, PriceRates] | None = None,
+    memo: PassMemo[Asked] | None = None,
 ) -> ReleasePlan:
     """One cycle's decision over every held Job; the same answer whatever the input order.
-    ``prices``: the price signal's live rates by region (the configuration's table elsewhere)."""
+    ``prices``: the price signal's live rates by region (the configuration's table elsewhere).
+    ``memo``: what each held Job asks, and what their costs share (core.deferral_memo), kept from
+    cycle to cycle by the caller."""
     slack = config.rebalancer.interval_seconds
-    table = ForecastTable(forecasts, now=now, prices=prices)  # built once, shared by every Job of the pass
+    memo = memo if memo is not None else PassMemo()
+    # Built once, shared by every Job of the pass.
+    table = ForecastTable(forecasts, now=now, prices=prices, extras=memo.extras(config))
     releases: list[Release] = []
     waiting: list[Waiting] = []
+    seen: list[str] = []
     for job in sorted(jobs, key=_order):
         if not job.held:
             continue
+        seen.append(job.uid)
         if overdue(job, now=now, slack_seconds=slack):
             # Forced by the clock: no region pinned, its pods are placed as any others (/mutate).
             releases.append(Release(job=job, reason=ReleaseReason.RELEASE_BY))
             continue
-        intent, merged = intent_of(job, namespaces=namespaces, policies=policies)
-        if intent is None or intent.runtime_hours is None:
+        info = namespaces.get(job.namespace)
+        asked = memo.jobs.get(
+            job,
+            (info, policies, config),
+            lambda held: _asked(held, namespaces=namespaces, policies=policies, config=config, now=now),
+        )
+        if asked.request is None:
             # Its annotations no longer say what it asked (edited by hand): nothing to plan.
             releases.append(Release(job=job, reason=ReleaseReason.NO_FORECAST))
             continue
-        hints = placement_hints(merged, known_regions=config.known_regions).hints
-        plan = plan_job(
-            job,
-            intent,
-            hints=hints,
+        plan = plan_start(
+            asked.request,
             forecasts=table,
-            config=config,
             now=now,
+            config=config,
+            min_benefit_usd=config.deferral.min_benefit_usd,
             confidence_z=config.deferral.confidence_z,
         )
         if not plan.release_now:
@@ -155,8 +192,9 @@ def plan_releases(
             continue
         reason = _RELEASE_REASONS.get(plan.reason, ReleaseReason.GREEN_HOUR)
         # Pinned only where the planner chose with what it knew of every allowed region.
-        pinned = reason is not ReleaseReason.NO_FORECAST and not user_constrained(job)
+        pinned = reason is not ReleaseReason.NO_FORECAST and not asked.constrained
         releases.append(Release(job=job, reason=reason, region=plan.region if pinned else "", plan=plan))
+    memo.jobs.keep_only(seen)
     return ReleasePlan(releases=tuple(releases), waiting=tuple(waiting))
 
 

@@ -11,12 +11,13 @@ from datetime import datetime
 from core.config import EcoPulseConfiguration
 from core.deferral import HourlyForecast
 from core.deferral_hints import JobFacts
+from core.deferral_memo import PassMemo
 from core.forecast import ForecastErrors
 from core.forecast_book import planning_forecasts
 from core.history import IntensityHistory
 from core.model import NamespaceInfo, PriceRates, SignalSnapshot
 from core.policy import PolicySet
-from rebalancer.release import ReleaseReason, plan_releases, release_overdue
+from rebalancer.release import Asked, ReleaseReason, plan_releases, release_overdue
 from rebalancer.releaser import FORECAST_AGE, FORECAST_HORIZON, JobReleaser
 
 log = logging.getLogger("ecopulse.rebalancer")
@@ -33,6 +34,8 @@ class ReleaseLoop:
     # so a new leader knows them at once): the embedded forecast's, and the provider's.
     errors: ForecastErrors = field(default_factory=ForecastErrors)
     provider_errors: ForecastErrors = field(default_factory=ForecastErrors)
+    # What each held Job asks, read once per version of it (core.deferral_memo).
+    asked: PassMemo[Asked] = field(default_factory=PassMemo)
 
     def forecasts(
         self, signals: SignalSnapshot, *, history: IntensityHistory | None, now: datetime
@@ -112,6 +115,7 @@ class ReleaseLoop:
             policies=policies,
             now=now,
             prices=prices,
+            memo=self.asked,
         )
         for release in decided.releases:
             if not is_leader():
