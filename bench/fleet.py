@@ -1,7 +1,8 @@
 """One fleet-mode planning pass over a synthetic Karmada fleet (target: < 1 s).
 
 The pass plans the placements and the held Jobs (fleet.deferral: member and hour for each, on
-core.deferral, against a 48-hour forecast per region), as fleet mode's leader does each pass.
+core.deferral, against a 48-hour forecast per region), as fleet mode's leader does each pass, and
+updates the forecast book (a week of each region's hours and the forecasts' error records).
 
 100 member clusters in 20 regions and 10,000 Deployments, each with its PropagationPolicy, in 100
 namespaces, each already scheduled to one cluster (its ResourceBinding). One in ten carries data
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import io
 import json
 import pstats
@@ -29,7 +31,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from core.config import parse_config_text
 from core.deferral import HourlyForecast
 from core.deferral_bindings import JobBinding, slim_job_binding
 from core.deferral_hints import JobFacts, job_facts, stamp
+from core.forecast_book import ForecastBook
 from core.model import CarbonSignal, SignalSnapshot
 from fleet.deferral import RequestMemo, plan_fleet_releases
 from fleet.planner import FleetSnapshot, plan
@@ -285,8 +288,25 @@ def main() -> int:
     regions = sorted({c.region for c in snapshot.clusters.values() if c.region})
     jobs, job_bindings, forecasts = held(args, regions, random.Random(12))
     memo = RequestMemo()  # kept from pass to pass, as fleet mode's leader keeps it
+    # The grid's history and the forecasts' error records, a week of hours already kept, updated
+    # each pass as fleet mode does (core.forecast_book); the held Jobs plan with the bench's forecasts.
+    book = ForecastBook()
+    for hours_ago in range(168, 0, -1):
+        at = NOW - timedelta(hours=hours_ago)
+        book.update(
+            dataclasses.replace(
+                signals,
+                taken_at=at,
+                carbon={
+                    r: dataclasses.replace(s, observed_at=at, fetched_at=at)
+                    for r, s in signals.carbon.items()
+                },
+            ),
+            now=at,
+        )
 
     def one_pass() -> tuple[Any, Any]:
+        book.update(signals, now=NOW)
         deferred = plan_fleet_releases(
             jobs,
             bindings=job_bindings,

@@ -108,6 +108,8 @@ class DeferralRunner(Protocol):
 
     def lost_leadership(self) -> None: ...
 
+    def observe(self, *, signals: SignalSnapshot, now: datetime) -> None: ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PassInputs:
@@ -142,6 +144,11 @@ def run_pass(inputs: PassInputs) -> PassReport:
 
 
 def _pass(inputs: PassInputs) -> PassReport:
+    signals = inputs.signals()  # one snapshot a pass
+    if inputs.deferral is not None:
+        # Every replica keeps the grid's history and the forecasts' error record: a new leader
+        # judges waits by them at once.
+        inputs.deferral.observe(signals=signals, now=inputs.clock())
     if not inputs.is_leader():
         if inputs.accountant is not None:
             inputs.accountant.reset()
@@ -152,7 +159,6 @@ def _pass(inputs: PassInputs) -> PassReport:
         log.warning("fleet caches not synced yet; skipping this pass")
         return PassReport(outcome="not-synced")
     config = inputs.config()
-    signals = inputs.signals()
     snapshot = inputs.snapshot()
     now = inputs.clock()
     if inputs.deferral is not None:

@@ -14,7 +14,7 @@ from core.config import EcoPulseConfiguration
 from core.deferral import StartReason
 from core.deferral_bindings import JobBinding
 from core.deferral_hints import JobFacts
-from core.deferral_jobs import snapshot_forecasts
+from core.forecast_book import ForecastBook
 from core.logs import log_line
 from core.model import SignalSnapshot
 from fleet import metrics
@@ -48,9 +48,22 @@ class DeferralTurn:
     _announced: set[str] = field(default_factory=set)
     _expected: dict[str, float] = field(default_factory=dict)
     _memo: RequestMemo = field(default_factory=RequestMemo)
+    # The grid's recent hours and the forecasts' error records (core.forecast_book), as the
+    # rebalancer's release loop keeps them: fed every pass, leader or not, so a new leader judges
+    # waits by a record as warm as the process is old.
+    book: ForecastBook = field(default_factory=ForecastBook)
+    _observed: SignalSnapshot | None = None
 
     def lost_leadership(self) -> None:
         self.started = False
+
+    def observe(self, *, signals: SignalSnapshot, now: datetime) -> None:
+        """This pass's snapshot into the book; never raises (a failure keeps the last forecasts)."""
+        self._observed = signals
+        try:
+            self.book.update(signals, now=now)
+        except Exception:
+            log.exception("fleet forecast book update failed; held Jobs are planned with the last forecasts")
 
     def run(
         self,
@@ -78,6 +91,8 @@ class DeferralTurn:
         now: datetime,
         is_leader: Callable[[], bool],
     ) -> int:
+        if self._observed is not signals:
+            self.observe(signals=signals, now=now)
         jobs = list(self.jobs().values())
         bindings = {b.job_key: b for b in self.bindings()}
         released = 0
@@ -97,7 +112,7 @@ class DeferralTurn:
             (job for job in jobs if job.uid not in done),
             bindings=bindings,
             clusters=self.clusters(),
-            forecasts=snapshot_forecasts(signals, now=now),
+            forecasts=self.book.latest,
             config=config,
             namespace_annotations=self.namespace_annotations(),
             now=now,
