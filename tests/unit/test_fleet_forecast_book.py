@@ -51,7 +51,9 @@ def test_every_replica_keeps_the_record_leader_or_not() -> None:
         PassInputs(
             config=lambda: DEFAULT_Z,
             signals=signals,
-            snapshot=lambda: FleetSnapshot(clusters={}, policies=[], workloads={}, bindings={}, namespaces={}),
+            snapshot=lambda: FleetSnapshot(
+                clusters={}, policies=[], workloads={}, bindings={}, namespaces={}
+            ),
             synced=lambda: True,
             is_leader=lambda: False,
             api=None,  # type: ignore[arg-type]  # a follower writes nothing
