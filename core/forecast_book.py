@@ -17,10 +17,13 @@ judged by a record as warm as the process is old.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from datetime import datetime
 
 from core.deferral import HourlyForecast
 from core.deferral_jobs import snapshot_forecasts
+from core.forecast import SOURCE as EMBEDDED_SOURCE
 from core.forecast import ForecastErrors, embedded_forecasts, warm_errors
 from core.history import IntensityHistory, hour_index
 from core.model import SignalSnapshot
@@ -48,23 +51,33 @@ def planning_forecasts(
     found: list[HourlyForecast] = []
     for given in snapshot_forecasts(signals, now=now):
         region = given.region
-        chosen = embedded.get(region, given)
+        if len(given.carbon_g_per_kwh) > 1 and history is not None:
+            # What came, completed hours only (as the embedded record).
+            values = history.series(region)
+            for seen in [h for h in values if hour - _OBSERVED_HOURS < h < hour]:
+                provider_errors.observe(region, seen, values[seen])
         if len(given.carbon_g_per_kwh) > 1:
-            if history is not None:  # what came, completed hours only (as the embedded record)
-                values = history.series(region)
-                for seen in [h for h in values if hour - _OBSERVED_HOURS < h < hour]:
-                    provider_errors.observe(region, seen, values[seen])
             provider_errors.record(given)
-            chosen = provider_errors.attach(given)
-        found.append(chosen)
+        found.append(_chosen(given, embedded, provider_errors))
     return found
+
+
+def _chosen(
+    given: HourlyForecast, embedded: Mapping[str, HourlyForecast], provider_errors: ForecastErrors
+) -> HourlyForecast:
+    """The provider's forecast with its record where it forecasts, else the embedded one, else the
+    current value alone."""
+    if len(given.carbon_g_per_kwh) > 1:
+        return provider_errors.attach(given)
+    return embedded.get(given.region, given)
 
 
 class ForecastBook:
     """One process's history of the grid, the forecasts' error records, and its newest forecasts.
 
-    One writer (the app's cycle, or the webhook's ticker) calls :meth:`update`; readers read
-    :attr:`latest`, replaced whole, never changed in place.
+    One writer (the app's cycle, or the webhook's ticker) calls :meth:`update`; :attr:`latest` is
+    replaced whole, never changed in place; :meth:`judge` (the webhook's request path) reads the
+    records under the same lock.
     """
 
     def __init__(
@@ -77,6 +90,7 @@ class ForecastBook:
         self.errors = ForecastErrors()
         self.provider_errors = ForecastErrors()
         self.latest: tuple[HourlyForecast, ...] = ()
+        self._lock = threading.Lock()
 
     def warm(self, *, now: datetime) -> None:
         """Replay the hours the history holds through the embedded forecast's record
@@ -94,14 +108,27 @@ class ForecastBook:
 
     def update(self, signals: SignalSnapshot, *, now: datetime) -> tuple[HourlyForecast, ...]:
         """Record the snapshot's hours, then make this cycle's forecasts (:attr:`latest`)."""
-        self.history.record(signals)
-        self.latest = tuple(
-            planning_forecasts(
-                signals,
-                history=self.history,
-                errors=self.errors,
-                provider_errors=self.provider_errors,
-                now=now,
+        with self._lock:
+            self.history.record(signals)
+            self.latest = tuple(
+                planning_forecasts(
+                    signals,
+                    history=self.history,
+                    errors=self.errors,
+                    provider_errors=self.provider_errors,
+                    now=now,
+                )
             )
-        )
         return self.latest
+
+    def judge(self, signals: SignalSnapshot, *, now: datetime) -> list[HourlyForecast]:
+        """The forecasts of ``signals`` (newer than the last cycle's) with the records as they
+        stand, learning nothing: what a decision between two cycles plans with. A region the
+        provider does not forecast gets the last cycle's embedded forecast (hourly, made this hour or
+        the last), as :func:`planning_forecasts` would."""
+        with self._lock:
+            embedded = {f.region: f for f in self.latest if f.source == EMBEDDED_SOURCE}
+            return [
+                _chosen(given, embedded, self.provider_errors)
+                for given in snapshot_forecasts(signals, now=now)
+            ]

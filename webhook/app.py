@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import EcoPulseConfiguration
-from core.deferral import HourlyForecast
+from core.forecast_book import ForecastBook
 from core.logs import log_line
 from core.managed import Unmanaged
 from core.model import NamespaceInfo, SignalSnapshot
@@ -155,10 +155,10 @@ class WebhookContext:
     read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None
     # Where Events saying where a controller's pods were placed go; None: nowhere.
     placement_events: PlacementNotices | None = None
-    # The forecasts a hold is judged by, with their error records (webhook.forecasts, the book
-    # the releaser keeps alike); None: the signals' own, with no record (so nothing is held
-    # while deferral.confidenceZ > 0).
-    forecasts: Callable[[], Sequence[HourlyForecast] | None] = lambda: None
+    # The forecast book a hold is judged by (core.forecast_book, fed by webhook.forecasts as the
+    # releaser feeds its own); None: the signals' forecasts with no error record, so nothing is
+    # held while deferral.confidenceZ > 0.
+    forecast_book: ForecastBook | None = None
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:

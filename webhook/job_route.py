@@ -77,7 +77,7 @@ def job_handler(
                         own_namespace=context.own_namespace,
                         namespace_info=context.namespace_info(review.namespace),
                         policies=context.policies(config.known_regions),
-                        forecasts=context.forecasts(),
+                        book=context.forecast_book,
                     )
 
                 outcome: JobOutcome | None = None

@@ -269,7 +269,7 @@ def build(
         policies=policies or policy_cache.policy_set,
         releaser_live=releaser_live,
         read_job=read_job or job_reader(api_client),
-        forecasts=lambda: book.book.latest,
+        forecast_book=book.book,
         releaser_dry_run=(lambda c: c.fleet.dry_run)
         if settings.releaser == "fleet"
         else (lambda c: c.rebalancer.dry_run),

@@ -43,8 +43,9 @@ def write_trace(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def deferral_config(trace: Path, wall_clock_start: datetime) -> str:
-    """The local configuration with the trace grid and quick deferral settings."""
+def deferral_config(trace: Path, wall_clock_start: datetime, *, confidence_z: float | None = 0.0) -> str:
+    """The local configuration with the trace grid and quick deferral settings; ``confidence_z``
+    None: the production default (2)."""
     start = DEMO_CONFIG.index("carbon:")
     end = DEMO_CONFIG.index("economics:")
     carbon = (
@@ -55,9 +56,11 @@ def deferral_config(trace: Path, wall_clock_start: datetime) -> str:
         f"  trace: {{path: {trace}, speedup: {SPEEDUP:g}, forecastHours: 6, "
         f"wallClockStart: '{wall_clock_start.strftime('%Y-%m-%dT%H:%M:%SZ')}'}}\n"
     )
-    # The e2e Jobs are tiny and the replay's forecast has no measured error yet: no minimum, no
-    # error margin, a minute of safety margin.
-    deferral = "deferral: {safetyMarginSeconds: 60, minBenefitUsd: 0, confidenceZ: 0}\n"
+    # The e2e Jobs are tiny and the replay's forecast has no measured error yet (its record needs a
+    # day of hourly forecasts): no minimum, no error margin on either side (the webhook and the
+    # releaser apply the same), a minute of safety margin.
+    margin = "" if confidence_z is None else f", confidenceZ: {confidence_z:g}"
+    deferral = f"deferral: {{safetyMarginSeconds: 60, minBenefitUsd: 0{margin}}}\n"
     return DEMO_CONFIG[:start] + carbon + DEMO_CONFIG[end:] + deferral
 
 
@@ -78,10 +81,12 @@ class Grid:
         write_trace(self.trace)
         self.started = datetime.now(UTC)
 
-    def restart(self) -> datetime:
+    def restart(self, *, confidence_z: float | None = 0.0) -> datetime:
         """The replay at its first (dirty) hour from now; eu-north-1 green 40 s later."""
         self.started = datetime.now(UTC).replace(microsecond=0)
-        self.cluster.config_file.write_text(deferral_config(self.trace, self.started))
+        self.cluster.config_file.write_text(
+            deferral_config(self.trace, self.started, confidence_z=confidence_z)
+        )
         time.sleep(4)  # both processes reload within 2 s, the signals refresh every second
         return self.started + timedelta(seconds=GREEN_FROM_TRACE_HOUR * SECONDS_PER_TRACE_HOUR)
 
@@ -229,6 +234,20 @@ def test_a_job_is_held_then_released_at_the_green_hour_into_the_green_region(
     assert any("released by" in note for note in events(cluster, namespace, "Held"))
     released_notes = events(cluster, namespace, "Released")
     assert any("green-hour" in note and "eu-north-1" in note for note in released_notes), released_notes
+
+
+def test_with_the_default_confidence_and_no_error_record_yet_nothing_is_held(
+    deferring: tuple[LocalCluster, Grid], namespace: str
+) -> None:
+    """deferral.confidenceZ at its default: the forecast's error is not known yet (nobody has seen
+    a day of it), so the webhook does not hold a Job the releaser would release at its next cycle."""
+    cluster, grid = deferring
+    grid.restart(confidence_z=None)
+    create(cluster, job_manifest("unsure", namespace))
+    job = get_job(cluster, namespace, "unsure")
+    assert not job["spec"].get("suspend"), job["metadata"]["annotations"].get("ecopulse.io/decision")
+    assert "ecopulse.io/held-at" not in job["metadata"]["annotations"]
+    wait_until("its pods", lambda: job_pods(cluster, namespace, "unsure"), 30)
 
 
 def test_a_job_the_user_suspended_is_never_touched(

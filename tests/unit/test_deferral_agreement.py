@@ -19,7 +19,7 @@ from rebalancer.release import ReleasePlan, plan_releases
 from rebalancer.release_loop import ReleaseLoop
 from rebalancer.releaser import JobReleaser
 from tests.factories import ONE_PRICE, THREE_REGIONS
-from tests.unit.test_job_hold import GREEN_LATER, NOW, applied, job, review
+from tests.unit.test_job_hold import FLAT, GREEN_LATER, NOW, applied, job, review
 from webhook.admission.job import JobOutcome, decide_job
 from webhook.forecasts import ForecastTicker
 
@@ -111,7 +111,7 @@ def test_with_the_same_record_warm_the_hold_is_kept_by_the_release_loop() -> Non
     assert all(f.error_samples >= 24 for f in book.latest)
 
     original = job()
-    outcome = hold(original, current, forecasts=book.latest)
+    outcome = hold(original, current, book=book)
     assert outcome.held, outcome.reason
     assert outcome.plan is not None and outcome.plan.region == "eu-north-1"
     decided = next_pass(applied(original, outcome), loop, current, history=history)
@@ -142,10 +142,10 @@ def test_a_book_warms_the_embedded_record_from_a_kept_history() -> None:
     assert all(f.error_samples == 0 for f in cold.update(flat, now=NOW))
 
 
-def test_a_book_before_any_cycle_plans_nothing() -> None:
+def test_a_book_before_any_cycle_knows_no_record_and_holds_nothing() -> None:
     assert ForecastBook().latest == ()
-    outcome = hold(job(), GREEN_LATER, forecasts=())
-    assert not outcome.held and outcome.reason is NotDeferred.NO_FORECAST
+    outcome = hold(job(), GREEN_LATER, book=ForecastBook())
+    assert not outcome.held and outcome.reason is NotDeferred.NOT_ROBUST
 
 
 def test_the_webhooks_ticker_feeds_its_book_and_survives_a_failure() -> None:
@@ -157,3 +157,11 @@ def test_the_webhooks_ticker_feeds_its_book_and_survives_a_failure() -> None:
     assert {f.region for f in ticker.book.latest} == set(REGIONS)
     ticker.tick()  # the signals raise (StopIteration): logged, the previous forecasts stay
     assert {f.region for f in ticker.book.latest} == set(REGIONS)
+
+
+def test_between_cycles_a_hold_is_judged_on_the_newest_signals_with_the_kept_record() -> None:
+    book = ForecastBook()
+    book.update(FLAT, now=NOW)  # the last cycle saw a flat grid
+    judged = {f.region: f for f in book.judge(GREEN_LATER, now=NOW)}
+    assert judged["eu-north-1"].carbon_g_per_kwh[:2] == (500.0, 20.0)
+    assert book.latest[0].carbon_g_per_kwh[:2] == (500.0, 500.0)  # learning happens in cycles only

@@ -15,13 +15,13 @@ bad value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from core.config import EcoPulseConfiguration
-from core.deferral import HourlyForecast, StartPlan, StartReason
+from core.deferral import StartPlan, StartReason
 from core.deferral_hints import (
     GATE_NAME,
     KUEUE_GATE_ANNOTATION,
@@ -33,6 +33,7 @@ from core.deferral_hints import (
     stamp,
 )
 from core.deferral_jobs import describe_plan, plan_job, snapshot_forecasts
+from core.forecast_book import ForecastBook
 from core.managed import Unmanaged, subject_of, unmanaged
 from core.model import (
     DECISION_ANNOTATION,
@@ -94,12 +95,12 @@ def decide_job(
     namespace_info: NamespaceInfo | None = None,
     policies: PolicySet = EMPTY_POLICY_SET,
     releaser_dry_run: bool | None = None,
-    forecasts: Sequence[HourlyForecast] | None = None,
+    book: ForecastBook | None = None,
 ) -> JobOutcome:
     """``releaser_dry_run``: whether the releasing app runs dry (default: the rebalancer's
     ``dryRun``; fleet mode's on the Karmada API server, webhook setting ECOPULSE_RELEASER=fleet).
-    ``forecasts``: the process's forecasts with their error records
-    (``core.forecast_book.ForecastBook.latest``); None: the signals' own, with no record."""
+    ``book``: the process's forecast book (core.forecast_book), whose records judge the wait;
+    None: the signals' own forecasts, with no record."""
     if request.operation != "CREATE":
         return _skip(JobSkip.NOT_CREATE)
     if request.kind != JOB_KIND or request.sub_resource:
@@ -156,7 +157,7 @@ def decide_job(
         facts,
         intent,
         hints=hints,
-        forecasts=forecasts if forecasts is not None else snapshot_forecasts(signals, now=now),
+        forecasts=book.judge(signals, now=now) if book is not None else snapshot_forecasts(signals, now=now),
         config=config,
         now=now,
         confidence_z=config.deferral.confidence_z,
