@@ -289,7 +289,9 @@ class FleetJobReplay:
                 still.append(run)
                 continue
             else:
-                found = usable[i].get(plan.region)
+                # The member in that region as room is now: runs released before it in this pass
+                # have taken theirs.
+                found = self._usable(lane.room, run, hour).get(plan.region)
                 reason, member = str(plan.reason), self._index[found] if found else self.home[run.job]
             reasons[reason] = reasons.get(reason, 0) + 1
             self._place(lane, run, member, hour)
