@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -34,8 +35,8 @@ CARBON_PRICE_USD_PER_G = 1000.0 / 1_000_000  # the test configuration's carbon p
 
 
 def member(
-    name: str, region: str, cpu: float = 100.0, not_ready: list[tuple[int, int]] = ()
-) -> dict[str, Any]:  # type: ignore[assignment]
+    name: str, region: str, cpu: float = 100.0, not_ready: Sequence[tuple[int, int]] = ()
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "region": region, "capacity": {"cpu": cpu, "memory": "100Gi"}}
     if not_ready:
         entry["notReady"] = [{"fromHour": start, "hours": hours} for start, hours in not_ready]
