@@ -12,9 +12,15 @@ from pathlib import Path
 from core.cli import program, reject_unknown_options
 from core.config import ConfigError, load_config
 from core.trace import TraceError
-from rebalancer.simulate.cli import SAMPLE_TRACE, add_replay_options, check_out, load_window, print_jobs
+from rebalancer.simulate.cli import (
+    SAMPLE_TRACE,
+    add_replay_options,
+    check_out,
+    load_window,
+    print_jobs,
+    with_progress,
+)
 from rebalancer.simulate.forecast import ForecastModel, replay_forecaster
-from rebalancer.simulate.progress import Progress
 from simulate.fleet_jobs import FleetJobReplay
 from simulate.fleet_report import fleet_jobs_data, members_data, write_fleet_report
 from simulate.fleetspec import FleetError, load_fleet
@@ -49,15 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.forecast_hours is not None and args.forecast_hours < 1:
             raise ValueError(f"--forecast-hours: must be >= 1, got {args.forecast_hours}")
-        warm_up, trace = load_window(
-            trace_path,
-            config=config,
-            intensity=args.intensity,
-            start=args.start,
-            end=args.end,
-            warm_up_hours=args.warm_up_hours,
-            terminal=terminal,
-        )
+        warm_up, trace = load_window(trace_path, config=config, args=args, terminal=terminal)
         zones = tuple(region.zone for region in config.regions)
         replay = FleetJobReplay(
             config=config,
@@ -75,19 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FleetError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
-    progress = Progress("replay", unit="hours", stream=sys.stderr, terminal=terminal)
-    done = 0
-
-    def hour_done(hours: int) -> None:
-        nonlocal done
-        done += hours
-        progress(done, trace.hours)
-
     began = time.perf_counter()
-    try:
-        result = replay.run(progress=hour_done)
-    finally:
-        progress.close()
+    result = with_progress(replay.run, hours=trace.hours, terminal=terminal)
     seconds = time.perf_counter() - began
     data = {
         "meta": {

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.yaml_input import describe, load_yaml_file, not_a_string
 from rebalancer.simulate.jobspec import JobTemplate, parse_jobs
-from rebalancer.simulate.workload import API_VERSION, Checks, WorkloadError
+from rebalancer.simulate.workload import Checks, WorkloadError, read_header
 
 KIND = "SimulatedFleet"
 _TOP = {"apiVersion", "kind", "metadata", "members", "jobs"}
@@ -64,15 +64,7 @@ def parse_fleet(
     document: object, *, regions: frozenset[str] | None = None, source: str = ""
 ) -> SimulatedFleet:
     """Validate a parsed document; ``regions`` (the configuration's) are the only names allowed."""
-    problems: list[str] = []
-    if not isinstance(document, Mapping):
-        raise FleetError([f"(top level): must be a mapping, got {describe(document)}"], source=source)
-    for unknown in sorted(set(map(str, document)) - _TOP):
-        problems.append(f"{unknown}: unknown key (allowed: {', '.join(sorted(_TOP))})")
-    if document.get("apiVersion", API_VERSION) != API_VERSION:
-        problems.append(f"apiVersion: must be {API_VERSION}, got {describe(document.get('apiVersion'))}")
-    if document.get("kind", KIND) != KIND:
-        problems.append(f"kind: must be {KIND}, got {describe(document.get('kind'))}")
+    document, problems = read_header(document, top=_TOP, kind=KIND, error=FleetError, source=source)
     checks = Checks(problems, regions)
     members = _members(document.get("members"), checks)
     by_name = {member.name: member for member in members}

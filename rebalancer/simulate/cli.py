@@ -6,10 +6,10 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.cli import program, reject_unknown_options
 from core.config import ConfigError, EcoPulseConfiguration, load_config
@@ -81,6 +81,7 @@ def add_replay_options(p: argparse.ArgumentParser, *, inputs: tuple[str, str]) -
 
 
 REPORT_FILES = ("report.json", "report.html")
+T = TypeVar("T")
 
 
 def split_trace(trace: Trace, start: datetime | None) -> tuple[Trace | None, Trace]:
@@ -119,16 +120,14 @@ def check_out(out: Path) -> str | None:
 
 
 def load_window(
-    trace_path: Path,
-    *,
-    config: EcoPulseConfiguration,
-    intensity: str,
-    start: datetime | None,
-    end: datetime | None,
-    warm_up_hours: int | None,
-    terminal: bool,
+    trace_path: Path, *, config: EcoPulseConfiguration, args: argparse.Namespace, terminal: bool
 ) -> tuple[Trace | None, Trace]:
-    """The warm-up hours (None if none) and the window, for the configured regions' zones."""
+    """The warm-up hours (None if none) and the window, for the configured regions' zones, as the
+    options of ``add_replay_options`` ask."""
+    intensity: str = args.intensity
+    start: datetime | None = args.start
+    end: datetime | None = args.end
+    warm_up_hours: int | None = args.warm_up_hours
     loading = Progress("loading trace", unit="rows", stream=sys.stderr, terminal=terminal)
     # A running deployment has its past: the trace's hours before --start (all of them, or the last
     # --warm-up-hours) run the simulated cluster under ecopulse, unaccounted, so the window starts
@@ -153,6 +152,22 @@ def load_window(
     if warm_up_hours is not None and warm_up_hours < 0:
         raise ValueError(f"--warm-up-hours: must be >= 0, got {warm_up_hours}")
     return warm_up, trace
+
+
+def with_progress(run: Callable[[Callable[[int], None]], T], *, hours: int, terminal: bool) -> T:
+    """``run(progress)``, its hours shown on stderr as they are replayed."""
+    replay = Progress("replay", unit="hours", stream=sys.stderr, terminal=terminal)
+    done = 0
+
+    def hour_done(step: int) -> None:
+        nonlocal done
+        done += step
+        replay(done, hours)
+
+    try:
+        return run(hour_done)
+    finally:
+        replay.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,15 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.trace is None:
             print(f"simulate: no --trace given, replaying the bundled sample {trace_path}", file=sys.stderr)
-        warm_up, trace = load_window(
-            trace_path,
-            config=config,
-            intensity=args.intensity,
-            start=args.start,
-            end=args.end,
-            warm_up_hours=args.warm_up_hours,
-            terminal=terminal,
-        )
+        warm_up, trace = load_window(trace_path, config=config, args=args, terminal=terminal)
         if args.forecast_hours is not None and args.forecast_hours < 1:
             raise ValueError(f"--forecast-hours: must be >= 1, got {args.forecast_hours}")
         simulator = Simulator(
@@ -212,19 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, WorkloadError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
-    replay = Progress("replay", unit="hours", stream=sys.stderr, terminal=terminal)
-    done = 0
-
-    def hour_done(hours: int) -> None:
-        nonlocal done
-        done += hours
-        replay(done, trace.hours)
-
     began = time.perf_counter()
-    try:
-        result = simulator.run(progress=hour_done)
-    finally:
-        replay.close()
+    result = with_progress(simulator.run, hours=trace.hours, terminal=terminal)
     jobs = None
     if workload.jobs:
         from rebalancer.simulate.jobs import JobReplay  # noqa: PLC0415

@@ -136,20 +136,28 @@ class Checks:
         return raw
 
 
+def read_header(
+    document: object, *, top: set[str], kind: str, error: type[InputProblems], source: str
+) -> tuple[Mapping[str, object], list[str]]:
+    """The document as a mapping (else ``error`` is raised) and the problems of its top-level keys,
+    ``apiVersion`` and ``kind``: the start of every simulate input file's problems."""
+    if not isinstance(document, Mapping):
+        raise error([f"(top level): must be a mapping, got {_describe(document)}"], source=source)
+    problems: list[str] = []
+    for unknown in sorted(set(map(str, document)) - top):
+        problems.append(f"{unknown}: unknown key (allowed: {', '.join(sorted(top))})")
+    if document.get("apiVersion", API_VERSION) != API_VERSION:
+        problems.append(f"apiVersion: must be {API_VERSION}, got {_describe(document.get('apiVersion'))}")
+    if document.get("kind", kind) != kind:
+        problems.append(f"kind: must be {kind}, got {_describe(document.get('kind'))}")
+    return document, problems
+
+
 def parse_workload(
     document: object, *, regions: frozenset[str] | None = None, source: str = ""
 ) -> SimulatedWorkload:
     """Validate a parsed document; ``regions`` (the config's) are the only names allowed."""
-    problems: list[str] = []
-    if not isinstance(document, Mapping):
-        raise WorkloadError([f"(top level): must be a mapping, got {_describe(document)}"], source=source)
-    for unknown in sorted(set(map(str, document)) - _TOP):
-        problems.append(f"{unknown}: unknown key (allowed: {', '.join(sorted(_TOP))})")
-    if document.get("apiVersion", API_VERSION) != API_VERSION:
-        problems.append(f"apiVersion: must be {API_VERSION}, got {_describe(document.get('apiVersion'))}")
-    if document.get("kind", KIND) != KIND:
-        problems.append(f"kind: must be {KIND}, got {_describe(document.get('kind'))}")
-
+    document, problems = read_header(document, top=_TOP, kind=KIND, error=WorkloadError, source=source)
     checks = Checks(problems, regions)
     region_ok, quantity, number, integer = checks.region_ok, checks.quantity, checks.number, checks.integer
 
