@@ -36,13 +36,14 @@ from core.metrics import serve_metrics
 from core.model import NamespaceInfo
 from core.policy import PolicySet
 from core.reload import ConfigSource, FileWatcher
+from core.signals.periodic import PeriodicThread
 from core.signals.refresher import SignalRefresher, following
 from core.startup import log_config_error, read_settings
 from webhook.app import WebhookContext, create_app
 from webhook.bodies import BodyBudget
 from webhook.eventapi import api_poster
 from webhook.events import PLACEMENT_EVENTS, EventQueue, PlacementNotices
-from webhook.forecasts import ForecastTicker
+from webhook.forecasts import forecast_ticker
 from webhook.metrics import TLS_RELOADS
 from webhook.settings import WebhookSettings
 from webhook.transport import ConnectionLimits, protocol_for
@@ -116,7 +117,7 @@ class RunningWebhook:
     watches: list[Reflector[Any]] = field(default_factory=list)
     events: EventQueue | None = None
     placements: EventQueue | None = None
-    book: ForecastTicker | None = None
+    ticker: PeriodicThread | None = None
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -125,8 +126,8 @@ class RunningWebhook:
         self.tls.watcher.stop()
         self.config.stop()
         self.refresher.stop()
-        if self.book is not None:
-            self.book.stop()
+        if self.ticker is not None:
+            self.ticker.stop()
         for watch in self.watches:
             watch.stop()
         for queue in (self.events, self.placements):
@@ -238,8 +239,9 @@ def build(
         placements = EventQueue(poster, results=PLACEMENT_EVENTS, name="placement-events")
     # The forecasts and error records a hold is judged by, kept as the releaser keeps them: one
     # snapshot each of its cycles (rebalancer.intervalSeconds, or fleet.intervalSeconds).
-    book = ForecastTicker(
-        ForecastBook(),
+    book = ForecastBook()
+    ticker = forecast_ticker(
+        book,
         signals=refresher.snapshot,
         period_seconds=(lambda: config.current.fleet.interval_seconds)
         if settings.releaser == "fleet"
@@ -269,7 +271,7 @@ def build(
         policies=policies or policy_cache.policy_set,
         releaser_live=releaser_live,
         read_job=read_job or job_reader(api_client),
-        forecast_book=book.book,
+        forecast_book=book,
         releaser_dry_run=(lambda c: c.fleet.dry_run)
         if settings.releaser == "fleet"
         else (lambda c: c.rebalancer.dry_run),
@@ -311,7 +313,7 @@ def build(
     # freed by reference counting; the collector only has to find the rare cycle.
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     refresher.start()
-    book.start()
+    ticker.start()
     for queue in (events, placements):
         if queue is not None:
             queue.start()
@@ -327,7 +329,7 @@ def build(
         watches=[watch for watch in (namespaces, nodes, releaser, *policy_watches) if watch is not None],
         events=events,
         placements=placements,
-        book=book,
+        ticker=ticker,
     )
     if sock is not None:
         running.thread = threading.Thread(

@@ -4,6 +4,7 @@ keeps holding at its next pass; while the forecast's error record is unknown, ne
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from rebalancer.releaser import JobReleaser
 from tests.factories import ONE_PRICE, THREE_REGIONS
 from tests.unit.test_job_hold import FLAT, GREEN_LATER, NOW, applied, job, review
 from webhook.admission.job import JobOutcome, decide_job
-from webhook.forecasts import ForecastTicker
+from webhook.forecasts import forecast_ticker
 
 # The production default: deferral.confidenceZ is not set (2).
 DEFAULT_Z = parse_config_text(
@@ -148,15 +149,19 @@ def test_a_book_before_any_cycle_knows_no_record_and_holds_nothing() -> None:
     assert not outcome.held and outcome.reason is NotDeferred.NOT_ROBUST
 
 
-def test_the_webhooks_ticker_feeds_its_book_and_survives_a_failure() -> None:
-    snapshots = iter([GREEN_LATER])
-    ticker = ForecastTicker(
-        ForecastBook(), signals=lambda: next(snapshots), period_seconds=lambda: 60.0, clock=lambda: NOW
+def test_the_webhooks_ticker_feeds_its_book_at_once_then_every_cycle() -> None:
+    book = ForecastBook()
+    ticker = forecast_ticker(
+        book, signals=lambda: GREEN_LATER, period_seconds=lambda: 60.0, clock=lambda: NOW
     )
-    ticker.tick()
-    assert {f.region for f in ticker.book.latest} == set(REGIONS)
-    ticker.tick()  # the signals raise (StopIteration): logged, the previous forecasts stay
-    assert {f.region for f in ticker.book.latest} == set(REGIONS)
+    ticker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not book.latest and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        ticker.stop()
+    assert {f.region for f in book.latest} == set(REGIONS)
 
 
 def test_between_cycles_a_hold_is_judged_on_the_newest_signals_with_the_kept_record() -> None:
