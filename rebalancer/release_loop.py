@@ -41,7 +41,9 @@ class ReleaseLoop:
         self, signals: SignalSnapshot, *, history: IntensityHistory | None, now: datetime
     ) -> list[HourlyForecast]:
         """The provider's forecast where it gives one, else the embedded one from the history (else
-        the current value alone); each with its source's error record. Every cycle, leader or not."""
+        the current value alone); each with its source's error record
+        (core.forecast_book.planning_forecasts, as the webhook's hold and fleet mode judge them).
+        Every cycle, leader or not."""
         found = planning_forecasts(
             signals, history=history, errors=self.errors, provider_errors=self.provider_errors, now=now
         )
