@@ -154,6 +154,8 @@ class WebhookContext:
     read_job: Callable[[str, str], Mapping[str, object] | None] = lambda _namespace, _name: None
     # Where Events saying where a controller's pods were placed go; None: nowhere.
     placement_events: PlacementNotices | None = None
+    # It serves the Karmada API server (ECOPULSE_RELEASER=fleet): warns what fleet mode cannot hold.
+    on_karmada: bool = False
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -484,6 +486,7 @@ def _template_warnings(review: AdmissionRequest, context: WebhookContext) -> tup
             known_regions=context.config().known_regions,
             namespace_info=context.namespace_info(review.namespace),
             own_namespace=context.own_namespace,
+            on_karmada=context.on_karmada,
         )
         if warnings:
             log.info(
