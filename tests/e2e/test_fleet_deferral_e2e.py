@@ -29,7 +29,8 @@ import yaml
 
 from certs.issue import ca_bundle_b64, issue_ca, issue_serving_cert, write_bundle
 from tests.e2e.cluster import REPO, free_port
-from tests.e2e.fleet import Fleet, start_fleet_mode
+from tests.e2e.fleet import FLEET_MODE_NAMESPACE, Fleet, start_fleet_mode
+from tests.e2e.test_chart_e2e import cluster_name, server_dry_run
 from tests.e2e.test_deferral_e2e import (
     GREEN_FROM_TRACE_HOUR,
     SECONDS_PER_TRACE_HOUR,
@@ -253,6 +254,23 @@ def members_with_job(fleet: Fleet, namespace: str, name: str, *, skip: str = "")
             if item["metadata"]["name"] == name:
                 found[member] = item
     return found
+
+
+def test_the_fleet_deferral_karmada_side_passes_a_server_side_dry_run_on_karmada(fleet: Fleet) -> None:
+    """The chart's fleet.deferral.karmadaApiServer release (tests/e2e/test_chart_e2e.py has the host
+    side's): the registration and the two accounts, on the real Karmada API server where they go.
+    Here, not there: the fleet starts with the fleet modules, not beside the one-cluster tests."""
+    fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(FLEET_MODE_NAMESPACE))
+    out = server_dry_run(
+        fleet.karmada,
+        "--set",
+        "fleet.deferral.karmadaApiServer=true",
+        "--set",
+        f"fleet.deferral.caBundle={ca_bundle_b64(issue_ca('chart e2e CA').cert_pem)}",
+    )
+    name = cluster_name("eco-pulse-fleet-deferral", "eco-pulse", "eco-pulse")
+    assert f"mutatingwebhookconfiguration.admissionregistration.k8s.io/{name} created (server dry run)" in out
+    assert "serviceaccount/eco-pulse-fleet-janitor created (server dry run)" in out
 
 
 def test_a_held_job_runs_at_the_green_hour_in_the_green_member_only(
