@@ -529,10 +529,10 @@ def test_a_member_not_ready_at_the_green_hour_is_not_chosen(
             ),
             120,
         )
-    finally:
+    finally:  # the fleet as it was for the modules after this one, whatever happened
         fleet.start_apiserver(GREEN_MEMBER)
-    fleet.wait_for(
-        f"{GREEN_MEMBER} Ready again", lambda: fleet.member_ready(GREEN_MEMBER), timeout_seconds=120
-    )
+        fleet.wait_for(
+            f"{GREEN_MEMBER} Ready again", lambda: fleet.member_ready(GREEN_MEMBER), timeout_seconds=120
+        )
     assert released_into(fleet, namespace, "not-there") == members
     assert set(members_with_job(fleet, namespace, "not-there")) == {members[0]}
