@@ -42,7 +42,6 @@ from core.deferral import HourlyForecast
 from core.deferral_bindings import JobBinding, slim_job_binding
 from core.deferral_hints import JobFacts, job_facts, stamp
 from core.model import CarbonSignal, SignalSnapshot
-from fleet.cycle import tune_collector
 from fleet.deferral import RequestMemo, plan_fleet_releases
 from fleet.planner import FleetSnapshot, plan
 from fleet.records import slim_binding, slim_cluster, slim_deployment, slim_policy
@@ -282,7 +281,6 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print where one pass spends its time")
     args = parser.parse_args()
-    tune_collector()  # as fleet mode at startup
     snapshot, config, signals = build(args)
     regions = sorted({c.region for c in snapshot.clusters.values() if c.region})
     jobs, job_bindings, forecasts = held(args, regions, random.Random(12))

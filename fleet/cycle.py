@@ -19,7 +19,6 @@ report what would have changed.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import time
@@ -131,19 +130,6 @@ class PassReport:
     writes: Tally[str] = field(default_factory=Tally)
     changes: int = 0  # placement writes wanted (dry run: not made)
     plan: FleetPlan | None = None
-
-
-# A pass over 10,000 policies and 10,000 held Jobs allocates a few hundred thousand short-lived
-# objects: at Python's default young threshold (700) the collector ran ~180 times inside each pass,
-# and each run ages the watch caches' long-lived records toward the full collections that walk all of
-# them: 17 % of a pass's CPU time (bench/fleet.py). Our garbage is freed by reference counting; the
-# collector only has to find the rare cycle, as in the webhook.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def tune_collector() -> None:
-    """Fleet mode's collector setting, once at startup (and in bench/fleet.py, which measures a pass)."""
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def run_pass(inputs: PassInputs) -> PassReport:

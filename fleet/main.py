@@ -14,7 +14,7 @@ from core.metrics import serve_metrics
 from core.signals.refresher import following
 from core.startup import start_controller, stop_on_signals
 from fleet import metrics
-from fleet.cycle import FleetAccountant, PassInputs, run_pass, tune_collector
+from fleet.cycle import FleetAccountant, PassInputs, run_pass
 from fleet.deferral_loop import DeferralTurn
 from fleet.karmada import FleetCaches, KarmadaApi, fleet_caches
 from fleet.planner import FleetSnapshot
@@ -75,7 +75,6 @@ def main() -> int:
         log.error("no Karmada API server to talk to: set ECOPULSE_KARMADA_KUBECONFIG or KUBECONFIG")
         return 2
 
-    tune_collector()
     refresher = following(source)
     caches = fleet_caches(api_client)
     for reflector in caches.all():

@@ -99,8 +99,19 @@ def config_of(objects: list[Manifest]) -> Any:
     return parse_config_text(text, source="the chart's ConfigMap")
 
 
-def test_helm_lint_is_clean(helm: Path) -> None:
-    done = run_helm(helm, "lint", "--strict", str(CHART))
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("fleet.deferral.enabled=true",),
+        ("fleet.deferral.karmadaApiServer=true", "fleet.deferral.caBundle=Q0E="),
+    ],
+    ids=["defaults", "fleet-deferral-host", "fleet-deferral-karmada"],
+)
+def test_helm_lint_is_clean(helm: Path, values: tuple[str, ...]) -> None:
+    done = run_helm(
+        helm, "lint", "--strict", str(CHART), *(arg for value in values for arg in ("--set", value))
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout, done.stdout
 
