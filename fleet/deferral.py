@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.collector import collections_paused
 from core.config import EcoPulseConfiguration
 from core.deferral import DeferralRequest, ForecastTable, HourlyForecast, StartPlan, StartReason, plan_start
 from core.deferral_bindings import FLEET_MEMBER_ANNOTATION, JobBinding, escape
@@ -146,6 +147,7 @@ def _prepare(
     return _Prepared(intent=intent, request=request)
 
 
+@collections_paused()  # a burst of allocation and no cycle (fleet.planner.plan's reason)
 def plan_fleet_releases(
     jobs: Iterable[JobFacts],
     *,

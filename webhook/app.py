@@ -159,6 +159,8 @@ class WebhookContext:
     # releaser feeds its own); None: the signals' forecasts with no error record, so nothing is
     # held while deferral.confidenceZ > 0.
     forecast_book: ForecastBook | None = None
+    # It serves the Karmada API server (ECOPULSE_RELEASER=fleet): warns what fleet mode cannot hold.
+    on_karmada: bool = False
 
 
 async def _extender_call(request: Request, context: WebhookContext, *, verb: str) -> Response:
@@ -489,6 +491,7 @@ def _template_warnings(review: AdmissionRequest, context: WebhookContext) -> tup
             known_regions=context.config().known_regions,
             namespace_info=context.namespace_info(review.namespace),
             own_namespace=context.own_namespace,
+            on_karmada=context.on_karmada,
         )
         if warnings:
             log.info(

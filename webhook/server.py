@@ -275,6 +275,7 @@ def build(
         releaser_dry_run=(lambda c: c.fleet.dry_run)
         if settings.releaser == "fleet"
         else (lambda c: c.rebalancer.dry_run),
+        on_karmada=settings.releaser == "fleet",
     )
     app = create_app(context)
     app.router.routes.extend(extra_routes)

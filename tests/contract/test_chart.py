@@ -16,7 +16,18 @@ import pytest
 import yaml
 
 from core.config import parse_config_text
-from tests.contract.test_manifests import OBJECTS, find, load_yaml_documents, rules_of, the
+from tests.contract.test_manifests import (
+    OBJECTS,
+    container,
+    env_values,
+    find,
+    load_yaml_documents,
+    mount_of,
+    pod_spec,
+    rules_of,
+    the,
+)
+from tests.contract.test_manifests import render as kustomize
 from tests.contract.test_rbac import APPS, calls_of, granted
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,8 +99,19 @@ def config_of(objects: list[Manifest]) -> Any:
     return parse_config_text(text, source="the chart's ConfigMap")
 
 
-def test_helm_lint_is_clean(helm: Path) -> None:
-    done = run_helm(helm, "lint", "--strict", str(CHART))
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("fleet.deferral.enabled=true",),
+        ("fleet.deferral.karmadaApiServer=true", "fleet.deferral.caBundle=Q0E="),
+    ],
+    ids=["defaults", "fleet-deferral-host", "fleet-deferral-karmada"],
+)
+def test_helm_lint_is_clean(helm: Path, values: tuple[str, ...]) -> None:
+    done = run_helm(
+        helm, "lint", "--strict", str(CHART), *(arg for value in values for arg in ("--set", value))
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout, done.stdout
 
@@ -294,3 +316,119 @@ def test_the_preflight_check_covers_every_template() -> None:
     checked = set(re.findall(r'"([^"]+)"', listed.group(1)))
     templates = {p.name for p in (CHART / "templates").glob("*.yaml")} - {"preflight.yaml"}
     assert checked == templates
+
+
+# --- Deferrable Jobs across a Karmada fleet (fleet.deferral, docs/fleet.md) ----------------------
+
+KARMADA_SIDE = ("fleet.deferral.karmadaApiServer=true", "fleet.deferral.caBundle=Q0E=")
+JANITOR_GRANTS = {
+    (group, resource, verb)
+    for group, resource in (("batch", "jobs"), ("work.karmada.io", "resourcebindings"))
+    for verb in ("list", "patch")
+}
+
+
+def test_fleet_deferral_is_off_by_default(helm: Path) -> None:
+    rendered = names(render(helm))
+    assert not {name for name in rendered if "fleet" in name[1]}, rendered
+
+
+def test_fleet_deferral_in_the_host_cluster_runs_the_karmada_webhook_and_the_janitor(helm: Path) -> None:
+    objects = render(helm, "fleet.deferral.enabled=true", file={"fleet": {"config": {"dryRun": False}}})
+    assert config_of(objects).fleet.dry_run is False  # fleet mode's and the fleet webhook's section
+    webhook = the(objects, "Deployment", "eco-pulse-fleet-webhook")
+    env = env_values(container(webhook, "webhook"))
+    assert env["ECOPULSE_RELEASER"] == "fleet"
+    assert env["ECOPULSE_RELEASER_LEASE"] == "eco-pulse/eco-pulse-fleet"
+    mounted = mount_of(webhook, container(webhook, "webhook"), secret="eco-pulse-fleet-webhook-kubeconfig")
+    assert mounted["mount"]["mountPath"] == str(Path(env["KUBECONFIG"]).parent)
+    service = the(objects, "Service", "eco-pulse-fleet-webhook")
+    assert service["spec"]["selector"] == webhook["spec"]["selector"]["matchLabels"]
+    cron = the(objects, "CronJob", "eco-pulse-fleet-janitor")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    janitor = pod["containers"][0]
+    assert janitor["command"] == ["python", "-m", "fleet", "release-overdue"]
+    mount = mount_of(cron["spec"]["jobTemplate"], janitor, secret="eco-pulse-fleet-janitor-kubeconfig")
+    assert env_values(janitor)["ECOPULSE_KARMADA_KUBECONFIG"].startswith(mount["mount"]["mountPath"] + "/")
+    for account in ("eco-pulse-fleet-webhook", "eco-pulse-fleet-janitor"):
+        # Their identities are on the Karmada API server: nothing of the host cluster's.
+        assert the(objects, "ServiceAccount", account)["automountServiceAccountToken"] is False
+        assert not [b for b in find(objects, "ClusterRoleBinding") + find(objects, "RoleBinding")
+                    if any(s["name"] == account for s in b["subjects"])]  # fmt: skip
+    # The serving certificate names the fleet webhook's Service too (the Karmada side's URL).
+    secret = the(objects, "Secret", "eco-pulse-webhook-tls")
+    assert (
+        "eco-pulse-fleet-webhook.eco-pulse.svc" in secret["metadata"]["annotations"]["ecopulse.io/dns-names"]
+    )
+    certificate = the(render(helm, "fleet.deferral.enabled=true", "certificates.mode=cert-manager"),
+                      "Certificate", "eco-pulse-webhook")  # fmt: skip
+    assert "eco-pulse-fleet-webhook.eco-pulse.svc" in certificate["spec"]["dnsNames"]
+
+
+def test_fleet_deferral_on_the_karmada_api_server_renders_only_the_registration_and_two_accounts(
+    helm: Path,
+) -> None:
+    objects = render(helm, *KARMADA_SIDE)
+    assert {kind for kind, _ in names(objects)} == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret",
+        "MutatingWebhookConfiguration",
+    }  # fmt: skip
+    # The janitor: list and patch Jobs and ResourceBindings, nothing else.
+    assert granted(rules_of("eco-pulse-fleet-janitor", objects)) == JANITOR_GRANTS
+    # The webhook there reads what it reads in one cluster, exactly.
+    assert granted(rules_of("eco-pulse-fleet-webhook", objects)) == calls_of(APPS["eco-pulse-webhook"])
+    for account in ("eco-pulse-fleet-webhook", "eco-pulse-fleet-janitor"):
+        token = the(objects, "Secret", f"{account}-token")
+        assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == account
+    (configuration,) = find(objects, "MutatingWebhookConfiguration")
+    hooks = {h["name"]: h for h in configuration["webhooks"]}
+    # The same entries as the kustomize file, reached by URL with the host release's CA.
+    kustomize = load_yaml_documents((REPO / "manifests/fleet/deferral/karmada-webhook.yaml").read_text())[0]
+    for hook in kustomize["webhooks"]:
+        mine = dict(hooks[hook["name"]])
+        client = mine.pop("clientConfig")
+        assert client == {
+            "url": f"https://eco-pulse-fleet-webhook.eco-pulse.svc:443{hook['clientConfig']['service']['path']}",
+            "caBundle": "Q0E=",
+        }
+        assert mine == {k: v for k, v in hook.items() if k != "clientConfig"}, hook["name"]
+    assert set(hooks) == {h["name"] for h in kustomize["webhooks"]}
+    for hook in hooks.values():
+        assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] == 2
+    operations = {
+        (rule["resources"][0], op)
+        for hook in hooks.values()
+        for rule in hook["rules"]
+        for op in rule["operations"]
+    }
+    assert operations == {
+        ("jobs", "CREATE"), ("resourcebindings", "CREATE"), ("resourcebindings", "UPDATE"),
+        ("cronjobs", "CREATE"), ("cronjobs", "UPDATE"),
+    }  # fmt: skip
+    # The CA is the host release's: without it the render fails, naming the value.
+    done = run_helm(helm, "template", "eco-pulse", str(CHART), "--set", KARMADA_SIDE[0])
+    assert done.returncode != 0 and "fleet.deferral.caBundle" in done.stderr
+
+
+def test_the_kustomize_fleet_deferral_trees_match_the_chart(helm: Path, kubectl: Path) -> None:
+    """manifests/fleet/deferral (Karmada side) and its host/ (host side) give the same accounts,
+    rights, commands and settings as the chart's two releases."""
+    karmada = kustomize(kubectl, REPO / "manifests/fleet/deferral")
+    assert granted(rules_of("eco-pulse-fleet-janitor", karmada)) == JANITOR_GRANTS
+    assert granted(rules_of("eco-pulse-fleet-webhook", karmada)) == calls_of(APPS["eco-pulse-webhook"])
+    (external,) = find(karmada, "Service")  # the reference's name, resolved to the host's Service
+    assert external["spec"]["externalName"].startswith("eco-pulse-fleet-webhook.eco-pulse.svc")
+    for hook in the(karmada, "MutatingWebhookConfiguration", "eco-pulse-fleet-deferral")["webhooks"]:
+        assert hook["clientConfig"]["service"]["name"] == external["metadata"]["name"]
+    host = kustomize(kubectl, REPO / "manifests/fleet/deferral/host")
+    chart = render(helm, "fleet.deferral.enabled=true")
+    for kind, name, box in (
+        ("Deployment", "eco-pulse-fleet-webhook", "webhook"),
+        ("CronJob", "eco-pulse-fleet-janitor", "janitor"),
+    ):
+        mine, theirs = the(host, kind, name), the(chart, kind, name)
+        if kind == "CronJob":
+            mine, theirs = mine["spec"]["jobTemplate"], theirs["spec"]["jobTemplate"]
+        assert container(mine, box)["command"] == container(theirs, box)["command"]
+        assert env_values(container(mine, box)) == env_values(container(theirs, box)), name
+        assert pod_spec(mine)["serviceAccountName"] == pod_spec(theirs)["serviceAccountName"]

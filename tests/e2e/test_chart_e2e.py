@@ -100,27 +100,27 @@ def webhook_configurations(cluster: LocalCluster) -> set[str]:
     return {line.rsplit("/", 1)[-1] for line in out.split()}
 
 
+def server_dry_run(cluster: LocalCluster, *values: str) -> str:
+    """The release eco-pulse in namespace eco-pulse as `helm template` renders it (with its CRDs),
+    applied as a server-side dry run; kubectl's report."""
+    rendered = helm(
+        cluster, "template", "eco-pulse", str(CHART), "--namespace", "eco-pulse", "--include-crds", *values
+    )
+    return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input_text=rendered)
+
+
 @pytest.mark.parametrize(
     "values",
     [
         [],
         ["--set", "certificates.mode=cert-manager", "--set", "alerts.prometheusRule=true"],
         ["--set", "rebalancer.enabled=false", "--set", "extender.enabled=false"],
+        ["--set", "fleet.deferral.enabled=true"],
     ],
-    ids=["defaults", "cert-manager-and-prometheus-rule", "webhook-only"],
+    ids=["defaults", "cert-manager-and-prometheus-rule", "webhook-only", "fleet-deferral-host"],
 )
 def test_helm_template_passes_a_server_side_dry_run(chart_cluster: LocalCluster, values: list[str]) -> None:
-    rendered = helm(
-        chart_cluster,
-        "template",
-        "eco-pulse",
-        str(CHART),
-        "--namespace",
-        "eco-pulse",
-        "--include-crds",
-        *values,
-    )
-    out = chart_cluster.kubectl("apply", "--dry-run=server", "-f", "-", input_text=rendered)
+    out = server_dry_run(chart_cluster, *values)
     name = cluster_name("eco-pulse", "eco-pulse", "eco-pulse")
     assert f"mutatingwebhookconfiguration.admissionregistration.k8s.io/{name} created (server dry run)" in out
     assert "customresourcedefinition.apiextensions.k8s.io/ecopulsepolicies.ecopulse.io" in out

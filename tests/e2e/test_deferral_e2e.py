@@ -168,6 +168,28 @@ def pod_template() -> dict[str, Any]:
     }
 
 
+def cron_manifest(name: str, namespace: str) -> dict[str, Any]:
+    """A CronJob every minute whose Jobs ask for deferral (on its jobTemplate, copied to each Job)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "schedule": "* * * * *",
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {
+                "metadata": {
+                    "annotations": {
+                        "ecopulse.io/finish-within": "6h",
+                        "ecopulse.io/expected-runtime-hours": "0.05",
+                    }
+                },
+                "spec": {"backoffLimit": 0, "template": pod_template()},
+            },
+        },
+    }
+
+
 def get_job(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(cluster.kubectl("get", "job", name, "-n", namespace, "-o", "json"))
     return found
@@ -347,25 +369,7 @@ def test_a_cronjobs_jobs_are_held_and_released(deferring: tuple[LocalCluster, Gr
         next_minute += timedelta(minutes=1)
     time.sleep(max(0.0, (next_minute - datetime.now(UTC)).total_seconds() - 10))
     grid.restart()
-    cron = {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": "nightly", "namespace": namespace},
-        "spec": {
-            "schedule": "* * * * *",
-            "concurrencyPolicy": "Forbid",
-            "jobTemplate": {
-                "metadata": {
-                    "annotations": {
-                        "ecopulse.io/finish-within": "6h",
-                        "ecopulse.io/expected-runtime-hours": "0.05",
-                    }
-                },
-                "spec": {"backoffLimit": 0, "template": pod_template()},
-            },
-        },
-    }
-    create(cluster, cron)
+    create(cluster, cron_manifest("nightly", namespace))
 
     def first_job() -> dict[str, Any] | None:
         items = json.loads(cluster.kubectl("get", "jobs", "-n", namespace, "-o", "json"))["items"]

@@ -30,12 +30,14 @@ import yaml
 from certs.issue import ca_bundle_b64, issue_ca, issue_serving_cert, write_bundle
 from core.deferral_bindings import CHOSEN_AFFINITY, POLICY_AFFINITY
 from tests.e2e.cluster import REPO, free_port
-from tests.e2e.fleet import Fleet, start_fleet_mode
+from tests.e2e.fleet import FLEET_MODE_NAMESPACE, Fleet, start_fleet_mode
+from tests.e2e.test_chart_e2e import cluster_name, server_dry_run
 from tests.e2e.test_deferral_e2e import (
     GREEN_FROM_TRACE_HOUR,
     SECONDS_PER_TRACE_HOUR,
     SPEEDUP,
     completed_at,
+    cron_manifest,
     pod_template,
     wait_until,
     write_trace,
@@ -56,8 +58,12 @@ class FleetGrid:
         self.trace = fleet.root / "deferral-trace.csv"
         write_trace(self.trace)
 
-    def restart(self) -> datetime:
+    def restart(self, *, green_in_seconds: float | None = None) -> datetime:
+        """The replay at its first (dirty) hour; eu-north-1 green 40 s later, or ``green_in_seconds``
+        from now (the replay started that much earlier: a test that needs no long hold waits less)."""
         started = datetime.now(UTC).replace(microsecond=0)
+        if green_in_seconds is not None:
+            started -= timedelta(seconds=GREEN_FROM_TRACE_HOUR * SECONDS_PER_TRACE_HOUR - green_in_seconds)
         start = self.original.index("carbon:")
         end = self.original.index("economics:")
         carbon = (
@@ -146,6 +152,8 @@ def register_webhook(fleet: Fleet, port: int, tls: Path) -> None:
 def deferring(fleet: Fleet) -> Iterator[tuple[Fleet, FleetGrid]]:
     grid = FleetGrid(fleet)
     grid.restart()
+    # The policy CRDs on the Karmada API server before the webhook starts watching them.
+    fleet.karmada_kubectl("apply", "-k", str(REPO / "manifests" / "crds"))
     port, tls = start_webhook(fleet)
     start_fleet_mode(fleet, LEADER, metrics_port=free_port())
     try:
@@ -172,7 +180,13 @@ def namespace(deferring: tuple[Fleet, FleetGrid], request: pytest.FixtureRequest
 
 
 def apply_job(
-    fleet: Fleet, namespace: str, name: str, *, deferrable: bool = True, within: str = "6h"
+    fleet: Fleet,
+    namespace: str,
+    name: str,
+    *,
+    deferrable: bool = True,
+    within: str = "6h",
+    labels: dict[str, str] | None = None,
 ) -> None:
     """What a user writes: a Job and a PropagationPolicy to every member (Duplicated)."""
     annotations = (
@@ -196,7 +210,12 @@ def apply_job(
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "annotations": annotations,
+                "labels": labels or {},
+            },
             "spec": {"backoffLimit": 0, "template": pod_template()},
         },
     ]
@@ -222,9 +241,12 @@ def binding(fleet: Fleet, namespace: str, name: str) -> dict[str, Any] | None:
     return found
 
 
-def members_with_job(fleet: Fleet, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+def members_with_job(fleet: Fleet, namespace: str, name: str, *, skip: str = "") -> dict[str, dict[str, Any]]:
+    """Member -> its copy of the Job (``skip``: a member whose API server is down)."""
     found: dict[str, dict[str, Any]] = {}
     for member in fleet.regions:
+        if member == skip:
+            continue
         items = json.loads(
             fleet.member_kubectl(member, "get", "jobs", "-n", namespace, "-o", "json", "--ignore-not-found")
             or '{"items": []}'
@@ -233,6 +255,23 @@ def members_with_job(fleet: Fleet, namespace: str, name: str) -> dict[str, dict[
             if item["metadata"]["name"] == name:
                 found[member] = item
     return found
+
+
+def test_the_fleet_deferral_karmada_side_passes_a_server_side_dry_run_on_karmada(fleet: Fleet) -> None:
+    """The chart's fleet.deferral.karmadaApiServer release (tests/e2e/test_chart_e2e.py has the host
+    side's): the registration and the two accounts, on the real Karmada API server where they go.
+    Here, not there: the fleet starts with the fleet modules, not beside the one-cluster tests."""
+    fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(FLEET_MODE_NAMESPACE))
+    out = server_dry_run(
+        fleet.karmada,
+        "--set",
+        "fleet.deferral.karmadaApiServer=true",
+        "--set",
+        f"fleet.deferral.caBundle={ca_bundle_b64(issue_ca('chart e2e CA').cert_pem)}",
+    )
+    name = cluster_name("eco-pulse-fleet-deferral", "eco-pulse", "eco-pulse")
+    assert f"mutatingwebhookconfiguration.admissionregistration.k8s.io/{name} created (server dry run)" in out
+    assert "serviceaccount/eco-pulse-fleet-janitor created (server dry run)" in out
 
 
 def test_a_held_job_runs_at_the_green_hour_in_the_green_member_only(
@@ -266,16 +305,7 @@ def test_a_held_job_runs_at_the_green_hour_in_the_green_member_only(
     assert job["metadata"]["annotations"]["ecopulse.io/decision"].startswith(
         f"released (green-hour) into {GREEN_MEMBER}"
     )
-    finished = wait_until(
-        "the Job to complete in the green member",
-        lambda: (
-            (m := members_with_job(fleet, namespace, "train").get(GREEN_MEMBER)) and completed_at(m) and m
-        ),
-        120,
-    )
-    done_at = completed_at(finished)
-    assert done_at is not None and done_at < deadline
-    assert set(members_with_job(fleet, namespace, "train")) == {GREEN_MEMBER}
+    completes_only_in(fleet, namespace, "train", GREEN_MEMBER, deadline=deadline)
     # The user edits the policy: Karmada's detector copies its placement over the binding; the
     # webhook puts the pin back, and the Job never appears in another member.
     names = sorted(fleet.regions, reverse=True)
@@ -373,3 +403,142 @@ def test_with_fleet_mode_killed_the_janitor_releases_at_release_by(
             fleet.stop(LEADER)
         start_fleet_mode(fleet, LEADER, metrics_port=free_port())
         wait_until("fleet mode's Lease", lambda: lease_holder(fleet) == LEADER, 90)
+
+
+def completes_only_in(fleet: Fleet, namespace: str, name: str, member: str, *, deadline: datetime) -> None:
+    """The Job completes in ``member`` before ``deadline``, and no other member has a copy."""
+    finished = wait_until(
+        f"the Job to complete in {member}",
+        lambda: (m := members_with_job(fleet, namespace, name).get(member)) and completed_at(m) and m,
+        120,
+    )
+    done_at = completed_at(finished)
+    assert done_at is not None and done_at < deadline
+    assert set(members_with_job(fleet, namespace, name)) == {member}
+
+
+def released_into(fleet: Fleet, namespace: str, name: str) -> list[str]:
+    """The members the Job's binding is scheduled into ([] while held)."""
+    bound = binding(fleet, namespace, name) or {}
+    return [c["name"] for c in bound.get("spec", {}).get("clusters") or []]
+
+
+def test_a_policy_s_deferral_holds_a_job_without_annotations_like_an_annotated_one(
+    deferring: tuple[Fleet, FleetGrid], namespace: str
+) -> None:
+    """An EcoPulsePolicy with spec.deferral on the Karmada API server gives the Job its deadline and
+    run length (written on the Job at the hold: fleet mode reads them there, as an annotated one's)."""
+    fleet, grid = deferring
+    policy = {
+        "apiVersion": "ecopulse.io/v1alpha1",
+        "kind": "EcoPulsePolicy",
+        "metadata": {"name": "batch", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"tier": "batch"}},
+            "deferral": {"finishWithin": "6h", "expectedRuntimeHours": 0.05},
+        },
+    }
+    fleet.karmada_kubectl("apply", "-f", "-", input_text=json.dumps(policy))
+    time.sleep(3)  # the webhook's policy watch sees it
+    green_at = grid.restart(green_in_seconds=20)  # a short hold: the long one is the first test's
+    apply_job(fleet, namespace, "by-policy", deferrable=False, labels={"tier": "batch"})
+    job = karmada_job(fleet, namespace, "by-policy")
+    annotations = job["metadata"]["annotations"]
+    assert job["spec"]["suspend"] is True, annotations.get("ecopulse.io/decision")
+    assert "ecopulse.io/finish-within" not in annotations  # the user wrote none
+    assert annotations["ecopulse.io/expected-runtime-hours"] == "0.05"
+    deadline = datetime.fromisoformat(annotations["ecopulse.io/deadline"].replace("Z", "+00:00"))
+    held = wait_until("the binding", lambda: binding(fleet, namespace, "by-policy"), 30)
+    assert held["spec"]["suspension"]["scheduling"] is True
+    if datetime.now(UTC) < green_at - timedelta(seconds=3):
+        assert members_with_job(fleet, namespace, "by-policy") == {}
+    members = wait_until("the release", lambda: released_into(fleet, namespace, "by-policy"), 120)
+    assert datetime.now(UTC) >= green_at - timedelta(seconds=2)
+    assert members == [GREEN_MEMBER]
+    completes_only_in(fleet, namespace, "by-policy", GREEN_MEMBER, deadline=deadline)
+
+
+def test_a_cronjob_on_karmada_is_warned_its_jobs_are_made_and_run_by_the_members(
+    deferring: tuple[Fleet, FleetGrid], namespace: str
+) -> None:
+    """What Karmada v1.16 does with a CronJob (docs/fleet.md, "CronJobs"): its control plane runs no
+    CronJob controller, so the CronJob is a resource template propagated to the members, whose
+    controllers create its Jobs there; the Karmada API server (where fleet deferral holds) never
+    sees them. So a CronJob asking for deferral is warned at apply, and its Jobs run at once, unheld."""
+    fleet, grid = deferring
+    grid.restart()  # dirty now, green in 40 s: a Job we saw would be held
+    east = fleet.cluster_in("us-east-1")
+    objects = [
+        {
+            "apiVersion": "policy.karmada.io/v1alpha1",
+            "kind": "PropagationPolicy",
+            "metadata": {"name": "nightly", "namespace": namespace},
+            "spec": {
+                "resourceSelectors": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly"}],
+                "placement": {"clusterAffinity": {"clusterNames": [east]}},
+            },
+        },
+        cron_manifest("nightly", namespace),
+    ]
+    applied = fleet.karmada.kubectl_result(
+        "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
+    assert "fleet mode never holds a CronJob's Jobs" in applied.stderr, applied.stderr
+
+    def member_job() -> dict[str, Any] | None:
+        raw = fleet.member_kubectl(east, "get", "jobs", "-n", namespace, "-o", "json", "--ignore-not-found")
+        items = json.loads(raw or '{"items": []}')["items"]
+        return items[0] if items else None
+
+    job = wait_until("a Job of the CronJob in the member", member_job, 90)  # the next minute
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    # Made by the member's CronJob controller: never held, never seen by Karmada.
+    assert not job["spec"].get("suspend")
+    assert "ecopulse.io/held-at" not in (job["metadata"].get("annotations") or {})
+    on_karmada = json.loads(fleet.karmada_kubectl("get", "jobs", "-n", namespace, "-o", "json"))["items"]
+    assert on_karmada == []
+    fleet.karmada_kubectl(
+        "patch", "cronjob", "nightly", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+
+
+def test_a_member_not_ready_at_the_green_hour_is_not_chosen(
+    deferring: tuple[Fleet, FleetGrid], namespace: str
+) -> None:
+    """The green member is NotReady (its API server stopped, as the fault drills do) before the Job
+    comes: fleet mode plans over the Ready members only, and the Job runs in one of them; it is never
+    dispatched to the NotReady one, before or after it is back."""
+    fleet, grid = deferring
+    ready = {fleet.cluster_in("us-east-1"), fleet.cluster_in("eu-west-1")}
+    fleet.stop_apiserver(GREEN_MEMBER)
+    try:
+        fleet.wait_for(
+            f"{GREEN_MEMBER} NotReady in Karmada",
+            lambda: not fleet.member_ready(GREEN_MEMBER),
+            timeout_seconds=120,
+        )
+        grid.restart()  # eu-north-1 green in 40 s: where the webhook's plan holds it for
+        apply_job(fleet, namespace, "not-there")
+        job = karmada_job(fleet, namespace, "not-there")
+        assert job["spec"]["suspend"] is True, job["metadata"]["annotations"].get("ecopulse.io/decision")
+        # The Ready members are as dirty later as now: the first pass releases it into the best of them.
+        members = wait_until("the release", lambda: released_into(fleet, namespace, "not-there"), 120)
+        assert len(members) == 1 and members[0] in ready, members
+        decision = karmada_job(fleet, namespace, "not-there")["metadata"]["annotations"][
+            "ecopulse.io/decision"
+        ]
+        assert GREEN_MEMBER not in decision and members[0] in decision, decision
+        wait_until(
+            "the Job to complete in a Ready member",
+            lambda: completed_at(
+                members_with_job(fleet, namespace, "not-there", skip=GREEN_MEMBER).get(members[0], {})
+            ),
+            120,
+        )
+    finally:  # the fleet as it was for the modules after this one, whatever happened
+        fleet.start_apiserver(GREEN_MEMBER)
+        fleet.wait_for(
+            f"{GREEN_MEMBER} Ready again", lambda: fleet.member_ready(GREEN_MEMBER), timeout_seconds=120
+        )
+    assert released_into(fleet, namespace, "not-there") == members
+    assert set(members_with_job(fleet, namespace, "not-there")) == {members[0]}

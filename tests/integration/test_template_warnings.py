@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from tests.conftest import StartWebhook, Webhook
 from tests.integration.test_webhook import pod, review
+from webhook.admission.review import parse_review
+from webhook.admission.templates import FLEET_CRONJOB_WARNING, template_warnings
 
 MISSPELT = {"ecopulse.io/allowed-region": "eu-north-1"}
 
@@ -96,3 +99,30 @@ def test_an_oversized_body_is_a_413_as_for_mutate(webhook: Webhook) -> None:
     with webhook.client() as client:
         answer = client.post("/warn-templates", content=b" " * (8 * 1024 * 1024))
     assert answer.status_code == 413
+
+
+def cron_asking_deferral(annotations: dict[str, str]) -> dict[str, Any]:
+    cron = workload("CronJob", {})
+    cron["spec"]["jobTemplate"]["metadata"] = {"annotations": annotations}
+    return cron
+
+
+@pytest.mark.parametrize(
+    ("annotations", "on_karmada", "warned"),
+    [
+        ({"ecopulse.io/finish-within": "6h", "ecopulse.io/expected-runtime-hours": "1"}, True, True),
+        ({"ecopulse.io/deadline": "2030-01-01T00:00:00Z"}, True, True),
+        ({"ecopulse.io/finish-within": "6h"}, False, False),  # one cluster: its Jobs are held here
+        ({"ecopulse.io/expected-runtime-hours": "1"}, True, False),  # no deadline: nothing to hold
+    ],
+)
+def test_on_karmada_a_cronjob_asking_for_deferral_is_warned_its_jobs_are_not_held(
+    annotations: dict[str, str], on_karmada: bool, warned: bool
+) -> None:
+    body = review(cron_asking_deferral(annotations), kind="CronJob", group="batch")
+    request = parse_review(json.dumps(body).encode(), max_body_bytes=1 << 20)
+    found = template_warnings(
+        request, known_regions=frozenset({"eu-north-1"}), namespace_info=None, on_karmada=on_karmada
+    )
+    assert (FLEET_CRONJOB_WARNING in found) is warned
+    assert len(FLEET_CRONJOB_WARNING) <= 120

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.config import EcoPulseConfiguration, parse_config_text
 from core.kube.caches import NamespaceInfo
-from core.model import CarbonSignal, SignalSnapshot
+from core.managed import unmanaged as never_managed
+from core.model import CarbonSignal, SignalSnapshot, Subject
 from fleet.planner import (
     FleetSnapshot,
     MoveStep,
@@ -24,6 +25,7 @@ from fleet.planner import (
     explain,
     placement_patch,
     plan,
+    unmanaged,
 )
 from fleet.records import (
     AVAILABLE_SINCE_ANNOTATION,
@@ -35,6 +37,7 @@ from fleet.records import (
     slim_cluster,
     slim_deployment,
     slim_policy,
+    workload_subject,
 )
 from tests.factories import THREE_REGIONS
 
@@ -1176,3 +1179,72 @@ def test_a_move_never_settles_in_its_new_member_without_the_evidence(
             Reason.MEMBER_NOT_READY,
             NORTH,
         )
+
+
+OPT_OUT_VALUES = st.sampled_from([None, "true", "false", "True"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cluster_wide=st.booleans(),
+    policy_opt_out=OPT_OUT_VALUES,
+    spaces=st.dictionaries(
+        st.sampled_from(["shop", "ml", "kube-system"]),
+        st.builds(
+            lambda out, hint: NamespaceInfo(
+                opted_out=out, hint_annotations={"ecopulse.io/opt-out": hint} if hint else {}
+            ),
+            st.booleans(),
+            OPT_OUT_VALUES,
+        ),
+    ),
+    workloads=st.lists(
+        st.tuples(st.sampled_from(["shop", "ml", "kube-system"]), OPT_OUT_VALUES, OPT_OUT_VALUES), max_size=5
+    ),
+)
+# The workload opting out by its own annotation, or label, behind a plain one of the same namespace.
+@example(
+    cluster_wide=False,
+    policy_opt_out=None,
+    spaces={},
+    workloads=[("shop", None, None), ("shop", "true", None)],
+)
+@example(
+    cluster_wide=True, policy_opt_out=None, spaces={}, workloads=[("ml", None, None), ("ml", None, "true")]
+)
+def test_a_policy_is_unmanaged_exactly_when_one_of_its_subjects_is(
+    cluster_wide: bool,
+    policy_opt_out: str | None,
+    spaces: dict[str, NamespaceInfo],
+    workloads: list[tuple[str, str | None, str | None]],
+) -> None:
+    """fleet.planner.unmanaged asks the plain workloads once per namespace: the same answer as
+    asking core.managed of the policy and of every workload, in order."""
+    records = [
+        slim_deployment(
+            deployment(
+                f"w{i}",
+                namespace=space,
+                annotations={"ecopulse.io/opt-out": note} if note else None,
+                labels={"app": "web", **({"ecopulse.io/opt-out": label} if label else {})},
+            )
+        )
+        for i, (space, note, label) in enumerate(workloads)
+    ]
+    record = slim_policy(
+        policy(
+            "p",
+            kind="ClusterPropagationPolicy" if cluster_wide else "PropagationPolicy",
+            annotations={"ecopulse.io/opt-out": policy_opt_out} if policy_opt_out else None,
+        )
+    )
+    assert record is not None and all(r is not None for r in records)
+    found = [r for r in records if r is not None]
+    subjects = [Subject(namespace=record.namespace, labels={}, annotations=record.annotations)] * bool(
+        record.namespace
+    ) + [workload_subject(w, policy_annotations=record.annotations) for w in found]
+    expected = next(
+        (r for s in subjects if (r := never_managed(s, namespace=spaces.get(s.namespace))) is not None), None
+    )
+    reason = unmanaged(record, found, spaces)
+    assert (reason.value if reason is not None else None) == (expected.value if expected else None)

@@ -15,6 +15,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 eco-pulse-webhook.{{ .Release.Namespace }}.svc
 {{- end -}}
 
+{{/* The serving certificate's names: the webhook's Service, and the fleet webhook's when on. */}}
+{{- define "eco-pulse.webhookDnsNames" -}}
+{{- $names := list -}}
+{{- $services := list "eco-pulse-webhook" -}}
+{{- if .Values.fleet.deferral.enabled }}{{ $services = append $services "eco-pulse-fleet-webhook" }}{{ end -}}
+{{- range $service := $services -}}
+{{- $host := printf "%s.%s.svc" $service $.Release.Namespace -}}
+{{- $names = concat $names (list $host (printf "%s.cluster.local" $host) (printf "%s.%s" $service $.Release.Namespace) $service) -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
 {{/* The pod settings both Deployments share: scheduling and security. */}}
 {{- define "eco-pulse.podCommon" -}}
 securityContext:
