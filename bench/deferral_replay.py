@@ -46,7 +46,7 @@ def run_one(scenario: str, year: int, forecast: str, out: Path) -> dict[str, Any
         "--out", str(where),
     ]  # fmt: skip
     began = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: exit {done.returncode}\n{done.stderr[-2000:]}")
     jobs: dict[str, Any] = json.loads((where / "report.json").read_text())["jobs"]
@@ -75,7 +75,9 @@ def _share(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--years", type=int, nargs="+", default=[2021, 2022])
     parser.add_argument("--scenarios", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--forecasts", nargs="+", default=["history", "noisy", "yesterday", "perfect"])

@@ -210,6 +210,9 @@ class _Windows:
     means: list[float]  # k = 0 .. len - 1 (k = 0: now); only starts whose run the forecast covers
     best_upto: list[int]  # best_upto[k]: the k' in 1..k of least mean (earliest on ties); [0] = 0
     now_mean: float  # over what is known of the run from now (equals means[0] when covered)
+    prefix: list[float] = field(default_factory=list)  # of the forecast's hourly values, from slot 0
+    values: Sequence[float] = ()
+    record: _Record | None = None
     # The source's record over the same runs (None: unknown): mean error and its spread, and how
     # many forecasts they are from.
     bias: list[float] | None = None
@@ -349,6 +352,24 @@ def _window_mean(prefix: Sequence[float], values: Sequence[float], start: int, h
     return total / hours
 
 
+def _integral(prefix: Sequence[float], values: Sequence[float], at: float) -> float:
+    """The integral of the hourly step function ``values`` over ``[0, at)`` (``at`` within them)."""
+    whole = math.floor(at)
+    total = prefix[whole]
+    if at - whole > _EPS:
+        total += (at - whole) * values[whole]
+    return total
+
+
+def _mean_from(prefix: Sequence[float], values: Sequence[float], start: float, hours: float) -> float | None:
+    """The mean of ``values`` over ``[start, start + hours)`` for a start within an hour (the
+    latest start), None past their end."""
+    if start + hours > len(values) + _EPS or hours <= _EPS:
+        return None
+    end = min(float(len(values)), start + hours)
+    return (_integral(prefix, values, end) - _integral(prefix, values, start)) / hours
+
+
 def _build_windows(values: Sequence[float], runtime_hours: float, record: _Record | None) -> _Windows:
     prefix = _prefix(values)
     means: list[float] = []
@@ -364,7 +385,9 @@ def _build_windows(values: Sequence[float], runtime_hours: float, record: _Recor
     # The forecast ends before the run would: what is known of it.
     known_mean = sum(values) / len(values) if values else math.nan
     now_mean = means[0] if means else known_mean
-    windows = _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
+    windows = _Windows(
+        means=means, best_upto=best_upto, now_mean=now_mean, prefix=prefix, values=values, record=record
+    )
     if record is not None:
         bias = [_window_mean(record.bias_prefix, record.bias, k, runtime_hours) for k in range(len(means))]
         spread = [
@@ -387,6 +410,21 @@ def _overstatement(now: _Windows, later: _Windows, k: int) -> tuple[float, float
         return None
     samples = min(now.samples, later.samples)
     return now.bias[0] - later.bias[k], (now.spread[0] + later.spread[k]) / math.sqrt(samples)
+
+
+def _tail_overstatement(
+    now: _Windows, later: _Windows, at: float, hours: float
+) -> tuple[float, float] | None:
+    """``_overstatement`` for the run starting at the latest start, ``at`` hours from slot 0."""
+    if now.bias is None or now.spread is None or not now.bias or later.record is None:
+        return None
+    record = later.record
+    bias = _mean_from(record.bias_prefix, record.bias, at, hours)
+    spread = _mean_from(record.spread_prefix, record.spread, at, hours)
+    if bias is None or spread is None or now.spread is None:
+        return None
+    samples = min(now.samples, later.samples)
+    return now.bias[0] - bias, (now.spread[0] + spread) / math.sqrt(samples)
 
 
 def plan_start(
@@ -444,10 +482,17 @@ def _plan(
     windows_by_region = table.windows(runtime)
     fixed_by_region = table.fixed_usd(request, config)
     # The last start slot (-1: none, the latest start has come).
-    last_k = math.floor((latest - table.origin).total_seconds() / SECONDS_PER_HOUR) if latest > now else -1
+    latest_at = (latest - table.origin).total_seconds() / SECONDS_PER_HOUR  # hours from slot 0
+    last_k = math.floor(latest_at) if latest > now else -1
     first_k = 1
     if request.not_before > table.origin + HOUR:
         first_k = math.ceil((request.not_before - table.origin).total_seconds() / SECONDS_PER_HOUR)
+    # The latest start itself, when it falls within an hour: the run that ends last, a half hour
+    # (the safety margin's) after the last whole-hour start. Only if it is later than now and than
+    # the arrival; its mean is over the hours it overlaps, pro rata.
+    tail_at: float | None = None
+    if latest > now and latest >= request.not_before and latest_at - last_k > _EPS:
+        tail_at = latest_at
     # One pass over the regions: the best now, and the best later start of each (the best hour up to
     # the latest start is looked up, not searched). Regions are visited in the request's order;
     # every comparison breaks ties by the start, then the name, so that order does not matter.
@@ -469,23 +514,36 @@ def _plan(
             now_windows = windows
         means = windows.means
         top = min(len(means) - 1, last_k)
-        if top < first_k:
-            continue
-        if first_k == 1:
-            k = windows.best_upto[top]
-        else:  # arrives later than the next hour: rare, scan
-            k = min(range(first_k, top + 1), key=lambda j: (means[j], j))
-        cost = fixed + usd_per_g * means[k]
-        if best is None or cost < best.cost or (cost == best.cost and (k, region) < (best.k, best.region)):
-            best = _Candidate(region=region, k=k, cost=cost, mean=means[k], windows=windows)
+        if top >= first_k:
+            if first_k == 1:
+                k = windows.best_upto[top]
+            else:  # arrives later than the next hour: rare, scan
+                k = min(range(first_k, top + 1), key=lambda j: (means[j], j))
+            cost = fixed + usd_per_g * means[k]
+            if (
+                best is None
+                or cost < best.cost
+                or (cost == best.cost and (k, region) < (best.at, best.region))
+            ):
+                best = _Candidate(region=region, at=k, cost=cost, mean=means[k], windows=windows)
+        if tail_at is not None:
+            mean = _mean_from(windows.prefix, windows.values, tail_at, runtime)
+            if mean is not None:
+                cost = fixed + usd_per_g * mean
+                if (
+                    best is None
+                    or cost < best.cost
+                    or (cost == best.cost and (tail_at, region) < (best.at, best.region))
+                ):
+                    best = _Candidate(region=region, at=tail_at, cost=cost, mean=mean, windows=windows)
     if now_best is None:
         return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=None)
     now_cost, now_region, now_mean = now_best
-    if last_k < first_k:
+    if last_k < first_k and tail_at is None:
         return _released(request, StartReason.RELEASE_BY, now=now, latest=latest, now_best=now_best)
     if best is None:
         return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=now_best)
-    best.start = table.origin + HOUR * best.k
+    best.start = latest if best.at == tail_at else table.origin + HOUR * int(best.at)
     best.net_usd = now_cost - best.cost
     if best.net_usd <= _EPS:
         return _released(
@@ -496,9 +554,13 @@ def _plan(
             request, StartReason.NOT_WORTH_WAITING, now=now, latest=latest, now_best=now_best, candidate=best
         )
     if confidence_z > 0:
-        overstated = (
-            _overstatement(now_windows, best.windows, best.k) if best.windows and now_windows else None
-        )
+        overstated: tuple[float, float] | None = None
+        if best.windows and now_windows:
+            overstated = (
+                _tail_overstatement(now_windows, best.windows, best.at, runtime)
+                if best.at == tail_at
+                else _overstatement(now_windows, best.windows, int(best.at))
+            )
         if overstated is not None:
             mean, standard_error = overstated
             best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
@@ -561,7 +623,7 @@ def _released(
 @dataclass(slots=True, kw_only=True)
 class _Candidate:
     region: str
-    k: int
+    at: float  # hours from slot 0: a whole hour, or the latest start
     cost: float
     mean: float
     windows: _Windows | None = None

@@ -120,14 +120,21 @@ FLAT = [300.0] * 24
         # the green hour starts exactly at the latest start: taken
         ([300] * 10 + [100, 100] + [300] * 12, 2.0, 12.0, 10, StartReason.WAIT),
         # the deadline leaves no room to wait
-        ([300] * 5 + [100, 100] + [300] * 17, 2.0, 2.5, 0, StartReason.RELEASE_BY),
         ([300] * 5 + [100, 100] + [300] * 17, 2.0, 1.0, 0, StartReason.RELEASE_BY),
+        # the latest start is half an hour away: a later start, no better than now
+        ([300] * 5 + [100, 100] + [300] * 17, 2.0, 2.5, 0, StartReason.GREEN_HOUR),
+        # ... and better than now: the run from the latest start takes half the green third hour
+        ([300, 300, 100] + [300] * 21, 2.0, 2.5, 0.5, StartReason.WAIT),
+        # the latest start within an hour beats the whole hour before it (12 - 2 - 0.5 = 9.5)
+        ([300] * 10 + [200, 100] + [300] * 12, 2.0, 11.5, 9.5, StartReason.WAIT),
+        # ... unless that hour is the better one
+        ([300] * 9 + [100, 100] + [300] * 13, 2.0, 11.5, 9, StartReason.WAIT),
         # fractional runtime: 1.5 h, the half hour weighted half
         ([300, 300, 300, 100, 200, 500] + [300] * 18, 1.5, 12.0, 3, StartReason.WAIT),
     ],
 )
 def test_one_region_in_time(
-    values: list[float], runtime: float, deadline: float, start_hour: int, reason: StartReason
+    values: list[float], runtime: float, deadline: float, start_hour: float, reason: StartReason
 ) -> None:
     plan = plan_start(
         request(runtime=runtime, deadline_hours=deadline, allowed=("ra",)),

@@ -90,8 +90,13 @@ def test_time_and_region_together_and_the_oracle_sees_beyond_the_margin() -> Non
     result = replay(series, workload(job, zones=("ZA", "ZB")))
     # rzb at 6-7 (10 g/kWh) ends exactly at the deadline: the oracle takes it
     assert [(o.start, o.region) for o in result.outcomes[ORACLE]] == [(6, "rzb")]
-    # the planner keeps half an hour in hand: its latest start is 5, rzb at 5-6 (105) beats rza at 3 (110)
-    assert [(o.start, o.region) for o in result.outcomes[ECOPULSE]] == [(5, "rzb")]
+    # the planner keeps half an hour in hand: its latest start is 5.5, and rzb from it (half an
+    # hour at 200, an hour and a half at 10: 57.5) beats rzb at 5 (105) and rza at 3 (110); the
+    # replay releases it at that half hour, as the live loop would, and it ends in time
+    assert [(o.start, o.region) for o in result.outcomes[ECOPULSE]] == [(5.5, "rzb")]
+    eco, oracle = result.outcomes[ECOPULSE][0], result.outcomes[ORACLE][0]
+    assert eco.emissions_grams / oracle.emissions_grams == pytest.approx(57.5 / 10.0)
+    assert not eco.missed
     # best region now: rzb (200 over the first two hours) beats rza (275)
     assert [o.region for o in result.outcomes[BEST_REGION_NOW]] == ["rzb"]
     assert result.time_only == frozenset()
