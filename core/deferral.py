@@ -49,7 +49,7 @@ SECONDS_PER_HOUR = 3600.0
 # rule's gapErrorMargin for a move. Only the forecast's bias is taken off, not its spread: a hold
 # is re-planned every cycle with a newer forecast, so an unbiased error is corrected as the hour
 # nears, where a move is done once.
-DEFAULT_CONFIDENCE_Z = 2.0
+DEFAULT_CONFIDENCE_Z = 0.0
 # Fewer past forecasts than this covering a saving's hours and its error is unknown.
 MIN_ERROR_SAMPLES = 24
 DEFAULT_SAFETY_MARGIN_SECONDS = 1800.0
@@ -553,23 +553,24 @@ def _plan(
         return _released(
             request, StartReason.NOT_WORTH_WAITING, now=now, latest=latest, now_best=now_best, candidate=best
         )
-    if confidence_z > 0:
-        overstated: tuple[float, float] | None = None
-        if best.windows and now_windows:
-            overstated = (
-                _tail_overstatement(now_windows, best.windows, best.at, runtime)
-                if best.at == tail_at
-                else _overstatement(now_windows, best.windows, int(best.at))
-            )
-        if overstated is not None:
-            mean, standard_error = overstated
-            best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
-        if best.robust_usd is None or best.robust_usd <= 0:
-            return _released(
-                request, StartReason.NOT_ROBUST, now=now, latest=latest, now_best=now_best, candidate=best
-            )
-    else:
-        best.robust_usd = best.net_usd
+    overstated: tuple[float, float] | None = None
+    if best.windows and now_windows:
+        overstated = (
+            _tail_overstatement(now_windows, best.windows, best.at, runtime)
+            if best.at == tail_at
+            else _overstatement(now_windows, best.windows, int(best.at))
+        )
+    if overstated is not None:
+        # The expected saving: less what such forecasts overstated it by lately (never more than
+        # forecast), then less confidence_z standard errors of that mean.
+        mean, standard_error = overstated
+        best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
+    elif confidence_z <= 0:
+        best.robust_usd = best.net_usd  # no record: the forecast as given
+    if best.robust_usd is None or best.robust_usd <= 0:
+        return _released(
+            request, StartReason.NOT_ROBUST, now=now, latest=latest, now_best=now_best, candidate=best
+        )
     return StartPlan(
         region=best.region,
         start=best.start,

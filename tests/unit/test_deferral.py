@@ -203,12 +203,15 @@ def test_a_wait_below_the_minimum_or_not_surviving_the_error_releases_now() -> N
     assert small.candidate_start == NOW + 5 * HOUR
     noisy = plan_start(r, forecasts=[forecast("ra", values, overstated=60.0)], now=NOW, config=CONFIG)
     assert (noisy.reason, noisy.release_now) == (StartReason.NOT_ROBUST, True)
-    unknown = plan_start(r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG)
-    assert unknown.reason is StartReason.NOT_ROBUST
-    trusting = plan_start(
-        r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG, confidence_z=0.0
+    # no record: with a confidence asked for, unknown means do nothing; without (the default, and
+    # the webhook, which keeps none), the forecast as given
+    unknown = plan_start(
+        r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG, confidence_z=2.0
     )
+    assert unknown.reason is StartReason.NOT_ROBUST
+    trusting = plan_start(r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG)
     assert trusting.reason is StartReason.WAIT
+    assert trusting.candidate_robust_net_benefit_usd == pytest.approx(trusting.expected_net_benefit_usd)
 
 
 def test_the_margin_is_the_mean_overstatement_plus_its_standard_errors() -> None:
@@ -224,7 +227,13 @@ def test_the_margin_is_the_mean_overstatement_plus_its_standard_errors() -> None
     assert plan.candidate_robust_net_benefit_usd == pytest.approx(plan.expected_net_benefit_usd)
     # too few forecasts: unknown
     few = forecast("ra", values, overstated=0.0, samples=MIN_ERROR_SAMPLES - 1)
-    assert plan_start(r, forecasts=[few], now=NOW, config=CONFIG).reason is StartReason.NOT_ROBUST
+    assert (
+        plan_start(r, forecasts=[few], now=NOW, config=CONFIG, confidence_z=2.0).reason
+        is StartReason.NOT_ROBUST
+    )
+    # by default (risk-neutral) only the mean is taken off: 50 - 20, whatever the spread
+    plan = plan_start(r, forecasts=[made], now=NOW, config=CONFIG)
+    assert plan.candidate_robust_net_benefit_usd == pytest.approx(2 * 30.0 / 1000.0)
 
 
 def test_no_forecast_runs_now_at_home() -> None:
