@@ -89,6 +89,9 @@ class HourlyForecast:
     bias_g_per_kwh: tuple[float, ...] = ()
     spread_g_per_kwh: tuple[float, ...] = ()
     error_samples: int = 0
+    # By lead, how many independent forecasts the mean error is worth (consecutive forecasts err
+    # alike); () unknown: the forecast is taken as given, less nothing.
+    effective_samples: tuple[float, ...] = ()
     made_at: datetime
     source: str = ""
 
@@ -248,14 +251,20 @@ class ForecastTable:
         self._prices: Mapping[str, PriceRates] = prices or {}
         self.origin = hour_floor(now)
         self._values: dict[str, tuple[float, ...]] = {}
+        self._given: dict[str, tuple[float, ...]] = {}  # as the source gave them
         self._records: dict[str, _Record | None] = {}
         for forecast in forecasts:
             offset = math.floor((self.origin - forecast.start).total_seconds() / SECONDS_PER_HOUR)
             length = len(forecast.carbon_g_per_kwh)
             if offset < 0 or offset >= length:
                 continue  # does not cover now: unknown
-            self._values[forecast.region] = forecast.carbon_g_per_kwh[offset:]
-            self._records[forecast.region] = _record(forecast, offset)
+            record = _record(forecast, offset)
+            values = forecast.carbon_g_per_kwh[offset:]
+            self._given[forecast.region] = values
+            if record is not None and len(forecast.effective_samples) == len(forecast.carbon_g_per_kwh):
+                values, record = _corrected(values, record, forecast.effective_samples[offset:])
+            self._values[forecast.region] = values
+            self._records[forecast.region] = record
         self.known = frozenset(self._values)
         self._windows: dict[float, dict[str, _Windows]] = {}
         self._fixed: dict[tuple[PodDemand, PlacementHints, float], dict[str, float]] = {}
@@ -328,6 +337,32 @@ def _record(forecast: HourlyForecast, offset: int) -> _Record | None:
         spread_prefix=_prefix(spread),
         spread=spread,
         samples=forecast.error_samples,
+    )
+
+
+def _corrected(
+    values: tuple[float, ...], record: _Record, effective: Sequence[float]
+) -> tuple[tuple[float, ...], _Record]:
+    """The forecast less the part of its recent mean error the record is sure of, and the record
+    of what is left. At each lead the mean error b is shrunk by its standard error se (positive-part
+    James-Stein, b (1 - se^2 / b^2), se^2 = spread^2 / the forecasts it is worth): a mean error
+    well beyond its standard error is taken off the forecast whole, one within it barely; what is
+    not taken off stays the record's, for a wait's saving to survive."""
+    out: list[float] = []
+    left: list[float] = []
+    for value, bias, spread, n in zip(values, record.bias, record.spread, effective, strict=True):
+        sure = 0.0
+        if bias * bias > 0.0:
+            sure = bias * max(0.0, 1.0 - spread * spread / max(n, 1.0) / (bias * bias))
+        out.append(max(0.0, value - sure))
+        left.append(bias - sure)
+    rest = tuple(left)
+    return tuple(out), _Record(
+        bias_prefix=_prefix(rest),
+        bias=rest,
+        spread_prefix=record.spread_prefix,
+        spread=record.spread,
+        samples=record.samples,
     )
 
 
