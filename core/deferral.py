@@ -526,8 +526,13 @@ def _plan(
     # (the safety margin's) after the last whole-hour start. Only if it is later than now and than
     # the arrival; its mean is over the hours it overlaps, pro rata.
     tail_at: float | None = None
-    if latest > now and latest >= request.not_before and latest_at - last_k > _EPS:
+    tail_whole = tail_whole_end = 0
+    tail_part = tail_part_end = tail_end = 0.0
+    if latest > now and latest >= request.not_before and latest_at - last_k > _EPS and runtime > _EPS:
         tail_at = latest_at
+        tail_end = latest_at + runtime
+        tail_whole, tail_whole_end = math.floor(latest_at), math.floor(tail_end)
+        tail_part, tail_part_end = latest_at - tail_whole, tail_end - tail_whole_end
     # One pass over the regions: the best now, and the best later start of each (the best hour up to
     # the latest start is looked up, not searched). Regions are visited in the request's order;
     # every comparison breaks ties by the start, then the name, so that order does not matter.
@@ -561,16 +566,23 @@ def _plan(
                 or (cost == best.cost and (k, region) < (best.at, best.region))
             ):
                 best = _Candidate(region=region, at=k, cost=cost, mean=means[k], windows=windows)
-        if tail_at is not None:
-            mean = _mean_from(windows.prefix, windows.values, tail_at, runtime)
-            if mean is not None:
-                cost = fixed + usd_per_g * mean
-                if (
-                    best is None
-                    or cost < best.cost
-                    or (cost == best.cost and (tail_at, region) < (best.at, best.region))
-                ):
-                    best = _Candidate(region=region, at=tail_at, cost=cost, mean=mean, windows=windows)
+        if tail_at is not None and tail_end <= len(windows.values) + _EPS:
+            # _mean_from inlined (once per region and Job): the integral from slot 0 to the end,
+            # less that to the start
+            values, prefix = windows.values, windows.prefix
+            mean = (
+                prefix[tail_whole_end]
+                + (tail_part_end * values[tail_whole_end] if tail_part_end > _EPS else 0.0)
+                - prefix[tail_whole]
+                - tail_part * values[tail_whole]
+            ) / runtime
+            cost = fixed + usd_per_g * mean
+            if (
+                best is None
+                or cost < best.cost
+                or (cost == best.cost and (tail_at, region) < (best.at, best.region))
+            ):
+                best = _Candidate(region=region, at=tail_at, cost=cost, mean=mean, windows=windows)
     if now_best is None:
         return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=None)
     now_cost, now_region, now_mean = now_best
