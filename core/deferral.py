@@ -8,18 +8,26 @@ the forecast's mean intensity over the run: compute, carbon value, egress and la
 moves are priced. The planner compares the (region, start) of least cost with starting now in the
 region that is best now (what placement alone does):
 
-- starts are hour boundaries (the current hour, then each next one); a start is a candidate only
-  when it is no later than the latest start and the whole run lies within what the forecast knows
-  for that region (plan only over what is known);
+- starts are hour boundaries (the current hour, then each next one) and the latest start itself
+  when it falls within an hour (the run that ends last); a start is a candidate only when it is
+  no later than the latest start and the whole run lies within what the forecast knows for that
+  region (plan only over what is known);
+- the forecast is first corrected by what its source's record is sure of: at each lead, its
+  recent mean error (``HourlyForecast.bias_g_per_kwh``) shrunk by the standard error of that
+  mean over the forecasts it is worth (``effective_samples``: consecutive forecasts err alike),
+  positive-part James-Stein; what is not taken off stays in the record;
 - a wait is taken only when it beats starting now by at least ``min_benefit_usd`` and its saving
   survives the forecast's recent error: the saving is counted less how much the source's recent
-  forecasts overstated it (their mean error over the run starting now in the region best now,
-  less that over the run at the chosen start in the chosen region, lead by lead), plus
-  ``confidence_z`` standard errors of that mean. The errors are measured against what came
-  (``HourlyForecast.bias_g_per_kwh`` and ``spread_g_per_kwh``, kept by
-  ``core.forecast.ForecastErrors``), as the robust rule measures a move's gap
-  (docs/robust-moves.md). A wait that does not survive, or whose error is not known yet (fewer
-  than ``MIN_ERROR_SAMPLES`` past forecasts), releases now: unknown means do nothing;
+  forecasts still overstated it (their mean error left after the correction over the run
+  starting now in the region best now, less that over the run at the chosen start in the chosen
+  region, lead by lead), plus ``confidence_z`` standard errors of that mean. By default
+  ``confidence_z`` is 0: the expected saving, as the Jobs' savings add up and a hold is
+  re-planned each cycle (docs/deferral-simulate.md). The errors are measured against what came
+  (``core.forecast.ForecastErrors``), as the robust rule measures a move's gap
+  (docs/robust-moves.md). A wait that does not survive releases now; one whose error is not known
+  yet (fewer than ``MIN_ERROR_SAMPLES`` past forecasts) does too with ``confidence_z`` above 0
+  (unknown means do nothing), and is taken on the forecast as given at 0 (the webhook's case: it
+  keeps no record);
 - ties go to the earlier start, then to the region name, so the answer does not depend on the
   order of the inputs; the plan is never worse than now by its own forecast.
 
@@ -45,10 +53,11 @@ from core.power import pod_energy_kwh
 HOUR = timedelta(hours=1)
 SECONDS_PER_HOUR = 3600.0
 # A wait's saving is counted less the forecast's recent overstatement of that saving, plus this
-# many standard errors of it: two, a one-sided bound of about 98 % were it normal, as the robust
-# rule's gapErrorMargin for a move. Only the forecast's bias is taken off, not its spread: a hold
-# is re-planned every cycle with a newer forecast, so an unbiased error is corrected as the hour
-# nears, where a move is done once.
+# many standard errors of it. None by default: the decision of most expected saving is the one
+# on the expected saving (the saving less the mean overstatement), and what is judged is the sum
+# over many Jobs, where a margin for one Job's bad luck only gives up saving. Only the forecast's
+# bias is taken off, not its spread: a hold is re-planned every cycle with a newer forecast, so
+# an unbiased error is corrected as the hour nears, where a move is done once.
 DEFAULT_CONFIDENCE_Z = 0.0
 # Fewer past forecasts than this covering a saving's hours and its error is unknown.
 MIN_ERROR_SAMPLES = 24

@@ -18,7 +18,11 @@ Nothing in it is fitted to a zone or a year: two means and one correlation, each
 
 ``ForecastErrors`` measures any forecast (embedded or a provider's) against what came: for each
 lead hour k, the RMS error of the forecasts made in the window at lead k, made non-decreasing in
-k. That is the "recent error" the deferral planner asks a wait's saving to survive.
+k. That is the "recent error" the deferral planner asks a wait's saving to survive. By lead it
+also keeps the mean error and its spread, and how alike the errors of forecasts made an hour apart
+are (their correlation r): a mean of n such errors is worth n (1 - r) / (1 + r) independent ones
+(``HourlyForecast.effective_samples``), which is how sure the planner may be of a source's bias
+before it corrects the forecast by it.
 """
 
 from __future__ import annotations
