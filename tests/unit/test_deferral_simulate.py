@@ -198,3 +198,26 @@ def test_after_a_warm_up_the_error_record_is_known_from_the_first_run() -> None:
     ).run()
     assert [o.start for o in result.outcomes[ECOPULSE]] == [3]
     assert result.reasons == {"green-hour": 1}
+
+
+@pytest.mark.parametrize(
+    ("start", "hours", "mean"),
+    [
+        (3, 2.0, (100.0 + 120.0) / 2),  # a whole hour
+        (2.5, 2.0, (0.5 * 400.0 + 100.0 + 0.5 * 120.0) / 2),  # from the half hour: half of each end
+        (2.5, 0.5, 400.0),  # within the hour it starts in
+        (5.5, 1.5, (0.5 * 500.0 + 80.0) / 1.5),
+        (9.5, 2.0, 300.0),  # past the trace's end: its last value held
+    ],
+)
+def test_a_run_starting_within_an_hour_is_accounted_pro_rata(start: float, hours: float, mean: float) -> None:
+    cfg = config(["ZA"])
+    parsed = parse_workload(workload(JOB), regions=frozenset(cfg.region_names))
+    forecaster = Forecaster.build(ForecastModel.PERFECT, hours=24, seed=0, series={"ZA": DAY})
+    jobs = JobReplay(
+        config=cfg,
+        trace=parse_trace(trace_text({"ZA": DAY}), zones={"ZA"}),
+        workload=parsed,
+        forecaster=forecaster,
+    )
+    assert jobs.mean_intensity(0, start, hours) == pytest.approx(mean)
