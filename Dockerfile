@@ -18,6 +18,7 @@ COPY certs ./certs
 COPY report ./report
 COPY fleet ./fleet
 COPY eco_pulse ./eco_pulse
+COPY simulate ./simulate
 # Our wheel first (no deps), then the wheels of its dependencies, resolved from that wheel
 # file (not by name: a same-named package on PyPI must never win). All dependencies ship
 # binary wheels for linux/amd64 and linux/arm64 (uvloop, httptools, orjson, cryptography,

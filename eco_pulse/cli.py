@@ -20,7 +20,11 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "webhook": ("webhook", (), "serve the mutating admission webhook and scheduler extender (TLS)"),
     "rebalancer": ("rebalancer", (), "move running pods to a better region when moving pays"),
     "fleet": ("fleet", (), "place a Karmada fleet's workloads in the member clusters where they cost least"),
-    "simulate": ("rebalancer", ("simulate",), "replay an hourly grid trace through the planner"),
+    "simulate": (
+        "simulate",
+        (),
+        "replay an hourly grid trace through the planner (`simulate fleet`: a fleet's deferrable Jobs)",
+    ),
     "report": ("report", (), "avoided CO2 and savings per namespace and region, from Prometheus"),
     "certs": ("certs", (), "issue TLS certificates for the webhook"),
 }

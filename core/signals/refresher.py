@@ -23,6 +23,7 @@ from core.metrics import SIGNAL_FETCH_ERRORS, SIGNAL_FETCHES
 from core.model import CapacityType, CarbonSignal, PriceQuote, SignalSnapshot
 from core.reload import ConfigSource
 from core.signals.base import CarbonProvider, Clock, ProviderError, ProviderErrorKind, utc_now
+from core.signals.periodic import Backoff, PeriodicThread
 from core.signals.prices.refresher import PriceRefresher, install_price_metrics
 from core.signals.providers import build_provider
 
@@ -126,11 +127,13 @@ class SignalRefresher:
         self._provider_error: ProviderError | None = None
         # Built by check_config for a configuration about to apply, so update_config need not build it twice.
         self._staged: tuple[CarbonSettings, CarbonProvider] | None = None
-        self._backoff_until: datetime | None = None
-        self._consecutive_backoffs = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._backoff = Backoff(max_seconds=MAX_BACKOFF_SECONDS)
+        self._worker = PeriodicThread(
+            name="signal-refresher",
+            run_round=self.refresh_once,
+            interval_seconds=lambda: self._config.carbon.refresh_seconds,
+            failure_message="signal refresh round failed",
+        )
         self._lock = threading.Lock()
         self._install_provider(config.carbon)
 
@@ -140,13 +143,12 @@ class SignalRefresher:
 
     @property
     def backoff_until(self) -> datetime | None:
-        return self._backoff_until
+        return self._backoff.until
 
     def _install_provider(self, settings: CarbonSettings) -> None:
         if self._provider is not None:
             self._provider.close()
-        self._backoff_until = None
-        self._consecutive_backoffs = 0
+        self._backoff.reset()
         staged, self._staged = self._staged, None
         if staged is not None and staged[0] == settings:
             self._provider, self._provider_error = staged[1], None
@@ -206,7 +208,7 @@ class SignalRefresher:
             self._config = config
             if previous.carbon != config.carbon or previous.regions != config.regions:
                 self._install_provider(config.carbon)
-        self._wake.set()
+        self._worker.wake()
 
     def refresh_once(self) -> RefreshReport:
         with self._lock:
@@ -223,7 +225,7 @@ class SignalRefresher:
                 SIGNAL_FETCH_ERRORS.labels(provider=provider_label, region=region.name, kind="config").inc()
                 report.failed[region.name] = str(error)
             return report
-        if self._backoff_until is not None and now < self._backoff_until:
+        if self._backoff.blocks(now):
             report.skipped_backoff = True
             return report
         for region in self._config.regions:
@@ -269,14 +271,15 @@ class SignalRefresher:
             SIGNAL_FETCHES.labels(provider=provider_label, region=region.name).inc()
             report.fetched.append(region.name)
         else:
-            self._consecutive_backoffs = 0
+            self._backoff.succeeded()
         return report
 
     def _back_off(self, now: datetime, error: ProviderError) -> None:
-        self._consecutive_backoffs += 1
-        exponential = self._config.carbon.refresh_seconds * (2 ** (self._consecutive_backoffs - 1))
-        seconds = min(MAX_BACKOFF_SECONDS, max(error.retry_after_seconds or 0.0, exponential))
-        self._backoff_until = now + timedelta(seconds=seconds)
+        seconds = self._backoff.refused(
+            now,
+            base_seconds=self._config.carbon.refresh_seconds,
+            retry_after_seconds=error.retry_after_seconds,
+        )
         log.warning(
             "carbon provider backing off",
             extra={"provider": self.provider_name, "kind": str(error.kind), "seconds": seconds},
@@ -290,25 +293,12 @@ class SignalRefresher:
         )
 
     def start(self) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.refresh_once()
-                except Exception:
-                    log.exception("signal refresh round failed")
-                self._wake.wait(self._config.carbon.refresh_seconds)
-                self._wake.clear()
-
-        self._thread = threading.Thread(target=loop, name="signal-refresher", daemon=True)
-        self._thread.start()
+        self._worker.start()
         if self._prices is not None:
             self._prices.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._worker.stop()
         if self._provider is not None:
             self._provider.close()
         if self._prices is not None:

@@ -6,13 +6,13 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.cli import program, reject_unknown_options
-from core.config import ConfigError, load_config
+from core.config import ConfigError, EcoPulseConfiguration, load_config
 from core.signals.prices.replay import load_price_history
 from core.trace import Trace, TraceError, load_trace, parse_time
 from rebalancer.simulate.forecast import ForecastModel
@@ -35,6 +35,19 @@ def parser() -> argparse.ArgumentParser:
         description="Replay an hourly carbon-intensity trace through Eco-Pulse and compare it with "
         "carbon-blind, static-best and hourly-oracle placement.",
     )
+    add_replay_options(p, inputs=("--workload", "SimulatedWorkload YAML"))
+    p.add_argument(
+        "--prices",
+        type=Path,
+        help="hourly prices CSV (datetime_utc,region,capacity_type,vcpu_hour_usd,gib_hour_usd; "
+        "docs/trace-format.md); default: the configuration's prices",
+    )
+    return p
+
+
+def add_replay_options(p: argparse.ArgumentParser, *, inputs: tuple[str, str]) -> None:
+    """The options every replay takes (this one and ``python -m simulate fleet``); ``inputs`` is the
+    option naming what is replayed, and its help."""
     p.add_argument("--config", required=True, type=Path, help="EcoPulseConfiguration YAML")
     p.add_argument(
         "--trace",
@@ -43,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
         "bundled sample, 2022-01-01 to 2022-04-04 for BR, DE, ES, NO, US-CAL-CISO and stand-ins for IE, "
         "SE-SE3, US-MIDA-PJM (Electricity Maps, ODbL; rebalancer/simulate/data/SOURCES.md)",
     )
-    p.add_argument("--workload", required=True, type=Path, help="SimulatedWorkload YAML")
+    p.add_argument(inputs[0], required=True, type=Path, help=inputs[1])
     p.add_argument("--out", required=True, type=Path, help="directory for report.json and report.html")
     p.add_argument("--intensity", choices=("lifecycle", "direct"), default="lifecycle")
     p.add_argument("--start", type=_time, help="first hour kept (ISO, UTC)")
@@ -65,16 +78,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--forecast-hours", type=int, help="hours ahead (default: the provider's, else 24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy forecast (default 0)")
-    p.add_argument(
-        "--prices",
-        type=Path,
-        help="hourly prices CSV (datetime_utc,region,capacity_type,vcpu_hour_usd,gib_hour_usd; "
-        "docs/trace-format.md); default: the configuration's prices",
-    )
-    return p
 
 
 REPORT_FILES = ("report.json", "report.html")
+T = TypeVar("T")
 
 
 def split_trace(trace: Trace, start: datetime | None) -> tuple[Trace | None, Trace]:
@@ -112,6 +119,57 @@ def check_out(out: Path) -> str | None:
     return None
 
 
+def load_window(
+    trace_path: Path, *, config: EcoPulseConfiguration, args: argparse.Namespace, terminal: bool
+) -> tuple[Trace | None, Trace]:
+    """The warm-up hours (None if none) and the window, for the configured regions' zones, as the
+    options of ``add_replay_options`` ask."""
+    intensity: str = args.intensity
+    start: datetime | None = args.start
+    end: datetime | None = args.end
+    warm_up_hours: int | None = args.warm_up_hours
+    loading = Progress("loading trace", unit="rows", stream=sys.stderr, terminal=terminal)
+    # A running deployment has its past: the trace's hours before --start (all of them, or the last
+    # --warm-up-hours) run the simulated cluster under ecopulse, unaccounted, so the window starts
+    # with its history full and its pods where it put them.
+    warm_from = None
+    if start is not None and warm_up_hours is not None:
+        warm_from = start - timedelta(hours=warm_up_hours)
+    try:
+        loaded = load_trace(
+            trace_path,
+            zones={region.zone for region in config.regions},
+            intensity=intensity,
+            start=warm_from,
+            end=end,
+            progress=loading,
+        )
+    finally:
+        loading.close()
+    warm_up, trace = split_trace(loaded, start)
+    if not trace.hours:  # only warm-up hours: the loader names the empty period and the trace's own
+        load_trace(trace_path, intensity=intensity, start=start, end=end)
+    if warm_up_hours is not None and warm_up_hours < 0:
+        raise ValueError(f"--warm-up-hours: must be >= 0, got {warm_up_hours}")
+    return warm_up, trace
+
+
+def with_progress(run: Callable[[Callable[[int], None]], T], *, hours: int, terminal: bool) -> T:
+    """``run(progress)``, its hours shown on stderr as they are replayed."""
+    replay = Progress("replay", unit="hours", stream=sys.stderr, terminal=terminal)
+    done = 0
+
+    def hour_done(step: int) -> None:
+        nonlocal done
+        done += step
+        replay(done, hours)
+
+    try:
+        return run(hour_done)
+    finally:
+        replay.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     command_line = parser()
@@ -143,29 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.trace is None:
             print(f"simulate: no --trace given, replaying the bundled sample {trace_path}", file=sys.stderr)
-        loading = Progress("loading trace", unit="rows", stream=sys.stderr, terminal=terminal)
-        # A running deployment has its past: the trace's hours before --start (all of them, or the last
-        # --warm-up-hours) run the simulated cluster under ecopulse, unaccounted, so the window starts
-        # with its history full and its pods where it put them.
-        warm_from = None
-        if args.start is not None and args.warm_up_hours is not None:
-            warm_from = args.start - timedelta(hours=args.warm_up_hours)
-        try:
-            loaded = load_trace(
-                trace_path,
-                zones={region.zone for region in config.regions},
-                intensity=args.intensity,
-                start=warm_from,
-                end=args.end,
-                progress=loading,
-            )
-        finally:
-            loading.close()
-        warm_up, trace = split_trace(loaded, args.start)
-        if not trace.hours:  # only warm-up hours: the loader names the empty period and the trace's own
-            load_trace(trace_path, intensity=args.intensity, start=args.start, end=args.end)
-        if args.warm_up_hours is not None and args.warm_up_hours < 0:
-            raise ValueError(f"--warm-up-hours: must be >= 0, got {args.warm_up_hours}")
+        warm_up, trace = load_window(trace_path, config=config, args=args, terminal=terminal)
         if args.forecast_hours is not None and args.forecast_hours < 1:
             raise ValueError(f"--forecast-hours: must be >= 1, got {args.forecast_hours}")
         simulator = Simulator(
@@ -183,19 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, WorkloadError, TraceError, ValueError) as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
-    replay = Progress("replay", unit="hours", stream=sys.stderr, terminal=terminal)
-    done = 0
-
-    def hour_done(hours: int) -> None:
-        nonlocal done
-        done += hours
-        replay(done, trace.hours)
-
     began = time.perf_counter()
-    try:
-        result = simulator.run(progress=hour_done)
-    finally:
-        replay.close()
+    result = with_progress(simulator.run, hours=trace.hours, terminal=terminal)
     jobs = None
     if workload.jobs:
         from rebalancer.simulate.jobs import JobReplay  # noqa: PLC0415

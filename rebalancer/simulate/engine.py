@@ -67,7 +67,7 @@ from core.trace import Trace
 from rebalancer.evictor import Evictor
 from rebalancer.kubeapi import EvictionOutcome, EvictionRequest, EvictionResult
 from rebalancer.planner import plan
-from rebalancer.simulate.forecast import Forecaster, ForecastModel
+from rebalancer.simulate.forecast import ForecastModel, replay_forecaster
 from rebalancer.simulate.workload import SimulatedWorkload, Workload
 
 CARBON_BLIND = "carbon-blind"
@@ -80,8 +80,6 @@ POLICIES = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, ECOPULSE)
 REPORTED = (CARBON_BLIND, STATIC_BEST, HOURLY_ORACLE, CARBON_ORACLE, ECOPULSE)
 # Pods already running when the trace starts are old enough to move.
 _ANCIENT = timedelta(days=3650)
-# What a named forecast model looks ahead when the configured provider does not forecast.
-DEFAULT_FORECAST_HOURS = 24
 _EPS = 1e-9
 
 
@@ -218,16 +216,10 @@ class Simulator:
             self.warm_up = Trace(
                 times=warm_up.times, zones={zone: warm_up.zones[zone] for zone in self.zones}
             )
-        # By default a provider that forecasts is given the trace's next hours (a perfect forecast),
-        # one that does not sees the current hour only; a named model overrides both.
-        configured = self.config.carbon.forecast_hours
-        if forecast is None:
-            forecast = ForecastModel.PERFECT if configured else ForecastModel.NONE
-        if forecast_hours is None:
-            forecast_hours = configured or DEFAULT_FORECAST_HOURS
-        self.forecaster = Forecaster.build(
+        self.forecaster = replay_forecaster(
             forecast,
             hours=forecast_hours,
+            configured_hours=self.config.carbon.forecast_hours,
             seed=seed,
             series=dict(zip(self.zones, self.intensity, strict=True)),
         )

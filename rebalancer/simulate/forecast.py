@@ -122,3 +122,25 @@ class Forecaster:
                 zone: {str(k): round(values[k - 1], 4) for k in leads} for zone, values in self.spread.items()
             }
         return out
+
+
+# What a named forecast model looks ahead when the configured provider does not forecast.
+DEFAULT_FORECAST_HOURS = 24
+
+
+def replay_forecaster(
+    model: ForecastModel | None,
+    *,
+    hours: int | None,
+    configured_hours: int,
+    seed: int,
+    series: Mapping[str, Sequence[float]],
+) -> Forecaster:
+    """What ecopulse sees in a replay: by default a provider that forecasts (``configured_hours``)
+    is given the trace's next hours (a perfect forecast), one that does not sees the current hour
+    only; a named model overrides both."""
+    if model is None:
+        model = ForecastModel.PERFECT if configured_hours else ForecastModel.NONE
+    return Forecaster.build(
+        model, hours=hours or configured_hours or DEFAULT_FORECAST_HOURS, seed=seed, series=series
+    )

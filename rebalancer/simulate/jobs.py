@@ -41,7 +41,7 @@ from core.deferral import (
     plan_start,
     plan_starts,
 )
-from core.economics import region_cost
+from core.economics import RegionCost, region_cost
 from core.forecast import ForecastErrors
 from core.history import hour_index
 from core.model import PlacementHints, PodDemand
@@ -79,6 +79,7 @@ class RunOutcome:
     cost_usd: float  # compute and egress
     delay_hours: float
     missed: bool
+    member: str = ""  # the member cluster it ran in (a fleet's replay, simulate.fleet_jobs)
 
 
 @dataclass(slots=True)
@@ -117,7 +118,7 @@ class JobsResult:
         return totals
 
 
-class _Room:
+class Room:
     """Free CPU and memory per region and hour, as one policy's runs take it."""
 
     def __init__(self, cpu: list[list[float]], memory: list[list[float]]) -> None:
@@ -225,7 +226,7 @@ class JobReplay:
                     config=self.config,
                 )
                 if job.home_region not in request.allowed_regions:  # its home is where it may always run
-                    request = _with_regions(request, (*request.allowed_regions, job.home_region))
+                    request = with_regions(request, (*request.allowed_regions, job.home_region))
                 arrival_hour = int((arrival - start) / HOUR)
                 runs.append(Run(job=j, arrival=arrival_hour, deadline=deadline, request=request))
         runs.sort(key=lambda run: (run.arrival, run.job))
@@ -233,9 +234,7 @@ class JobReplay:
 
     @property
     def time_only(self) -> frozenset[str]:
-        return frozenset(
-            self.jobs[run.job].name for run in self.runs if len(set(run.request.allowed_regions)) == 1
-        )
+        return time_only_jobs(self.jobs, self.runs)
 
     # -- accounting -----------------------------------------------------------------------------
 
@@ -267,16 +266,20 @@ class JobReplay:
             total += part * series[min(last, start + whole)]
         return total / hours if hours > 0 else series[min(last, start)]
 
-    def outcome(self, run: Run, region: int, start: float) -> RunOutcome:
-        request = run.request
-        cost = region_cost(
+    def run_cost(self, run: Run, region: int, start: float, hours: float) -> RegionCost:
+        """What ``hours`` of the run from ``start`` in ``region`` cost, at the intensities that came."""
+        return region_cost(
             region=self.regions[region],
-            demand=request.demand,
-            hints=request.hints,
-            carbon_g_per_kwh=self.mean_intensity(region, start, request.runtime_hours),
-            hours=request.runtime_hours,
+            demand=run.request.demand,
+            hints=run.request.hints,
+            carbon_g_per_kwh=self.mean_intensity(region, start, hours),
+            hours=hours,
             config=self.config,
         )
+
+    def outcome(self, run: Run, region: int, start: float) -> RunOutcome:
+        request = run.request
+        cost = self.run_cost(run, region, start, request.runtime_hours)
         finish = self.trace.times[0] + HOUR * start + timedelta(hours=request.runtime_hours)
         return RunOutcome(
             job=self.jobs[run.job].name,
@@ -289,7 +292,7 @@ class JobReplay:
             missed=finish > run.deadline + timedelta(seconds=1),
         )
 
-    def _place(self, room: _Room, run: Run, region: int, start: float) -> RunOutcome:
+    def _place(self, room: Room, run: Run, region: int, start: float) -> RunOutcome:
         """Start in ``region`` at ``start``, or at the first hour after it with room (pods pending).
         A start within an hour holds room from that hour to the hour its run ends in."""
         job = self.jobs[run.job]
@@ -302,14 +305,14 @@ class JobReplay:
         room.take(region, hour, span, job.cpu, job.memory_gib)
         return self.outcome(run, region, at)
 
-    def _room(self) -> _Room:
-        return _Room(*self._free)
+    def _room(self) -> Room:
+        return Room(*self._free)
 
-    def _latest_hour(self, run: Run) -> int:
+    def latest_hour(self, run: Run) -> int:
         latest = latest_start(run.request)
         return max(run.arrival, math.floor((latest - self.trace.times[0]) / HOUR))
 
-    def _fitting(self, room: _Room, run: Run, hour: int) -> tuple[str, ...]:
+    def _fitting(self, room: Room, run: Run, hour: int) -> tuple[str, ...]:
         """The run's regions with room from ``hour`` for its whole run (all of them if none has)."""
         job = self.jobs[run.job]
         span = max(1, math.ceil(run.request.runtime_hours))
@@ -366,7 +369,7 @@ class JobReplay:
                 outcomes[CARBON_BLIND].append(self._place(rooms[CARBON_BLIND], run, home, hour))
                 room = rooms[BEST_REGION_NOW]
                 now_plan = plan_start(
-                    _with_regions(run.request, self._fitting(room, run, hour)),
+                    with_regions(run.request, self._fitting(room, run, hour)),
                     forecasts=forecasts,
                     now=now,
                     config=self.config,
@@ -380,7 +383,7 @@ class JobReplay:
             if held:
                 room = rooms[ECOPULSE]
                 plans = plan_starts(
-                    [_with_regions(run.request, self._fitting(room, run, hour)) for run in held],
+                    [with_regions(run.request, self._fitting(room, run, hour)) for run in held],
                     forecasts=forecasts,
                     now=now,
                     config=self.config,
@@ -415,45 +418,35 @@ class JobReplay:
             forecast=self.forecaster.describe(),
         )
 
-    def _threshold(self, room: _Room, run: Run) -> RunOutcome:
+    def _threshold(self, room: Room, run: Run) -> RunOutcome:
+        home = self.index[run.request.home_region]
+        return self._place(room, run, home, self.threshold_hour(run))
+
+    def threshold_hour(self, run: Run) -> int:
         """The first hour below the trailing 24-hour mean, in the home region, or the latest start."""
         home = self.index[run.request.home_region]
         series, prefix = self.intensity[home], self._prefix[home]
-        latest = self._latest_hour(run)
-        start = latest
+        latest = self.latest_hour(run)
         for hour in range(run.arrival, latest + 1):
             if hour < TRAILING_HOURS:
-                start = hour
-                break
+                return hour
             trailing = (prefix[hour] - prefix[hour - TRAILING_HOURS]) / TRAILING_HOURS
             if series[hour] < trailing:
-                start = hour
-                break
-        return self._place(room, run, home, start)
+                return hour
+        return latest
 
-    def _oracle(self, room: _Room, run: Run) -> RunOutcome:
+    def _oracle(self, room: Room, run: Run) -> RunOutcome:
         """The region and start of least cost over the run, at the intensities that came, finishing
         by the deadline, among those with room."""
         request = run.request
         job = self.jobs[run.job]
         span = max(1, math.ceil(request.runtime_hours))
-        last = math.floor((request.deadline - self.trace.times[0]) / HOUR - request.runtime_hours + _EPS)
+        last = self.last_start_hour(run)
         best: tuple[float, int, str] | None = None
         for name in sorted(set(request.allowed_regions)):
             r = self.index[name]
-            fixed = region_cost(
-                region=name,
-                demand=request.demand,
-                hints=request.hints,
-                carbon_g_per_kwh=0.0,
-                hours=request.runtime_hours,
-                config=self.config,
-            )
-            usd_per_g = (
-                fixed.energy_kwh / 1_000_000.0 * self.config.economics.effective_carbon_price_usd_per_tonne
-            )
-            base = fixed.compute_usd + fixed.egress_usd + fixed.latency_penalty_usd
-            for start in range(run.arrival, max(run.arrival, last) + 1):
+            base, usd_per_g = self.objective_terms(run, name)
+            for start in range(run.arrival, last + 1):
                 if not room.fits(r, start, span, job.cpu, job.memory_gib):
                     continue
                 cost = base + usd_per_g * self.mean_intensity(r, start, request.runtime_hours)
@@ -463,8 +456,36 @@ class JobReplay:
             return self._place(room, run, self.index[request.home_region], run.arrival)
         return self._place(room, run, self.index[best[2]], best[1])
 
+    def last_start_hour(self, run: Run) -> int:
+        """The last hour a run may start and still finish by its deadline (no safety margin)."""
+        request = run.request
+        last = math.floor((request.deadline - self.trace.times[0]) / HOUR - request.runtime_hours + _EPS)
+        return max(run.arrival, last)
 
-def _with_regions(request: DeferralRequest, regions: tuple[str, ...]) -> DeferralRequest:
+    def objective_terms(self, run: Run, region: str) -> tuple[float, float]:
+        """The planner's objective for the run in ``region``, as ``base + usd_per_g x mean intensity``:
+        (compute, egress and latency in USD; the carbon value of a g/kWh over the run)."""
+        request = run.request
+        fixed = region_cost(
+            region=region,
+            demand=request.demand,
+            hints=request.hints,
+            carbon_g_per_kwh=0.0,
+            hours=request.runtime_hours,
+            config=self.config,
+        )
+        usd_per_g = (
+            fixed.energy_kwh / 1_000_000.0 * self.config.economics.effective_carbon_price_usd_per_tonne
+        )
+        return fixed.compute_usd + fixed.egress_usd + fixed.latency_penalty_usd, usd_per_g
+
+
+def time_only_jobs(jobs: tuple[JobTemplate, ...], runs: list[Run]) -> frozenset[str]:
+    """The jobs with one region to run in: only time to shift."""
+    return frozenset(jobs[run.job].name for run in runs if len(set(run.request.allowed_regions)) == 1)
+
+
+def with_regions(request: DeferralRequest, regions: tuple[str, ...]) -> DeferralRequest:
     return request if regions == request.allowed_regions else replace(request, allowed_regions=regions)
 
 

@@ -26,7 +26,7 @@ def shares(result: JobsResult, jobs: frozenset[str] | None = None) -> dict[str, 
     }
 
 
-def _entry(totals: JobTotals) -> dict[str, Any]:
+def totals_entry(totals: JobTotals) -> dict[str, Any]:
     return {
         "emissionsGrams": round(totals.emissions_grams, 3),
         "costUsd": round(totals.cost_usd, 4),
@@ -41,9 +41,9 @@ def jobs_data(result: JobsResult) -> dict[str, Any]:
     the time-only ones (one region to run in); ecopulse's releases by reason."""
     policies: dict[str, Any] = {}
     for name in JOB_POLICIES:
-        summary = _entry(result.totals(name))
+        summary = totals_entry(result.totals(name))
         summary["byJob"] = {
-            job.name: _entry(result.totals(name, jobs=frozenset({job.name}))) for job in result.jobs
+            job.name: totals_entry(result.totals(name, jobs=frozenset({job.name}))) for job in result.jobs
         }
         policies[name] = summary
     return {

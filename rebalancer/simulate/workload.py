@@ -89,57 +89,77 @@ def _describe(value: object) -> str:
     return describe(value)
 
 
+class Checks:
+    """The file's checks of one value each: a problem is appended, with its key, and None returned.
+    Shared by the fleet file (simulate.fleetspec)."""
+
+    def __init__(self, problems: list[str], regions: frozenset[str] | None) -> None:
+        self.problems = problems
+        self.regions = regions  # the configuration's: the only names allowed (None: any)
+
+    def region_ok(self, key: str, name: object) -> bool:
+        if not isinstance(name, str) or not name:
+            self.problems.append(f"{key}: {not_a_string(name)} (a region name)")
+            return False
+        if self.regions is not None and name not in self.regions:
+            self.problems.append(f"{key}: {_describe(name)} is not one of the configured regions")
+            return False
+        return True
+
+    def quantity(self, key: str, raw: object, parse: str) -> float | None:
+        try:
+            value = cpu_cores(raw) if parse == "cpu" else memory_gib(raw)
+        except (QuantityError, TypeError, ValueError):
+            self.problems.append(f"{key}: must be a quantity, got {_describe(raw)}")
+            return None
+        if not math.isfinite(value) or value < 0:
+            self.problems.append(f"{key}: must be >= 0, got {_describe(raw)}")
+            return None
+        return value
+
+    def number(self, key: str, raw: object, *, positive: bool = False) -> float | None:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(float(raw)):
+            self.problems.append(f"{key}: must be a number, got {_describe(raw)}")
+            return None
+        if raw < 0 or (positive and raw == 0):
+            self.problems.append(f"{key}: must be {'>' if positive else '>='} 0, got {raw}")
+            return None
+        return float(raw)
+
+    def integer(self, key: str, raw: object, minimum: int) -> int | None:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            self.problems.append(f"{key}: must be an integer, got {_describe(raw)}")
+            return None
+        if raw < minimum:
+            self.problems.append(f"{key}: must be >= {minimum}, got {raw}")
+            return None
+        return raw
+
+
+def read_header(
+    document: object, *, top: set[str], kind: str, error: type[InputProblems], source: str
+) -> tuple[Mapping[str, object], list[str]]:
+    """The document as a mapping (else ``error`` is raised) and the problems of its top-level keys,
+    ``apiVersion`` and ``kind``: the start of every simulate input file's problems."""
+    if not isinstance(document, Mapping):
+        raise error([f"(top level): must be a mapping, got {_describe(document)}"], source=source)
+    problems: list[str] = []
+    for unknown in sorted(set(map(str, document)) - top):
+        problems.append(f"{unknown}: unknown key (allowed: {', '.join(sorted(top))})")
+    if document.get("apiVersion", API_VERSION) != API_VERSION:
+        problems.append(f"apiVersion: must be {API_VERSION}, got {_describe(document.get('apiVersion'))}")
+    if document.get("kind", kind) != kind:
+        problems.append(f"kind: must be {kind}, got {_describe(document.get('kind'))}")
+    return document, problems
+
+
 def parse_workload(
     document: object, *, regions: frozenset[str] | None = None, source: str = ""
 ) -> SimulatedWorkload:
     """Validate a parsed document; ``regions`` (the config's) are the only names allowed."""
-    problems: list[str] = []
-    if not isinstance(document, Mapping):
-        raise WorkloadError([f"(top level): must be a mapping, got {_describe(document)}"], source=source)
-    for unknown in sorted(set(map(str, document)) - _TOP):
-        problems.append(f"{unknown}: unknown key (allowed: {', '.join(sorted(_TOP))})")
-    if document.get("apiVersion", API_VERSION) != API_VERSION:
-        problems.append(f"apiVersion: must be {API_VERSION}, got {_describe(document.get('apiVersion'))}")
-    if document.get("kind", KIND) != KIND:
-        problems.append(f"kind: must be {KIND}, got {_describe(document.get('kind'))}")
-
-    def region_ok(key: str, name: object) -> bool:
-        if not isinstance(name, str) or not name:
-            problems.append(f"{key}: {not_a_string(name)} (a region name)")
-            return False
-        if regions is not None and name not in regions:
-            problems.append(f"{key}: {_describe(name)} is not one of the configured regions")
-            return False
-        return True
-
-    def quantity(key: str, raw: object, parse: str) -> float | None:
-        try:
-            value = cpu_cores(raw) if parse == "cpu" else memory_gib(raw)
-        except (QuantityError, TypeError, ValueError):
-            problems.append(f"{key}: must be a quantity, got {_describe(raw)}")
-            return None
-        if not math.isfinite(value) or value < 0:
-            problems.append(f"{key}: must be >= 0, got {_describe(raw)}")
-            return None
-        return value
-
-    def number(key: str, raw: object, *, positive: bool = False) -> float | None:
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(float(raw)):
-            problems.append(f"{key}: must be a number, got {_describe(raw)}")
-            return None
-        if raw < 0 or (positive and raw == 0):
-            problems.append(f"{key}: must be {'>' if positive else '>='} 0, got {raw}")
-            return None
-        return float(raw)
-
-    def integer(key: str, raw: object, minimum: int) -> int | None:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            problems.append(f"{key}: must be an integer, got {_describe(raw)}")
-            return None
-        if raw < minimum:
-            problems.append(f"{key}: must be >= {minimum}, got {raw}")
-            return None
-        return raw
+    document, problems = read_header(document, top=_TOP, kind=KIND, error=WorkloadError, source=source)
+    checks = Checks(problems, regions)
+    region_ok, quantity, number, integer = checks.region_ok, checks.quantity, checks.number, checks.integer
 
     capacity: dict[str, Capacity] = {}
     raw_capacity = document.get("capacity")

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from certs.issue import ca_bundle_b64, issue_ca, issue_serving_cert, write_bundle
+from core.deferral_bindings import CHOSEN_AFFINITY, POLICY_AFFINITY
 from tests.e2e.cluster import REPO, free_port
 from tests.e2e.fleet import Fleet, start_fleet_mode
 from tests.e2e.test_deferral_e2e import (
@@ -285,7 +286,12 @@ def test_a_held_job_runs_at_the_green_hour_in_the_green_member_only(
     time.sleep(10)
     repinned = binding(fleet, namespace, "train")
     assert repinned is not None
-    assert repinned["spec"]["placement"]["clusterAffinity"] == {"clusterNames": [GREEN_MEMBER]}
+    # The chosen member first; the edited policy's placement after it, for Karmada's failover only.
+    assert repinned["spec"]["placement"]["clusterAffinities"] == [
+        {"affinityName": CHOSEN_AFFINITY, "clusterNames": [GREEN_MEMBER]},
+        {"affinityName": POLICY_AFFINITY, "clusterNames": names},
+    ]
+    assert repinned.get("status", {}).get("schedulerObservingAffinityName") == CHOSEN_AFFINITY
     assert set(members_with_job(fleet, namespace, "train")) == {GREEN_MEMBER}
     notes = {
         e.get("reason"): e.get("note") or e.get("message") or ""

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonpatch
 
-from core.deferral_bindings import PINNED_CLUSTER_LABEL
+from core.deferral_bindings import CHOSEN_AFFINITY, PINNED_CLUSTER_LABEL
 from tests.conftest import MOCK_CONFIG, StartWebhook
 from tests.unit.test_fleet_deferral import binding, held_job
 
@@ -99,7 +99,10 @@ def test_a_pinned_binding_keeps_its_pin_when_the_policy_is_copied_over_it(
         {"affinityName": "a", "clusterNames": ["member-us-east-1"]}
     ]
     out = patched(raw, answer(start_webhook, review(raw, operation="UPDATE"), {}))
-    assert out["spec"]["placement"]["clusterAffinity"] == {"clusterNames": ["member-eu-north-1"]}
-    assert "clusterAffinities" not in out["spec"]["placement"]
+    assert out["spec"]["placement"]["clusterAffinities"] == [
+        {"affinityName": CHOSEN_AFFINITY, "clusterNames": ["member-eu-north-1"]},
+        {"affinityName": "a", "clusterNames": ["member-us-east-1"]},
+    ]
+    assert "clusterAffinity" not in out["spec"]["placement"]
     again = answer(start_webhook, review(out, operation="UPDATE"), {})
     assert "patch" not in again and again["auditAnnotations"] == {"decision": "pin-holds"}

@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 from core.config import parse_config_text
 from core.deferral import HourlyForecast, StartReason, hour_floor
 from core.deferral_bindings import (
+    CHOSEN_AFFINITY,
     FLEET_MEMBER_ANNOTATION,
     PINNED_CLUSTER_LABEL,
+    POLICY_AFFINITY,
     JobBinding,
     binding_release_patch,
+    pin_ops,
     slim_job_binding,
 )
 from core.deferral_hints import NotDeferred, job_facts, stamp
@@ -274,8 +277,12 @@ def test_the_two_writes_as_the_api_server_applies_them() -> None:
     assert record is not None
     out = jsonpatch.apply_patch(raw, binding_release_patch(record, member=release.member))
     assert out["spec"]["suspension"] == {"scheduling": False}
-    assert out["spec"]["placement"]["clusterAffinity"] == {"clusterNames": ["member-eu-north-1"]}
-    assert "clusterAffinities" not in out["spec"]["placement"]
+    # The chosen member first; the user's own terms after it, for Karmada's failover only.
+    assert out["spec"]["placement"]["clusterAffinities"] == [
+        {"affinityName": CHOSEN_AFFINITY, "clusterNames": ["member-eu-north-1"]},
+        {"affinityName": "a", "clusterNames": ["member-us-east-1"]},
+    ]
+    assert "clusterAffinity" not in out["spec"]["placement"]
     assert out["spec"]["placement"]["replicaScheduling"] == raw["spec"]["placement"]["replicaScheduling"]
     assert out["metadata"]["labels"] == {"x": "y", PINNED_CLUSTER_LABEL: "member-eu-north-1"}
     # A binding without labels gets the map; unpinned leaves the user's placement alone.
@@ -288,6 +295,62 @@ def test_the_two_writes_as_the_api_server_applies_them() -> None:
     ] == {PINNED_CLUSTER_LABEL: "m"}
     unpinned = jsonpatch.apply_patch(bare, binding_release_patch(bare_record, member=""))
     assert unpinned["spec"]["placement"] == bare["spec"]["placement"]
+
+
+@pytest.mark.parametrize(
+    ("placement", "fallback"),
+    [
+        # The policy's single affinity becomes the term after ours, as it was.
+        (
+            {"clusterAffinity": {"clusterNames": ["member-us-east-1", "member-eu-north-1"]}},
+            [{"affinityName": POLICY_AFFINITY, "clusterNames": ["member-us-east-1", "member-eu-north-1"]}],
+        ),
+        (
+            {"clusterAffinity": {"labelSelector": {"matchLabels": {"tier": "batch"}}, "exclude": ["m"]}},
+            [
+                {
+                    "affinityName": POLICY_AFFINITY,
+                    "labelSelector": {"matchLabels": {"tier": "batch"}},
+                    "exclude": ["m"],
+                }
+            ],
+        ),
+        # No affinity: any member, as Karmada reads an empty term.
+        ({}, [{"affinityName": POLICY_AFFINITY}]),
+        # The policy's own ordered terms, kept in order after ours.
+        (
+            {
+                "clusterAffinities": [
+                    {"affinityName": "primary", "clusterNames": ["a"]},
+                    {"affinityName": "backup"},
+                ]
+            },
+            [{"affinityName": "primary", "clusterNames": ["a"]}, {"affinityName": "backup"}],
+        ),
+    ],
+)
+def test_a_released_binding_leaves_karmadas_failover_the_policys_placement(
+    placement: dict[str, Any], fallback: list[dict[str, Any]]
+) -> None:
+    """Pinned to one member only, a Job whose member fails after the release could go nowhere:
+    Karmada's scheduler tries ``clusterAffinities`` in order and moves on when a term cannot
+    schedule, so the policy's own placement follows the chosen member."""
+    raw = binding()
+    raw["spec"]["placement"] = {"replicaScheduling": {"replicaSchedulingType": "Duplicated"}, **placement}
+    record = slim_job_binding(raw)
+    assert record is not None
+    out = jsonpatch.apply_patch(raw, binding_release_patch(record, member="member-eu-north-1"))
+    assert out["spec"]["placement"] == {
+        "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
+        "clusterAffinities": [
+            {"affinityName": CHOSEN_AFFINITY, "clusterNames": ["member-eu-north-1"]},
+            *fallback,
+        ],
+    }
+    # Pinned again later (the detector copied a policy over it): the same placement, no nesting.
+    pinned = slim_job_binding(out)
+    assert pinned is not None
+    assert jsonpatch.apply_patch(out, pin_ops(pinned, member="member-eu-north-1")) == out
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from prometheus_client import Counter
@@ -24,6 +24,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from core.config import EcoPulseConfiguration, PriceProviderName, PricingSettings
 from core.model import CapacityType, PriceQuote, PriceRates, Region
 from core.signals.base import Clock, ProviderError, ProviderErrorKind, utc_now
+from core.signals.periodic import Backoff, PeriodicThread
 from core.signals.prices.base import PriceProvider, RegionPrices, ResourcePrices
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,17 @@ class PriceRefresher:
         self._fallen_back: set[str] = set()
         self._provider: PriceProvider | None = None
         self._provider_error: ProviderError | None = None
-        self._backoff_until: datetime | None = None
-        self._consecutive_backoffs = 0
+        self._backoff = Backoff(max_seconds=MAX_BACKOFF_SECONDS)
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Wake at least every maxStaleSeconds too, so a fallback is counted when it happens.
+        self._worker = PeriodicThread(
+            name="price-refresher",
+            run_round=self.refresh_once,
+            interval_seconds=lambda: min(
+                self._config.pricing.refresh_seconds, self._config.pricing.max_stale_seconds
+            ),
+            failure_message="price refresh round failed",
+        )
         self._install(config.pricing)
 
     @property
@@ -169,8 +175,7 @@ class PriceRefresher:
             self._provider.close()
         self._cache = {}
         self._fallen_back = set()
-        self._backoff_until = None
-        self._consecutive_backoffs = 0
+        self._backoff.reset()
         try:
             self._provider, self._provider_error = self._factory(settings), None
         except ProviderError as error:
@@ -193,7 +198,7 @@ class PriceRefresher:
             previous, self._config = self._config, config
             if previous.pricing != config.pricing:
                 self._install(config.pricing)
-        self._wake.set()
+        self._worker.wake()
 
     def check_config(self, config: EcoPulseConfiguration) -> list[str]:
         """A reload whose price provider cannot be built is refused, as for carbon."""
@@ -232,7 +237,7 @@ class PriceRefresher:
                 PRICE_REFRESH_FAILURES.labels(source=source, reason="config").inc()
                 report.failed = {r.name: str(self._provider_error) for r in self._asked()}
             return report
-        if self._backoff_until is not None and now < self._backoff_until:
+        if self._backoff.blocks(now):
             report.skipped_backoff = True
             return report
         asked = self._asked()
@@ -255,7 +260,7 @@ class PriceRefresher:
             log.exception("price provider raised unexpectedly", extra={"provider": source})
             report.failed = {r.name: f"internal: {type(error).__name__}" for r in asked}
             return report
-        self._consecutive_backoffs = 0
+        self._backoff.succeeded()
         for region in asked:
             result = fetched.get(region.name)
             if result is None:
@@ -300,10 +305,11 @@ class PriceRefresher:
                 self._fallen_back.discard(name)
 
     def _back_off(self, now: datetime, error: ProviderError) -> None:
-        self._consecutive_backoffs += 1
-        exponential = self._config.pricing.refresh_seconds * (2 ** (self._consecutive_backoffs - 1))
-        seconds = min(MAX_BACKOFF_SECONDS, max(error.retry_after_seconds or 0.0, exponential))
-        self._backoff_until = now + timedelta(seconds=seconds)
+        seconds = self._backoff.refused(
+            now,
+            base_seconds=self._config.pricing.refresh_seconds,
+            retry_after_seconds=error.retry_after_seconds,
+        )
         log.warning("price provider backing off", extra={"provider": self.source, "seconds": seconds})
 
     def quotes(self, now: datetime) -> dict[str, PriceQuote]:
@@ -321,25 +327,10 @@ class PriceRefresher:
         }
 
     def start(self) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.refresh_once()
-                except Exception:
-                    log.exception("price refresh round failed")
-                # Wake at least every maxStaleSeconds too, so a fallback is counted when it happens.
-                settings = self._config.pricing
-                self._wake.wait(min(settings.refresh_seconds, settings.max_stale_seconds))
-                self._wake.clear()
-
-        self._thread = threading.Thread(target=loop, name="price-refresher", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._worker.stop()
         if self._provider is not None:
             self._provider.close()
 
