@@ -53,6 +53,8 @@ def forecasts(regions: list[str], hours: int, rng: random.Random) -> list[Hourly
                 bias_g_per_kwh=(0.0, *(rng.gauss(0.0, level * 0.02) for _ in range(hours))),
                 spread_g_per_kwh=(0.0, *(level * 0.1 * (1 + k / hours) for k in range(hours))),
                 error_samples=PAST_FORECASTS - hours,
+                # what the record says its mean is worth (forecasts an hour apart err alike)
+                effective_samples=tuple(rng.uniform(2.0, PAST_FORECASTS - hours) for _ in range(hours + 1)),
                 made_at=ORIGIN,
             )
         )

@@ -453,9 +453,10 @@ class DeferralSettings:
         doc="a wait must beat starting now by this much, net (carbon value, price, egress, latency)",
     )
     confidence_z: float = setting(
-        2.0,
+        0.0,
         minimum=0.0,
-        doc="a wait's saving must survive this many times the forecast's recent error (0: off)",
+        doc="a wait's saving is counted less the forecast's recent mean overstatement and this many "
+        "standard errors of it (0: the mean alone, or the forecast as given while no record is known)",
     )
     lease_tolerance_seconds: float = setting(
         30.0,

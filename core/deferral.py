@@ -8,18 +8,26 @@ the forecast's mean intensity over the run: compute, carbon value, egress and la
 moves are priced. The planner compares the (region, start) of least cost with starting now in the
 region that is best now (what placement alone does):
 
-- starts are hour boundaries (the current hour, then each next one); a start is a candidate only
-  when it is no later than the latest start and the whole run lies within what the forecast knows
-  for that region (plan only over what is known);
+- starts are hour boundaries (the current hour, then each next one) and the latest start itself
+  when it falls within an hour (the run that ends last); a start is a candidate only when it is
+  no later than the latest start and the whole run lies within what the forecast knows for that
+  region (plan only over what is known);
+- the forecast is first corrected by what its source's record is sure of: at each lead, its
+  recent mean error (``HourlyForecast.bias_g_per_kwh``) shrunk by the standard error of that
+  mean over the forecasts it is worth (``effective_samples``: consecutive forecasts err alike),
+  positive-part James-Stein; what is not taken off stays in the record;
 - a wait is taken only when it beats starting now by at least ``min_benefit_usd`` and its saving
   survives the forecast's recent error: the saving is counted less how much the source's recent
-  forecasts overstated it (their mean error over the run starting now in the region best now,
-  less that over the run at the chosen start in the chosen region, lead by lead), plus
-  ``confidence_z`` standard errors of that mean. The errors are measured against what came
-  (``HourlyForecast.bias_g_per_kwh`` and ``spread_g_per_kwh``, kept by
-  ``core.forecast.ForecastErrors``), as the robust rule measures a move's gap
-  (docs/robust-moves.md). A wait that does not survive, or whose error is not known yet (fewer
-  than ``MIN_ERROR_SAMPLES`` past forecasts), releases now: unknown means do nothing;
+  forecasts still overstated it (their mean error left after the correction over the run
+  starting now in the region best now, less that over the run at the chosen start in the chosen
+  region, lead by lead), plus ``confidence_z`` standard errors of that mean. By default
+  ``confidence_z`` is 0: the expected saving, as the Jobs' savings add up and a hold is
+  re-planned each cycle (docs/deferral-simulate.md). The errors are measured against what came
+  (``core.forecast.ForecastErrors``), as the robust rule measures a move's gap
+  (docs/robust-moves.md). A wait that does not survive releases now; one whose error is not known
+  yet (fewer than ``MIN_ERROR_SAMPLES`` past forecasts) does too with ``confidence_z`` above 0
+  (unknown means do nothing), and is taken on the forecast as given at 0 (the webhook's case: it
+  keeps no record);
 - ties go to the earlier start, then to the region name, so the answer does not depend on the
   order of the inputs; the plan is never worse than now by its own forecast.
 
@@ -45,11 +53,12 @@ from core.power import pod_energy_kwh
 HOUR = timedelta(hours=1)
 SECONDS_PER_HOUR = 3600.0
 # A wait's saving is counted less the forecast's recent overstatement of that saving, plus this
-# many standard errors of it: two, a one-sided bound of about 98 % were it normal, as the robust
-# rule's gapErrorMargin for a move. Only the forecast's bias is taken off, not its spread: a hold
-# is re-planned every cycle with a newer forecast, so an unbiased error is corrected as the hour
-# nears, where a move is done once.
-DEFAULT_CONFIDENCE_Z = 2.0
+# many standard errors of it. None by default: the decision of most expected saving is the one
+# on the expected saving (the saving less the mean overstatement), and what is judged is the sum
+# over many Jobs, where a margin for one Job's bad luck only gives up saving. Only the forecast's
+# bias is taken off, not its spread: a hold is re-planned every cycle with a newer forecast, so
+# an unbiased error is corrected as the hour nears, where a move is done once.
+DEFAULT_CONFIDENCE_Z = 0.0
 # Fewer past forecasts than this covering a saving's hours and its error is unknown.
 MIN_ERROR_SAMPLES = 24
 DEFAULT_SAFETY_MARGIN_SECONDS = 1800.0
@@ -89,6 +98,9 @@ class HourlyForecast:
     bias_g_per_kwh: tuple[float, ...] = ()
     spread_g_per_kwh: tuple[float, ...] = ()
     error_samples: int = 0
+    # By lead, how many independent forecasts the mean error is worth (consecutive forecasts err
+    # alike); () unknown: the forecast is taken as given, less nothing.
+    effective_samples: tuple[float, ...] = ()
     made_at: datetime
     source: str = ""
 
@@ -210,6 +222,9 @@ class _Windows:
     means: list[float]  # k = 0 .. len - 1 (k = 0: now); only starts whose run the forecast covers
     best_upto: list[int]  # best_upto[k]: the k' in 1..k of least mean (earliest on ties); [0] = 0
     now_mean: float  # over what is known of the run from now (equals means[0] when covered)
+    prefix: list[float] = field(default_factory=list)  # of the forecast's hourly values, from slot 0
+    values: Sequence[float] = ()
+    record: _Record | None = None
     # The source's record over the same runs (None: unknown): mean error and its spread, and how
     # many forecasts they are from.
     bias: list[float] | None = None
@@ -248,14 +263,20 @@ class ForecastTable:
         self._prices: Mapping[str, PriceRates] = prices or {}
         self.origin = hour_floor(now)
         self._values: dict[str, tuple[float, ...]] = {}
+        self._given: dict[str, tuple[float, ...]] = {}  # as the source gave them
         self._records: dict[str, _Record | None] = {}
         for forecast in forecasts:
             offset = math.floor((self.origin - forecast.start).total_seconds() / SECONDS_PER_HOUR)
             length = len(forecast.carbon_g_per_kwh)
             if offset < 0 or offset >= length:
                 continue  # does not cover now: unknown
-            self._values[forecast.region] = forecast.carbon_g_per_kwh[offset:]
-            self._records[forecast.region] = _record(forecast, offset)
+            record = _record(forecast, offset)
+            values = forecast.carbon_g_per_kwh[offset:]
+            self._given[forecast.region] = values
+            if record is not None and len(forecast.effective_samples) == len(forecast.carbon_g_per_kwh):
+                values, record = _corrected(values, record, forecast.effective_samples[offset:])
+            self._values[forecast.region] = values
+            self._records[forecast.region] = record
         self.known = frozenset(self._values)
         self._windows: dict[float, dict[str, _Windows]] = {}
         self._fixed: dict[tuple[PodDemand, PlacementHints, float], dict[str, float]] = {}
@@ -331,6 +352,32 @@ def _record(forecast: HourlyForecast, offset: int) -> _Record | None:
     )
 
 
+def _corrected(
+    values: tuple[float, ...], record: _Record, effective: Sequence[float]
+) -> tuple[tuple[float, ...], _Record]:
+    """The forecast less the part of its recent mean error the record is sure of, and the record
+    of what is left. At each lead the mean error b is shrunk by its standard error se (positive-part
+    James-Stein, b (1 - se^2 / b^2), se^2 = spread^2 / the forecasts it is worth): a mean error
+    well beyond its standard error is taken off the forecast whole, one within it barely; what is
+    not taken off stays the record's, for a wait's saving to survive."""
+    out: list[float] = []
+    left: list[float] = []
+    for value, bias, spread, n in zip(values, record.bias, record.spread, effective, strict=True):
+        sure = 0.0
+        if bias * bias > 0.0:
+            sure = bias * max(0.0, 1.0 - spread * spread / max(n, 1.0) / (bias * bias))
+        out.append(max(0.0, value - sure))
+        left.append(bias - sure)
+    rest = tuple(left)
+    return tuple(out), _Record(
+        bias_prefix=_prefix(rest),
+        bias=rest,
+        spread_prefix=record.spread_prefix,
+        spread=record.spread,
+        samples=record.samples,
+    )
+
+
 def _prefix(values: Sequence[float]) -> list[float]:
     out = [0.0]
     for value in values:
@@ -352,6 +399,24 @@ def _window_mean(prefix: Sequence[float], values: Sequence[float], start: int, h
     return total / hours
 
 
+def _integral(prefix: Sequence[float], values: Sequence[float], at: float) -> float:
+    """The integral of the hourly step function ``values`` over ``[0, at)`` (``at`` within them)."""
+    whole = math.floor(at)
+    total = prefix[whole]
+    if at - whole > _EPS:
+        total += (at - whole) * values[whole]
+    return total
+
+
+def _mean_from(prefix: Sequence[float], values: Sequence[float], start: float, hours: float) -> float | None:
+    """The mean of ``values`` over ``[start, start + hours)`` for a start within an hour (the
+    latest start), None past their end."""
+    if start + hours > len(values) + _EPS or hours <= _EPS:
+        return None
+    end = min(float(len(values)), start + hours)
+    return (_integral(prefix, values, end) - _integral(prefix, values, start)) / hours
+
+
 def _build_windows(values: Sequence[float], runtime_hours: float, record: _Record | None) -> _Windows:
     prefix = _prefix(values)
     means: list[float] = []
@@ -367,7 +432,9 @@ def _build_windows(values: Sequence[float], runtime_hours: float, record: _Recor
     # The forecast ends before the run would: what is known of it.
     known_mean = sum(values) / len(values) if values else math.nan
     now_mean = means[0] if means else known_mean
-    windows = _Windows(means=means, best_upto=best_upto, now_mean=now_mean)
+    windows = _Windows(
+        means=means, best_upto=best_upto, now_mean=now_mean, prefix=prefix, values=values, record=record
+    )
     if record is not None:
         bias = [_window_mean(record.bias_prefix, record.bias, k, runtime_hours) for k in range(len(means))]
         spread = [
@@ -390,6 +457,21 @@ def _overstatement(now: _Windows, later: _Windows, k: int) -> tuple[float, float
         return None
     samples = min(now.samples, later.samples)
     return now.bias[0] - later.bias[k], (now.spread[0] + later.spread[k]) / math.sqrt(samples)
+
+
+def _tail_overstatement(
+    now: _Windows, later: _Windows, at: float, hours: float
+) -> tuple[float, float] | None:
+    """``_overstatement`` for the run starting at the latest start, ``at`` hours from slot 0."""
+    if now.bias is None or now.spread is None or not now.bias or later.record is None:
+        return None
+    record = later.record
+    bias = _mean_from(record.bias_prefix, record.bias, at, hours)
+    spread = _mean_from(record.spread_prefix, record.spread, at, hours)
+    if bias is None or spread is None or now.spread is None:
+        return None
+    samples = min(now.samples, later.samples)
+    return now.bias[0] - bias, (now.spread[0] + spread) / math.sqrt(samples)
 
 
 def plan_start(
@@ -447,10 +529,22 @@ def _plan(
     windows_by_region = table.windows(runtime)
     fixed_by_region = table.fixed_usd(request, config)
     # The last start slot (-1: none, the latest start has come).
-    last_k = math.floor((latest - table.origin).total_seconds() / SECONDS_PER_HOUR) if latest > now else -1
+    latest_at = (latest - table.origin).total_seconds() / SECONDS_PER_HOUR  # hours from slot 0
+    last_k = math.floor(latest_at) if latest > now else -1
     first_k = 1
     if request.not_before > table.origin + HOUR:
         first_k = math.ceil((request.not_before - table.origin).total_seconds() / SECONDS_PER_HOUR)
+    # The latest start itself, when it falls within an hour: the run that ends last, a half hour
+    # (the safety margin's) after the last whole-hour start. Only if it is later than now and than
+    # the arrival; its mean is over the hours it overlaps, pro rata.
+    tail_at: float | None = None
+    tail_whole = tail_whole_end = 0
+    tail_part = tail_part_end = tail_end = 0.0
+    if latest > now and latest >= request.not_before and latest_at - last_k > _EPS and runtime > _EPS:
+        tail_at = latest_at
+        tail_end = latest_at + runtime
+        tail_whole, tail_whole_end = math.floor(latest_at), math.floor(tail_end)
+        tail_part, tail_part_end = latest_at - tail_whole, tail_end - tail_whole_end
     # One pass over the regions: the best now, and the best later start of each (the best hour up to
     # the latest start is looked up, not searched). Regions are visited in the request's order;
     # every comparison breaks ties by the start, then the name, so that order does not matter.
@@ -472,23 +566,43 @@ def _plan(
             now_windows = windows
         means = windows.means
         top = min(len(means) - 1, last_k)
-        if top < first_k:
-            continue
-        if first_k == 1:
-            k = windows.best_upto[top]
-        else:  # arrives later than the next hour: rare, scan
-            k = min(range(first_k, top + 1), key=lambda j: (means[j], j))
-        cost = fixed + usd_per_g * means[k]
-        if best is None or cost < best.cost or (cost == best.cost and (k, region) < (best.k, best.region)):
-            best = _Candidate(region=region, k=k, cost=cost, mean=means[k], windows=windows)
+        if top >= first_k:
+            if first_k == 1:
+                k = windows.best_upto[top]
+            else:  # arrives later than the next hour: rare, scan
+                k = min(range(first_k, top + 1), key=lambda j: (means[j], j))
+            cost = fixed + usd_per_g * means[k]
+            if (
+                best is None
+                or cost < best.cost
+                or (cost == best.cost and (k, region) < (best.at, best.region))
+            ):
+                best = _Candidate(region=region, at=k, cost=cost, mean=means[k], windows=windows)
+        if tail_at is not None and tail_end <= len(windows.values) + _EPS:
+            # _mean_from inlined (once per region and Job): the integral from slot 0 to the end,
+            # less that to the start
+            values, prefix = windows.values, windows.prefix
+            mean = (
+                prefix[tail_whole_end]
+                + (tail_part_end * values[tail_whole_end] if tail_part_end > _EPS else 0.0)
+                - prefix[tail_whole]
+                - tail_part * values[tail_whole]
+            ) / runtime
+            cost = fixed + usd_per_g * mean
+            if (
+                best is None
+                or cost < best.cost
+                or (cost == best.cost and (tail_at, region) < (best.at, best.region))
+            ):
+                best = _Candidate(region=region, at=tail_at, cost=cost, mean=mean, windows=windows)
     if now_best is None:
         return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=None)
     now_cost, now_region, now_mean = now_best
-    if last_k < first_k:
+    if last_k < first_k and tail_at is None:
         return _released(request, StartReason.RELEASE_BY, now=now, latest=latest, now_best=now_best)
     if best is None:
         return _released(request, StartReason.NO_FORECAST, now=now, latest=latest, now_best=now_best)
-    best.start = table.origin + HOUR * best.k
+    best.start = latest if best.at == tail_at else table.origin + HOUR * int(best.at)
     best.net_usd = now_cost - best.cost
     if best.net_usd <= _EPS:
         return _released(
@@ -498,19 +612,24 @@ def _plan(
         return _released(
             request, StartReason.NOT_WORTH_WAITING, now=now, latest=latest, now_best=now_best, candidate=best
         )
-    if confidence_z > 0:
+    overstated: tuple[float, float] | None = None
+    if best.windows and now_windows:
         overstated = (
-            _overstatement(now_windows, best.windows, best.k) if best.windows and now_windows else None
+            _tail_overstatement(now_windows, best.windows, best.at, runtime)
+            if best.at == tail_at
+            else _overstatement(now_windows, best.windows, int(best.at))
         )
-        if overstated is not None:
-            mean, standard_error = overstated
-            best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
-        if best.robust_usd is None or best.robust_usd <= 0:
-            return _released(
-                request, StartReason.NOT_ROBUST, now=now, latest=latest, now_best=now_best, candidate=best
-            )
-    else:
-        best.robust_usd = best.net_usd
+    if overstated is not None:
+        # The expected saving: less what such forecasts overstated it by lately (never more than
+        # forecast), then less confidence_z standard errors of that mean.
+        mean, standard_error = overstated
+        best.robust_usd = best.net_usd - max(0.0, mean + confidence_z * standard_error) * usd_per_g
+    elif confidence_z <= 0:
+        best.robust_usd = best.net_usd  # no record: the forecast as given
+    if best.robust_usd is None or best.robust_usd <= 0:
+        return _released(
+            request, StartReason.NOT_ROBUST, now=now, latest=latest, now_best=now_best, candidate=best
+        )
     return StartPlan(
         region=best.region,
         start=best.start,
@@ -564,7 +683,7 @@ def _released(
 @dataclass(slots=True, kw_only=True)
 class _Candidate:
     region: str
-    k: int
+    at: float  # hours from slot 0: a whole hour, or the latest start
     cost: float
     mean: float
     windows: _Windows | None = None

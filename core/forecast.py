@@ -18,7 +18,11 @@ Nothing in it is fitted to a zone or a year: two means and one correlation, each
 
 ``ForecastErrors`` measures any forecast (embedded or a provider's) against what came: for each
 lead hour k, the RMS error of the forecasts made in the window at lead k, made non-decreasing in
-k. That is the "recent error" the deferral planner asks a wait's saving to survive.
+k. That is the "recent error" the deferral planner asks a wait's saving to survive. By lead it
+also keeps the mean error and its spread, and how alike the errors of forecasts made an hour apart
+are (their correlation r): a mean of n such errors is worth n (1 - r) / (1 + r) independent ones
+(``HourlyForecast.effective_samples``), which is how sure the planner may be of a source's bias
+before it corrects the forecast by it.
 """
 
 from __future__ import annotations
@@ -179,6 +183,7 @@ class ForecastErrors:
             bias_g_per_kwh=bias,
             spread_g_per_kwh=spread,
             error_samples=min(state.counts[:length]),
+            effective_samples=tuple(_effective(state, k, bias[k], spread[k]) for k in range(length)),
         )
 
     def _forget(self, state: _RegionErrors, hour: int) -> None:
@@ -186,9 +191,9 @@ class ForecastErrors:
         state.latest = hour if state.latest is None else max(state.latest, hour)
         oldest = state.latest - self.window_hours
         for origin in [o for o in state.complete if o <= oldest]:
-            state.unsum(state.complete.pop(origin))
+            state.unsum(origin, state.complete.pop(origin))
         for origin in [o for o in state.pending if o <= oldest]:
-            state.unsum(state.pending.pop(origin).errors)
+            state.unsum(origin, state.pending.pop(origin).errors)
         horizon = max((len(p.predicted) for p in state.pending.values()), default=0)
         for h in [h for h in state.actuals if h <= oldest - horizon]:
             del state.actuals[h]
@@ -204,7 +209,17 @@ class _Pending:
 
 
 class _RegionErrors:
-    __slots__ = ("actuals", "complete", "counts", "latest", "pending", "squares", "sums")
+    __slots__ = (
+        "actuals",
+        "complete",
+        "counts",
+        "lagged",
+        "lagged_counts",
+        "latest",
+        "pending",
+        "squares",
+        "sums",
+    )
 
     def __init__(self) -> None:
         self.actuals: dict[int, float] = {}
@@ -214,7 +229,25 @@ class _RegionErrors:
         self.sums: list[float] = []  # by lead: errors, squared errors, how many
         self.squares: list[float] = []
         self.counts: list[int] = []
+        # by lead: the products of the errors of forecasts made an hour apart, and how many (how
+        # alike consecutive forecasts err: what a mean of them is worth)
+        self.lagged: list[float] = []
+        self.lagged_counts: list[int] = []
         self.latest: int | None = None
+
+    def error_at(self, origin: int, k: int) -> float | None:
+        pending = self.pending.get(origin)
+        if pending is not None:
+            return pending.errors[k] if k < len(pending.errors) else None
+        complete = self.complete.get(origin)
+        return complete[k] if complete is not None and k < len(complete) else None
+
+    def _pair(self, origin: int, k: int, error: float, sign: int) -> None:
+        for neighbour in (origin - 1, origin + 1):
+            other = self.error_at(neighbour, k)
+            if other is not None:
+                self.lagged[k] += sign * error * other
+                self.lagged_counts[k] += sign
 
     def fill(self, origin: int, k: int, actual: float) -> None:
         pending = self.pending[origin]
@@ -227,19 +260,37 @@ class _RegionErrors:
             self.sums.append(0.0)
             self.squares.append(0.0)
             self.counts.append(0)
+            self.lagged.append(0.0)
+            self.lagged_counts.append(0)
         self.sums[k] += error
         self.squares[k] += error * error
         self.counts[k] += 1
+        self._pair(origin, k, error, 1)
         if not pending.missing:
             del self.pending[origin]
             self.complete[origin] = tuple(e for e in pending.errors if e is not None)
 
-    def unsum(self, errors: Sequence[float | None]) -> None:
+    def unsum(self, origin: int, errors: Sequence[float | None]) -> None:
+        """Take out a forecast no longer stored (``origin`` already dropped), and its pairs with
+        the forecasts made an hour before and after it that still are."""
         for k, error in enumerate(errors):
             if error is not None:
                 self.sums[k] -= error
                 self.squares[k] -= error * error
                 self.counts[k] -= 1
+                self._pair(origin, k, error, -1)
+
+
+def _effective(state: _RegionErrors, k: int, bias: float, spread: float) -> float:
+    """How many independent forecasts the mean error at lead k is worth: n (1 - r) / (1 + r), r the
+    correlation of the errors of forecasts made an hour apart (in [0, 1)): forecasts that err
+    alike from one hour to the next tell the mean little more than one of them does."""
+    n = state.counts[k]
+    pairs = state.lagged_counts[k] if k < len(state.lagged_counts) else 0
+    if pairs <= 0 or spread <= 0.0:
+        return float(n)
+    r = min(1.0 - 1e-9, max(0.0, (state.lagged[k] / pairs - bias * bias) / (spread * spread)))
+    return max(1.0, n * (1.0 - r) / (1.0 + r))
 
 
 def _hour_of(at: datetime) -> int:

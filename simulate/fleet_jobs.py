@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from core.config import EcoPulseConfiguration
-from core.deferral import DEFAULT_CONFIDENCE_Z, HourlyForecast, StartReason, plan_start, plan_starts
+from core.deferral import DEFAULT_CONFIDENCE_Z, HOUR, HourlyForecast, StartReason, plan_start, plan_starts
 from core.forecast import ForecastErrors
 from core.trace import Trace
 from fleet.deferral import ready_members
@@ -147,36 +147,40 @@ class FleetJobReplay:
 
     # -- placing and accounting -----------------------------------------------------------------
 
-    def _place(self, lane: _Lane, run: Run, member: int, start: int) -> RunOutcome:
+    def _place(self, lane: _Lane, run: Run, member: int, start: float) -> RunOutcome:
         """Start on ``member`` at ``start``, or when it has room (pods pending); a member that is
-        not Ready, or fails under the run, hands it to Karmada's failover (the module docstring)."""
+        not Ready, or fails under the run, hands it to Karmada's failover (the module docstring).
+        A start within an hour (a release at the latest start) holds that hour to the one its run
+        ends in; a run that has to wait starts on the hour."""
         room = lane.room
         job = self.fleet.jobs[run.job]
-        span = self._span(run)
         lost_grams = lost_usd = 0.0
-        at, m = start, member
+        at: float = start
+        m = member
         last = self.hours - 1
         while True:
-            if at < self.hours and not self.ready[m][at]:
-                found = self._failover(room, run, at)
-                if found is None and at < last:
-                    at += 1  # no member it allows is Ready: pending
+            hour = math.floor(at)
+            span = max(self._span(run), math.ceil(at + run.request.runtime_hours - 1e-9) - hour)
+            if hour < self.hours and not self.ready[m][hour]:
+                found = self._failover(room, run, hour)
+                if found is None and hour < last:
+                    at = hour + 1  # no member it allows is Ready: pending
                     continue
                 m = found if found is not None else m
-            if at < last and not room.fits(m, at, span, job.cpu, job.memory_gib):
-                at += 1
+            if hour < last and not room.fits(m, hour, span, job.cpu, job.memory_gib):
+                at = hour + 1
                 continue
-            down = self._down_from[m][min(at, self.hours)]
-            if down >= at + span or down >= self.hours:
+            down = self._down_from[m][min(hour, self.hours)]
+            if down >= hour + span or down >= self.hours:
                 break
             # The member fails under the run: the hours it ran are lost, it restarts elsewhere.
-            room.take(m, at, down - at, job.cpu, job.memory_gib)
+            room.take(m, hour, down - hour, job.cpu, job.memory_gib)
             lost = self.base.run_cost(run, self.region_of[m], at, float(down - at))
             lost_grams += lost.emissions_grams
             lost_usd += lost.compute_usd + lost.egress_usd
             lane.failovers += 1
             at = down
-        room.take(m, at, span, job.cpu, job.memory_gib)
+        room.take(m, hour, span, job.cpu, job.memory_gib)
         outcome = self.base.outcome(run, self.region_of[m], at)
         outcome = replace(
             outcome,
@@ -277,6 +281,7 @@ class FleetJobReplay:
         planned = dict(zip(asked, plans, strict=True))
         still: list[Run] = []
         for i, run in enumerate(held):
+            at: float = hour
             plan = planned.get(i)
             if plan is None:
                 # No Ready member it may run in: waiting is all there is, until release-by (then
@@ -285,16 +290,20 @@ class FleetJobReplay:
                     still.append(run)
                     continue
                 reason, member = str(StartReason.RELEASE_BY), self.home[run.job]
-            elif not plan.release_now:
+            elif not plan.release_now and plan.start >= self.base.trace.times[hour] + HOUR:
                 still.append(run)
                 continue
             else:
                 # The member in that region as room is now: runs released before it in this pass
-                # have taken theirs.
+                # have taken theirs. A plan for its latest start within this hour is released at
+                # it, as one cluster's replay does (the live loop asks every cycle).
                 found = self._usable(lane.room, run, hour).get(plan.region)
-                reason, member = str(plan.reason), self._index[found] if found else self.home[run.job]
+                reason = str(plan.reason if plan.release_now else StartReason.RELEASE_BY)
+                member = self._index[found] if found else self.home[run.job]
+                if not plan.release_now:
+                    at = hour + (plan.start - self.base.trace.times[hour]) / HOUR
             reasons[reason] = reasons.get(reason, 0) + 1
-            self._place(lane, run, member, hour)
+            self._place(lane, run, member, at)
         return still
 
     def _oracle(self, lane: _Lane, run: Run) -> RunOutcome:

@@ -35,6 +35,7 @@ from core.deferral import (
     DEFAULT_CONFIDENCE_Z,
     DeferralRequest,
     HourlyForecast,
+    StartReason,
     deferral_request,
     latest_start,
     plan_start,
@@ -73,7 +74,7 @@ class RunOutcome:
     job: str
     region: str
     arrival: int
-    start: int
+    start: float  # trace hours: a whole hour, or a release-by within one
     emissions_grams: float
     cost_usd: float  # compute and egress
     delay_hours: float
@@ -237,8 +238,21 @@ class JobReplay:
 
     # -- accounting -----------------------------------------------------------------------------
 
-    def mean_intensity(self, region: int, start: int, hours: float) -> float:
+    def mean_intensity(self, region: int, start: float, hours: float) -> float:
         """The actual mean intensity over ``[start, start + hours)`` (the last value held past the end)."""
+        whole = math.floor(start)
+        if start - whole > _EPS:  # a start within an hour: the rest of that hour, then from the next
+            head = math.ceil(start) - start
+            if hours <= head:
+                return self.intensity[region][min(len(self.intensity[region]) - 1, whole)]
+            rest = self.mean_intensity(region, whole + 1, hours - head)
+            return (
+                head * self.intensity[region][min(len(self.intensity[region]) - 1, whole)]
+                + rest * (hours - head)
+            ) / hours
+        return self._mean_from_hour(region, whole, hours)
+
+    def _mean_from_hour(self, region: int, start: int, hours: float) -> float:
         series, prefix = self.intensity[region], self._prefix[region]
         last = len(series) - 1
         whole = math.floor(hours)
@@ -252,7 +266,7 @@ class JobReplay:
             total += part * series[min(last, start + whole)]
         return total / hours if hours > 0 else series[min(last, start)]
 
-    def run_cost(self, run: Run, region: int, start: int, hours: float) -> RegionCost:
+    def run_cost(self, run: Run, region: int, start: float, hours: float) -> RegionCost:
         """What ``hours`` of the run from ``start`` in ``region`` cost, at the intensities that came."""
         return region_cost(
             region=self.regions[region],
@@ -263,7 +277,7 @@ class JobReplay:
             config=self.config,
         )
 
-    def outcome(self, run: Run, region: int, start: int) -> RunOutcome:
+    def outcome(self, run: Run, region: int, start: float) -> RunOutcome:
         request = run.request
         cost = self.run_cost(run, region, start, request.runtime_hours)
         finish = self.trace.times[0] + HOUR * start + timedelta(hours=request.runtime_hours)
@@ -278,14 +292,17 @@ class JobReplay:
             missed=finish > run.deadline + timedelta(seconds=1),
         )
 
-    def _place(self, room: Room, run: Run, region: int, start: int) -> RunOutcome:
-        """Start in ``region`` at ``start``, or at the first hour after it with room (pods pending)."""
+    def _place(self, room: Room, run: Run, region: int, start: float) -> RunOutcome:
+        """Start in ``region`` at ``start``, or at the first hour after it with room (pods pending).
+        A start within an hour holds room from that hour to the hour its run ends in."""
         job = self.jobs[run.job]
-        span = max(1, math.ceil(run.request.runtime_hours))
-        at = start
-        while at < self.hours - 1 and not room.fits(region, at, span, job.cpu, job.memory_gib):
-            at += 1
-        room.take(region, at, span, job.cpu, job.memory_gib)
+        hour = math.floor(start)
+        span = max(1, math.ceil(start + run.request.runtime_hours - _EPS) - hour)
+        at: float = start
+        while hour < self.hours - 1 and not room.fits(region, hour, span, job.cpu, job.memory_gib):
+            hour += 1
+            at = hour
+        room.take(region, hour, span, job.cpu, job.memory_gib)
         return self.outcome(run, region, at)
 
     def _room(self) -> Room:
@@ -375,11 +392,17 @@ class JobReplay:
                 )
                 still: list[Run] = []
                 for run, plan in zip(held, plans, strict=True):
+                    at: float = hour
                     if not plan.release_now:
-                        still.append(run)
-                        continue
-                    reasons[str(plan.reason)] = reasons.get(str(plan.reason), 0) + 1
-                    outcomes[ECOPULSE].append(self._place(room, run, self.index[plan.region], hour))
+                        if plan.start >= now + HOUR:
+                            still.append(run)
+                            continue
+                        # Planned within this hour (its release-by): the live loop, asking every
+                        # cycle, releases it then; this replay asks hourly, so releases it at it.
+                        at = hour + (plan.start - now) / HOUR
+                    reason = plan.reason if plan.release_now else StartReason.RELEASE_BY
+                    reasons[str(reason)] = reasons.get(str(reason), 0) + 1
+                    outcomes[ECOPULSE].append(self._place(room, run, self.index[plan.region], at))
                 held = still
             if progress is not None:
                 progress(1)

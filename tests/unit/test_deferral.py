@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from core.config import EcoPulseConfiguration, parse_config_text
 from core.deferral import (
     MIN_ERROR_SAMPLES,
     DeferralRequest,
+    ForecastTable,
     HourlyForecast,
     StartReason,
     deferral_request,
@@ -120,14 +122,21 @@ FLAT = [300.0] * 24
         # the green hour starts exactly at the latest start: taken
         ([300] * 10 + [100, 100] + [300] * 12, 2.0, 12.0, 10, StartReason.WAIT),
         # the deadline leaves no room to wait
-        ([300] * 5 + [100, 100] + [300] * 17, 2.0, 2.5, 0, StartReason.RELEASE_BY),
         ([300] * 5 + [100, 100] + [300] * 17, 2.0, 1.0, 0, StartReason.RELEASE_BY),
+        # the latest start is half an hour away: a later start, no better than now
+        ([300] * 5 + [100, 100] + [300] * 17, 2.0, 2.5, 0, StartReason.GREEN_HOUR),
+        # ... and better than now: the run from the latest start takes half the green third hour
+        ([300, 300, 100] + [300] * 21, 2.0, 2.5, 0.5, StartReason.WAIT),
+        # the latest start within an hour beats the whole hour before it (12 - 2 - 0.5 = 9.5)
+        ([300] * 10 + [200, 100] + [300] * 12, 2.0, 11.5, 9.5, StartReason.WAIT),
+        # ... unless that hour is the better one
+        ([300] * 9 + [100, 100] + [300] * 13, 2.0, 11.5, 9, StartReason.WAIT),
         # fractional runtime: 1.5 h, the half hour weighted half
         ([300, 300, 300, 100, 200, 500] + [300] * 18, 1.5, 12.0, 3, StartReason.WAIT),
     ],
 )
 def test_one_region_in_time(
-    values: list[float], runtime: float, deadline: float, start_hour: int, reason: StartReason
+    values: list[float], runtime: float, deadline: float, start_hour: float, reason: StartReason
 ) -> None:
     plan = plan_start(
         request(runtime=runtime, deadline_hours=deadline, allowed=("ra",)),
@@ -196,12 +205,15 @@ def test_a_wait_below_the_minimum_or_not_surviving_the_error_releases_now() -> N
     assert small.candidate_start == NOW + 5 * HOUR
     noisy = plan_start(r, forecasts=[forecast("ra", values, overstated=60.0)], now=NOW, config=CONFIG)
     assert (noisy.reason, noisy.release_now) == (StartReason.NOT_ROBUST, True)
-    unknown = plan_start(r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG)
-    assert unknown.reason is StartReason.NOT_ROBUST
-    trusting = plan_start(
-        r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG, confidence_z=0.0
+    # no record: with a confidence asked for, unknown means do nothing; without (the default, and
+    # the webhook, which keeps none), the forecast as given
+    unknown = plan_start(
+        r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG, confidence_z=2.0
     )
+    assert unknown.reason is StartReason.NOT_ROBUST
+    trusting = plan_start(r, forecasts=[forecast("ra", values, overstated=None)], now=NOW, config=CONFIG)
     assert trusting.reason is StartReason.WAIT
+    assert trusting.candidate_robust_net_benefit_usd == pytest.approx(trusting.expected_net_benefit_usd)
 
 
 def test_the_margin_is_the_mean_overstatement_plus_its_standard_errors() -> None:
@@ -217,7 +229,54 @@ def test_the_margin_is_the_mean_overstatement_plus_its_standard_errors() -> None
     assert plan.candidate_robust_net_benefit_usd == pytest.approx(plan.expected_net_benefit_usd)
     # too few forecasts: unknown
     few = forecast("ra", values, overstated=0.0, samples=MIN_ERROR_SAMPLES - 1)
-    assert plan_start(r, forecasts=[few], now=NOW, config=CONFIG).reason is StartReason.NOT_ROBUST
+    assert (
+        plan_start(r, forecasts=[few], now=NOW, config=CONFIG, confidence_z=2.0).reason
+        is StartReason.NOT_ROBUST
+    )
+    # by default (risk-neutral) only the mean is taken off: 50 - 20, whatever the spread
+    plan = plan_start(r, forecasts=[made], now=NOW, config=CONFIG)
+    assert plan.candidate_robust_net_benefit_usd == pytest.approx(2 * 30.0 / 1000.0)
+
+
+@pytest.mark.parametrize(
+    ("bias", "spread", "effective", "corrected_ahead"),
+    [
+        # too pessimistic by 40 lately, surely (standard error 40/10): nearly all taken off
+        (40.0, 40.0, 100.0, 300.0 - 40.0 * (1 - (4.0 / 40.0) ** 2)),
+        # by 40 with a standard error of 40 (consecutive forecasts err alike: one forecast's worth)
+        (40.0, 40.0, 1.0, 300.0),
+        # by 40, standard error 20: shrunk to three quarters
+        (40.0, 40.0, 4.0, 300.0 - 30.0),
+        # too optimistic by 40, surely: added back
+        (-40.0, 0.0, 100.0, 340.0),
+    ],
+)
+def test_the_forecast_is_corrected_by_what_its_record_is_sure_of(
+    bias: float, spread: float, effective: float, corrected_ahead: float
+) -> None:
+    # a flat 300 as given, the source erring by ``bias`` at leads 1 and later
+    values = [300.0] * 24
+    leads = range(len(values))
+    made = HourlyForecast(
+        region="ra",
+        start=NOW,
+        carbon_g_per_kwh=tuple(values),
+        bias_g_per_kwh=tuple(0.0 if k == 0 else bias for k in leads),
+        spread_g_per_kwh=tuple(0.0 if k == 0 else spread for k in leads),
+        error_samples=100,
+        effective_samples=tuple(effective for _ in leads),
+        made_at=NOW,
+    )
+    r = request(runtime=1.0, deadline_hours=12.0, allowed=("ra",))
+    plan = plan_start(r, forecasts=[made], now=NOW, config=CONFIG)
+    ahead = ForecastTable([made], now=NOW).windows(1.0)["ra"].means
+    assert ahead[0] == 300.0  # now is observed
+    assert ahead[1] == pytest.approx(corrected_ahead)
+    # what is not taken off the forecast stays for a wait to survive: never a wait on a
+    # pessimistic source's word, and a held Job only when the corrected forecast gains
+    assert plan.release_now == (corrected_ahead >= 300.0)
+    if not plan.release_now:
+        assert plan.chosen_carbon_g_per_kwh == pytest.approx(corrected_ahead)
 
 
 def test_no_forecast_runs_now_at_home() -> None:
@@ -278,6 +337,18 @@ def test_the_request_builder_filters_regions_as_placement_does() -> None:
 intensities = st.lists(st.floats(min_value=0.0, max_value=900.0), min_size=1, max_size=60)
 
 
+def records(draw: st.DrawFn, length: int) -> dict[str, Any]:
+    """A source's record by lead: mean error, spread, and what the mean is worth."""
+    return {
+        "bias_g_per_kwh": tuple(draw(st.floats(-100.0, 100.0)) for _ in range(length)),
+        "spread_g_per_kwh": tuple(draw(st.floats(0.0, 100.0)) for _ in range(length)),
+        "error_samples": draw(st.integers(0, 200)),
+        "effective_samples": tuple(draw(st.floats(1.0, 200.0)) for _ in range(length))
+        if draw(st.booleans())
+        else (),
+    }
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[DeferralRequest, list[HourlyForecast], datetime, float]:
     regions = ("ra", "rb", "rc")
@@ -287,6 +358,7 @@ def cases(draw: st.DrawFn) -> tuple[DeferralRequest, list[HourlyForecast], datet
             start=NOW - draw(st.integers(0, 3)) * HOUR,
             carbon_g_per_kwh=tuple(values := draw(intensities)),
             error_g_per_kwh=tuple(draw(st.floats(0.0, 50.0)) for _ in values) if draw(st.booleans()) else (),
+            **(records(draw, len(values)) if draw(st.booleans()) else {}),
             made_at=NOW,
         )
         for r in draw(st.sets(st.sampled_from(regions)))

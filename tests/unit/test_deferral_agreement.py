@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client
 
-from core.config import parse_config_text
+from core.config import EcoPulseConfiguration, parse_config_text
 from core.deferral_hints import NotDeferred, job_facts
 from core.forecast_book import ForecastBook
 from core.history import IntensityHistory
@@ -24,14 +24,18 @@ from tests.unit.test_job_hold import FLAT, GREEN_LATER, NOW, applied, job, revie
 from webhook.admission.job import JobOutcome, decide_job
 from webhook.forecasts import forecast_ticker
 
-# The production default: deferral.confidenceZ is not set (2).
-DEFAULT_Z = parse_config_text(
+_BASE = (
     "apiVersion: ecopulse.io/v1alpha1\nkind: EcoPulseConfiguration\n"
     + THREE_REGIONS
     + ONE_PRICE
     + "economics: {carbonPriceUsdPerTonne: 1000}\n"
     + "rebalancer: {dryRun: false}\n"
-    + "deferral: {minBenefitUsd: 0, safetyMarginSeconds: 600}\n"
+)
+# The production default: deferral.confidenceZ is not set (0: the expected saving).
+DEFAULT_Z = parse_config_text(_BASE + "deferral: {minBenefitUsd: 0, safetyMarginSeconds: 600}\n")
+# A confidence margin: a wait must survive the forecast's measured error, unknown until a day of it.
+MARGIN_Z = parse_config_text(
+    _BASE + "deferral: {minBenefitUsd: 0, safetyMarginSeconds: 600, confidenceZ: 2}\n"
 )
 REGIONS = ("us-east-1", "eu-west-1", "eu-north-1")
 
@@ -41,21 +45,29 @@ def release_loop() -> ReleaseLoop:
     return ReleaseLoop(jobs=dict, synced=lambda: True, releaser=releaser)
 
 
-def next_pass(held: dict[str, Any], loop: ReleaseLoop, snapshot: SignalSnapshot, **kept: Any) -> ReleasePlan:
+def next_pass(
+    held: dict[str, Any],
+    loop: ReleaseLoop,
+    snapshot: SignalSnapshot,
+    config: EcoPulseConfiguration = MARGIN_Z,
+    **kept: Any,
+) -> ReleasePlan:
     """The release loop's next pass over the held Job, with the same signals."""
     forecasts = loop.forecasts(snapshot, now=NOW, **kept)
     return plan_releases(
         [job_facts(held)],
         forecasts=forecasts,
-        config=DEFAULT_Z,
+        config=config,
         namespaces={},
         policies=EMPTY_POLICY_SET,
         now=NOW,
     )
 
 
-def hold(obj: dict[str, Any], snapshot: SignalSnapshot, **options: Any) -> JobOutcome:
-    return decide_job(review(obj), signals=snapshot, config=DEFAULT_Z, now=NOW, releaser_live=True, **options)
+def hold(
+    obj: dict[str, Any], snapshot: SignalSnapshot, config: EcoPulseConfiguration = MARGIN_Z, **options: Any
+) -> JobOutcome:
+    return decide_job(review(obj), signals=snapshot, config=config, now=NOW, releaser_live=True, **options)
 
 
 def test_with_the_record_unknown_the_webhook_holds_nothing_the_release_loop_would_release() -> None:
@@ -66,6 +78,14 @@ def test_with_the_record_unknown_the_webhook_holds_nothing_the_release_loop_woul
         assert not decided.releases, f"held, then released at the next pass: {decided.releases[0].reason}"
     assert not outcome.held
     assert outcome.reason is NotDeferred.NOT_ROBUST
+
+
+def test_at_the_default_confidence_a_hold_made_without_a_record_is_kept_by_the_release_loop() -> None:
+    original = job()
+    outcome = hold(original, GREEN_LATER, DEFAULT_Z)
+    assert outcome.held, outcome.reason
+    decided = next_pass(applied(original, outcome), release_loop(), GREEN_LATER, DEFAULT_Z, history=None)
+    assert not decided.releases, f"held, then released at the next pass: {decided.releases[0].reason}"
 
 
 def truth(region: str, hour: int) -> float:

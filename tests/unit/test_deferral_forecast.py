@@ -168,3 +168,59 @@ def test_a_providers_points_become_hourly_means_from_the_hour_now_falls_in() -> 
     assert made.carbon_g_per_kwh == pytest.approx((100.0, 250.0, 50.0, 80.0))
     assert (made.made_at, made.source) == (at, "electricitymaps")
     assert made.horizon_hours(at.replace(minute=40)) == pytest.approx(3 + 20 / 60)
+
+
+def _record_errors(errors_by_origin: list[float], *, window_hours: int = 1000) -> HourlyForecast:
+    """Forecasts of a flat 100 g/kWh grid, the one made at each origin off by its error at lead 1."""
+    errors = ForecastErrors(window_hours=window_hours)
+    for origin, error in enumerate(errors_by_origin):
+        errors.observe("ra", BASE + origin, 100.0)
+        errors.record(
+            HourlyForecast(
+                region="ra",
+                start=hour_start(BASE + origin),
+                carbon_g_per_kwh=(100.0, 100.0 + error),
+                made_at=hour_start(BASE + origin),
+            )
+        )
+    errors.observe("ra", BASE + len(errors_by_origin), 100.0)
+    return errors.attach(
+        HourlyForecast(
+            region="ra",
+            start=hour_start(BASE + len(errors_by_origin)),
+            carbon_g_per_kwh=(100.0, 100.0),
+            made_at=hour_start(BASE + len(errors_by_origin)),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("errors", "effective"),
+    [
+        # forecasts an hour apart err independently (alternating signs about the mean): all count
+        ([10.0 + (5.0 if i % 2 else -5.0) for i in range(60)], 60.0),
+        # they err alike for a day, then alike the other way: worth a handful, not 60
+        ([10.0 + (5.0 if (i // 24) % 2 else -5.0) for i in range(60)], None),
+    ],
+)
+def test_the_record_counts_what_a_mean_of_alike_errors_is_worth(
+    errors: list[float], effective: float | None
+) -> None:
+    made = _record_errors(errors)
+    assert made.error_samples == 60
+    assert made.bias_g_per_kwh[1] == pytest.approx(sum(errors) / 60)
+    if effective is not None:
+        assert made.effective_samples[1] == pytest.approx(effective)
+    else:
+        assert 1.0 <= made.effective_samples[1] < 5.0
+
+
+def test_pairs_leave_the_window_with_their_forecasts() -> None:
+    # the alike errors leave the window: what is left errs independently again
+    alike = [20.0] * 50
+    independent = [10.0 + (5.0 if i % 2 else -5.0) for i in range(60)]
+    made = _record_errors(alike + independent, window_hours=40)
+    kept = independent[-made.error_samples :]
+    assert made.error_samples < len(independent)
+    assert made.bias_g_per_kwh[1] == pytest.approx(sum(kept) / len(kept))
+    assert made.effective_samples[1] == pytest.approx(made.error_samples)

@@ -90,8 +90,13 @@ def test_time_and_region_together_and_the_oracle_sees_beyond_the_margin() -> Non
     result = replay(series, workload(job, zones=("ZA", "ZB")))
     # rzb at 6-7 (10 g/kWh) ends exactly at the deadline: the oracle takes it
     assert [(o.start, o.region) for o in result.outcomes[ORACLE]] == [(6, "rzb")]
-    # the planner keeps half an hour in hand: its latest start is 5, rzb at 5-6 (105) beats rza at 3 (110)
-    assert [(o.start, o.region) for o in result.outcomes[ECOPULSE]] == [(5, "rzb")]
+    # the planner keeps half an hour in hand: its latest start is 5.5, and rzb from it (half an
+    # hour at 200, an hour and a half at 10: 57.5) beats rzb at 5 (105) and rza at 3 (110); the
+    # replay releases it at that half hour, as the live loop would, and it ends in time
+    assert [(o.start, o.region) for o in result.outcomes[ECOPULSE]] == [(5.5, "rzb")]
+    eco, oracle = result.outcomes[ECOPULSE][0], result.outcomes[ORACLE][0]
+    assert eco.emissions_grams / oracle.emissions_grams == pytest.approx(57.5 / 10.0)
+    assert not eco.missed
     # best region now: rzb (200 over the first two hours) beats rza (275)
     assert [o.region for o in result.outcomes[BEST_REGION_NOW]] == ["rzb"]
     assert result.time_only == frozenset()
@@ -193,3 +198,26 @@ def test_after_a_warm_up_the_error_record_is_known_from_the_first_run() -> None:
     ).run()
     assert [o.start for o in result.outcomes[ECOPULSE]] == [3]
     assert result.reasons == {"green-hour": 1}
+
+
+@pytest.mark.parametrize(
+    ("start", "hours", "mean"),
+    [
+        (3, 2.0, (100.0 + 120.0) / 2),  # a whole hour
+        (2.5, 2.0, (0.5 * 400.0 + 100.0 + 0.5 * 120.0) / 2),  # from the half hour: half of each end
+        (2.5, 0.5, 400.0),  # within the hour it starts in
+        (5.5, 1.5, (0.5 * 500.0 + 80.0) / 1.5),
+        (9.5, 2.0, 300.0),  # past the trace's end: its last value held
+    ],
+)
+def test_a_run_starting_within_an_hour_is_accounted_pro_rata(start: float, hours: float, mean: float) -> None:
+    cfg = config(["ZA"])
+    parsed = parse_workload(workload(JOB), regions=frozenset(cfg.region_names))
+    forecaster = Forecaster.build(ForecastModel.PERFECT, hours=24, seed=0, series={"ZA": DAY})
+    jobs = JobReplay(
+        config=cfg,
+        trace=parse_trace(trace_text({"ZA": DAY}), zones={"ZA"}),
+        workload=parsed,
+        forecaster=forecaster,
+    )
+    assert jobs.mean_intensity(0, start, hours) == pytest.approx(mean)
