@@ -7,7 +7,7 @@ against carbon-blind over all jobs, ecopulse's share of the oracle's cut, the ti
 go ``--parallel`` at a time (default 2: the development VM is shared), niced; each run's
 report.json stays under ``--out`` for a closer look (per job: ``jobs.policies.<p>.byJob``).
 
-Usage: python bench/deferral_replay.py [--years 2021 2022] [--scenarios jobs-eu two-continents]
+Usage: python bench/deferral_replay.py [--years 2021 2022] [--scenarios jobs-eu two-continents two-continents-time-only]
                                        [--forecasts history noisy yesterday perfect]
                                        [--parallel 2] [--out /tmp/deferral-replay]
 """
@@ -28,6 +28,10 @@ EXAMPLES = ROOT / "examples" / "simulate"
 SCENARIOS = {
     "jobs-eu": (EXAMPLES / "config.yaml", EXAMPLES / "jobs-eu.yaml"),
     "two-continents": (
+        EXAMPLES / "two-continents" / "config.yaml",
+        EXAMPLES / "two-continents" / "jobs.yaml",
+    ),
+    "two-continents-time-only": (
         EXAMPLES / "two-continents" / "config.yaml",
         EXAMPLES / "two-continents" / "jobs-time-only.yaml",
     ),
