@@ -7,7 +7,8 @@ against carbon-blind over all jobs, ecopulse's share of the oracle's cut, the ti
 go ``--parallel`` at a time (default 2: the development VM is shared), niced; each run's
 report.json stays under ``--out`` for a closer look (per job: ``jobs.policies.<p>.byJob``).
 
-Usage: python bench/deferral_replay.py [--years 2021 2022] [--scenarios jobs-eu two-continents two-continents-time-only]
+Usage: python bench/deferral_replay.py [--years 2021 2022]
+                                       [--scenarios jobs-eu two-continents two-continents-time-only]
                                        [--forecasts history noisy yesterday perfect]
                                        [--parallel 2] [--out /tmp/deferral-replay]
 """
