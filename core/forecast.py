@@ -177,14 +177,59 @@ class ForecastErrors:
         spread = tuple(
             math.sqrt(max(0.0, state.squares[k] / state.counts[k] - bias[k] ** 2)) for k in range(length)
         )
+        values, bias, spread = self._combined(state, forecast, bias, spread)
         return replace(
             forecast,
+            carbon_g_per_kwh=values,
             error_g_per_kwh=self.errors(forecast.region, length),
             bias_g_per_kwh=bias,
             spread_g_per_kwh=spread,
             error_samples=min(state.counts[:length]),
             effective_samples=tuple(_effective(state, k, bias[k], spread[k]) for k in range(length)),
         )
+
+    def _combined(
+        self,
+        state: _RegionErrors,
+        forecast: HourlyForecast,
+        bias: tuple[float, ...],
+        spread: tuple[float, ...],
+    ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+        """Each hour's value as the minimum-variance combination of this forecast (lead k) and the
+        one issued an hour before for the same hour (lead k + 1), with their mean error and spread
+        (``combined_weight``); an hour whose pair is not recorded keeps this forecast's value."""
+        values = forecast.carbon_g_per_kwh
+        origin = _hour_of(forecast.start)
+        older = state.pending.get(origin - 1)
+        if older is None:
+            return values, bias, spread
+        out_values, out_bias, out_spread = list(values), list(bias), list(spread)
+        for k in range(len(values)):
+            older_k = k + 1
+            if (
+                older_k >= len(older.predicted)
+                or older_k >= len(state.counts)
+                or state.counts[older_k] < self.min_samples
+                or state.crossed_counts[k] < self.min_samples
+            ):
+                continue
+            older_bias = state.sums[older_k] / state.counts[older_k]
+            older_spread = math.sqrt(max(0.0, state.squares[older_k] / state.counts[older_k] - older_bias**2))
+            covariance = state.crossed[k] / state.crossed_counts[k] - bias[k] * older_bias
+            w = combined_weight(spread[k], older_spread, covariance)
+            if w >= 1.0:
+                continue
+            out_values[k] = w * values[k] + (1.0 - w) * older.predicted[older_k]
+            out_bias[k] = w * bias[k] + (1.0 - w) * older_bias
+            out_spread[k] = math.sqrt(
+                max(
+                    0.0,
+                    w * w * spread[k] ** 2
+                    + (1.0 - w) ** 2 * older_spread**2
+                    + 2.0 * w * (1.0 - w) * covariance,
+                )
+            )
+        return tuple(out_values), tuple(out_bias), tuple(out_spread)
 
     def _forget(self, state: _RegionErrors, hour: int) -> None:
         """Drop forecasts made, and values seen, before the window."""
@@ -213,6 +258,8 @@ class _RegionErrors:
         "actuals",
         "complete",
         "counts",
+        "crossed",
+        "crossed_counts",
         "lagged",
         "lagged_counts",
         "latest",
@@ -233,6 +280,10 @@ class _RegionErrors:
         # alike consecutive forecasts err: what a mean of them is worth)
         self.lagged: list[float] = []
         self.lagged_counts: list[int] = []
+        # by lead k: the products of the errors of two forecasts of the same hour issued an hour
+        # apart, the newer at lead k, the older at k + 1, and how many (what combining them is worth)
+        self.crossed: list[float] = []
+        self.crossed_counts: list[int] = []
         self.latest: int | None = None
 
     def error_at(self, origin: int, k: int) -> float | None:
@@ -248,6 +299,15 @@ class _RegionErrors:
             if other is not None:
                 self.lagged[k] += sign * error * other
                 self.lagged_counts[k] += sign
+        # the same hour issued an hour earlier (lead k + 1) and an hour later (lead k - 1)
+        older = self.error_at(origin - 1, k + 1)
+        if older is not None:
+            self.crossed[k] += sign * error * older
+            self.crossed_counts[k] += sign
+        newer = self.error_at(origin + 1, k - 1) if k > 0 else None
+        if newer is not None:
+            self.crossed[k - 1] += sign * error * newer
+            self.crossed_counts[k - 1] += sign
 
     def fill(self, origin: int, k: int, actual: float) -> None:
         pending = self.pending[origin]
@@ -262,6 +322,8 @@ class _RegionErrors:
             self.counts.append(0)
             self.lagged.append(0.0)
             self.lagged_counts.append(0)
+            self.crossed.append(0.0)
+            self.crossed_counts.append(0)
         self.sums[k] += error
         self.squares[k] += error * error
         self.counts[k] += 1
@@ -279,6 +341,23 @@ class _RegionErrors:
                 self.squares[k] -= error * error
                 self.counts[k] -= 1
                 self._pair(origin, k, error, -1)
+
+
+def combined_weight(newer_spread: float, older_spread: float, covariance: float) -> float:
+    """The weight on the newer of two forecasts of the same hour whose combination
+    ``w x newer + (1 - w) x older`` errs least (least variance): ``(s2² - c) / (s1² + s2² - 2c)``,
+    s1 and s2 their errors' spreads and c their covariance. Forecasts that err alike (c = s1 s2 with
+    s1 <= s2: the embedded forecast, whose anomaly persists) give the newer all of it; independent
+    errors of equal spread (a forecast re-drawn each issuance) give each half.
+
+    Bounded to [0, 1]: outside it the combination extrapolates from one forecast through the other
+    to a value neither issued, on a covariance measured over a week; inside it the combined error's
+    variance is never above the larger of the two (a convex combination of them). 1 (the newer
+    alone) when the two are indistinguishable (no variance in their difference)."""
+    difference = newer_spread**2 + older_spread**2 - 2.0 * covariance
+    if difference <= 0.0:
+        return 1.0
+    return min(1.0, max(0.0, (older_spread**2 - covariance) / difference))
 
 
 def _effective(state: _RegionErrors, k: int, bias: float, spread: float) -> float:
