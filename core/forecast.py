@@ -216,7 +216,8 @@ class ForecastErrors:
             older_bias = state.sums[older_k] / state.counts[older_k]
             older_spread = math.sqrt(max(0.0, state.squares[older_k] / state.counts[older_k] - older_bias**2))
             covariance = state.crossed[k] / state.crossed_counts[k] - bias[k] * older_bias
-            w = combined_weight(spread[k], older_spread, covariance)
+            samples = _effective(state, k, bias[k], spread[k])
+            w = combined_weight(spread[k], older_spread, covariance, samples)
             if w >= 1.0:
                 continue
             out_values[k] = w * values[k] + (1.0 - w) * older.predicted[older_k]
@@ -343,21 +344,33 @@ class _RegionErrors:
                 self._pair(origin, k, error, -1)
 
 
-def combined_weight(newer_spread: float, older_spread: float, covariance: float) -> float:
-    """The weight on the newer of two forecasts of the same hour whose combination
-    ``w x newer + (1 - w) x older`` errs least (least variance): ``(s2² - c) / (s1² + s2² - 2c)``,
-    s1 and s2 their errors' spreads and c their covariance. Forecasts that err alike (c = s1 s2 with
-    s1 <= s2: the embedded forecast, whose anomaly persists) give the newer all of it; independent
-    errors of equal spread (a forecast re-drawn each issuance) give each half.
+def combined_weight(
+    newer_spread: float, older_spread: float, covariance: float, samples: float = math.inf
+) -> float:
+    """The weight w on the newer of two forecasts of the same hour whose combination
+    ``w x newer + (1 - w) x older`` errs least (least variance), from their errors' spreads s1, s2
+    and covariance c, as sure as ``samples`` independent forecasts make it.
+
+    ``1 - w = (s1² - c) / (s1² + s2² - 2c)`` is the slope of the newer forecast's error on the
+    revision (newer minus older): 0 when revisions come true (errors alike from one issuance to the
+    next, c = s1 s2 with s1 <= s2: the embedded forecast, whose anomaly persists; real providers),
+    1/2 for independent errors of equal spread (a forecast re-drawn each issuance). The slope is
+    shrunk by its standard error as the bias is (``b - se²/b``, positive part; se² the residual
+    variance over ``samples`` times the revisions' variance): forecasts that err nearly alike make
+    the revision tiny and the slope unsure, and an unsure slope keeps the newer forecast.
 
     Bounded to [0, 1]: outside it the combination extrapolates from one forecast through the other
-    to a value neither issued, on a covariance measured over a week; inside it the combined error's
-    variance is never above the larger of the two (a convex combination of them). 1 (the newer
-    alone) when the two are indistinguishable (no variance in their difference)."""
-    difference = newer_spread**2 + older_spread**2 - 2.0 * covariance
-    if difference <= 0.0:
+    to a value neither issued; inside it the combined error's variance is never above the larger of
+    the two. 1 (the newer alone) when the two are indistinguishable (no variance in the revision)."""
+    revision = newer_spread**2 + older_spread**2 - 2.0 * covariance
+    if revision <= 0.0 or samples <= 0.0:
         return 1.0
-    return min(1.0, max(0.0, (older_spread**2 - covariance) / difference))
+    slope = (newer_spread**2 - covariance) / revision
+    if slope <= 0.0:
+        return 1.0
+    residual = max(0.0, newer_spread**2 - slope * slope * revision)
+    sure = slope - residual / (samples * revision) / slope
+    return 1.0 - min(1.0, max(0.0, sure))
 
 
 def _effective(state: _RegionErrors, k: int, bias: float, spread: float) -> float:
