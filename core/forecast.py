@@ -23,6 +23,11 @@ also keeps the mean error and its spread, and how alike the errors of forecasts 
 are (their correlation r): a mean of n such errors is worth n (1 - r) / (1 + r) independent ones
 (``HourlyForecast.effective_samples``), which is how sure the planner may be of a source's bias
 before it corrects the forecast by it.
+
+It also keeps, by lead, how alike the errors of two forecasts of the same hour issued an hour apart
+are, and ``attach`` gives each hour the minimum-variance combination of the newest forecast and the
+one issued an hour before (``combined_weight``): a source whose revisions come true keeps its
+newest forecast, one whose issuances err independently has its noise averaged down.
 """
 
 from __future__ import annotations
