@@ -66,11 +66,11 @@ def _forecast(origin: int, ahead: tuple[float, ...]) -> HourlyForecast:
 
 
 def _replayed(
-    errors_at: list[tuple[float, float]], newest: tuple[float, float]
+    errors_at: list[tuple[float, float]], newest: tuple[float, float], *, window_hours: int = 168
 ) -> tuple[HourlyForecast, HourlyForecast]:
     """Forecasts issued hourly of a grid at ``ACTUAL``, the one at origin o erring by
     ``errors_at[o]`` at leads 1 and 2; then the newest, as given and as attached."""
-    record = ForecastErrors()
+    record = ForecastErrors(window_hours=window_hours)
     for origin, (e1, e2) in enumerate(errors_at):
         record.observe("ra", BASE + origin, ACTUAL)
         record.record(_forecast(origin, (ACTUAL + e1, ACTUAL + e2)))
@@ -100,10 +100,14 @@ def test_independent_errors_of_equal_spread_give_the_mean() -> None:
 
 
 def test_identical_errors_keep_the_newest_forecast() -> None:
-    # every forecast errs by the same at every lead (a persistent departure): the older tells nothing
-    errors_at = [(_sign(o // 24 % 2 == 1), _sign(o // 24 % 2 == 1)) for o in range(96)]
-    given_, made = _replayed(errors_at, (130.0, 100.0))
+    # each hour's error is the same whichever issuance forecast it (lead 2 of origin o errs as lead
+    # 1 of origin o + 1), and hours err independently: the older forecast tells nothing more
+    given_, made = _replayed(_identical(96), (130.0, 100.0))
     assert made.carbon_g_per_kwh == given_.carbon_g_per_kwh
+
+
+def _identical(n: int) -> list[tuple[float, float]]:
+    return [(_sign(o % 2 == 1), _sign(o % 2 == 0)) for o in range(n)]
 
 
 def test_an_unknown_record_keeps_the_newest_forecast() -> None:
@@ -115,3 +119,11 @@ def test_an_unknown_record_keeps_the_newest_forecast() -> None:
     fresh = _forecast(0, (130.0, 100.0))
     assert record.attach(fresh).carbon_g_per_kwh == fresh.carbon_g_per_kwh
     assert math.isfinite(combined_weight(1.0, 1.0, 1.0, 0.0))
+
+
+def test_pairs_of_issuances_leave_the_window_with_their_forecasts() -> None:
+    # independent errors, then identical ones for longer than the window: only the identical are
+    # left in the record, and the newest forecast is kept as it is
+    independent = [(_sign(o % 2 == 1), _sign((o + 1) // 2 % 2 == 1)) for o in range(60)]
+    given_, made = _replayed(independent + _identical(60), (130.0, 100.0), window_hours=40)
+    assert made.carbon_g_per_kwh == given_.carbon_g_per_kwh
