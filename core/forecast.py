@@ -365,8 +365,9 @@ def combined_weight(
     the revision tiny and the slope unsure, and an unsure slope keeps the newer forecast.
 
     Bounded to [0, 1]: outside it the combination extrapolates from one forecast through the other
-    to a value neither issued; inside it the combined error's variance is never above the larger of
-    the two. 1 (the newer alone) when the two are indistinguishable (no variance in the revision)."""
+    to a value neither issued. Between the least-variance weight and 1 the combined error's variance
+    is never above the newer forecast's alone (it is convex in w). 1 (the newer alone) when the two
+    are indistinguishable (no variance in the revision)."""
     revision = newer_spread**2 + older_spread**2 - 2.0 * covariance
     if revision <= 0.0 or samples <= 0.0:
         return 1.0

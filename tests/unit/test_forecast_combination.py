@@ -53,6 +53,10 @@ def test_fewer_samples_keep_more_of_the_newest(s1: float, s2: float, r: float, n
     sure = combined_weight(s1, s2, r * s1 * s2)
     unsure = combined_weight(s1, s2, r * s1 * s2, n)
     assert sure <= unsure + 1e-12 <= 1.0 + 1e-12
+    # shrunk toward the newer, the combination still errs no more than the newer alone
+    c = r * s1 * s2
+    variance = unsure**2 * s1 * s1 + (1 - unsure) ** 2 * s2 * s2 + 2 * unsure * (1 - unsure) * c
+    assert variance <= s1 * s1 * (1 + 1e-9) + 1e-9
     assert combined_weight(s1, s2, r * s1 * s2, n) <= combined_weight(s1, s2, r * s1 * s2, n / 2) + 1e-12
 
 
