@@ -344,6 +344,12 @@ def test_fleet_deferral_in_the_host_cluster_runs_the_karmada_webhook_and_the_jan
     assert mounted["mount"]["mountPath"] == str(Path(env["KUBECONFIG"]).parent)
     service = the(objects, "Service", "eco-pulse-fleet-webhook")
     assert service["spec"]["selector"] == webhook["spec"]["selector"]["matchLabels"]
+    # A drain never takes every replica at once, as for the cluster's own webhook.
+    budget = the(objects, "PodDisruptionBudget", "eco-pulse-fleet-webhook")
+    assert budget["spec"]["selector"]["matchLabels"] == webhook["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["minAvailable"] == 1
+    single = render(helm, "fleet.deferral.enabled=true", "fleet.deferral.webhookReplicas=1")
+    assert not find(single, "PodDisruptionBudget", "eco-pulse-fleet-webhook")  # it would block every drain
     cron = the(objects, "CronJob", "eco-pulse-fleet-janitor")
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     janitor = pod["containers"][0]
@@ -432,3 +438,8 @@ def test_the_kustomize_fleet_deferral_trees_match_the_chart(helm: Path, kubectl:
         assert container(mine, box)["command"] == container(theirs, box)["command"]
         assert env_values(container(mine, box)) == env_values(container(theirs, box)), name
         assert pod_spec(mine)["serviceAccountName"] == pod_spec(theirs)["serviceAccountName"]
+    budgets = (
+        the(host, "PodDisruptionBudget", "eco-pulse-fleet-webhook"),
+        the(chart, "PodDisruptionBudget", "eco-pulse-fleet-webhook"),
+    )
+    assert budgets[0]["spec"] == budgets[1]["spec"]
